@@ -1,0 +1,316 @@
+"""A general batched factor graph and its Gaussian belief propagation engine.
+
+Variables come in groups of equal dimension; factors come in families
+(:mod:`gbp_torch.factors`). One iteration computes the messages of every
+family with whole-tensor ops (the Python loops run over families, slots and
+schedule phases, never over factors or edges). A leading batch dimension B
+solves B graphs of the same structure with different values at once.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .factors.base import FactorFamily, VariableGroup
+from .linalg import matvec, spd_inverse, spd_solve_checked, symmetrize
+from .messages import factor_to_variable
+from .schedules import ScheduleLike, as_schedule
+
+#: A residual this many times the largest of the first iterations' is divergence.
+DIVERGENCE_GROWTH = 1e3
+
+
+class GBPDivergenceWarning(RuntimeWarning):
+    """Emitted when GBP diverges or leaves variables without a proper belief."""
+
+
+@dataclass
+class GBPResult:
+    """Output of :meth:`FactorGraph.solve`.
+
+    Attributes:
+        means: per variable group, (B, N, d) marginal means ((N, d) if nothing was batched).
+        covs: per group, (B, N, d, d) marginal covariances (GBP's estimate; exact on trees).
+        iters: iterations run.
+        residuals: (T,) max absolute change of any mean in each iteration.
+        converged: residual fell below ``tol``.
+        diverged: NaN/inf appeared or the residual grew by ``DIVERGENCE_GROWTH``.
+        status: human-readable outcome ("converged", "max_iters", "diverged: ...",
+            "underdetermined: ...").
+    """
+
+    means: tuple[Tensor, ...]
+    covs: tuple[Tensor, ...]
+    iters: int
+    residuals: Tensor
+    converged: bool
+    diverged: bool
+    status: str
+    groups: tuple[VariableGroup, ...] = field(repr=False, default=())
+
+    def mean(self, group: VariableGroup) -> Tensor:
+        """Marginal means of ``group``."""
+        return self.means[group.gid]
+
+    def cov(self, group: VariableGroup) -> Tensor:
+        """Marginal covariances of ``group``."""
+        return self.covs[group.gid]
+
+
+class FactorGraph:
+    """Variables (in groups) and factors (in families).
+
+    Example::
+
+        g = FactorGraph()
+        x = g.add_variables(100, dim=2)
+        g.add(PriorFactors(x[0], mean=torch.zeros(1, 2), precision=10.0))
+        g.add(DifferenceFactors(x[:-1], x[1:], z=steps, precision=4.0))
+        result = g.solve(iters=200, tol=1e-8)
+        result.mean(x)  # (100, 2)
+    """
+
+    def __init__(self) -> None:
+        self.groups: list[VariableGroup] = []
+        self.families: list[FactorFamily] = []
+
+    def add_variables(self, num: int, dim: int, init: Tensor | None = None) -> VariableGroup:
+        """Add ``num`` variables of dimension ``dim``; ``init`` (N, d) or (B, N, d) is
+        the first linearisation point of nonlinear and robust factors (default 0)."""
+        group = VariableGroup(num, dim, init, len(self.groups))
+        self.groups.append(group)
+        return group
+
+    def add(self, family: FactorFamily) -> FactorFamily:
+        """Add a factor family whose variables belong to this graph."""
+        if not isinstance(family, FactorFamily):
+            raise TypeError(f"expected a FactorFamily, got {type(family).__name__}")
+        for slot in family.slots:
+            gid = slot.group.gid
+            if gid >= len(self.groups) or self.groups[gid] is not slot.group:
+                raise ValueError("factor refers to variables of another graph")
+        self.families.append(family)
+        return family
+
+    def solve(
+        self,
+        iters: int = 100,
+        tol: float | None = None,
+        damping: float = 0.0,
+        schedule: ScheduleLike = "sync",
+    ) -> GBPResult:
+        """Run GBP; see :class:`GBPEngine`."""
+        return GBPEngine(self, damping=damping, schedule=schedule).run(iters, tol)
+
+
+class GBPEngine:
+    """State and iteration of GBP on a :class:`FactorGraph`.
+
+    Args:
+        graph: the factor graph (its tensors set dtype and device).
+        damping: d in [0, 1): message = (1 - d) new + d old, on eta and lam.
+        schedule: "sync", "random", "sweep", "residual" or a Schedule.
+    """
+
+    def __init__(self, graph: FactorGraph, damping: float = 0.0, schedule: ScheduleLike = "sync"):
+        if not graph.families:
+            raise ValueError("the factor graph has no factors")
+        if not 0.0 <= damping < 1.0:
+            raise ValueError(f"damping must be in [0, 1), got {damping}")
+        self.graph, self.damping, self.schedule = graph, damping, as_schedule(schedule)
+        ref = graph.families[0].precision
+        self.dtype, self.device = ref.dtype, ref.device
+        for fam in graph.families:
+            fam.to(self.dtype, self.device)
+        inits = [g.init for g in graph.groups if g.init is not None and g.init.dim() == 3]
+        sizes = {fam.num_batch() for fam in graph.families} | {int(i.shape[0]) for i in inits}
+        self.batch = max(sizes)
+        if sizes - {1, self.batch}:
+            raise ValueError(f"batch sizes do not broadcast: {sorted(sizes)}")
+        self.batched = bool(inits) or any(fam.batched_input for fam in graph.families)
+        self._reset()
+
+    # -- state ------------------------------------------------------------------------
+    def _reset(self) -> None:
+        b, dt, dev = self.batch, self.dtype, self.device
+        self.means = []
+        for g in self.graph.groups:
+            init = g.init if g.init is not None else torch.zeros(g.num, g.dim)
+            self.means.append(init.to(dtype=dt, device=dev).expand(b, g.num, g.dim))
+        self.index = [[s.index.to(dev) for s in fam.slots] for fam in self.graph.families]
+        self.f2v_eta = [[torch.zeros(b, fam.num_factors, d, dtype=dt, device=dev) for d in fam.dims]
+                        for fam in self.graph.families]
+        self.f2v_lam = [[torch.zeros(b, fam.num_factors, d, d, dtype=dt, device=dev) for d in fam.dims]
+                        for fam in self.graph.families]
+        self.lin_point: list[Tensor | None] = [None] * len(self.graph.families)
+        self.potentials: list[tuple[Tensor, Tensor, Tensor, Tensor]] = [None] * len(self.graph.families)  # type: ignore
+        for i, fam in enumerate(self.graph.families):
+            x0 = self._factor_means(i)
+            self._linearise(i, x0, torch.ones(x0.shape[:2], dtype=torch.bool, device=self.device))
+        self.beliefs = self._beliefs()
+        self.ok = [torch.ones(self.batch, g.num, dtype=torch.bool, device=dev) for g in self.graph.groups]
+
+    def _factor_means(self, i: int, sel: Tensor | None = None) -> Tensor:
+        """(B, F or S, n) current means of family i's variables."""
+        parts = []
+        for idx, slot in zip(self.index[i], self.graph.families[i].slots):
+            idx = idx if sel is None else idx[sel]
+            parts.append(self.means[slot.group.gid].index_select(1, idx))
+        return torch.cat(parts, -1)
+
+    def _linearise(self, i: int, x0: Tensor, which: Tensor) -> None:
+        """(Re)linearise family i at x0 (B, F, n) where ``which`` (B, F); store J, c and potentials."""
+        fam = self.graph.families[i]
+        jac, c = fam.linearise(x0)
+        if self.potentials[i] is not None:
+            old_jac, old_c = self.potentials[i][2], self.potentials[i][3]
+            jac = torch.where(which[..., None, None], jac, old_jac)
+            c = torch.where(which[..., None], c, old_c)
+            x0 = torch.where(which[..., None], x0, self.lin_point[i])
+        jt_l = jac.transpose(-1, -2) @ fam.precision  # (B, F, n, m)
+        lam = symmetrize(jt_l @ jac)
+        eta = matvec(jt_l, c)
+        self.potentials[i] = (eta, lam, jac, c)
+        self.lin_point[i] = x0
+
+    def _relinearise(self, it: int) -> None:
+        for i, fam in enumerate(self.graph.families):
+            if not fam.nonlinear:
+                continue
+            x = self._factor_means(i)
+            moved = (x - self.lin_point[i]).abs().amax(-1) > fam.relinearise_threshold
+            if fam.relinearise_every is not None and it % fam.relinearise_every == 0:
+                moved = torch.ones_like(moved)
+            if moved.any():
+                self._linearise(i, x, moved)
+
+    def _potential(self, i: int, sel: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Factor potentials (B, S, n), (B, S, n, n), robust weights applied at the current means."""
+        fam = self.graph.families[i]
+        eta, lam, jac, c = self.potentials[i]
+        if fam.robust is not None:
+            resid = matvec(jac, self._factor_means(i)) - c  # (B, F, m)
+            r = matvec(fam.precision, resid).mul(resid).sum(-1).clamp_min(0).sqrt()
+            w = fam.robust.weight(r)  # (B, F)
+            eta, lam = eta * w.unsqueeze(-1), lam * w[..., None, None]
+        eta, lam = eta.expand(self.batch, *eta.shape[1:]), lam.expand(self.batch, *lam.shape[1:])
+        if sel is not None:
+            eta, lam = eta.index_select(1, sel), lam.index_select(1, sel)
+        return eta, lam
+
+    def _beliefs(self) -> list[tuple[Tensor, Tensor]]:
+        """Per group: belief (eta (B, N, d), lam (B, N, d, d)) = sum of incoming factor messages."""
+        out = []
+        for g in self.graph.groups:
+            eta = torch.zeros(self.batch, g.num, g.dim, dtype=self.dtype, device=self.device)
+            lam = torch.zeros(self.batch, g.num, g.dim, g.dim, dtype=self.dtype, device=self.device)
+            for i, fam in enumerate(self.graph.families):
+                for k, slot in enumerate(fam.slots):
+                    if slot.group is g:
+                        eta = eta.index_add(1, self.index[i][k], self.f2v_eta[i][k])
+                        lam = lam.index_add(1, self.index[i][k], self.f2v_lam[i][k])
+            out.append((eta, lam))
+        return out
+
+    def _update_means(self) -> Tensor:
+        """Refresh means from beliefs (keeping the old mean where a belief is not PD); return the change."""
+        change = torch.zeros((), dtype=self.dtype, device=self.device)
+        for gid, (eta, lam) in enumerate(self.beliefs):
+            mean, ok = spd_solve_checked(lam, eta.unsqueeze(-1))
+            mean = torch.where(ok.unsqueeze(-1), mean.squeeze(-1), self.means[gid])
+            change = torch.maximum(change, (mean - self.means[gid]).abs().max())
+            self.means[gid], self.ok[gid] = mean, ok
+        return change
+
+    # -- one phase --------------------------------------------------------------------
+    def _phase(self, selection: list[Tensor | None], it: int) -> None:
+        fams = self.graph.families
+        new_eta, new_lam, changes = [], [], []
+        for i, fam in enumerate(fams):
+            sel = selection[i]
+            eta_f, lam_f = self._potential(i, sel)
+            in_eta, in_lam, old_eta, old_lam = [], [], [], []
+            for k, slot in enumerate(fam.slots):
+                idx = self.index[i][k] if sel is None else self.index[i][k][sel]
+                o_eta, o_lam = self.f2v_eta[i][k], self.f2v_lam[i][k]
+                if sel is not None:
+                    o_eta, o_lam = o_eta.index_select(1, sel), o_lam.index_select(1, sel)
+                b_eta, b_lam = self.beliefs[slot.group.gid]
+                in_eta.append(b_eta.index_select(1, idx) - o_eta)
+                in_lam.append(b_lam.index_select(1, idx) - o_lam)
+                old_eta.append(o_eta)
+                old_lam.append(o_lam)
+            m_eta, m_lam = factor_to_variable(eta_f, lam_f, in_eta, in_lam, fam.dims)
+            if self.damping:
+                d = self.damping
+                m_eta = [(1 - d) * n + d * o for n, o in zip(m_eta, old_eta)]
+                m_lam = [(1 - d) * n + d * o for n, o in zip(m_lam, old_lam)]
+            sq = sum((n - o).square().sum(-1) for n, o in zip(m_eta, old_eta))
+            sq = sq + sum((n - o).square().sum((-1, -2)) for n, o in zip(m_lam, old_lam))
+            changes.append(sq.detach().sqrt())
+            new_eta.append((m_eta, old_eta))
+            new_lam.append((m_lam, old_lam))
+        masks = self.schedule.accept(changes, it)
+        for i, fam in enumerate(fams):
+            sel = selection[i]
+            for k in range(len(fam.slots)):
+                (m_eta, o_eta), (m_lam, o_lam) = (new_eta[i][0][k], new_eta[i][1][k]), (new_lam[i][0][k], new_lam[i][1][k])
+                if masks is not None:
+                    m_eta = torch.where(masks[i][..., None], m_eta, o_eta)
+                    m_lam = torch.where(masks[i][..., None, None], m_lam, o_lam)
+                if sel is None:
+                    self.f2v_eta[i][k], self.f2v_lam[i][k] = m_eta, m_lam
+                else:
+                    self.f2v_eta[i][k] = self.f2v_eta[i][k].index_copy(1, sel, m_eta)
+                    self.f2v_lam[i][k] = self.f2v_lam[i][k].index_copy(1, sel, m_lam)
+        self.beliefs = self._beliefs()
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self, iters: int = 100, tol: float | None = None) -> GBPResult:
+        """Iterate until the max change of any mean is below ``tol`` or ``iters`` iterations.
+
+        Divergence (NaN/inf, or a residual ``DIVERGENCE_GROWTH`` times the largest
+        of the first 5 iterations') stops the run, sets ``diverged`` and warns.
+        """
+        if iters < 1:
+            raise ValueError(f"iters must be >= 1, got {iters}")
+        residuals: list[float] = []
+        status, converged, diverged = "max_iters", False, False
+        sizes = [fam.num_factors for fam in self.graph.families]
+        for it in range(iters):
+            self._relinearise(it)
+            for selection in self.schedule.phases(sizes, it, self.device):
+                self._phase(selection, it)
+            res = float(self._update_means())
+            residuals.append(res)
+            early = max(residuals[:5])
+            if not math.isfinite(res) or not all(torch.isfinite(b[1]).all() for b in self.beliefs):
+                status, diverged = f"diverged: non-finite values at iteration {it + 1}", True
+            elif it >= 5 and res > DIVERGENCE_GROWTH * early:
+                status, diverged = f"diverged: residual {res:.3g} grew over {DIVERGENCE_GROWTH:g}x of {early:.3g}", True
+            elif tol is not None and res < tol and all(ok.all() for ok in self.ok):
+                status, converged = "converged", True
+            if diverged or converged:
+                break
+        undetermined = sum(int((~ok).sum()) for ok in self.ok)
+        if undetermined and not diverged:
+            status = f"underdetermined: {undetermined} variable(s) without a positive-definite belief"
+        if diverged or undetermined:
+            warnings.warn(f"GBP {status}", GBPDivergenceWarning, stacklevel=3)
+        return self._result(len(residuals), residuals, converged, diverged, status)
+
+    def _result(self, iters: int, residuals: list[float], converged: bool, diverged: bool, status: str) -> GBPResult:
+        covs = []
+        for (_, lam), ok in zip(self.beliefs, self.ok):
+            cov = symmetrize(spd_inverse(lam))
+            covs.append(torch.where(ok[..., None, None], cov, torch.full_like(cov, float("nan"))))
+        means = tuple(self.means)
+        if not self.batched:
+            means, covs = tuple(m[0] for m in means), [c[0] for c in covs]
+        return GBPResult(means, tuple(covs), iters, torch.tensor(residuals, dtype=torch.float64),
+                         converged, diverged, status, tuple(self.graph.groups))

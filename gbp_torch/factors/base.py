@@ -1,0 +1,151 @@
+"""Variables and the base class of factor families.
+
+A *family* is a batch of F factors that all connect the same number K of
+variables, slot k always taking a variable of the same group (so of the same
+dimension d_k). One message computation then covers the whole family.
+Each family exposes a linear model at a linearisation point x0 (B, F, n),
+n = sum_k d_k:
+
+    residual(x) ~= c - J x,   energy = 1/2 w(r) (J x - c)^T L (J x - c)
+
+with J (B, F, m, n), c (B, F, m), L (B, F, m, m) and robust weight w(r) of the
+Mahalanobis residual r. Leading batch dims may be 1 (shared by the batch).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor
+
+from ..gaussian import check_precision
+from ..robust import RobustKernel, Threshold, as_kernel
+
+IndexLike = Union[int, slice, Sequence[int], Tensor]
+
+
+class VariableGroup:
+    """``num`` variables of dimension ``dim``; made by :meth:`FactorGraph.add_variables`.
+
+    Index it to refer to variables in a factor family: ``poses[3]``, ``poses[:-1]``,
+    ``poses[torch.tensor([0, 5])]`` give a :class:`VariableRef`.
+    """
+
+    def __init__(self, num: int, dim: int, init: Tensor | None, gid: int):
+        if num < 1 or dim < 1:
+            raise ValueError(f"a variable group needs num >= 1 and dim >= 1, got num={num}, dim={dim}")
+        if init is not None:
+            init = torch.as_tensor(init)
+            if init.shape[-2:] != (num, dim) or init.dim() not in (2, 3):
+                raise ValueError(f"init must have shape ({num}, {dim}) or (B, {num}, {dim}), got {tuple(init.shape)}")
+            if not torch.isfinite(init).all():
+                raise ValueError("init contains NaN or inf")
+        self.num, self.dim, self.init, self.gid = num, dim, init, gid
+
+    def __getitem__(self, index: IndexLike) -> "VariableRef":
+        idx = torch.arange(self.num)[index] if not isinstance(index, Tensor) else index.long().cpu()
+        idx = idx.reshape(-1)
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.num):
+            raise ValueError(f"variable index out of range [0, {self.num}) in group {self.gid}")
+        return VariableRef(self, idx)
+
+    def all(self) -> "VariableRef":
+        """Every variable of the group, in order."""
+        return self[:]
+
+    def __repr__(self) -> str:
+        return f"VariableGroup(num={self.num}, dim={self.dim})"
+
+
+@dataclass
+class VariableRef:
+    """Variables ``index`` (F,) of ``group``: one slot of a factor family."""
+
+    group: VariableGroup
+    index: Tensor
+
+
+class FactorFamily(ABC):
+    """Base class: F factors over K variable slots with an optional robust kernel.
+
+    Subclasses implement :meth:`linearise`. ``precision`` L of each m-dim
+    measurement may be: a float (isotropic, shared); (F,) or (B, F) isotropic per
+    factor; (m, m) shared matrix; (F, m, m) or (B, F, m, m). Stored as (B|1, F, m, m).
+    ``robust`` names a kernel ("huber", "tukey", "cauchy") with threshold ``k``
+    (float or tensor broadcastable to (B, F)), or is a :class:`RobustKernel`.
+    """
+
+    nonlinear = False
+    #: True once any parameter was given with a leading batch dim (results keep it).
+    batched_input = False
+
+    def __init__(
+        self,
+        variables: Sequence[VariableRef] | VariableRef,
+        precision: Tensor | float,
+        measurement_dim: int,
+        robust: RobustKernel | str | None = None,
+        k: Threshold = 1.0,
+    ):
+        slots = (variables,) if isinstance(variables, VariableRef) else tuple(variables)
+        if not slots or not all(isinstance(s, VariableRef) for s in slots):
+            raise ValueError("variables must be a VariableRef or a sequence of them (index a VariableGroup)")
+        sizes = {s.index.numel() for s in slots}
+        if len(sizes) != 1 or 0 in sizes:
+            raise ValueError(f"every slot must index the same non-zero number of variables, got {sorted(sizes)}")
+        self.slots = slots
+        self.num_factors = sizes.pop()
+        self.dims = [s.group.dim for s in slots]
+        self.dim = sum(self.dims)
+        self.measurement_dim = measurement_dim
+        self.precision = self._precision(precision, measurement_dim)
+        self.robust = as_kernel(robust, k)
+
+    # -- helpers for subclasses -------------------------------------------------
+    def _batched(self, t: Tensor | float, name: str, shape: tuple[int, ...]) -> Tensor:
+        """Return ``t`` as (B|1, F, *shape); accepts (F, *shape) or (B, F, *shape)."""
+        t = torch.as_tensor(t, dtype=torch.get_default_dtype()) if not isinstance(t, Tensor) else t
+        full = (self.num_factors, *shape)
+        if tuple(t.shape) == full:
+            t = t.unsqueeze(0)
+        else:
+            self.batched_input = True
+        if t.dim() != len(full) + 1 or tuple(t.shape[1:]) != full:
+            raise ValueError(f"{name} must have shape {full} or (B, *{full}), got {tuple(t.shape)}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        return t
+
+    def _precision(self, precision: Tensor | float, m: int) -> Tensor:
+        """Precision as (B|1, F, m, m) from a float, (F,)/(B, F) scalars or full matrices."""
+        p = torch.as_tensor(precision, dtype=torch.get_default_dtype()) if not isinstance(precision, Tensor) else precision
+        eye = torch.eye(m, dtype=p.dtype, device=p.device)
+        if p.dim() == 0:
+            p = p.expand(self.num_factors)
+        if p.dim() == 2 and tuple(p.shape) == (m, m):  # one matrix shared by all factors
+            p = p.expand(self.num_factors, m, m)
+        if p.dim() in (1, 2):  # isotropic, per factor: (F,) or (B, F)
+            if not torch.isfinite(p).all() or (p <= 0).any():
+                raise ValueError("precision must be positive and finite")
+            p = p[..., None, None] * eye
+        p = self._batched(p, "precision", (m, m))
+        check_precision(p, name=f"{type(self).__name__} precision")
+        return p
+
+    # -- the interface the engine uses ----------------------------------------------
+    @abstractmethod
+    def linearise(self, x0: Tensor) -> tuple[Tensor, Tensor]:
+        """Jacobian J (B|1, F, m, n) and offset c (B|1, F, m) of the model at x0 (B, F, n)."""
+
+    def num_batch(self) -> int:
+        """Batch size of the family's parameters (1 when shared)."""
+        return self.precision.shape[0]
+
+    def to(self, dtype: torch.dtype, device: torch.device) -> None:
+        """Move the family's tensors (called by the engine)."""
+        for name, value in vars(self).items():
+            if isinstance(value, Tensor) and value.is_floating_point():
+                setattr(self, name, value.to(dtype=dtype, device=device))

@@ -1,0 +1,96 @@
+"""The linear system of a grid problem and its cheap operators.
+
+Energy ``1/2 sum_i (x_i - z_i)^T a_i (x_i - z_i) + 1/2 sum_(ij) w_ij |x_i - x_j|^2``
+over a B x H x W grid with D values per pixel. Its normal equations are
+``A x = b`` with ``A = blockdiag(a) + L_w (x) I_D`` and ``b = a z``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import blocks
+
+
+@dataclass
+class GridSystem:
+    """``A x = b`` on a grid.
+
+    Attributes:
+        a: data precision, lam field (B, H, W) or (B, 3, H, W) (see :mod:`blocks`).
+        wh: horizontal edge weights (B, H, W-1), edge between (y, x) and (y, x+1).
+        wv: vertical edge weights (B, H-1, W), edge between (y, x) and (y+1, x).
+        b: right-hand side / data eta ``a z``, (B, D, H, W).
+    """
+
+    a: Tensor
+    wh: Tensor
+    wv: Tensor
+    b: Tensor
+
+    @property
+    def d(self) -> int:
+        return self.b.shape[1]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.b.shape[-2], self.b.shape[-1]
+
+
+def scatter_edges(eh_to_right: Tensor, eh_to_left: Tensor, ev_down: Tensor, ev_up: Tensor) -> Tensor:
+    """Sum edge quantities into their receiving pixels.
+
+    ``eh_to_right`` (..., H, W-1) lands on (y, x+1), ``eh_to_left`` on (y, x),
+    ``ev_down`` (..., H-1, W) on (y+1, x), ``ev_up`` on (y, x). Returns (..., H, W).
+    """
+    return (F.pad(eh_to_right, (1, 0)) + F.pad(eh_to_left, (0, 1))
+            + F.pad(ev_down, (0, 0, 1, 0)) + F.pad(ev_up, (0, 0, 0, 1)))
+
+
+def degree(sys: GridSystem) -> Tensor:
+    """Sum of incident edge weights per pixel, (B, H, W)."""
+    return scatter_edges(sys.wh, sys.wh, sys.wv, sys.wv)
+
+
+def diagonal(sys: GridSystem) -> Tensor:
+    """Diagonal blocks of A as a lam field (same layout as ``sys.a``)."""
+    return blocks.add_eye(sys.a, degree(sys))
+
+
+def laplacian(wh: Tensor, wv: Tensor, x: Tensor) -> Tensor:
+    """Weighted graph Laplacian ``L_w x`` for x (B, D, H, W)."""
+    fh = wh.unsqueeze(1) * (x[..., :, 1:] - x[..., :, :-1])
+    fv = wv.unsqueeze(1) * (x[..., 1:, :] - x[..., :-1, :])
+    return scatter_edges(-fh, fh, -fv, fv)
+
+
+def matvec(sys: GridSystem, x: Tensor) -> Tensor:
+    """``A x`` for x (B, D, H, W)."""
+    return blocks.mv(sys.a, x) + laplacian(sys.wh, sys.wv, x)
+
+
+def residual(sys: GridSystem, x: Tensor) -> Tensor:
+    """``b - A x``, (B, D, H, W)."""
+    return sys.b - matvec(sys, x)
+
+
+def bnorm(x: Tensor) -> Tensor:
+    """Per-batch Euclidean norm, (B,)."""
+    return x.flatten(1).norm(dim=1)
+
+
+def bdot(x: Tensor, y: Tensor) -> Tensor:
+    """Per-batch inner product, (B,)."""
+    return (x * y).flatten(1).sum(1)
+
+
+def energy(sys: GridSystem, x: Tensor, z: Tensor) -> Tensor:
+    """Quadratic energy per batch item, (B,); z (B, D, H, W) the data target."""
+    r = x - z
+    e = 0.5 * (r * blocks.mv(sys.a, r)).flatten(1).sum(1)
+    dh = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum(1)
+    dv = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(1)
+    return e + 0.5 * ((sys.wh * dh).flatten(1).sum(1) + (sys.wv * dv).flatten(1).sum(1))
