@@ -9,6 +9,7 @@ solves B graphs of the same structure with different values at once.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ import torch
 from torch import Tensor
 
 from .factors.base import FactorFamily, VariableGroup
-from .linalg import matvec, spd_inverse, spd_solve_checked, symmetrize
+from .linalg import (lane_inverse, lane_matmul, lane_matvec, lane_solve_checked, lane_symmetrize,
+                     lane_transpose)
 from .messages import factor_to_variable
 from .schedules import ScheduleLike, as_schedule
 
@@ -123,8 +125,8 @@ class GBPEngine:
         if not 0.0 <= damping < 1.0:
             raise ValueError(f"damping must be in [0, 1), got {damping}")
         self.graph, self.damping, self.schedule = graph, damping, as_schedule(schedule)
-        ref = graph.families[0].precision
-        self.dtype, self.device = ref.dtype, ref.device
+        self.dtype = functools.reduce(torch.promote_types, [fam.precision.dtype for fam in graph.families])
+        self.device = graph.families[0].precision.device
         for fam in graph.families:
             fam.to(self.dtype, self.device)
         inits = [g.init for g in graph.groups if g.init is not None and g.init.dim() == 3]
@@ -135,85 +137,97 @@ class GBPEngine:
         self.batched = bool(inits) or any(fam.batched_input for fam in graph.families)
         self._reset()
 
-    # -- state ------------------------------------------------------------------------
+    # -- state (lanes layout: vectors (B, d, N|F), matrices (B, d, d, N|F)) ------------
     def _reset(self) -> None:
         b, dt, dev = self.batch, self.dtype, self.device
         self.means = []
         for g in self.graph.groups:
             init = g.init if g.init is not None else torch.zeros(g.num, g.dim)
-            self.means.append(init.to(dtype=dt, device=dev).expand(b, g.num, g.dim))
+            self.means.append(init.to(dtype=dt, device=dev).expand(b, g.num, g.dim).transpose(1, 2).contiguous())
         self.index = [[s.index.to(dev) for s in fam.slots] for fam in self.graph.families]
-        self.f2v_eta = [[torch.zeros(b, fam.num_factors, d, dtype=dt, device=dev) for d in fam.dims]
+        self.f2v_eta = [[torch.zeros(b, d, fam.num_factors, dtype=dt, device=dev) for d in fam.dims]
                         for fam in self.graph.families]
-        self.f2v_lam = [[torch.zeros(b, fam.num_factors, d, d, dtype=dt, device=dev) for d in fam.dims]
+        self.f2v_lam = [[torch.zeros(b, d, d, fam.num_factors, dtype=dt, device=dev) for d in fam.dims]
                         for fam in self.graph.families]
-        self.lin_point: list[Tensor | None] = [None] * len(self.graph.families)
-        self.potentials: list[tuple[Tensor, Tensor, Tensor, Tensor]] = [None] * len(self.graph.families)  # type: ignore
+        self.lin_point: list[Tensor] = []
+        self.models: list[tuple[Tensor, Tensor, Tensor]] = []  # lanes J (B, m, n, F), c (B, m, F), L (B, m, m, F)
+        self.potentials: list[tuple[Tensor, Tensor]] = []  # lanes eta (B, n, F), lam (B, n, n, F)
         for i, fam in enumerate(self.graph.families):
             x0 = self._factor_means(i)
-            self._linearise(i, x0, torch.ones(x0.shape[:2], dtype=torch.bool, device=self.device))
-        self.beliefs = self._beliefs()
+            self.lin_point.append(x0)
+            self.models.append(self._lanes_model(fam, x0))
+            self.potentials.append(self._information(self.models[i]))
         self.ok = [torch.ones(self.batch, g.num, dtype=torch.bool, device=dev) for g in self.graph.groups]
+        self.beliefs = self._beliefs()
+
+    def _gather(self, t: Tensor, idx: Tensor) -> Tensor:
+        """Columns ``idx`` (S,) of a lanes tensor (B, ..., N) -> (B, ..., S)."""
+        flat = t.reshape(-1, t.shape[-1])
+        return torch.gather(flat, 1, idx.expand(flat.shape[0], idx.numel())).reshape(*t.shape[:-1], idx.numel())
 
     def _factor_means(self, i: int, sel: Tensor | None = None) -> Tensor:
-        """(B, F or S, n) current means of family i's variables."""
+        """(B, n, F or S) current means of family i's variables."""
         parts = []
         for idx, slot in zip(self.index[i], self.graph.families[i].slots):
-            idx = idx if sel is None else idx[sel]
-            parts.append(self.means[slot.group.gid].index_select(1, idx))
-        return torch.cat(parts, -1)
+            parts.append(self._gather(self.means[slot.group.gid], idx if sel is None else idx[sel]))
+        return torch.cat(parts, -2)
 
-    def _linearise(self, i: int, x0: Tensor, which: Tensor) -> None:
-        """(Re)linearise family i at x0 (B, F, n) where ``which`` (B, F); store J, c and potentials."""
-        fam = self.graph.families[i]
-        jac, c = fam.linearise(x0)
-        if self.potentials[i] is not None:
-            old_jac, old_c = self.potentials[i][2], self.potentials[i][3]
-            jac = torch.where(which[..., None, None], jac, old_jac)
-            c = torch.where(which[..., None], c, old_c)
-            x0 = torch.where(which[..., None], x0, self.lin_point[i])
-        jt_l = jac.transpose(-1, -2) @ fam.precision  # (B, F, n, m)
-        lam = symmetrize(jt_l @ jac)
-        eta = matvec(jt_l, c)
-        self.potentials[i] = (eta, lam, jac, c)
-        self.lin_point[i] = x0
+    def _lanes_model(self, fam: FactorFamily, x0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The family's linear model at x0 (B, n, F), in lanes layout."""
+        jac, c = fam.linearise(x0.movedim(-1, 1))
+        return (jac.movedim(1, -1).contiguous(), c.movedim(1, -1).contiguous(),
+                fam.precision.movedim(1, -1).contiguous())
+
+    @staticmethod
+    def _information(model: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """eta = J^T L c (B, n, F), lam = J^T L J (B, n, n, F)."""
+        jac, c, prec = model
+        jt_l = lane_matmul(lane_transpose(jac), prec)
+        return lane_matvec(jt_l, c), lane_symmetrize(lane_matmul(jt_l, jac))
 
     def _relinearise(self, it: int) -> None:
         for i, fam in enumerate(self.graph.families):
             if not fam.nonlinear:
                 continue
             x = self._factor_means(i)
-            moved = (x - self.lin_point[i]).abs().amax(-1) > fam.relinearise_threshold
+            moved = (x - self.lin_point[i]).abs().amax(-2) > fam.relinearise_threshold  # (B, F)
             if fam.relinearise_every is not None and it % fam.relinearise_every == 0:
                 moved = torch.ones_like(moved)
-            if moved.any():
-                self._linearise(i, x, moved)
+            if not moved.any():
+                continue
+            jac, c, prec = self._lanes_model(fam, x)
+            old_jac, old_c, _ = self.models[i]
+            b = moved.unsqueeze(1)
+            self.models[i] = (torch.where(b.unsqueeze(1), jac, old_jac), torch.where(b, c, old_c), prec)
+            self.lin_point[i] = torch.where(b, x, self.lin_point[i])
+            self.potentials[i] = self._information(self.models[i])
 
     def _potential(self, i: int, sel: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Factor potentials (B, S, n), (B, S, n, n), robust weights applied at the current means."""
+        """Factor potentials (B, n, S), (B, n, n, S) with robust weights at the current means."""
         fam = self.graph.families[i]
-        eta, lam, jac, c = self.potentials[i]
+        eta, lam = self.potentials[i]
         if fam.robust is not None:
-            resid = matvec(jac, self._factor_means(i)) - c  # (B, F, m)
-            r = matvec(fam.precision, resid).mul(resid).sum(-1).clamp_min(0).sqrt()
-            w = fam.robust.weight(r)  # (B, F)
-            eta, lam = eta * w.unsqueeze(-1), lam * w[..., None, None]
+            jac, c, prec = self.models[i]
+            resid = lane_matvec(jac, self._factor_means(i)) - c  # (B, m, F)
+            r = (lane_matvec(prec, resid) * resid).sum(-2).clamp_min(0).sqrt()  # (B, F)
+            w = fam.robust.weight(r)
+            eta, lam = eta * w.unsqueeze(-2), lam * w.unsqueeze(-2).unsqueeze(-2)
         eta, lam = eta.expand(self.batch, *eta.shape[1:]), lam.expand(self.batch, *lam.shape[1:])
         if sel is not None:
-            eta, lam = eta.index_select(1, sel), lam.index_select(1, sel)
+            eta, lam = eta.index_select(-1, sel), lam.index_select(-1, sel)
         return eta, lam
 
     def _beliefs(self) -> list[tuple[Tensor, Tensor]]:
-        """Per group: belief (eta (B, N, d), lam (B, N, d, d)) = sum of incoming factor messages."""
+        """Per group: belief eta (B, d, N), lam (B, d, d, N) = sum of incoming factor messages."""
         out = []
         for g in self.graph.groups:
-            eta = torch.zeros(self.batch, g.num, g.dim, dtype=self.dtype, device=self.device)
-            lam = torch.zeros(self.batch, g.num, g.dim, g.dim, dtype=self.dtype, device=self.device)
+            eta = torch.zeros(self.batch, g.dim, g.num, dtype=self.dtype, device=self.device)
+            lam = torch.zeros(self.batch, g.dim, g.dim, g.num, dtype=self.dtype, device=self.device)
             for i, fam in enumerate(self.graph.families):
                 for k, slot in enumerate(fam.slots):
                     if slot.group is g:
-                        eta = eta.index_add(1, self.index[i][k], self.f2v_eta[i][k])
-                        lam = lam.index_add(1, self.index[i][k], self.f2v_lam[i][k])
+                        eta = eta.index_add(-1, self.index[i][k], self.f2v_eta[i][k])
+                        lam = lam.index_add(-1, self.index[i][k], self.f2v_lam[i][k])
             out.append((eta, lam))
         return out
 
@@ -221,8 +235,8 @@ class GBPEngine:
         """Refresh means from beliefs (keeping the old mean where a belief is not PD); return the change."""
         change = torch.zeros((), dtype=self.dtype, device=self.device)
         for gid, (eta, lam) in enumerate(self.beliefs):
-            mean, ok = spd_solve_checked(lam, eta.unsqueeze(-1))
-            mean = torch.where(ok.unsqueeze(-1), mean.squeeze(-1), self.means[gid])
+            mean, ok = lane_solve_checked(lam, eta.unsqueeze(-2))
+            mean = torch.where(ok.unsqueeze(1), mean.squeeze(-2), self.means[gid])
             change = torch.maximum(change, (mean - self.means[gid]).abs().max())
             self.means[gid], self.ok[gid] = mean, ok
         return change
@@ -230,7 +244,7 @@ class GBPEngine:
     # -- one phase --------------------------------------------------------------------
     def _phase(self, selection: list[Tensor | None], it: int) -> None:
         fams = self.graph.families
-        new_eta, new_lam, changes = [], [], []
+        candidates, changes = [], []
         for i, fam in enumerate(fams):
             sel = selection[i]
             eta_f, lam_f = self._potential(i, sel)
@@ -239,10 +253,10 @@ class GBPEngine:
                 idx = self.index[i][k] if sel is None else self.index[i][k][sel]
                 o_eta, o_lam = self.f2v_eta[i][k], self.f2v_lam[i][k]
                 if sel is not None:
-                    o_eta, o_lam = o_eta.index_select(1, sel), o_lam.index_select(1, sel)
+                    o_eta, o_lam = o_eta.index_select(-1, sel), o_lam.index_select(-1, sel)
                 b_eta, b_lam = self.beliefs[slot.group.gid]
-                in_eta.append(b_eta.index_select(1, idx) - o_eta)
-                in_lam.append(b_lam.index_select(1, idx) - o_lam)
+                in_eta.append(self._gather(b_eta, idx) - o_eta)
+                in_lam.append(self._gather(b_lam, idx) - o_lam)
                 old_eta.append(o_eta)
                 old_lam.append(o_lam)
             m_eta, m_lam = factor_to_variable(eta_f, lam_f, in_eta, in_lam, fam.dims)
@@ -250,24 +264,27 @@ class GBPEngine:
                 d = self.damping
                 m_eta = [(1 - d) * n + d * o for n, o in zip(m_eta, old_eta)]
                 m_lam = [(1 - d) * n + d * o for n, o in zip(m_lam, old_lam)]
-            sq = sum((n - o).square().sum(-1) for n, o in zip(m_eta, old_eta))
-            sq = sq + sum((n - o).square().sum((-1, -2)) for n, o in zip(m_lam, old_lam))
-            changes.append(sq.detach().sqrt())
-            new_eta.append((m_eta, old_eta))
-            new_lam.append((m_lam, old_lam))
+            if self.schedule.uses_changes:
+                sq = sum((n - o).square().sum(-2) for n, o in zip(m_eta, old_eta))
+                sq = sq + sum((n - o).square().sum((-3, -2)) for n, o in zip(m_lam, old_lam))
+                changes.append(sq.detach().sqrt())
+            else:
+                changes.append(m_eta[0].new_empty(m_eta[0].shape[0], m_eta[0].shape[-1]))
+            candidates.append((m_eta, m_lam, old_eta, old_lam))
         masks = self.schedule.accept(changes, it)
-        for i, fam in enumerate(fams):
+        for i, (m_eta, m_lam, old_eta, old_lam) in enumerate(candidates):
             sel = selection[i]
-            for k in range(len(fam.slots)):
-                (m_eta, o_eta), (m_lam, o_lam) = (new_eta[i][0][k], new_eta[i][1][k]), (new_lam[i][0][k], new_lam[i][1][k])
+            for k in range(len(m_eta)):
+                new_eta, new_lam = m_eta[k], m_lam[k]
                 if masks is not None:
-                    m_eta = torch.where(masks[i][..., None], m_eta, o_eta)
-                    m_lam = torch.where(masks[i][..., None, None], m_lam, o_lam)
+                    keep = masks[i].unsqueeze(1)  # (B, 1, S)
+                    new_eta = torch.where(keep, new_eta, old_eta[k])
+                    new_lam = torch.where(keep.unsqueeze(1), new_lam, old_lam[k])
                 if sel is None:
-                    self.f2v_eta[i][k], self.f2v_lam[i][k] = m_eta, m_lam
+                    self.f2v_eta[i][k], self.f2v_lam[i][k] = new_eta, new_lam
                 else:
-                    self.f2v_eta[i][k] = self.f2v_eta[i][k].index_copy(1, sel, m_eta)
-                    self.f2v_lam[i][k] = self.f2v_lam[i][k].index_copy(1, sel, m_lam)
+                    self.f2v_eta[i][k] = self.f2v_eta[i][k].index_copy(-1, sel, new_eta)
+                    self.f2v_lam[i][k] = self.f2v_lam[i][k].index_copy(-1, sel, new_lam)
         self.beliefs = self._beliefs()
 
     # -- the loop ---------------------------------------------------------------------
@@ -305,12 +322,13 @@ class GBPEngine:
         return self._result(len(residuals), residuals, converged, diverged, status)
 
     def _result(self, iters: int, residuals: list[float], converged: bool, diverged: bool, status: str) -> GBPResult:
-        covs = []
-        for (_, lam), ok in zip(self.beliefs, self.ok):
-            cov = symmetrize(spd_inverse(lam))
-            covs.append(torch.where(ok[..., None, None], cov, torch.full_like(cov, float("nan"))))
-        means = tuple(self.means)
+        means, covs = [], []
+        for (_, lam), ok, mean in zip(self.beliefs, self.ok, self.means):
+            cov = lane_symmetrize(lane_inverse(lam))
+            cov = torch.where(ok.unsqueeze(1).unsqueeze(1), cov, torch.full_like(cov, float("nan")))
+            means.append(mean.movedim(-1, 1))  # (B, N, d)
+            covs.append(cov.movedim(-1, 1))  # (B, N, d, d)
         if not self.batched:
-            means, covs = tuple(m[0] for m in means), [c[0] for c in covs]
-        return GBPResult(means, tuple(covs), iters, torch.tensor(residuals, dtype=torch.float64),
+            means, covs = [m[0] for m in means], [c[0] for c in covs]
+        return GBPResult(tuple(means), tuple(covs), iters, torch.tensor(residuals, dtype=torch.float64),
                          converged, diverged, status, tuple(self.graph.groups))

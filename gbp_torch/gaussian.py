@@ -15,7 +15,7 @@ from typing import Sequence, Union
 import torch
 from torch import Tensor
 
-from .linalg import matmul, matvec, spd_inverse, spd_solve, symmetrize
+from .linalg import matvec, spd_inverse, spd_solve, symmetrize
 
 Index = Union[int, Sequence[int], Tensor]
 
@@ -107,7 +107,7 @@ class Gaussian:
         lam_bb = self.lam[..., b, :][..., :, b]
         rhs = torch.cat((lam_ab.transpose(-1, -2), self.eta[..., b].unsqueeze(-1)), -1)
         x = spd_solve(lam_bb, rhs)
-        lam = self.lam[..., a, :][..., :, a] - matmul(lam_ab, x[..., :-1])
+        lam = self.lam[..., a, :][..., :, a] - lam_ab @ x[..., :-1]
         eta = self.eta[..., a] - matvec(lam_ab, x[..., -1])
         return Gaussian(eta, symmetrize(lam))
 

@@ -1,14 +1,15 @@
 """Factor-to-variable messages of a whole factor family at once.
 
-For factor potential (eta_f, lam_f) over x = (x_1, ..., x_K) and incoming
+For a factor potential (eta_f, lam_f) over x = (x_1, ..., x_K) and incoming
 variable-to-factor messages (eta_j, lam_j), the message to slot k is the
 marginal on x_k of  potential * prod_{j != k} incoming_j :
 
     lam_msg = lam_aa - lam_ab lam_bb^-1 lam_ba,   eta_msg = eta_a - lam_ab lam_bb^-1 eta_b
 
 with a = slot k and b = the other slots (incoming messages added to their
-diagonal blocks). All F factors (and B graphs) are processed together; the
-Python loop is over the K slots only.
+diagonal blocks). Tensors use the lanes layout of :mod:`gbp_torch.linalg`:
+vectors (B, n, F), matrices (B, n, n, F), the F factors last. The Python loop
+runs over the K slots only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .linalg import matmul, matvec, spd_solve, symmetrize
+from .linalg import lane_eye, lane_matmul, lane_matvec, lane_solve_checked, lane_transpose
 
 
 def _jitter(lam_bb: Tensor) -> Tensor:
@@ -27,9 +28,20 @@ def _jitter(lam_bb: Tensor) -> Tensor:
     to working precision.
     """
     eps = 10 * torch.finfo(lam_bb.dtype).eps
-    scale = lam_bb.diagonal(dim1=-2, dim2=-1).abs().mean(-1, keepdim=True).clamp_min(torch.finfo(lam_bb.dtype).tiny)
-    eye = torch.eye(lam_bb.shape[-1], dtype=lam_bb.dtype, device=lam_bb.device)
-    return (eps * scale).unsqueeze(-1) * eye
+    diag = lam_bb.diagonal(dim1=-3, dim2=-2)  # (B, F, nb)
+    scale = diag.abs().mean(-1).clamp_min(torch.finfo(lam_bb.dtype).tiny)  # (B, F)
+    return (eps * scale).unsqueeze(-2).unsqueeze(-2) * lane_eye(lam_bb.shape[-2], lam_bb)
+
+
+def _block(t: Tensor, rows: list[tuple[int, int]], cols: list[tuple[int, int]] | None) -> Tensor:
+    """Rows (and cols) of a lanes vector/matrix from a list of (start, stop) ranges."""
+    def take(x: Tensor, ranges: list[tuple[int, int]], dim: int) -> Tensor:
+        if len(ranges) == 1:
+            return x.narrow(dim, ranges[0][0], ranges[0][1] - ranges[0][0])
+        return torch.cat([x.narrow(dim, s, e - s) for s, e in ranges], dim)
+
+    out = take(t, rows, -3 if cols is not None else -2)
+    return out if cols is None else take(out, cols, -2)
 
 
 def factor_to_variable(
@@ -38,41 +50,42 @@ def factor_to_variable(
     """Messages from every factor of a family to each of its K slots.
 
     Args:
-        eta_f: (B, F, n) factor information vectors, n = sum(dims).
-        lam_f: (B, F, n, n) factor precisions.
-        in_eta: K tensors (B, F, d_k): variable-to-factor information.
-        in_lam: K tensors (B, F, d_k, d_k): variable-to-factor precisions.
+        eta_f: (B, n, F) factor information vectors, n = sum(dims).
+        lam_f: (B, n, n, F) factor precisions.
+        in_eta: K tensors (B, d_k, F): variable-to-factor information.
+        in_lam: K tensors (B, d_k, d_k, F): variable-to-factor precisions.
         dims: [d_1, ..., d_K].
     Returns:
-        K message information vectors (B, F, d_k) and precisions (B, F, d_k, d_k).
+        K message information vectors (B, d_k, F) and precisions (B, d_k, d_k, F).
     """
     if len(dims) == 1:
         return [eta_f], [lam_f]
-    offsets = [0]
+    ranges, start = [], 0
     for d in dims:
-        offsets.append(offsets[-1] + d)
+        ranges.append((start, start + d))
+        start += d
     out_eta, out_lam = [], []
     for k in range(len(dims)):
-        a = slice(offsets[k], offsets[k + 1])
-        others = [j for j in range(len(dims)) if j != k]
-        b = torch.cat([torch.arange(offsets[j], offsets[j + 1]) for j in others]).to(lam_f.device)
-        lam_ab = lam_f[..., a, :].index_select(-1, b)
-        lam_bb = lam_f.index_select(-2, b).index_select(-1, b) + _block_diag([in_lam[j] for j in others])
-        eta_b = eta_f.index_select(-1, b) + torch.cat([in_eta[j] for j in others], -1)
+        a, others = [ranges[k]], [j for j in range(len(dims)) if j != k]
+        b = [ranges[j] for j in others]
+        lam_ab = _block(lam_f, a, b)
+        lam_bb = _block(lam_f, b, b) + _block_diag([in_lam[j] for j in others])
+        eta_b = _block(eta_f, b, None) + torch.cat([in_eta[j] for j in others], -2)
         lam_bb = lam_bb + _jitter(lam_bb)
-        x = spd_solve(lam_bb, torch.cat((lam_ab.transpose(-1, -2), eta_b.unsqueeze(-1)), -1))
-        out_lam.append(symmetrize(lam_f[..., a, a] - matmul(lam_ab, x[..., :-1])))
-        out_eta.append(eta_f[..., a] - matvec(lam_ab, x[..., -1]))
+        x, _ = lane_solve_checked(lam_bb, torch.cat((lane_transpose(lam_ab), eta_b.unsqueeze(-2)), -2))
+        out_lam.append(_block(lam_f, a, a) - lane_matmul(lam_ab, x[..., :-1, :]))
+        out_eta.append(_block(eta_f, a, None) - lane_matvec(lam_ab, x[..., -1, :]))
     return out_eta, out_lam
 
 
 def _block_diag(blocks: list[Tensor]) -> Tensor:
-    """Batched block-diagonal matrix from blocks (..., d_j, d_j)."""
+    """Lanes block-diagonal matrix from blocks (B, d_j, d_j, F)."""
     if len(blocks) == 1:
         return blocks[0]
-    sizes = [blk.shape[-1] for blk in blocks]
+    sizes = [blk.shape[-2] for blk in blocks]
     rows = []
     for j, blk in enumerate(blocks):
-        pieces = [blk if i == j else blk.new_zeros(*blk.shape[:-1], s) for i, s in enumerate(sizes)]
-        rows.append(torch.cat(pieces, -1))
-    return torch.cat(rows, -2)
+        pieces = [blk if i == j else blk.new_zeros(*blk.shape[:-3], blk.shape[-3], s, blk.shape[-1])
+                  for i, s in enumerate(sizes)]
+        rows.append(torch.cat(pieces, -2))
+    return torch.cat(rows, -3)

@@ -89,6 +89,7 @@ class FactorFamily(ABC):
         measurement_dim: int,
         robust: RobustKernel | str | None = None,
         k: Threshold = 1.0,
+        dtype: torch.dtype | None = None,
     ):
         slots = (variables,) if isinstance(variables, VariableRef) else tuple(variables)
         if not slots or not all(isinstance(s, VariableRef) for s in slots):
@@ -101,13 +102,14 @@ class FactorFamily(ABC):
         self.dims = [s.group.dim for s in slots]
         self.dim = sum(self.dims)
         self.measurement_dim = measurement_dim
+        self.dtype = dtype if dtype is not None and dtype.is_floating_point else torch.get_default_dtype()
         self.precision = self._precision(precision, measurement_dim)
         self.robust = as_kernel(robust, k)
 
     # -- helpers for subclasses -------------------------------------------------
     def _batched(self, t: Tensor | float, name: str, shape: tuple[int, ...]) -> Tensor:
         """Return ``t`` as (B|1, F, *shape); accepts (F, *shape) or (B, F, *shape)."""
-        t = torch.as_tensor(t, dtype=torch.get_default_dtype()) if not isinstance(t, Tensor) else t
+        t = torch.as_tensor(t, dtype=self.dtype) if not isinstance(t, Tensor) else t
         full = (self.num_factors, *shape)
         if tuple(t.shape) == full:
             t = t.unsqueeze(0)
@@ -121,7 +123,7 @@ class FactorFamily(ABC):
 
     def _precision(self, precision: Tensor | float, m: int) -> Tensor:
         """Precision as (B|1, F, m, m) from a float, (F,)/(B, F) scalars or full matrices."""
-        p = torch.as_tensor(precision, dtype=torch.get_default_dtype()) if not isinstance(precision, Tensor) else precision
+        p = torch.as_tensor(precision, dtype=self.dtype) if not isinstance(precision, Tensor) else precision
         eye = torch.eye(m, dtype=p.dtype, device=p.device)
         if p.dim() == 0:
             p = p.expand(self.num_factors)
@@ -142,7 +144,11 @@ class FactorFamily(ABC):
 
     def num_batch(self) -> int:
         """Batch size of the family's parameters (1 when shared)."""
-        return self.precision.shape[0]
+        tensors = [v for v in vars(self).values() if isinstance(v, Tensor)] + list(getattr(self, "params", ()))
+        sizes = {int(v.shape[0]) for v in tensors if v.dim() >= 2} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"{type(self).__name__}: parameters have different batch sizes {sorted(sizes)}")
+        return sizes.pop() if sizes else 1
 
     def to(self, dtype: torch.dtype, device: torch.device) -> None:
         """Move the family's tensors (called by the engine)."""

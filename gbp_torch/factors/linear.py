@@ -32,9 +32,9 @@ class LinearFactors(FactorFamily):
         robust: RobustKernel | str | None = None,
         k: Threshold = 1.0,
     ):
-        jacobian = torch.as_tensor(jacobian)
+        jacobian, z = torch.as_tensor(jacobian), torch.as_tensor(z)
         m = jacobian.shape[-2] if jacobian.dim() >= 2 else 0
-        super().__init__(variables, precision, m, robust, k)
+        super().__init__(variables, precision, m, robust, k, dtype=z.dtype)
         if jacobian.dim() == 2:
             jacobian = jacobian.expand(self.num_factors, *jacobian.shape)
         self.jacobian = self._batched(jacobian, "jacobian", (m, self.dim))

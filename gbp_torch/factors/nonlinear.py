@@ -48,7 +48,7 @@ class NonlinearFactors(FactorFamily):
         relinearise_every: int | None = None,
     ):
         z = torch.as_tensor(z)
-        super().__init__(variables, precision, z.shape[-1], robust, k)
+        super().__init__(variables, precision, z.shape[-1], robust, k, dtype=z.dtype)
         self.h = h
         self.z = self._batched(z, "z", (self.measurement_dim,))
         self.params = [self._param(p, f"params[{i}]") for i, p in enumerate(params)]
@@ -61,7 +61,7 @@ class NonlinearFactors(FactorFamily):
         """(F, ...) -> (1, F, ...); (B, F, ...) kept (a leading dim equal to F means unbatched)."""
         p = torch.as_tensor(p)
         if p.dim() >= 1 and p.shape[0] == self.num_factors:
-            p = p.unsqueeze(0)
+            return self._batched(p, name, tuple(p.shape[1:]))  # unbatched: must not set batched_input
         if p.dim() < 2:
             raise ValueError(f"{name} must have shape (F, ...) or (B, F, ...) with F={self.num_factors}")
         return self._batched(p, name, tuple(p.shape[2:]))

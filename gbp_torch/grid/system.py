@@ -64,7 +64,7 @@ def laplacian(wh: Tensor, wv: Tensor, x: Tensor) -> Tensor:
     """Weighted graph Laplacian ``L_w x`` for x (B, D, H, W)."""
     fh = wh.unsqueeze(1) * (x[..., :, 1:] - x[..., :, :-1])
     fv = wv.unsqueeze(1) * (x[..., 1:, :] - x[..., :-1, :])
-    return scatter_edges(-fh, fh, -fv, fv)
+    return scatter_edges(fh, -fh, fv, -fv)
 
 
 def matvec(sys: GridSystem, x: Tensor) -> Tensor:

@@ -1,0 +1,14 @@
+"""Grid fast path: GBP on B x H x W pixel grids with D values per pixel, plus multigrid.
+
+Main entry point: :func:`solve`. Building blocks: :mod:`.gbp` (flat engine),
+:mod:`.multigrid`, :mod:`.irls` (robust kernels), :mod:`.calibration` (variances).
+"""
+
+from .gbp import GBPGains, gbp_iterate, lam_setup
+from .irls import GridRobust
+from .multigrid import build_hierarchy, fcg_solve, vcycle, vcycle_solve
+from .solve import GridResult, solve
+from .system import GridSystem, matvec
+
+__all__ = ["solve", "GridResult", "GridRobust", "GridSystem", "GBPGains", "lam_setup", "gbp_iterate",
+           "build_hierarchy", "vcycle", "vcycle_solve", "fcg_solve", "matvec"]

@@ -1,0 +1,214 @@
+"""Multigrid for grid GBP: hierarchy, V-cycle, full multigrid, flexible CG.
+
+The hierarchy is built once per call by 2x2 aggregation (coarse data
+precision = block sum, coarse edge weight = mean of the fine edges it crosses)
+down to ``coarse_size`` pixels, where A is factorised densely. Each level
+holds a smoother (frozen-gain damped GBP or damped Jacobi). The V-cycle is a
+coarse-grid *correction* scheme on ``A e = r``; it is used as a stand-alone
+iteration (``"vcycle"``) or as the preconditioner of flexible CG (``"fcg"``),
+both optionally started by full multigrid (FMG). ``"c2f"`` is plain
+coarse-to-fine initialisation followed by flat GBP (no correction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .gbp import GBPGains, gbp_iterate, lam_setup
+from .smoothers import gbp_smoother, jacobi_smoother
+from .system import GridSystem, bdot, bnorm, matvec
+from .transfer import coarsen, prolong_bilinear, prolong_constant, aggregate, restrict_bilinear
+
+METHODS = ("vcycle", "fcg", "c2f")
+
+
+@dataclass
+class Level:
+    """One level: its system (b = restricted fine rhs), smoother, gains, dense factor."""
+
+    sys: GridSystem
+    frac: float
+    smoother: object = None
+    gains: GBPGains | None = None
+    chol: Tensor | None = None
+
+
+@dataclass
+class Hierarchy:
+    """Levels fine -> coarse plus cycle settings; ``work`` counts fine-equivalent sweeps."""
+
+    levels: list[Level]
+    transfer: str = "constant"
+    cycle: tuple[int, int] = (1, 1)
+    coarse_sweeps: int = 50
+    work: float = 0.0
+    lam_iters: list[int] = field(default_factory=list)
+
+    def restrict(self, r: Tensor) -> Tensor:
+        return aggregate(r) if self.transfer == "constant" else restrict_bilinear(r)
+
+    def prolong(self, e: Tensor, h: int, w: int) -> Tensor:
+        return prolong_constant(e, h, w) if self.transfer == "constant" else prolong_bilinear(e, h, w)
+
+
+def dense_matrix(sys: GridSystem) -> Tensor:
+    """Assemble A densely, (B, n, n) with n = D H W (unknowns ordered d, y, x)."""
+    bsz, d, h, w = sys.b.shape
+    n = d * h * w
+    eye = torch.eye(n, dtype=sys.b.dtype, device=sys.b.device).reshape(n, d, h, w).repeat(bsz, 1, 1, 1)
+    rep = GridSystem(sys.a.repeat_interleave(n, 0), sys.wh.repeat_interleave(n, 0),
+                     sys.wv.repeat_interleave(n, 0), eye)
+    return matvec(rep, eye).reshape(bsz, n, n).transpose(1, 2)
+
+
+def build_hierarchy(sys: GridSystem, levels: int | None = None, coarse_size: int = 64,
+                    smoother: str = "gbp", damping: float | list = 0.5, relax: float = 0.8,
+                    clamp: float = 0.6, lam_tol: float = 1e-2, fine_gains: GBPGains | None = None,
+                    transfer: str = "constant", cycle: tuple[int, int] = (1, 1),
+                    max_dense: int = 1024) -> Hierarchy:
+    """Build levels until <= ``coarse_size`` pixels (or ``levels`` levels).
+
+    ``damping`` (message damping of the GBP smoother) may be a per-level list.
+    ``fine_gains`` reuses already converged fine-level gains.
+    """
+    if smoother not in ("gbp", "jacobi"):
+        raise ValueError(f"smoother must be 'gbp' or 'jacobi', got {smoother!r}")
+    if transfer not in ("constant", "bilinear"):
+        raise ValueError(f"transfer must be 'constant' or 'bilinear', got {transfer!r}")
+    h0, w0 = sys.shape
+    hier = Hierarchy([], transfer, tuple(cycle))
+    cur = sys
+    while True:
+        h, w = cur.shape
+        lev = Level(cur, h * w / (h0 * w0))
+        last = (levels is not None and len(hier.levels) + 1 >= levels) or h * w <= coarse_size or (h == 1 and w == 1)
+        n = cur.b.shape[1] * h * w
+        if last and n <= max_dense:
+            lev.chol = torch.linalg.cholesky(dense_matrix(cur))
+        else:
+            if smoother == "gbp" or len(hier.levels) == 0:
+                g = fine_gains if (fine_gains is not None and not hier.levels) else lam_setup(cur, lam_tol)
+                lev.gains = g
+                hier.lam_iters.append(g.iters)
+            if smoother == "gbp":
+                dmp = damping[min(len(hier.levels), len(damping) - 1)] if isinstance(damping, (list, tuple)) else damping
+                lev.smoother = gbp_smoother(cur, lev.gains, dmp, relax, clamp)
+            else:
+                lev.smoother = jacobi_smoother(cur, relax)
+        hier.levels.append(lev)
+        if last:
+            break
+        nxt = coarsen(cur)
+        if transfer == "bilinear":
+            nxt.b = restrict_bilinear(cur.b)
+        cur = nxt
+    return hier
+
+
+def _smooth(hier: Hierarchy, lev: Level, r: Tensor, e: Tensor | None, transpose: bool) -> Tensor:
+    """One smoothing step ``e += S (r - A e)`` (S^T when transpose)."""
+    hier.work += lev.frac
+    res = r if e is None else r - matvec(lev.sys, e)
+    step = lev.smoother.apply_t(res) if transpose else lev.smoother.apply(res)
+    return step if e is None else e + step
+
+
+def coarse_solve(hier: Hierarchy, lev: Level, r: Tensor) -> Tensor:
+    """Dense Cholesky solve (or many smoothing sweeps when the level is too big)."""
+    if lev.chol is not None:
+        shp = r.shape
+        return torch.cholesky_solve(r.reshape(shp[0], -1, 1), lev.chol).reshape(shp)
+    e = None
+    for _ in range(hier.coarse_sweeps):
+        e = _smooth(hier, lev, r, e, False)
+    return e
+
+
+def vcycle(hier: Hierarchy, r: Tensor, level: int = 0) -> Tensor:
+    """One V(nu1, nu2) cycle for ``A_level e = r`` from e = 0; returns e."""
+    lev = hier.levels[level]
+    if level == len(hier.levels) - 1:
+        return coarse_solve(hier, lev, r)
+    nu1, nu2 = hier.cycle
+    e = None
+    for _ in range(nu1):
+        e = _smooth(hier, lev, r, e, False)
+    rc = hier.restrict(r if e is None else r - matvec(lev.sys, e))
+    h, w = lev.sys.shape
+    corr = hier.prolong(vcycle(hier, rc, level + 1), h, w)
+    e = corr if e is None else e + corr
+    for _ in range(nu2):
+        e = _smooth(hier, lev, r, e, True)
+    return e
+
+
+def fmg(hier: Hierarchy) -> Tensor:
+    """Full multigrid start: exact coarsest solve, then bilinear up + one V-cycle per level."""
+    x = coarse_solve(hier, hier.levels[-1], hier.levels[-1].sys.b)
+    for k in range(len(hier.levels) - 2, -1, -1):
+        lev = hier.levels[k]
+        x = prolong_bilinear(x, *lev.sys.shape)
+        x = x + vcycle(hier, lev.sys.b - matvec(lev.sys, x), k)
+    return x
+
+
+def c2f(hier: Hierarchy, iters_per_level: int = 20) -> Tensor:
+    """Coarse-to-fine start: flat GBP on every coarse level, bilinear up (no correction)."""
+    x = coarse_solve(hier, hier.levels[-1], hier.levels[-1].sys.b)
+    for k in range(len(hier.levels) - 2, 0, -1):
+        lev = hier.levels[k]
+        x = prolong_bilinear(x, *lev.sys.shape)
+        x, _, it, _ = gbp_iterate(lev.sys, lev.gains, iters_per_level, x0=x)
+        hier.work += it * lev.frac
+    return prolong_bilinear(x, *hier.levels[0].sys.shape)
+
+
+def _record(sys: GridSystem, x: Tensor, bn: Tensor, r: Tensor | None = None) -> Tensor:
+    r = sys.b - matvec(sys, x) if r is None else r
+    return (bnorm(r) / bn).detach()
+
+
+def vcycle_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None):
+    """Stationary V-cycle iteration ``x += V(b - A x)``. Returns (x, history, iters, converged)."""
+    bn = bnorm(sys.b).clamp_min(torch.finfo(sys.b.dtype).tiny)
+    hist, it, conv = [], 0, False
+    r = sys.b - matvec(sys, x)
+    while it < iters:
+        x = x + vcycle(hier, r)
+        it += 1
+        r = sys.b - matvec(sys, x)
+        hist.append(_record(sys, x, bn, r))
+        if tol is not None and float(hist[-1].max()) <= tol:
+            conv = True
+            break
+    return x, hist, it, conv
+
+
+def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None):
+    """Flexible CG (FCG(1), Notay) preconditioned by one V-cycle per iteration."""
+    bn = bnorm(sys.b).clamp_min(torch.finfo(sys.b.dtype).tiny)
+    tiny = torch.finfo(sys.b.dtype).tiny
+    hist, it, conv = [], 0, False
+    r = sys.b - matvec(sys, x)
+    p = q = pq = None
+    while it < iters:
+        zk = vcycle(hier, r)
+        if p is None:
+            p = zk
+        else:
+            beta = -bdot(zk, q) / pq
+            p = zk + beta.view(-1, 1, 1, 1) * p
+        q = matvec(sys, p)
+        pq = bdot(p, q).clamp_min(tiny)
+        alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
+        x = x + alpha * p
+        r = r - alpha * q
+        it += 1
+        hist.append(_record(sys, x, bn, r))
+        if tol is not None and float(hist[-1].max()) <= tol:
+            conv = True
+            break
+    return x, hist, it, conv

@@ -1,0 +1,88 @@
+"""Grid transfers and coarse operators for 2x2 aggregation.
+
+Coarse cell (I, J) aggregates fine cells (2I..2I+1, 2J..2J+1); odd sizes give
+1-wide blocks at the far border. All functions act on the last two dims.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .system import GridSystem
+
+
+def coarse_shape(h: int, w: int) -> tuple[int, int]:
+    return (h + 1) // 2, (w + 1) // 2
+
+
+def aggregate(x: Tensor) -> Tensor:
+    """Sum over 2x2 blocks: (..., H, W) -> (..., ceil(H/2), ceil(W/2))."""
+    h, w = x.shape[-2:]
+    x = F.pad(x, (0, w % 2, 0, h % 2))
+    return x.unflatten(-1, (-1, 2)).sum(-1).unflatten(-2, (-1, 2)).sum(-2)
+
+
+def prolong_constant(xc: Tensor, h: int, w: int) -> Tensor:
+    """Piecewise-constant prolongation (adjoint of :func:`aggregate`) to (..., h, w)."""
+    return xc.repeat_interleave(2, -1).repeat_interleave(2, -2)[..., :h, :w]
+
+
+def _lin_up(c: Tensor, n: int) -> Tensor:
+    """Cell-centred linear interpolation along the last dim: (..., nc) -> (..., n)."""
+    cl = torch.cat((c[..., :1], c[..., :-1]), -1)
+    cr = torch.cat((c[..., 1:], c[..., -1:]), -1)
+    f = torch.stack((0.75 * c + 0.25 * cl, 0.75 * c + 0.25 * cr), -1).flatten(-2)
+    return f[..., :n]
+
+
+def _lin_down(f: Tensor) -> Tensor:
+    """Adjoint of :func:`_lin_up` along the last dim: (..., n) -> (..., ceil(n/2))."""
+    f = F.pad(f, (0, f.shape[-1] % 2))
+    fe, fo = f[..., 0::2], f[..., 1::2]
+    return 0.75 * (fe + fo) + 0.25 * (torch.cat((fe[..., 1:], fo[..., -1:]), -1)
+                                      + torch.cat((fe[..., :1], fo[..., :-1]), -1))
+
+
+def prolong_bilinear(xc: Tensor, h: int, w: int) -> Tensor:
+    """Cell-centred bilinear prolongation (weights 3/4, 1/4) to (..., h, w)."""
+    return _lin_up(_lin_up(xc, w).transpose(-1, -2), h).transpose(-1, -2)
+
+
+def restrict_bilinear(x: Tensor) -> Tensor:
+    """Adjoint of :func:`prolong_bilinear`: (..., H, W) -> (..., ceil(H/2), ceil(W/2))."""
+    return _lin_down(_lin_down(x).transpose(-1, -2)).transpose(-1, -2)
+
+
+def _pair_mean(x: Tensor, dim: int) -> Tensor:
+    """Mean over consecutive pairs along ``dim`` (last odd element alone)."""
+    n = x.shape[dim]
+    if n % 2:
+        pad = [0, 0] * (x.dim() - 1 - (dim % x.dim())) + [0, 1]
+        x = F.pad(x, pad)
+        cnt = torch.full((n // 2 + 1,), 2.0, dtype=x.dtype, device=x.device)
+        cnt[-1] = 1.0
+    else:
+        cnt = torch.full((n // 2,), 2.0, dtype=x.dtype, device=x.device)
+    s = x.unflatten(dim, (-1, 2)).sum(dim + 1 if dim >= 0 else dim)
+    shape = [1] * s.dim()
+    shape[dim] = -1
+    return s / cnt.view(shape)
+
+
+def coarse_edges(wh: Tensor, wv: Tensor) -> tuple[Tensor, Tensor]:
+    """Coarse edge weight = mean of the (1 or 2) fine edges it crosses.
+
+    wh (B, H, W-1), wv (B, H-1, W) -> (B, Hc, Wc-1), (B, Hc-1, Wc).
+    """
+    hc, wc = coarse_shape(wh.shape[-2], wv.shape[-1])
+    whc = _pair_mean(wh[..., :, 1::2][..., :, : wc - 1], -2)
+    wvc = _pair_mean(wv[..., 1::2, :][..., : hc - 1, :], -1)
+    return whc, wvc
+
+
+def coarsen(sys: GridSystem) -> GridSystem:
+    """Aggregated coarse system: a_c = block sum of a, edges averaged, b_c = aggregate(b)."""
+    whc, wvc = coarse_edges(sys.wh, sys.wv)
+    return GridSystem(a=aggregate(sys.a), wh=whc, wv=wvc, b=aggregate(sys.b))

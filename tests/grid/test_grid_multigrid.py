@@ -1,0 +1,115 @@
+"""Multigrid: same answer as the direct solve, fast contraction, transfers."""
+
+import pytest
+import torch
+
+from gbp_torch.grid import solve
+from gbp_torch.grid.checks import check_inputs
+from gbp_torch.grid.multigrid import build_hierarchy, dense_matrix, vcycle_solve
+from gbp_torch.grid.transfer import (aggregate, coarse_shape, prolong_bilinear, prolong_constant,
+                                     restrict_bilinear)
+
+from grid_reference import assemble, direct_solve, random_problem
+
+
+@pytest.mark.parametrize("method", ["fcg", "vcycle"])
+@pytest.mark.parametrize("smoother,transfer", [("gbp", "bilinear"), ("gbp", "constant"), ("jacobi", "bilinear")])
+def test_multigrid_matches_direct_solve_odd_sizes(method, smoother, transfer):
+    z, a, wh, wv = random_problem(2, 33, 47, seed=1, ratio=20.0)
+    res = solve(z, a, (wh, wv), levels=None, tol=1e-11, iters=200, method=method, smoother=smoother,
+                transfer=transfer, cycle=(1, 1) if smoother == "gbp" else (2, 2))
+    assert res.converged
+    torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-9)
+
+
+def test_multigrid_d2_full_precision_matches_direct_solve():
+    z, a, wh, wv = random_problem(2, 20, 18, d=2, full=True, seed=2, ratio=10.0)
+    res = solve(z, a, (wh, wv), levels=None, tol=1e-11, iters=100)
+    assert res.converged
+    torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-9)
+
+
+def test_multigrid_equals_flat_gbp_including_variances():
+    z, a, wh, wv = random_problem(1, 24, 24, seed=3, ratio=5.0)
+    flat = solve(z, a, (wh, wv), iters=5000, tol=1e-12)
+    mg = solve(z, a, (wh, wv), levels=None, tol=1e-12, lam_tol=1e-13)
+    torch.testing.assert_close(mg.mean, flat.mean, rtol=0, atol=1e-10)
+    torch.testing.assert_close(mg.var, flat.var, rtol=1e-10, atol=0)
+    assert mg.work < flat.work / 5
+
+
+def test_max_levels_and_masks():
+    z, a, wh, wv = random_problem(1, 40, 30, seed=4, ratio=10.0)
+    mask = torch.rand(1, 40, 30, generator=torch.Generator().manual_seed(0)) > 0.3
+    res = solve(z, a, (wh, wv), levels=3, tol=1e-11, iters=200, mask=mask)
+    assert res.converged
+    torch.testing.assert_close(res.mean, direct_solve(z, a * mask, wh, wv), rtol=0, atol=1e-9)
+
+
+def test_vcycle_contraction_is_fast_and_size_independent():
+    rates = []
+    for n in (32, 128):
+        z = torch.randn(1, n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+        sys, _, _ = check_inputs(z, 1.0, 100.0)
+        hier = build_hierarchy(sys, smoother="gbp", transfer="bilinear")
+        _, hist, _, _ = vcycle_solve(sys, hier, torch.zeros_like(sys.b), 8, None)
+        rates.append(float((hist[-1] / hist[2]) ** (1 / 5)))
+    assert max(rates) < 0.3, rates
+    assert abs(rates[0] - rates[1]) < 0.1, rates
+
+
+def test_edge_aware_weights_fcg_converges():
+    g = torch.Generator().manual_seed(5)
+    n = 48
+    img = (torch.rand(1, n // 8, n // 8, generator=g, dtype=torch.float64) > 0.5).double()
+    img = img.repeat_interleave(8, 1).repeat_interleave(8, 2)  # blocky image with sharp edges
+    wh = 100.0 * torch.exp(-((img[..., 1:] - img[..., :-1]) ** 2) * 4.6)  # 100x contrast
+    wv = 100.0 * torch.exp(-((img[..., 1:, :] - img[..., :-1, :]) ** 2) * 4.6)
+    z = img + 0.1 * torch.randn(1, n, n, generator=g, dtype=torch.float64)
+    res = solve(z, 1.0, (wh, wv), levels=None, tol=1e-10, iters=40)
+    assert res.converged and res.iters <= 25
+    torch.testing.assert_close(res.mean, direct_solve(z, torch.ones_like(z), wh, wv), rtol=0, atol=1e-8)
+
+
+def test_c2f_start_reduces_flat_iterations_at_loose_tolerance():
+    z, a, wh, wv = random_problem(1, 64, 64, seed=6, ratio=50.0)
+    flat = solve(z, a, (wh, wv), iters=5000, tol=1e-3, check_every=1)
+    c2f = solve(z, a, (wh, wv), levels=None, method="c2f", iters=5000, tol=1e-3, check_every=1)
+    assert c2f.converged and c2f.iters < flat.iters / 2
+
+
+@pytest.mark.parametrize("h,w", [(8, 8), (7, 9), (1, 5), (6, 1)])
+def test_transfers_are_adjoint(h, w):
+    g = torch.Generator().manual_seed(h * w)
+    hc, wc = coarse_shape(h, w)
+    xc = torch.randn(2, hc, wc, generator=g, dtype=torch.float64)
+    f = torch.randn(2, h, w, generator=g, dtype=torch.float64)
+    torch.testing.assert_close((prolong_bilinear(xc, h, w) * f).sum(), (xc * restrict_bilinear(f)).sum())
+    torch.testing.assert_close((prolong_constant(xc, h, w) * f).sum(), (xc * aggregate(f)).sum())
+    torch.testing.assert_close(prolong_bilinear(torch.ones(1, hc, wc), h, w), torch.ones(1, h, w))
+
+
+def test_dense_coarse_matrix_matches_assembly():
+    z, a, wh, wv = random_problem(2, 3, 4, d=2, full=True, seed=7)
+    sys, _, _ = check_inputs(z, a, (wh, wv))
+    dense = dense_matrix(sys)  # unknowns ordered (d, y, x)
+    ref = torch.as_tensor(assemble(a[1].numpy(), wh[1].numpy(), wv[1].numpy(), d=2).toarray())  # (y, x, d)
+    perm = torch.arange(24).reshape(3, 4, 2).permute(2, 0, 1).reshape(-1)
+    torch.testing.assert_close(dense[1], ref[perm][:, perm])
+
+
+def test_robust_irls_inside_multigrid_matches_flat():
+    from gbp_torch.robust import RobustKernel
+    z, a, wh, wv = random_problem(1, 20, 20, seed=8, ratio=5.0)
+    rb = dict(data=RobustKernel("huber", 0.5), smooth=RobustKernel("huber", 0.3), outer_iters=8)
+    flat = solve(z, a, (wh, wv), iters=4000, tol=1e-12, robust=rb)
+    mg = solve(z, a, (wh, wv), levels=None, tol=1e-12, robust=rb)
+    assert flat.outer_iters == mg.outer_iters == 8
+    torch.testing.assert_close(mg.mean, flat.mean, rtol=0, atol=1e-9)
+
+
+def test_multigrid_d2_robust_runs_and_is_finite():
+    from gbp_torch.robust import RobustKernel
+    z, a, wh, wv = random_problem(1, 16, 16, d=2, full=True, seed=9)
+    res = solve(z, a, (wh, wv), levels=None, tol=1e-8, robust=dict(smooth=RobustKernel("cauchy", 1.0)))
+    assert torch.isfinite(res.mean).all() and res.converged
