@@ -136,7 +136,7 @@ def test_batched_nonlinear_equals_separate_solves():
 def test_nonlinear_with_linear_prior_and_per_factor_params_batch():
     """Range-only to 2 anchors + a weak linear prior, params given as (B, F, 2): per-graph anchors."""
     rng = np.random.default_rng(8)
-    B = 2
+    B = 3  # not 2: a leading dim equal to F (= 2 here) is read as an unbatched (F, ...) param
     anchors = rng.uniform(-2, 2, size=(B, 2, 2))
     truth = np.array([[0.7, 0.4]])
     z = np.linalg.norm(truth[None] - anchors, axis=-1, keepdims=True)  # (B, 2, 1)

@@ -1,0 +1,1 @@
+"""Vision tasks built on GBP: denoising (stereo and flow to come)."""

@@ -1,0 +1,89 @@
+"""Bad inputs raise ValueError naming the argument and the expected shape."""
+
+import pytest
+import torch
+
+from gbp_torch.grid import solve
+
+from grid_reference import random_problem
+
+
+def _p():
+    return random_problem(2, 4, 5)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("z_shape", r"z must have shape \(B, H, W\)"),
+    ("a_shape", r"data_precision must have shape \(B, H, W\)"),
+    ("wh_shape", r"edge_weights\[0\] \(horizontal\) must have shape \(B, H, W-1\) = \(2, 4, 4\)"),
+    ("wv_shape", r"edge_weights\[1\] \(vertical\) must have shape \(B, H-1, W\) = \(2, 3, 5\)"),
+    ("a_negative", r"data_precision must be >= 0"),
+    ("w_negative", r"edge_weights\[1\] \(vertical\) must be >= 0"),
+    ("z_nan", r"z contains NaN"),
+    ("a_nan", r"data_precision contains NaN"),
+    ("a_zero", r"zero everywhere in batch item 1"),
+    ("mask_shape", r"mask must have shape \(B, H, W\)"),
+    ("full_not_psd", r"positive semi-definite"),
+    ("full_asym", r"symmetric"),
+    ("edges_single", r"edge_weights must be a number or a pair"),
+])
+def test_bad_inputs_raise_clear_value_errors(case, match):
+    z, a, wh, wv = _p()
+    kw = {}
+    if case == "z_shape":
+        z = z[0]
+    elif case == "a_shape":
+        a = a[:, :3]
+    elif case == "wh_shape":
+        wh = torch.ones(2, 4, 5, dtype=z.dtype)
+    elif case == "wv_shape":
+        wv = torch.ones(2, 4, 5, dtype=z.dtype)
+    elif case == "a_negative":
+        a = a.clone(); a[0, 1, 1] = -1.0
+    elif case == "w_negative":
+        wv = wv.clone(); wv[1, 0, 0] = -0.1
+    elif case == "z_nan":
+        z = z.clone(); z[0, 0, 0] = float("nan")
+    elif case == "a_nan":
+        a = a.clone(); a[0, 0, 0] = float("nan")
+    elif case == "a_zero":
+        a = a.clone(); a[1] = 0.0
+    elif case == "mask_shape":
+        kw["mask"] = torch.ones(2, 4, dtype=torch.bool)
+    elif case in ("full_not_psd", "full_asym"):
+        z = torch.zeros(2, 2, 4, 5, dtype=torch.float64)
+        a = torch.eye(2, dtype=torch.float64)[None, :, :, None, None].repeat(2, 1, 1, 4, 5)
+        if case == "full_not_psd":
+            a[0, 0, 1] = a[0, 1, 0] = 3.0
+        else:
+            a[0, 0, 1] = 0.5
+    elif case == "edges_single":
+        wh = torch.ones(2, 4, 4)
+        with pytest.raises(ValueError, match=match):
+            solve(z, a, wh)
+        return
+    with pytest.raises(ValueError, match=match):
+        solve(z, a, (wh, wv), **kw)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(levels=0), "levels must be None or an int >= 1"),
+    (dict(iters=-1), "iters must be an int >= 0"),
+    (dict(tol=0.0), "tol must be None or > 0"),
+    (dict(damping=1.0), r"damping must be in \[0, 1\)"),
+    (dict(method="multigrid", levels=None), "method must be one of"),
+    (dict(schedule="random"), "schedule must be"),
+    (dict(smoother="sor", levels=None), "smoother must be"),
+])
+def test_bad_options_raise(kw, match):
+    z, a, wh, wv = _p()
+    with pytest.raises(ValueError, match=match):
+        solve(z, a, (wh, wv), **kw)
+
+
+def test_numbers_broadcast_for_precision_and_weights():
+    z, _, _, _ = _p()
+    r1 = solve(z, 2.0, 3.0, iters=50)
+    r2 = solve(z, torch.full((2, 4, 5), 2.0, dtype=z.dtype),
+               (torch.full((2, 4, 4), 3.0, dtype=z.dtype), torch.full((2, 3, 5), 3.0, dtype=z.dtype)), iters=50)
+    torch.testing.assert_close(r1.mean, r2.mean)
