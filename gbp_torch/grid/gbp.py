@@ -138,12 +138,13 @@ def belief_mean(base: Tensor, gains: GBPGains, eta: Msgs) -> Tensor:
 
 def gbp_iterate(sys: GridSystem, gains: GBPGains, iters: int, x0: Tensor | None = None,
                 tol: float | None = None, damping: float = 0.0, schedule: str = "sync",
-                check_every: int = 10) -> tuple[Tensor, list[Tensor], int, bool]:
+                check_every: int = 10, callback=None) -> tuple[Tensor, list[Tensor], int, bool]:
     """Run eta-GBP with frozen gains. With x0 it solves the residual system.
 
     Returns (x (B, D, H, W), residual history [(B,)], iterations run, converged).
     Relative residuals ``|b - A x| / |b|`` are recorded every ``check_every``
-    iterations and at the end.
+    iterations and at the end. ``callback(it, x)`` (if given) sees every iterate
+    and may return True to stop.
     """
     if schedule not in ("sync", "redblack"):
         raise ValueError(f"schedule must be 'sync' or 'redblack', got {schedule!r}")
@@ -166,6 +167,8 @@ def gbp_iterate(sys: GridSystem, gains: GBPGains, iters: int, x0: Tensor | None 
             eta = eta_step(base, gains, eta, damping, masks[0])
             eta = eta_step(base, gains, eta, damping, masks[1])
         it += 1
+        if callback is not None and callback(it, current()):
+            break
         if tol is not None and (it % check_every == 0 or it == iters):
             res = (bnorm(sys.b - matvec(sys, current())) / bn).detach()
             history.append(res)

@@ -171,8 +171,11 @@ def _record(sys: GridSystem, x: Tensor, bn: Tensor, r: Tensor | None = None) -> 
     return (bnorm(r) / bn).detach()
 
 
-def vcycle_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None):
-    """Stationary V-cycle iteration ``x += V(b - A x)``. Returns (x, history, iters, converged)."""
+def vcycle_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None):
+    """Stationary V-cycle iteration ``x += V(b - A x)``. Returns (x, history, iters, converged).
+
+    ``callback(it, x)`` may return True to stop.
+    """
     bn = bnorm(sys.b).clamp_min(torch.finfo(sys.b.dtype).tiny)
     hist, it, conv = [], 0, False
     r = sys.b - matvec(sys, x)
@@ -181,14 +184,19 @@ def vcycle_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: f
         it += 1
         r = sys.b - matvec(sys, x)
         hist.append(_record(sys, x, bn, r))
+        if callback is not None and callback(it, x):
+            break
         if tol is not None and float(hist[-1].max()) <= tol:
             conv = True
             break
     return x, hist, it, conv
 
 
-def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None):
-    """Flexible CG (FCG(1), Notay) preconditioned by one V-cycle per iteration."""
+def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None):
+    """Flexible CG (FCG(1), Notay) preconditioned by one V-cycle per iteration.
+
+    Returns (x, history, iters, converged); ``callback(it, x)`` may return True to stop.
+    """
     bn = bnorm(sys.b).clamp_min(torch.finfo(sys.b.dtype).tiny)
     tiny = torch.finfo(sys.b.dtype).tiny
     hist, it, conv = [], 0, False
@@ -208,6 +216,8 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
         r = r - alpha * q
         it += 1
         hist.append(_record(sys, x, bn, r))
+        if callback is not None and callback(it, x):
+            break
         if tol is not None and float(hist[-1].max()) <= tol:
             conv = True
             break
