@@ -48,27 +48,31 @@ def lane_eye(n: int, like: Tensor) -> Tensor:
     return torch.eye(n, dtype=like.dtype, device=like.device).unsqueeze(-1)
 
 
-def lane_solve_checked(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Solve ``a x = b`` for SPD ``a``; also return whether ``a`` is positive definite.
+def lane_solve_checked(a: Tensor, b: Tensor, rtol: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Solve ``a x = b`` for SPD ``a``; also return whether ``a`` is (well) positive definite.
 
     Args:
         a: (..., n, n, L).
         b: (..., n, m, L) (leading dims broadcast against ``a``'s).
+        rtol: ``ok`` needs every elimination pivot > rtol * its original diagonal
+            entry (0: plain positive definiteness; ~100 eps flags numerically
+            singular matrices).
     Returns:
-        x (..., n, m, L) and ok (..., L) (all elimination pivots > 0).
+        x (..., n, m, L) and ok (..., L).
 
     No pivoting: valid for SPD matrices, which is all GBP produces; for a
     non-SPD ``a`` the result is garbage or inf/NaN and ``ok`` is False.
     """
     n = a.shape[-2]
     if n == 1:
-        return b / a, (a[..., 0, 0, :] > 0).expand(torch.broadcast_shapes(a.shape[:-3], b.shape[:-3]) + a.shape[-1:])
+        ok = a[..., 0, 0, :] > 0
+        return b / a, ok.expand(torch.broadcast_shapes(a.shape[:-3], b.shape[:-3]) + a.shape[-1:])
     if n == 2:
         a00, a01, a10, a11 = a[..., 0:1, 0, :], a[..., 0:1, 1, :], a[..., 1:2, 0, :], a[..., 1:2, 1, :]
         det = a00 * a11 - a01 * a10
         b0, b1 = b[..., 0, :, :], b[..., 1, :, :]
         x = torch.stack(((a11 * b0 - a01 * b1) / det, (a00 * b1 - a10 * b0) / det), -3)
-        ok = ((a00 > 0) & (det > 0))[..., 0, :]
+        ok = ((a00 > 0) & (det > rtol * a00 * a11))[..., 0, :]
         return x, ok.expand(x.shape[:-3] + x.shape[-1:])
     batch = torch.broadcast_shapes(a.shape[:-3], b.shape[:-3])
     a = a.expand(*batch, *a.shape[-3:])
@@ -81,7 +85,7 @@ def lane_solve_checked(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     ok = torch.ones(rows[0].shape[:-2] + rows[0].shape[-1:], dtype=torch.bool, device=a.device)
     for k in range(n):  # forward elimination; all pivots are positive iff a is PD
         pivot = rows[k][..., k : k + 1, :]
-        ok = ok & (pivot[..., 0, :] > 0)
+        ok = ok & (pivot[..., 0, :] > rtol * a[..., k, k, :].abs())
         rows[k] = rows[k] / pivot
         for i in range(k + 1, n):
             rows[i] = rows[i] - rows[i][..., k : k + 1, :] * rows[k]

@@ -20,17 +20,25 @@ from torch import Tensor
 from .linalg import lane_eye, lane_matmul, lane_matvec, lane_solve_checked, lane_transpose
 
 
-def _jitter(lam_bb: Tensor) -> Tensor:
-    """Tiny ridge keeping lam_bb invertible when a factor alone leaves directions free.
+def _solve_bb(lam_bb: Tensor, rhs: Tensor) -> Tensor:
+    """``lam_bb^-1 rhs``, with a tiny ridge only where lam_bb is numerically singular.
 
-    Such messages have a finite limit as the ridge -> 0 (those directions carry no
-    information); a ridge of ~10 machine epsilons of the block's scale reaches it
-    to working precision.
+    A factor alone can leave directions of the other variables free (a range
+    measurement of a 2-D point) while they have no incoming information yet;
+    such messages have a finite limit as a ridge -> 0 (those directions carry
+    no information), which a ridge of ~10 machine epsilons of the block's scale
+    reaches to working precision. A ridge everywhere would bias every message
+    (badly in float32), so it is used only where the plain solve is ill-posed.
     """
-    eps = 10 * torch.finfo(lam_bb.dtype).eps
+    eps = torch.finfo(lam_bb.dtype).eps
+    x, ok = lane_solve_checked(lam_bb, rhs, rtol=100 * eps)
+    if bool(ok.all()):
+        return x
     diag = lam_bb.diagonal(dim1=-3, dim2=-2)  # (B, F, nb)
     scale = diag.abs().mean(-1).clamp_min(torch.finfo(lam_bb.dtype).tiny)  # (B, F)
-    return (eps * scale).unsqueeze(-2).unsqueeze(-2) * lane_eye(lam_bb.shape[-2], lam_bb)
+    ridge = (10 * eps * scale).unsqueeze(-2).unsqueeze(-2) * lane_eye(lam_bb.shape[-2], lam_bb)
+    x_ridge, _ = lane_solve_checked(lam_bb + ridge, rhs)
+    return torch.where(ok.unsqueeze(-2).unsqueeze(-2), x, x_ridge)
 
 
 def _block(t: Tensor, rows: list[tuple[int, int]], cols: list[tuple[int, int]] | None) -> Tensor:
@@ -71,8 +79,7 @@ def factor_to_variable(
         lam_ab = _block(lam_f, a, b)
         lam_bb = _block(lam_f, b, b) + _block_diag([in_lam[j] for j in others])
         eta_b = _block(eta_f, b, None) + torch.cat([in_eta[j] for j in others], -2)
-        lam_bb = lam_bb + _jitter(lam_bb)
-        x, _ = lane_solve_checked(lam_bb, torch.cat((lane_transpose(lam_ab), eta_b.unsqueeze(-2)), -2))
+        x = _solve_bb(lam_bb, torch.cat((lane_transpose(lam_ab), eta_b.unsqueeze(-2)), -2))
         out_lam.append(_block(lam_f, a, a) - lane_matmul(lam_ab, x[..., :-1, :]))
         out_eta.append(_block(eta_f, a, None) - lane_matvec(lam_ab, x[..., -1, :]))
     return out_eta, out_lam

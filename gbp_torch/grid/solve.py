@@ -114,7 +114,8 @@ def solve(z: Tensor, data_precision, edge_weights, iters: int | None = None, lev
             for the V-cycle / FCG smoothers; the variances are as accurate as this).
         coarse_size: pixels at which coarsening stops (dense Cholesky there).
         check_every: flat GBP computes the residual every this many iterations.
-        x0: optional initial estimate, same shape as z.
+        x0: optional initial estimate, same shape as z; with ``robust`` the
+            first weights are computed at x0 (no initial least-squares solve).
 
     Returns:
         :class:`GridResult`. Device and dtype follow z; differentiable.
@@ -144,10 +145,13 @@ def solve(z: Tensor, data_precision, edge_weights, iters: int | None = None, lev
                 damping=damping, schedule=schedule, check_every=check_every, method=method,
                 coarse_size=coarse_size, smoother=smoother, relax=relax, clamp=clamp,
                 transfer=transfer, cycle=cycle, fmg=fmg)
-    x, hist, it, conv, gains, work = _inner(sys0, x0, iters, levels, tol, opts)
+    if rb is not None and x0 is not None:  # robust weights are first evaluated at x0
+        x, hist, it, conv, gains, work = x0, [], 0, False, None, 0.0
+    else:
+        x, hist, it, conv, gains, work = _inner(sys0, x0, iters, levels, tol, opts)
     outer = 0
     if rb is not None:
-        for _ in range(rb.outer_iters):
+        for _ in range(max(rb.outer_iters, 1 if gains is None else 0)):
             sys_t = reweight(sys0, zz, x, rb)
             x_new, hist, it, conv, gains, w = _inner(sys_t, x, iters, levels, tol, opts)
             work += w
