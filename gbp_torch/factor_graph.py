@@ -310,7 +310,9 @@ class GBPEngine:
                 status, diverged = f"diverged: non-finite values at iteration {it + 1}", True
             elif it >= 5 and res > DIVERGENCE_GROWTH * early:
                 status, diverged = f"diverged: residual {res:.3g} grew over {DIVERGENCE_GROWTH:g}x of {early:.3g}", True
-            elif tol is not None and res < tol and all(ok.all() for ok in self.ok):
+            # it > 0: the first residual compares with the init, not with a GBP iterate (a zero init
+            # equal to the first beliefs' means would otherwise 'converge' before any information spread)
+            elif tol is not None and it > 0 and res < tol and all(ok.all() for ok in self.ok):
                 status, converged = "converged", True
             if diverged or converged:
                 break

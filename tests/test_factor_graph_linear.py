@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gbp_torch import DifferenceFactors, FactorGraph, GBPResult, LinearFactors, PriorFactors
-from helpers import assemble, exact, np_result, random_linear_graph, random_spd, split, t
+from helpers import assemble, exact, np_result, random_linear_graph, random_spd, t
 
 TOL = 1e-8
 
@@ -259,3 +259,41 @@ def test_iterating_more_keeps_fixed_point():
     assert r2.iters == 100 and r2.status == "max_iters" and not r2.diverged
     for a, b in zip(r1.means, r2.means):
         np.testing.assert_allclose(np_result(a), np_result(b), atol=TOL)
+
+
+def test_gradients_through_solve_match_implicit_differentiation():
+    """d mean / d z and d mean / d L (autograd through the GBP iterations on a tree) vs numpy:
+    mean = A^-1 eta, so d mean = A^-1 (d eta - dA mean)."""
+    rng = np.random.default_rng(31)
+    g = FactorGraph()
+    X, Y = g.add_variables(2, 1), g.add_variables(2, 2)
+    z_prior = t(rng.standard_normal((2, 2))).requires_grad_()
+    w = t([2.0, 3.0]).requires_grad_()
+    J = rng.standard_normal((2, 2, 3))
+    z_pair = t(rng.standard_normal((2, 2))).requires_grad_()
+    g.add(PriorFactors(X.all(), t(rng.standard_normal((2, 1))), t(1.0)))
+    g.add(PriorFactors(Y.all(), z_prior, w))
+    g.add(LinearFactors([X.all(), Y.all()], t(J), z_pair, t(1.5)))
+    g.add(LinearFactors([X[[0]], X[[1]]], t(np.array([[1.0, -1.0]])), t(np.zeros((1, 1))), t(1.0)))
+    res = g.solve(iters=30, tol=1e-14)
+    assert res.converged
+    c = rng.standard_normal(4 * 1 + 0)  # weights on the means: X (2x1) and Y (2x2) flattened
+    cX, cY = t(c[:2].reshape(2, 1)), t(rng.standard_normal((2, 2)))
+    loss = (res.means[0] * cX).sum() + (res.means[1] * cY).sum()
+    gz_prior, gw, gz_pair = torch.autograd.grad(loss, (z_prior, w, z_pair))
+    # numpy oracle: state order X0, X1, Y0(2), Y1(2)
+    A, eta = assemble(g)
+    mean = np.linalg.solve(A, eta)
+    cvec = np.concatenate([c[:2], cY.numpy().ravel()])
+    lam_c = np.linalg.solve(A, cvec)  # adjoint: d loss / d eta
+    # z_prior (Y priors, J = I, L = w_i I): d eta_Y_i = w_i dz  -> grad = w_i * lam_c[Y_i]
+    Ycols = [np.arange(2, 4), np.arange(4, 6)]
+    wn = np.array([2.0, 3.0])
+    np.testing.assert_allclose(gz_prior.numpy(), np.stack([wn[i] * lam_c[Ycols[i]] for i in range(2)]), atol=1e-8)
+    # w_i: d eta = z_i, dA = I on Y_i  -> grad = lam_c[Y_i] . (z_i - mean[Y_i])
+    zp = z_prior.detach().numpy()
+    np.testing.assert_allclose(gw.numpy(), [lam_c[Ycols[i]] @ (zp[i] - mean[Ycols[i]]) for i in range(2)], atol=1e-8)
+    # z_pair f: d eta_cols = J_f^T L df, cols = (X_f, Y_f)
+    for f in range(2):
+        cols = np.concatenate([[f], Ycols[f]])
+        np.testing.assert_allclose(gz_pair[f].numpy(), 1.5 * J[f] @ lam_c[cols], atol=1e-8)

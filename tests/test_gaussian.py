@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from gbp_torch import Gaussian
 from helpers import random_spd, t

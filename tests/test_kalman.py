@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from gbp_torch import FactorGraph, LinearFactors
 from helpers import np_result, t

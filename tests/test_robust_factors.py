@@ -192,3 +192,26 @@ def test_bad_robust_arguments():
     g.add(PriorFactors(x.all(), t(np.zeros((2, 1))), t(1.0), robust="huber", k=t([1.0, -1.0])))
     with pytest.raises(ValueError, match="positive"):
         g.solve(iters=3)
+
+
+def test_batched_thresholds_equal_separate_robust_solves():
+    """k of shape (B, F) is the only batched input: B graphs, each the robust minimiser for its k."""
+    z = np.array([[0.0], [1.0], [5.0], [1.5]])
+    ks = np.array([[0.5, 0.5, 0.5, 0.5], [100.0, 100.0, 100.0, 100.0], [0.2, 1.0, 0.3, 2.0]])
+    g = FactorGraph()
+    x = g.add_variables(4, 1)
+    g.add(PriorFactors(x.all(), t(z), t(1.0), robust="huber", k=t(ks)))
+    g.add(DifferenceFactors(x[:-1], x[1:], t(np.zeros((3, 1))), t(1.0)))
+    res = g.solve(iters=500, tol=1e-12)
+    assert res.converged and res.means[0].shape == (3, 4, 1)
+    D = np.diff(np.eye(4), axis=0)  # (3, 4): x_{i+1} - x_i
+
+    for b in range(3):
+        def fun(v, b=b):
+            r = np.abs(v - z[:, 0])
+            rho, drho = rho_and_drho("huber", r, ks[b])
+            d = D @ v
+            return rho.sum() + 0.5 * d @ d, drho * np.sign(v - z[:, 0]) + D.T @ d
+
+        ref = _minimise(fun, z[:, 0].copy())
+        np.testing.assert_allclose(np_result(res.means[0][b, :, 0]), ref, atol=TOL)

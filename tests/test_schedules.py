@@ -20,9 +20,9 @@ def _solve_and_check(schedule, damping, seed=0):
     graph = _loopy(seed)
     means, _ = exact(graph)
     sched = as_schedule(schedule)
-    if isinstance(sched, RandomSchedule):
-        # a random schedule can reject every update of an iteration, which the engine reads as
-        # convergence (see test_no_op_iteration_is_not_convergence): run a fixed number of iterations
+    if isinstance(sched, RandomSchedule) or (isinstance(sched, ResidualSchedule) and sched.fraction < 0.2):
+        # partial schedules can make an iteration that moves no mean, which the engine reads as
+        # convergence (see the xfail tests below): run a fixed number of iterations
         res = graph.solve(iters=500, damping=damping, schedule=sched)
         assert not res.diverged and res.status == "max_iters"
     else:
@@ -67,6 +67,17 @@ def test_no_op_iteration_is_not_convergence():
         assert res.status == "max_iters"
 
 
+@pytest.mark.xfail(strict=True, reason="engine bug: residual schedule updating only unary (prior) messages, which "
+                   "damping rescales without moving any mean, gives a 0 mean change and a false 'converged'")
+def test_residual_schedule_does_not_stop_early():
+    graph = _loopy(1)
+    means, _ = exact(graph)
+    res = graph.solve(iters=2000, tol=1e-12, damping=0.3, schedule=ResidualSchedule(fraction=0.1))
+    assert res.converged
+    for i in range(3):
+        np.testing.assert_allclose(np_result(res.means[i]), means[i], atol=TOL)
+
+
 def test_schedules_agree_with_each_other_on_covariances_of_a_tree():
     rng = np.random.default_rng(17)
     graph = random_linear_graph(rng, edges="tree")
@@ -91,7 +102,8 @@ def test_partial_schedules_take_more_iterations_than_sync_on_a_chain_but_sweep_f
     graph = random_linear_graph(rng, dims=(2,), nums=(12,), edges="chain")
     n_sync = graph.solve(iters=500, tol=1e-10).iters
     n_rand = graph.solve(iters=500, tol=1e-10, schedule=RandomSchedule(p=0.3)).iters
-    assert n_rand > n_sync
+    n_sweep = graph.solve(iters=500, tol=1e-10, schedule=Sweep(chunks=12)).iters  # factors are in chain order
+    assert n_sweep < n_sync < n_rand
 
 
 def test_random_schedule_is_reproducible():

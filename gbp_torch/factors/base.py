@@ -46,7 +46,10 @@ class VariableGroup:
         self.num, self.dim, self.init, self.gid = num, dim, init, gid
 
     def __getitem__(self, index: IndexLike) -> "VariableRef":
-        idx = torch.arange(self.num)[index] if not isinstance(index, Tensor) else index.long().cpu()
+        try:
+            idx = torch.arange(self.num)[index] if not isinstance(index, Tensor) else index.long().cpu()
+        except IndexError as err:  # int / list out of range: same error type as for tensor indices
+            raise ValueError(f"variable index out of range [0, {self.num}) in group {self.gid}: {err}") from None
         idx = idx.reshape(-1)
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.num):
             raise ValueError(f"variable index out of range [0, {self.num}) in group {self.gid}")
@@ -105,6 +108,9 @@ class FactorFamily(ABC):
         self.dtype = dtype if dtype is not None and dtype.is_floating_point else torch.get_default_dtype()
         self.precision = self._precision(precision, measurement_dim)
         self.robust = as_kernel(robust, k)
+        k_t = getattr(self.robust, "k", None)
+        if isinstance(k_t, Tensor) and k_t.dim() >= 2 and k_t.shape[0] > 1:  # (B, F) thresholds: B graphs
+            self.batched_input = True
 
     # -- helpers for subclasses -------------------------------------------------
     def _batched(self, t: Tensor | float, name: str, shape: tuple[int, ...]) -> Tensor:
@@ -145,6 +151,8 @@ class FactorFamily(ABC):
     def num_batch(self) -> int:
         """Batch size of the family's parameters (1 when shared)."""
         tensors = [v for v in vars(self).values() if isinstance(v, Tensor)] + list(getattr(self, "params", ()))
+        if self.robust is not None and isinstance(self.robust.k, Tensor):
+            tensors.append(self.robust.k)
         sizes = {int(v.shape[0]) for v in tensors if v.dim() >= 2} - {1}
         if len(sizes) > 1:
             raise ValueError(f"{type(self).__name__}: parameters have different batch sizes {sorted(sizes)}")
