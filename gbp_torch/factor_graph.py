@@ -247,6 +247,10 @@ class GBPEngine:
         candidates, changes = [], []
         for i, fam in enumerate(fams):
             sel = selection[i]
+            if sel is not None and sel.numel() == 0:  # nothing of this family in this phase
+                changes.append(torch.zeros(self.batch, 0, dtype=self.dtype, device=self.device))
+                candidates.append(None)
+                continue
             eta_f, lam_f = self._potential(i, sel)
             in_eta, in_lam, old_eta, old_lam = [], [], [], []
             for k, slot in enumerate(fam.slots):
@@ -264,15 +268,18 @@ class GBPEngine:
                 d = self.damping
                 m_eta = [(1 - d) * n + d * o for n, o in zip(m_eta, old_eta)]
                 m_lam = [(1 - d) * n + d * o for n, o in zip(m_lam, old_lam)]
-            if self.schedule.uses_changes:
-                sq = sum((n - o).square().sum(-2) for n, o in zip(m_eta, old_eta))
-                sq = sq + sum((n - o).square().sum((-3, -2)) for n, o in zip(m_lam, old_lam))
-                changes.append(sq.detach().sqrt())
-            else:
-                changes.append(m_eta[0].new_empty(m_eta[0].shape[0], m_eta[0].shape[-1]))
+            sq = sum((n - o).detach().square().sum(-2) for n, o in zip(m_eta, old_eta))
+            sq = sq + sum((n - o).detach().square().sum((-3, -2)) for n, o in zip(m_lam, old_lam))
+            changes.append(sq.sqrt())  # (B, S) candidate change of each factor's messages
+            scale = max(n.detach().abs().amax() for n in m_eta + m_lam)
+            self.message_change = torch.maximum(self.message_change, changes[-1].amax())
+            self.message_scale = torch.maximum(self.message_scale, scale)
             candidates.append((m_eta, m_lam, old_eta, old_lam))
         masks = self.schedule.accept(changes, it)
-        for i, (m_eta, m_lam, old_eta, old_lam) in enumerate(candidates):
+        for i, candidate in enumerate(candidates):
+            if candidate is None:
+                continue
+            m_eta, m_lam, old_eta, old_lam = candidate
             sel = selection[i]
             for k in range(len(m_eta)):
                 new_eta, new_lam = m_eta[k], m_lam[k]
@@ -289,10 +296,15 @@ class GBPEngine:
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, iters: int = 100, tol: float | None = None) -> GBPResult:
-        """Iterate until the max change of any mean is below ``tol`` or ``iters`` iterations.
+        """Iterate (continuing from the current messages) for ``iters`` iterations or until converged.
 
-        Divergence (NaN/inf, or a residual ``DIVERGENCE_GROWTH`` times the largest
-        of the first 5 iterations') stops the run, sets ``diverged`` and warns.
+        Converged: in one iteration no mean moved by ``tol`` or more AND no factor's
+        candidate messages (computed for every factor, whether or not the schedule
+        applied them) changed by ``tol`` relative to the largest message entry. The
+        message test keeps partial schedules and damped priors from stopping early.
+
+        Divergence (NaN/inf, or a mean change ``DIVERGENCE_GROWTH`` times the largest
+        of the first 5 non-zero ones) stops the run, sets ``diverged`` and warns.
         """
         if iters < 1:
             raise ValueError(f"iters must be >= 1, got {iters}")
@@ -301,18 +313,20 @@ class GBPEngine:
         sizes = [fam.num_factors for fam in self.graph.families]
         for it in range(iters):
             self._relinearise(it)
+            self.message_change = torch.zeros((), dtype=self.dtype, device=self.device)
+            self.message_scale = torch.full((), torch.finfo(self.dtype).tiny, dtype=self.dtype, device=self.device)
             for selection in self.schedule.phases(sizes, it, self.device):
                 self._phase(selection, it)
-            res = float(self._update_means())
+            res = float(self._update_means().detach())
             residuals.append(res)
-            early = max(residuals[:5])
+            moving = [r for r in residuals if r > 0][:5]
             if not math.isfinite(res) or not all(torch.isfinite(b[1]).all() for b in self.beliefs):
                 status, diverged = f"diverged: non-finite values at iteration {it + 1}", True
-            elif it >= 5 and res > DIVERGENCE_GROWTH * early:
-                status, diverged = f"diverged: residual {res:.3g} grew over {DIVERGENCE_GROWTH:g}x of {early:.3g}", True
-            # it > 0: the first residual compares with the init, not with a GBP iterate (a zero init
-            # equal to the first beliefs' means would otherwise 'converge' before any information spread)
-            elif tol is not None and it > 0 and res < tol and all(ok.all() for ok in self.ok):
+            elif len(moving) == 5 and res > DIVERGENCE_GROWTH * max(moving):
+                status = f"diverged: mean change {res:.3g} grew over {DIVERGENCE_GROWTH:g}x of {max(moving):.3g}"
+                diverged = True
+            elif (tol is not None and res < tol and float(self.message_change / self.message_scale) < tol
+                  and all(ok.all() for ok in self.ok)):
                 status, converged = "converged", True
             if diverged or converged:
                 break

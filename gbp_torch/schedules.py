@@ -28,9 +28,6 @@ from torch import Tensor
 class Schedule:
     """Base: one phase over all factors, all updates accepted."""
 
-    #: whether :meth:`accept` reads the message changes (else it gets empty (B, S) tensors)
-    uses_changes = False
-
     def phases(self, sizes: list[int], iteration: int, device: torch.device) -> list[list[Tensor | None]]:
         """Per phase, per family: indices (S,) of the factors to compute, or None for all."""
         return [[None] * len(sizes)]
@@ -79,7 +76,6 @@ class Sweep(Schedule):
 @dataclass
 class ResidualSchedule(Schedule):
     fraction: float = 0.25
-    uses_changes = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= 1.0:

@@ -5,6 +5,10 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
+# The small tensors of the tests gain nothing from intra-op threads, and on a
+# shared 2-core machine OpenMP spinning makes them many times slower.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():

@@ -152,7 +152,3 @@ def random_linear_graph(
 def np_result(x) -> np.ndarray:
     return x.detach().double().numpy()
 
-
-# The tiny tensors of these tests gain nothing from intra-op threads, and on a
-# shared 2-core machine OpenMP spinning makes them ~10x slower.
-torch.set_num_threads(1)
