@@ -159,6 +159,7 @@ class GBPEngine:
             self.potentials.append(self._information(self.models[i]))
         self.ok = [torch.ones(self.batch, g.num, dtype=torch.bool, device=dev) for g in self.graph.groups]
         self.beliefs = self._beliefs()
+        self.track_messages = False  # whether _phase measures message changes (set by run)
 
     def _gather(self, t: Tensor, idx: Tensor) -> Tensor:
         """Columns ``idx`` (S,) of a lanes tensor (B, ..., N) -> (B, ..., S)."""
@@ -268,12 +269,16 @@ class GBPEngine:
                 d = self.damping
                 m_eta = [(1 - d) * n + d * o for n, o in zip(m_eta, old_eta)]
                 m_lam = [(1 - d) * n + d * o for n, o in zip(m_lam, old_lam)]
-            sq = sum((n - o).detach().square().sum(-2) for n, o in zip(m_eta, old_eta))
-            sq = sq + sum((n - o).detach().square().sum((-3, -2)) for n, o in zip(m_lam, old_lam))
-            changes.append(sq.sqrt())  # (B, S) candidate change of each factor's messages
-            scale = max(n.detach().abs().amax() for n in m_eta + m_lam)
-            self.message_change = torch.maximum(self.message_change, changes[-1].amax())
-            self.message_scale = torch.maximum(self.message_scale, scale)
+            if self.schedule.needs_changes or self.track_messages:
+                sq = sum((n - o).detach().square().sum(-2) for n, o in zip(m_eta, old_eta))
+                sq = sq + sum((n - o).detach().square().sum((-3, -2)) for n, o in zip(m_lam, old_lam))
+                changes.append(sq.sqrt())  # (B, S) candidate change of each factor's messages
+            else:
+                changes.append(m_eta[0].new_empty(m_eta[0].shape[0], m_eta[0].shape[-1]))
+            if self.track_messages:
+                scale = max(n.detach().abs().amax() for n in m_eta + m_lam)
+                self.message_change = torch.maximum(self.message_change, changes[-1].amax())
+                self.message_scale = torch.maximum(self.message_scale, scale)
             candidates.append((m_eta, m_lam, old_eta, old_lam))
         masks = self.schedule.accept(changes, it)
         for i, candidate in enumerate(candidates):
@@ -301,7 +306,8 @@ class GBPEngine:
         Converged: in one iteration no mean moved by ``tol`` or more AND no factor's
         candidate messages (computed for every factor, whether or not the schedule
         applied them) changed by ``tol`` relative to the largest message entry. The
-        message test keeps partial schedules and damped priors from stopping early.
+        message test keeps partial schedules and damped priors from stopping early;
+        it runs only in iterations that follow one whose mean change was below ``tol``.
 
         Divergence (NaN/inf, or a mean change ``DIVERGENCE_GROWTH`` times the largest
         of the first 5 non-zero ones) stops the run, sets ``diverged`` and warns.
@@ -313,6 +319,7 @@ class GBPEngine:
         sizes = [fam.num_factors for fam in self.graph.families]
         for it in range(iters):
             self._relinearise(it)
+            self.track_messages = tol is not None and bool(residuals) and residuals[-1] < tol
             self.message_change = torch.zeros((), dtype=self.dtype, device=self.device)
             self.message_scale = torch.full((), torch.finfo(self.dtype).tiny, dtype=self.dtype, device=self.device)
             for selection in self.schedule.phases(sizes, it, self.device):
@@ -325,7 +332,7 @@ class GBPEngine:
             elif len(moving) == 5 and res > DIVERGENCE_GROWTH * max(moving):
                 status = f"diverged: mean change {res:.3g} grew over {DIVERGENCE_GROWTH:g}x of {max(moving):.3g}"
                 diverged = True
-            elif (tol is not None and res < tol and float(self.message_change / self.message_scale) < tol
+            elif (self.track_messages and res < tol and float(self.message_change / self.message_scale) < tol
                   and all(ok.all() for ok in self.ok)):
                 status, converged = "converged", True
             if diverged or converged:

@@ -28,6 +28,9 @@ from torch import Tensor
 class Schedule:
     """Base: one phase over all factors, all updates accepted."""
 
+    #: whether :meth:`accept` reads the per-factor message changes (else it may get uninitialised (B, S) tensors)
+    needs_changes = False
+
     def phases(self, sizes: list[int], iteration: int, device: torch.device) -> list[list[Tensor | None]]:
         """Per phase, per family: indices (S,) of the factors to compute, or None for all."""
         return [[None] * len(sizes)]
@@ -76,6 +79,7 @@ class Sweep(Schedule):
 @dataclass
 class ResidualSchedule(Schedule):
     fraction: float = 0.25
+    needs_changes = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= 1.0:

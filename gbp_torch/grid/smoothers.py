@@ -31,28 +31,43 @@ def clamp_lam(lam_b: Tensor, diag: Tensor, clamp: float) -> Tensor:
 class GBPSmoother:
     """One damped GBP step from zero eta-messages on the residual system.
 
-    ``S r = omega lam_b'^-1 (r + beta sum_i G_ij r_i)`` with frozen gains G,
-    beta = 1 - message damping, omega = output damping (relaxation) and
-    lam_b' = lam_b clamped to >= clamp diag(A).
+    ``S r = omega lam_b^-1 (r + beta sum_i G_ij r_i)`` with frozen gains G,
+    beta = 1 - message damping and omega = output damping (relaxation). For
+    scalar fields the clamp is applied symmetrically, ``S' = C^1/2 S C^1/2`` with
+    ``C = lam_b / max(lam_b, clamp diag(A))`` (so diag(S') = 1 / clamped lam_b);
+    for full 2x2 fields lam_b itself is clamped.
     """
 
     gains: GBPGains
     inv_lam: Tensor
     beta: float
     omega: float
+    sc: Tensor | None = None
 
-    def apply(self, r: Tensor) -> Tensor:
+    def _core(self, r: Tensor) -> Tensor:
         gr, gl, gd, gu = self.gains.g
         nb = scatter_edges(blocks.mv(gr, r[..., :, :-1]), blocks.mv(gl, r[..., :, 1:]),
                            blocks.mv(gd, r[..., :-1, :]), blocks.mv(gu, r[..., 1:, :]))
-        return self.omega * blocks.mv(self.inv_lam, r + self.beta * nb)
+        return blocks.mv(self.inv_lam, r + self.beta * nb)
 
-    def apply_t(self, r: Tensor) -> Tensor:
+    def _core_t(self, r: Tensor) -> Tensor:
         gr, gl, gd, gu = self.gains.g
         y = blocks.mv(self.inv_lam, r)
         nb = scatter_edges(blocks.mv(gl, y[..., :, :-1]), blocks.mv(gr, y[..., :, 1:]),
                            blocks.mv(gu, y[..., :-1, :]), blocks.mv(gd, y[..., 1:, :]))
-        return self.omega * (y + self.beta * nb)
+        return y + self.beta * nb
+
+    def apply(self, r: Tensor) -> Tensor:
+        if self.sc is None:
+            return self.omega * self._core(r)
+        sc = self.sc.unsqueeze(1)
+        return (self.omega * sc) * self._core(sc * r)
+
+    def apply_t(self, r: Tensor) -> Tensor:
+        if self.sc is None:
+            return self.omega * self._core_t(r)
+        sc = self.sc.unsqueeze(1)
+        return (self.omega * sc) * self._core_t(sc * r)
 
 
 @dataclass
@@ -71,8 +86,10 @@ class JacobiSmoother:
 def gbp_smoother(sys: GridSystem, gains: GBPGains, damping: float = 0.5, relax: float = 0.8,
                  clamp: float = 0.6) -> GBPSmoother:
     """Frozen-gain GBP smoother (message damping ``damping``, output damping ``relax``)."""
-    lam = clamp_lam(gains.lam_b, diagonal(sys), clamp)
-    return GBPSmoother(gains, blocks.inv(lam), 1.0 - damping, relax)
+    lam_c = clamp_lam(gains.lam_b, diagonal(sys), clamp)
+    if blocks.is_full(gains.lam_b):
+        return GBPSmoother(gains, blocks.inv(lam_c), 1.0 - damping, relax)
+    return GBPSmoother(gains, 1.0 / gains.lam_b, 1.0 - damping, relax, (gains.lam_b / lam_c).sqrt())
 
 
 def jacobi_smoother(sys: GridSystem, relax: float = 0.8) -> JacobiSmoother:
