@@ -158,19 +158,22 @@ class GBPEngine:
             self.models.append(self._lanes_model(fam, x0))
             self.potentials.append(self._information(self.models[i]))
         self.ok = [torch.ones(self.batch, g.num, dtype=torch.bool, device=dev) for g in self.graph.groups]
-        self.beliefs = self._beliefs()
         self.track_messages = False  # whether _phase measures message changes (set by run)
+        self.frozen: list[tuple[Tensor, Tensor]] | None = None  # fixed potentials (adjoint solves)
+        self.eta_source: list[Tensor] | None = None  # per group (B, d, N) added to the beliefs' eta
+        self.beliefs = self._beliefs()
 
     def _gather(self, t: Tensor, idx: Tensor) -> Tensor:
         """Columns ``idx`` (S,) of a lanes tensor (B, ..., N) -> (B, ..., S)."""
         flat = t.reshape(-1, t.shape[-1])
         return torch.gather(flat, 1, idx.expand(flat.shape[0], idx.numel())).reshape(*t.shape[:-1], idx.numel())
 
-    def _factor_means(self, i: int, sel: Tensor | None = None) -> Tensor:
-        """(B, n, F or S) current means of family i's variables."""
+    def _factor_means(self, i: int, sel: Tensor | None = None, values: list[Tensor] | None = None) -> Tensor:
+        """(B, n, F or S) current means (or per-group lanes ``values``) of family i's variables."""
+        values = self.means if values is None else values
         parts = []
         for idx, slot in zip(self.index[i], self.graph.families[i].slots):
-            parts.append(self._gather(self.means[slot.group.gid], idx if sel is None else idx[sel]))
+            parts.append(self._gather(values[slot.group.gid], idx if sel is None else idx[sel]))
         return torch.cat(parts, -2)
 
     def _lanes_model(self, fam: FactorFamily, x0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -188,7 +191,7 @@ class GBPEngine:
 
     def _relinearise(self, it: int) -> None:
         for i, fam in enumerate(self.graph.families):
-            if not fam.nonlinear:
+            if not fam.nonlinear or self.frozen is not None:
                 continue
             x = self._factor_means(i)
             moved = (x - self.lin_point[i]).abs().amax(-2) > fam.relinearise_threshold  # (B, F)
@@ -205,24 +208,36 @@ class GBPEngine:
 
     def _potential(self, i: int, sel: Tensor | None) -> tuple[Tensor, Tensor]:
         """Factor potentials (B, n, S), (B, n, n, S) with robust weights at the current means."""
-        fam = self.graph.families[i]
-        eta, lam = self.potentials[i]
-        if fam.robust is not None:
-            jac, c, prec = self.models[i]
-            resid = lane_matvec(jac, self._factor_means(i)) - c  # (B, m, F)
-            r = (lane_matvec(prec, resid) * resid).sum(-2).clamp_min(0).sqrt()  # (B, F)
-            w = fam.robust.weight(r)
-            eta, lam = eta * w.unsqueeze(-2), lam * w.unsqueeze(-2).unsqueeze(-2)
+        if self.frozen is not None:
+            eta, lam = self.frozen[i]
+        else:
+            eta, lam = self.potentials[i]
+            w = self.robust_weights(i)
+            if w is not None:
+                eta, lam = eta * w.unsqueeze(-2), lam * w.unsqueeze(-2).unsqueeze(-2)
         eta, lam = eta.expand(self.batch, *eta.shape[1:]), lam.expand(self.batch, *lam.shape[1:])
         if sel is not None:
             eta, lam = eta.index_select(-1, sel), lam.index_select(-1, sel)
         return eta, lam
+
+    def robust_weights(self, i: int, model: tuple[Tensor, Tensor, Tensor] | None = None,
+                       x: Tensor | None = None) -> Tensor | None:
+        """IRLS weights (B, F) of family i at x (B, n, F), default the current means (None without a kernel)."""
+        fam = self.graph.families[i]
+        if fam.robust is None:
+            return None
+        jac, c, prec = self.models[i] if model is None else model
+        resid = lane_matvec(jac, self._factor_means(i) if x is None else x) - c  # (B, m, F)
+        r = (lane_matvec(prec, resid) * resid).sum(-2).clamp_min(0).sqrt()  # (B, F)
+        return fam.robust.weight(r)
 
     def _beliefs(self) -> list[tuple[Tensor, Tensor]]:
         """Per group: belief eta (B, d, N), lam (B, d, d, N) = sum of incoming factor messages."""
         out = []
         for g in self.graph.groups:
             eta = torch.zeros(self.batch, g.dim, g.num, dtype=self.dtype, device=self.device)
+            if self.eta_source is not None:
+                eta = eta + self.eta_source[g.gid]
             lam = torch.zeros(self.batch, g.dim, g.dim, g.num, dtype=self.dtype, device=self.device)
             for i, fam in enumerate(self.graph.families):
                 for k, slot in enumerate(fam.slots):
