@@ -18,8 +18,7 @@ import torch
 from torch import Tensor
 
 from .factors.base import FactorFamily, VariableGroup
-from .linalg import (lane_inverse, lane_matmul, lane_matvec, lane_solve_checked, lane_symmetrize,
-                     lane_transpose)
+from .linalg import lane_inverse, lane_matmul, lane_matvec, lane_solve_checked, lane_symmetrize, lane_transpose
 from .messages import factor_to_variable
 from .schedules import ScheduleLike, as_schedule
 

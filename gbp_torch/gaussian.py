@@ -9,8 +9,9 @@ marginalising is a Schur complement, conditioning is slicing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Union
 
 import torch
 from torch import Tensor

@@ -11,8 +11,9 @@ parameter or a per-factor / per-pixel tensor) and are differentiable in both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Union
 
 import torch
 from torch import Tensor

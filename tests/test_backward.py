@@ -62,7 +62,7 @@ def test_implicit_matches_finite_differences_linear():
     for key in ("prior_mean", "prior_prec", "z", "edge_prec"):
         flat = params[key].detach().reshape(-1)
         for j in (0, flat.numel() // 2, flat.numel() - 1):
-            def loss_at(delta):
+            def loss_at(delta, key=key, j=j):
                 p = {k: v.detach().clone() for k, v in params.items()}
                 p[key].view(-1)[j] += delta
                 g, x = build(p)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from helpers import t
 
 from gbp_torch import DifferenceFactors, FactorGraph, LinearFactors, NonlinearFactors, PriorFactors
-from helpers import t
 
 
 @pytest.fixture

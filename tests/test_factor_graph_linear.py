@@ -9,9 +9,9 @@ covariances (trees only; loopy GBP covariances are only approximations).
 import numpy as np
 import pytest
 import torch
+from helpers import assemble, exact, np_result, random_linear_graph, random_spd, t
 
 from gbp_torch import DifferenceFactors, FactorGraph, GBPResult, LinearFactors, PriorFactors
-from helpers import assemble, exact, np_result, random_linear_graph, random_spd, t
 
 TOL = 1e-8
 
@@ -195,7 +195,7 @@ def test_batched_graph_equals_separate_solves():
         X, Y = sep.add_variables(3, 1), sep.add_variables(3, 2)
         refs = {0: [X.all()], 1: [Y.all()], 2: [X.all(), Y.all()], 3: [Y[:-1], X[1:]]}
         for i, fam in enumerate(g.families):
-            def el(v):
+            def el(v, b=b):
                 return v[min(b, v.shape[0] - 1)]
             sep.add(LinearFactors(refs[i], el(fam.jacobian), el(fam.z), el(fam.precision)))
         r1 = sep.solve(iters=60, tol=1e-12)

@@ -9,13 +9,12 @@ residual is close to the dense solution.
 import warnings
 
 import numpy as np
-import pytest
 import torch
+from helpers import random_spd, t
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gbp_torch import DifferenceFactors, FactorGraph, GBPDivergenceWarning, LinearFactors, PriorFactors
-from helpers import random_spd, t
 
 
 @st.composite

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from helpers import random_spd, t
 
 from gbp_torch import Gaussian
-from helpers import random_spd, t
 
 TOL = 1e-8
 

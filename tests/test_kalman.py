@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from helpers import np_result, t
 
 from gbp_torch import FactorGraph, LinearFactors
-from helpers import np_result, t
 
 TOL = 1e-8
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from helpers import random_spd, t
 
 from gbp_torch.linalg import matvec, spd_inverse, spd_solve, spd_solve_checked, symmetrize
 from gbp_torch.messages import factor_to_variable
-from helpers import random_spd, t
 
 TOL = 1e-8
 

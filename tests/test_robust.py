@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from helpers import t
 
 from gbp_torch import RobustKernel
 from gbp_torch.robust import as_kernel, cauchy_energy, huber_energy, tukey_energy
-from helpers import t
 
 KERNELS = ["huber", "tukey", "cauchy", "l2"]
 

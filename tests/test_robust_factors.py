@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
+from helpers import np_result, t
 
 from gbp_torch import DifferenceFactors, FactorGraph, LinearFactors, PriorFactors, RobustKernel
-from helpers import np_result, t
 
 TOL = 1e-6
 

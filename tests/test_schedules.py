@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from helpers import exact, np_result, random_linear_graph
 
 from gbp_torch import RandomSchedule, ResidualSchedule, Schedule, Sweep, Synchronous
 from gbp_torch.schedules import as_schedule
-from helpers import exact, np_result, random_linear_graph
 
 TOL = 1e-8
 

@@ -15,8 +15,9 @@ Mahalanobis residual r. Leading batch dims may be 1 (shared by the batch).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Union
 
 import torch
 from torch import Tensor
