@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from torch import Tensor
+
 from .backward import BackwardLike, as_backward_mode, solve_graph
 from .factor_graph import FactorGraph, GBPResult
+from .grid.backward import solve_with_backward
+from .grid.solve import GridResult
 from .schedules import ScheduleLike, as_schedule
 
 
@@ -39,3 +43,47 @@ class GBPLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"iters={self.iters}, tol={self.tol}, damping={self.damping}, backward={self.backward.value}"
+
+
+class GridGBP(nn.Module):
+    """GBP on B x H x W pixel grids (:func:`gbp_torch.grid.solve`) as a layer.
+
+    Args:
+        iters: GBP iterations (levels = 1) or V-cycle / FCG steps (multigrid).
+        levels: 1 = flat GBP; None = full multigrid hierarchy; k = at most k levels.
+        tol: optional stopping tolerance on the relative residual.
+        backward: "unroll", "truncated" (last ``truncate`` iterations recorded) or
+            "implicit" (adjoint multigrid solve; memory constant in ``iters``).
+        solver_kwargs: any other :func:`gbp_torch.grid.solve` option (robust, damping, method, ...).
+
+    Forward: ``z`` (B, H, W) or (B, 2, H, W), ``data_precision``, ``edge_weights`` as in
+    :func:`gbp_torch.grid.solve`; ``init`` a previous result (or mean) to warm-start from
+    (e.g. the previous video frame); call-time ``iters`` / ``backward`` override the
+    constructor's. Returns a :class:`~gbp_torch.grid.GridResult` (``.mean``, ``.var``).
+    """
+
+    def __init__(self, iters: int | None = None, levels: int | None = 1, tol: float | None = None,
+                 backward: BackwardLike = "unroll", truncate: int = 5, **solver_kwargs):
+        super().__init__()
+        self.iters, self.levels, self.tol, self.truncate = iters, levels, tol, truncate
+        self.backward = as_backward_mode(backward)
+        self.solver_kwargs = solver_kwargs
+
+    def forward(self, z: Tensor, data_precision, edge_weights, iters: int | None = None,
+                init: GridResult | Tensor | None = None, backward: BackwardLike | None = None) -> GridResult:
+        x0 = init.mean if isinstance(init, GridResult) else init
+        return solve_with_backward(
+            z, data_precision, edge_weights, backward=self.backward if backward is None else backward,
+            truncate=self.truncate, iters=self.iters if iters is None else iters, levels=self.levels,
+            tol=self.tol, x0=None if x0 is None else x0.detach(), **self.solver_kwargs)
+
+    def extra_repr(self) -> str:
+        return f"iters={self.iters}, levels={self.levels}, tol={self.tol}, backward={self.backward.value}"
+
+
+class MultigridGBP(GridGBP):
+    """:class:`GridGBP` with the full multigrid hierarchy (``levels=None``) by default."""
+
+    def __init__(self, iters: int | None = None, levels: int | None = None, tol: float | None = None,
+                 backward: BackwardLike = "unroll", truncate: int = 5, **solver_kwargs):
+        super().__init__(iters, levels, tol, backward, truncate, **solver_kwargs)

@@ -153,3 +153,40 @@ def _adjoint(total, sys: GridSystem, zz: Tensor, robust: GridRobust | None, x_st
         rz_new = (r * z).sum()
         p, rz = z + (rz_new / rz) * p, rz_new
     return v
+
+
+def solve_with_backward(z: Tensor, data_precision, edge_weights, backward: str = "unroll", truncate: int = 5,
+                        adjoint_iters: int = 100, adjoint_tol: float | None = None, **kwargs):
+    """:func:`gbp_torch.grid.solve` with a choice of backward mode.
+
+    Args:
+        backward: "unroll" (autograd through every iteration), "truncated" (solve
+            without recording, then record ``truncate`` more iterations / cycles
+            from that solution) or "implicit" (record nothing; exact gradients at
+            the solution by an adjoint multigrid solve: memory constant in ``iters``).
+        adjoint_iters, adjoint_tol: FCG limits of the implicit adjoint solves
+            (default tol: the forward ``tol`` or 1e-10).
+        kwargs: everything else :func:`gbp_torch.grid.solve` takes.
+    Returns:
+        GridResult whose ``mean`` carries the gradients (``var`` is differentiable
+        in unroll / truncated modes, detached in implicit mode).
+    """
+    from ..backward import BackwardMode, as_backward_mode
+    from .solve import solve
+
+    mode = as_backward_mode(backward)
+    if mode is BackwardMode.UNROLL:
+        return solve(z, data_precision, edge_weights, **kwargs)
+    with torch.no_grad():
+        result = solve(z, data_precision, edge_weights, **kwargs)
+    if mode is BackwardMode.TRUNCATED:
+        if truncate < 1:
+            raise ValueError(f"truncate must be >= 1, got {truncate}")
+        tail = dict(kwargs, iters=truncate, tol=None, x0=result.mean)
+        return solve(z, data_precision, edge_weights, **tail)
+    from .irls import as_grid_robust
+
+    tol = adjoint_tol if adjoint_tol is not None else (kwargs.get("tol") or 1e-10)
+    result.mean = implicit_mean(result.mean, z, data_precision, edge_weights, as_grid_robust(kwargs.get("robust")),
+                                kwargs.get("mask"), adjoint_iters, tol)
+    return result

@@ -76,3 +76,24 @@ def test_implicit_huber_exercises_downweighted_edges():
     rh, rv = smooth_residuals(wh.detach(), wv.detach(), x.unsqueeze(1))
     beyond = (rh > 0.25).float().mean()
     assert 0.1 < beyond < 0.9
+
+
+@pytest.mark.parametrize("levels", [1, None])
+def test_modules_backward_modes_agree(levels):
+    from gbp_torch.modules import GridGBP, MultigridGBP
+
+    z, a, wh, wv, weights = _problem(seed=5)
+    # truncation must cover the slow modes: ~all of flat GBP's iterations, a few FCG steps for multigrid
+    if levels == 1:
+        layer = GridGBP(iters=3000, tol=1e-13, truncate=2000)
+    else:
+        layer = MultigridGBP(iters=60, tol=1e-13, truncate=10)
+    grads = {}
+    for mode in ("unroll", "truncated", "implicit"):
+        res = layer(z, a, (wh, wv), backward=mode)
+        grads[mode] = torch.autograd.grad(_loss(res.mean, weights), [z, a, wh, wv])
+    for mode in ("truncated", "implicit"):
+        for g, r in zip(grads[mode], grads["unroll"]):
+            torch.testing.assert_close(g, r, atol=1e-7, rtol=1e-5)
+    warm = layer(z, a, (wh, wv), init=layer(z, a, (wh, wv)), iters=1)
+    torch.testing.assert_close(warm.mean, layer(z, a, (wh, wv)).mean, atol=1e-9, rtol=0)
