@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from torch import nn
-
-from torch import Tensor
+from torch import Tensor, nn
 
 from .backward import BackwardLike, as_backward_mode, solve_graph
 from .factor_graph import FactorGraph, GBPResult
