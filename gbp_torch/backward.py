@@ -155,13 +155,13 @@ def _adjoint(engine: GBPEngine, sources: list[Tensor], iters: int, tol: float) -
     """
     with torch.no_grad():
         z = _adjoint_solve(engine, sources, iters, tol)
-    if all(fam.robust is None and not fam.nonlinear for fam in engine.graph.families):
+    g_norm = float(_dot(sources, sources).sqrt())
+    if g_norm == 0.0 or all(fam.robust is None and not fam.nonlinear for fam in engine.graph.families):
         return z
     v = [torch.zeros_like(t) for t in sources]
     r = list(sources)
     p = z
     rz = _dot(r, z)
-    g_norm = float(_dot(sources, sources).sqrt())
     for _ in range(MAX_ADJOINT_CG):
         hp = _hessian_product(engine, p)
         alpha = rz / _dot(p, hp)

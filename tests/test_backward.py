@@ -148,3 +148,20 @@ def test_gbp_layer_call_time_overrides_and_gradients_reach_a_network():
     grads_unroll = torch.autograd.grad(run(backward="unroll")[1], list(net.parameters()))
     for a, b in zip(grads, grads_unroll):
         torch.testing.assert_close(a, b, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode,iters,tol", [("unroll", 6, None), ("implicit", 500, 1e-14)])
+def test_gradcheck_whole_layer_on_a_tiny_loopy_graph(mode, iters, tol):
+    gen = torch.Generator().manual_seed(7)
+    z = torch.randn(4, 1, generator=gen, dtype=DT, requires_grad=True)
+    prec = (torch.rand(4, generator=gen, dtype=DT) + 0.5).requires_grad_()
+    prior = torch.randn(4, 1, generator=gen, dtype=DT, requires_grad=True)
+
+    def f(z, prec, prior):
+        g = FactorGraph()
+        x = g.add_variables(4, 1)
+        g.add(PriorFactors(x.all(), prior, 1.0))
+        g.add(DifferenceFactors(x[[0, 1, 2, 3]], x[[1, 2, 3, 0]], z, prec))  # a 4-cycle
+        return solve_graph(g, iters=iters, tol=tol, backward=mode).mean(x)
+
+    assert torch.autograd.gradcheck(f, (z, prec, prior), eps=1e-6, atol=1e-6)

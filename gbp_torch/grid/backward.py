@@ -129,7 +129,8 @@ def _adjoint(total, sys: GridSystem, zz: Tensor, robust: GridRobust | None, x_st
             return fcg_solve(rhs, hier, torch.zeros_like(rhs.b), iters, tol)[0].reshape(x_star.shape)
 
         z = precondition(g)
-    if robust is None:
+    g_norm = float(g.norm())
+    if robust is None or g_norm == 0.0:
         return z
 
     def hessian(p: Tensor) -> Tensor:
@@ -141,7 +142,6 @@ def _adjoint(total, sys: GridSystem, zz: Tensor, robust: GridRobust | None, x_st
 
     v, r, p = torch.zeros_like(g), g.clone(), z
     rz = (r * z).sum()
-    g_norm = float(g.norm())
     for _ in range(MAX_ADJOINT_CG):
         hp = hessian(p)
         alpha = rz / (p * hp).sum()
