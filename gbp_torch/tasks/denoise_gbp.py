@@ -1,0 +1,59 @@
+"""Learned GBP denoiser: a CNN predicts a refined measurement and the factors; multigrid GBP solves.
+
+``GBPDenoiser(use_gbp=False)`` is the ablation with GBP removed: the same
+network (same parameters), its refined measurement as the output.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..modules import MultigridGBP
+from ..nets import GridFactorNet
+from .denoise_output import DenoiseOutput
+
+#: Precision scale used when the noise level is not given (blind): 1 / (25/255)^2.
+BLIND_SCALE = (255.0 / 25.0) ** 2
+
+
+class GBPDenoiser(nn.Module):
+    """Noisy image -> factor CNN -> MultigridGBP -> mean and per-pixel variance.
+
+    The CNN (:class:`~gbp_torch.nets.GridFactorNet`) predicts, per pixel, a
+    residual correction of the noisy image (the refined measurement ``z``), the data
+    precision ``a = s * (softplus(o) + floor)`` and the two edge weights
+    ``w = s * (softplus(o) + floor)``, with ``s = 1 / sigma^2`` (or
+    :data:`BLIND_SCALE` without sigma). GBP then minimises
+    ``sum a_i (x_i - z_i)^2 / 2 + sum w_ij (x_i - x_j)^2 / 2``.
+
+    Args:
+        width, depth: CNN size.
+        iters, levels, backward: the GBP solve (FCG steps of multigrid; "implicit"
+            keeps training memory independent of ``iters``).
+        sigma_input: feed a constant sigma map to the CNN as a second channel.
+        use_gbp: False gives the ablation (refined measurement as output, no variance).
+    """
+
+    def __init__(self, width: int = 48, depth: int = 8, iters: int = 8, levels: int | None = None,
+                 backward: str = "implicit", sigma_input: bool = False, use_gbp: bool = True):
+        super().__init__()
+        self.sigma_input, self.use_gbp = sigma_input, use_gbp
+        self.factors = GridFactorNet(in_channels=1 + int(sigma_input), width=width, depth=depth, refine=True)
+        self.gbp = MultigridGBP(iters=iters, levels=levels, backward=backward)
+
+    def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
+        """noisy (B, 1, H, W) in [0, 1]; sigma (B,) noise std on that scale, or None (blind)."""
+        if noisy.dim() != 4 or noisy.shape[1] != 1:
+            raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}")
+        feats = noisy
+        if self.sigma_input:
+            if sigma is None:
+                raise ValueError("this GBPDenoiser was built with sigma_input=True; pass sigma (B,)")
+            feats = torch.cat((noisy, sigma.to(noisy).view(-1, 1, 1, 1).expand_as(noisy)), 1)
+        scale = BLIND_SCALE if sigma is None else 1.0 / sigma.to(noisy).clamp_min(1e-3).square()
+        f = self.factors(feats, noisy[:, 0], data_scale=scale, smooth_scale=scale)
+        if not self.use_gbp:
+            return DenoiseOutput(f.z.unsqueeze(1))
+        res = self.gbp(f.z, f.data_precision, (f.wh, f.wv))
+        return DenoiseOutput(res.mean.unsqueeze(1), res.var.unsqueeze(1))

@@ -1,0 +1,40 @@
+"""The learned GBP denoiser: outputs, ablation, gradients through multigrid GBP."""
+
+import pytest
+import torch
+
+from gbp_torch.nets import count_parameters
+from gbp_torch.tasks.denoise_gbp import GBPDenoiser
+
+
+def test_outputs_ablation_and_parameter_budget():
+    torch.manual_seed(0)
+    full, ablation = GBPDenoiser(width=16, depth=4), GBPDenoiser(width=16, depth=4, use_gbp=False)
+    assert count_parameters(full) == count_parameters(ablation)
+    assert count_parameters(GBPDenoiser()) < 500_000
+    noisy = torch.rand(2, 1, 20, 24)
+    out = full(noisy, torch.tensor([0.1, 0.2]))
+    assert out.mean.shape == (2, 1, 20, 24) and out.var.shape == (2, 1, 20, 24) and (out.var > 0).all()
+    assert ablation(noisy).var is None
+    # untrained: z = noisy, equal data and smoothness weights -> GBP smooths (less total variation)
+    tv = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731
+    assert tv(out.mean) < 0.7 * tv(noisy)
+    with pytest.raises(ValueError, match="B, 1, H, W"):
+        full(torch.rand(2, 20, 24))
+
+
+def test_implicit_and_unrolled_gradients_agree_for_the_denoiser():
+    torch.manual_seed(1)
+    noisy = torch.rand(1, 1, 12, 12, dtype=torch.float64)
+    grads = []
+    for backward in ("unroll", "implicit"):
+        torch.manual_seed(2)
+        model = GBPDenoiser(width=8, depth=3, iters=40, backward=backward).double()
+        for p in model.parameters():
+            torch.nn.init.normal_(p, std=0.05)
+        model.gbp.tol = 1e-13
+        loss = model(noisy, torch.tensor([0.1], dtype=torch.float64)).mean.square().sum()
+        grads.append(torch.autograd.grad(loss, list(model.parameters())))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-5)
+    assert all(g.abs().sum() > 0 for g in grads[1])
