@@ -1,0 +1,43 @@
+import json
+import math
+
+import torch
+
+from gbp_torch.tasks.denoise_cnn import DenoiseCNN
+from gbp_torch.tasks.denoise_median import MedianDenoiser
+from train.eval import ClassicalBaseline, Condition, evaluate, format_table, run
+
+
+def test_eval_cli_table_on_two_images(tmp_path, trained_ckpt, capsys):
+    rows = run([f"ckpt={trained_ckpt}", "--limit", "2", "--no-classical", "--out", str(tmp_path), "--png", "1",
+                 "--baseline", "median5=gbp_torch.tasks.denoise_median:MedianDenoiser"])
+    out = capsys.readouterr().out
+    assert len(rows) == 9 and all(r["n"] == 2 for r in rows)
+    assert "bsd68 s&p 30%" in out and "median3" in out and "model" in out
+    for r in rows:
+        assert set(r["psnr"]) == {"noisy", "median3", "model", "median5"}
+        assert all(math.isfinite(v) for v in [*r["psnr"].values(), *r["ssim"].values()])
+        if "s&p" in r["condition"]:
+            assert r["psnr"]["median3"] > r["psnr"]["noisy"] + 5
+    assert (tmp_path / "bsd68_sigma_25" / "test001_model.png").is_file()
+    assert json.loads((tmp_path / "results.json").read_text())["rows"][0]["n"] == 2
+
+
+def test_eval_model_override_and_variance_calibration(tmp_path, trained_ckpt):
+    # model=... rebuilds from the config and loads the checkpoint's weights
+    rows = run([f"ckpt={trained_ckpt}", "model=cnn", "model.net.depth=3", "model.net.width=8", "--limit", "1",
+                 "--no-classical", "--out", str(tmp_path), "--png", "0"])
+    assert len(rows) == 9
+    net = DenoiseCNN(depth=3, width=4, predict_var=True)
+    rows = evaluate({"median3": MedianDenoiser(), "cnn_var": net}, conditions=[Condition("set12", "gaussian", 25)],
+                    limit=1)
+    assert set(rows[0]["coverage"]) == {"cnn_var"} and 0 <= rows[0]["coverage"]["cnn_var"] <= 1
+    assert "calibration" in format_table(rows)
+
+
+def test_classical_baseline_adapter_shapes():
+    clean = torch.full((1, 1, 12, 10), 0.5)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    out = ClassicalBaseline(iters=30)(noisy, torch.tensor([0.1]))
+    assert out.mean.shape == out.var.shape == (1, 1, 12, 10)
+    assert float((out.mean - clean).square().mean()) < float((noisy - clean).square().mean())

@@ -1,0 +1,30 @@
+"""Helpers of tests/train: compose the real conf/ with tiny overrides."""
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+# pytest puts tests/ on sys.path, where tests/train/ would pass for a namespace package `train`:
+# make the repository's train/ package win.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+if "train" in sys.modules and getattr(sys.modules["train"], "__file__", None) is None:
+    del sys.modules["train"]
+
+CONF_DIR = REPO / "conf"
+
+#: Overrides that make a real config tiny: a 737-parameter CNN, 8 Train400 images, 1 val image.
+TINY = [
+    "model.net.depth=3", "model.net.width=8", "data.batch_size=4", "data.patches_per_epoch=8",
+    "data.train_limit=8", "data.val_limit=1", "data.test_limit=1", "trainer.limit_val_batches=1",
+    "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+    "callbacks.progress_bar=null",
+]
+
+
+def compose_train_cfg(out_dir: Path, *overrides: str):
+    """conf/train.yaml composed with TINY, the output folder and ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=[*TINY, f"paths.output_dir={out_dir}", *overrides])

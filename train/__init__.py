@@ -1,0 +1,1 @@
+"""Training and evaluation of the denoisers: Lightning modules, Hydra entry points (conf/)."""

@@ -1,0 +1,76 @@
+"""Train a denoiser: ``train(cfg)`` plus the Hydra entry point.
+
+    python -m train.train                                  # conf/train.yaml defaults (CNN, sigma 25, CPU)
+    python -m train.train debug=fast_dev_run               # one batch of train/val, no checkpoints
+    python -m train.train data=denoise_blind trainer.max_epochs=100 logger=wandb
+    python -m train.train ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt   # resume exactly
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import lightning.pytorch as L
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    """Instantiate every entry with a ``_target_`` of a config group like ``callbacks`` or ``logger``."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict[str, float | str]:
+    """Fit (and optionally test) the configured model; returns the final metrics
+    (``trainer.callback_metrics`` as floats, plus ``global_step`` and ``best_ckpt``/``last_ckpt`` paths)."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    loggers = _instantiate_all(cfg.get("logger"))
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, L.callbacks.LearningRateMonitor)]
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics: dict[str, float | str] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        ckpt_cb = trainer.checkpoint_callback
+        best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
+        last = (ckpt_cb.last_model_path or "") if ckpt_cb is not None else ""
+        if cfg.get("test"):
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        metrics.update(global_step=trainer.global_step, best_ckpt=best, last_ckpt=last)
+    finally:
+        if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+            import wandb
+
+            wandb.finish()
+    if trainer.is_global_zero:
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    log.info("final metrics: %s", metrics)
+    value = metrics.get(cfg.get("optimized_metric") or "val/psnr")
+    return float(value) if isinstance(value, float) else None
+
+
+if __name__ == "__main__":
+    main()
