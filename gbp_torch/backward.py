@@ -59,6 +59,7 @@ def solve_graph(
     truncate: int = 10,
     adjoint_iters: int | None = None,
     adjoint_tol: float | None = None,
+    init: GBPResult | None = None,
 ) -> GBPResult:
     """GBP on ``graph`` with gradients to every factor tensor that requires grad.
 
@@ -68,12 +69,13 @@ def solve_graph(
         truncate: K, iterations recorded by "truncated".
         adjoint_iters, adjoint_tol: limits of the implicit mode's adjoint GBP solve
             (default: ``iters`` and ``tol`` or 1e-10).
+        init: warm start from a previous result's messages and means (detached).
     Returns:
         :class:`GBPResult`; its means carry gradients (covariances too, except in
         implicit mode, where they are detached).
     """
     mode = as_backward_mode(backward)
-    engine = GBPEngine(graph, damping=damping, schedule=schedule)
+    engine = GBPEngine(graph, damping=damping, schedule=schedule, init=init)
     if mode is BackwardMode.UNROLL:
         return engine.run(iters, tol)
     if mode is BackwardMode.TRUNCATED:

@@ -53,6 +53,8 @@ class GBPResult:
     diverged: bool
     status: str
     groups: tuple[VariableGroup, ...] = field(repr=False, default=())
+    #: factor-to-variable messages (eta, lam) per family and slot, for warm starts (lanes layout, detached)
+    messages: tuple = field(repr=False, default=())
 
     def mean(self, group: VariableGroup) -> Tensor:
         """Marginal means of ``group``."""
@@ -104,9 +106,10 @@ class FactorGraph:
         tol: float | None = None,
         damping: float = 0.0,
         schedule: ScheduleLike = "sync",
+        init: GBPResult | None = None,
     ) -> GBPResult:
         """Run GBP; see :class:`GBPEngine`."""
-        return GBPEngine(self, damping=damping, schedule=schedule).run(iters, tol)
+        return GBPEngine(self, damping=damping, schedule=schedule, init=init).run(iters, tol)
 
 
 class GBPEngine:
@@ -116,9 +119,12 @@ class GBPEngine:
         graph: the factor graph (its tensors set dtype and device).
         damping: d in [0, 1): message = (1 - d) new + d old, on eta and lam.
         schedule: "sync", "random", "sweep", "residual" or a Schedule.
+        init: a previous result on a graph of the same structure (e.g. the previous
+            frame or refinement step): start from its messages and means (detached).
     """
 
-    def __init__(self, graph: FactorGraph, damping: float = 0.0, schedule: ScheduleLike = "sync"):
+    def __init__(self, graph: FactorGraph, damping: float = 0.0, schedule: ScheduleLike = "sync",
+                 init: GBPResult | None = None):
         if not graph.families:
             raise ValueError("the factor graph has no factors")
         if not 0.0 <= damping < 1.0:
@@ -135,6 +141,25 @@ class GBPEngine:
             raise ValueError(f"batch sizes do not broadcast: {sorted(sizes)}")
         self.batched = bool(inits) or any(fam.batched_input for fam in graph.families)
         self._reset()
+        if init is not None:
+            self._warm_start(init)
+
+    def _warm_start(self, init: GBPResult) -> None:
+        """Messages and means from a previous result (shapes must match this graph's)."""
+        eta, lam = init.messages if init.messages else ((), ())
+        shapes = [[tuple(t.shape) for t in fam] for fam in self.f2v_eta]
+        if [[tuple(t.shape) for t in fam] for fam in eta] != shapes:
+            raise ValueError("init: the previous result's messages do not match this graph's structure")
+        self.f2v_eta = [[t.detach().to(self.dtype) for t in fam] for fam in eta]
+        self.f2v_lam = [[t.detach().to(self.dtype) for t in fam] for fam in lam]
+        self.means = [m.detach().to(self.dtype).reshape(self.batch, -1, g.dim).transpose(1, 2).contiguous()
+                      for m, g in zip(init.means, self.graph.groups)]
+        for i, fam in enumerate(self.graph.families):
+            if fam.nonlinear:
+                self.lin_point[i] = self._factor_means(i)
+                self.models[i] = self._lanes_model(fam, self.lin_point[i])
+                self.potentials[i] = self._information(self.models[i])
+        self.beliefs = self._beliefs()
 
     # -- state (lanes layout: vectors (B, d, N|F), matrices (B, d, d, N|F)) ------------
     def _reset(self) -> None:
@@ -367,5 +392,7 @@ class GBPEngine:
             covs.append(cov.movedim(-1, 1))  # (B, N, d, d)
         if not self.batched:
             means, covs = [m[0] for m in means], [c[0] for c in covs]
+        messages = (tuple(tuple(t.detach() for t in fam) for fam in self.f2v_eta),
+                    tuple(tuple(t.detach() for t in fam) for fam in self.f2v_lam))
         return GBPResult(tuple(means), tuple(covs), iters, torch.tensor(residuals, dtype=torch.float64),
-                         converged, diverged, status, tuple(self.graph.groups))
+                         converged, diverged, status, tuple(self.graph.groups), messages)

@@ -34,10 +34,12 @@ class GBPLayer(nn.Module):
         self.backward = as_backward_mode(backward)
 
     def forward(self, graph: FactorGraph, iters: int | None = None, tol: float | None = None,
-                backward: BackwardLike | None = None) -> GBPResult:
+                backward: BackwardLike | None = None, init: GBPResult | None = None) -> GBPResult:
+        """Solve ``graph``; ``init`` warm-starts from a previous result of the same structure."""
         return solve_graph(graph, iters=iters or self.iters, tol=self.tol if tol is None else tol,
                            damping=self.damping, schedule=self.schedule,
-                           backward=self.backward if backward is None else backward, truncate=self.truncate)
+                           backward=self.backward if backward is None else backward, truncate=self.truncate,
+                           init=init)
 
     def extra_repr(self) -> str:
         return f"iters={self.iters}, tol={self.tol}, damping={self.damping}, backward={self.backward.value}"

@@ -165,3 +165,19 @@ def test_gradcheck_whole_layer_on_a_tiny_loopy_graph(mode, iters, tol):
         return solve_graph(g, iters=iters, tol=tol, backward=mode).mean(x)
 
     assert torch.autograd.gradcheck(f, (z, prec, prior), eps=1e-6, atol=1e-6)
+
+
+def test_warm_start_from_a_previous_result_needs_fewer_iterations():
+    params, build, _ = _loopy_problem(seed=6)
+    g, x = build({k: v.detach() for k, v in params.items()})
+    cold = g.solve(iters=1000, tol=1e-10, damping=0.2)
+    g2, x2 = build({k: v.detach() * (1.01 if k == "z" else 1.0) for k, v in params.items()})  # a small change
+    warm = g2.solve(iters=1000, tol=1e-10, damping=0.2, init=cold)
+    fresh = g2.solve(iters=1000, tol=1e-10, damping=0.2)
+    assert warm.converged and fresh.converged and warm.iters < fresh.iters
+    torch.testing.assert_close(warm.mean(x2), fresh.mean(x2), atol=1e-8, rtol=0)
+    other = FactorGraph()
+    y = other.add_variables(3, 2)
+    other.add(PriorFactors(y.all(), torch.zeros(3, 2, dtype=DT), 1.0))
+    with pytest.raises(ValueError, match="do not match"):
+        other.solve(iters=2, init=cold)
