@@ -1,0 +1,72 @@
+"""Pretrained models shipped in ``checkpoints/`` (offline; hashes checked on load).
+
+``checkpoints/MANIFEST`` (JSON) lists each model: file, sha256, the class and
+its constructor arguments, how it was trained (command, data, steps) and its
+metrics. Weight files hold ``{"target", "kwargs", "state_dict"}`` and load with
+``torch.load(weights_only=True)``.
+
+    from gbp_torch.pretrained import denoiser
+    model = denoiser()                      # the default GBP denoiser, eval mode
+    out = model(noisy, sigma)               # noisy (B, 1, H, W) in [0, 1], sigma (B,) -> .mean, .var
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .paths import REPO_ROOT
+
+CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+MANIFEST = CHECKPOINT_DIR / "MANIFEST"
+DEFAULT_DENOISER = "gbp_denoiser_sigma25"
+
+#: Modules a checkpoint may name as its class (nothing else is imported).
+ALLOWED_MODULES = ("gbp_torch.tasks.",)
+
+
+def manifest(path: Path = MANIFEST) -> dict[str, dict]:
+    """Name -> entry of the checkpoint manifest."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint manifest not found: {path} (the repository's checkpoints/ folder)")
+    return json.loads(path.read_text())
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load(name: str, device: str | torch.device = "cpu", directory: Path = CHECKPOINT_DIR) -> nn.Module:
+    """The model ``name`` of the manifest, weights loaded and hash checked, in eval mode."""
+    entries = manifest(directory / "MANIFEST")
+    if name not in entries:
+        raise KeyError(f"no pretrained model {name!r}; available: {sorted(entries)}")
+    entry = entries[name]
+    path = directory / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file missing: {path}")
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise ValueError(f"checkpoint {path} is corrupt or modified: sha256 {digest} != {entry['sha256']} "
+                         "in checkpoints/MANIFEST; restore it from the repository (git checkout -- checkpoints)")
+    blob = torch.load(path, map_location=device, weights_only=True)
+    module_name, _, cls_name = blob["target"].rpartition(".")
+    if not module_name.startswith(ALLOWED_MODULES):
+        raise ValueError(f"checkpoint names class {blob['target']!r} outside {ALLOWED_MODULES}")
+    model = getattr(importlib.import_module(module_name), cls_name)(**blob["kwargs"])
+    model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval()
+
+
+def denoiser(name: str = DEFAULT_DENOISER, device: str | torch.device = "cpu") -> nn.Module:
+    """A ready pretrained denoiser: ``model(noisy (B, 1, H, W), sigma (B,) or None) -> .mean, .var``."""
+    return load(name, device)

@@ -1,0 +1,82 @@
+"""Export a training checkpoint as a small shipped model and record it in checkpoints/MANIFEST.
+
+    python -m train.export logs/train/runs/<run>/checkpoints/last.ckpt --name gbp_denoiser_sigma25 \
+        --command "python -m train.train model=gbp ..." [--metrics results.json]
+
+Writes ``checkpoints/<name>.pt`` (the network's constructor arguments and weights, loadable with
+``torch.load(weights_only=True)``) atomically, and adds or replaces the manifest entry: file, sha256,
+class, arguments, training command, data, steps, epoch, validation PSNR and any metrics given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
+
+
+def atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename (no half-written file on a crash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
+           directory: Path = CHECKPOINT_DIR) -> dict:
+    """Write ``<name>.pt`` and its manifest entry; return the entry."""
+    raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    net_cfg = dict(raw["hyper_parameters"]["net"])
+    target = net_cfg.pop("_target_")
+    prefix = "net."
+    state = {k[len(prefix):]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
+    path = directory / f"{name}.pt"
+    atomic_save({"target": target, "kwargs": net_cfg, "state_dict": state}, path)
+    best = None
+    for key, cb in raw.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
+            best = float(cb["best_model_score"])
+    datamodule = raw.get("datamodule_hyper_parameters") or raw["hyper_parameters"].get("data")
+    entry = {
+        "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "class": target,
+        "kwargs": net_cfg, "parameters": sum(v.numel() for v in state.values()),
+        "training": {"command": command, "source_checkpoint": str(ckpt), "global_step": raw.get("global_step"),
+                     "epoch": raw.get("epoch"), "data": json.loads(json.dumps(datamodule, default=str))},
+        "metrics": {"best_val_psnr_set12": best, **(metrics or {})},
+    }
+    manifest_path = directory / "MANIFEST"
+    entries = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    entries[name] = entry
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, manifest_path)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m train.export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ckpt")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--command", required=True, help="the training command that produced the checkpoint")
+    ap.add_argument("--metrics", type=Path, help="JSON file of evaluation metrics to record")
+    args = ap.parse_args(argv)
+    metrics = json.loads(args.metrics.read_text()) if args.metrics else None
+    entry = export(args.ckpt, args.name, args.command, metrics)
+    print(json.dumps(entry, indent=2))
+
+
+if __name__ == "__main__":
+    main()
