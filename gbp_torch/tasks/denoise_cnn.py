@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .denoise_output import DenoiseOutput
+from .features import denoiser_input
 
 
 class DenoiseCNN(nn.Module):
@@ -47,14 +48,7 @@ class DenoiseCNN(nn.Module):
 
         Returns the mean (B, 1, H, W), or ``DenoiseOutput(mean, var)`` when ``predict_var``.
         """
-        if noisy.dim() != 4 or noisy.shape[1] != 1:
-            raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}")
-        x = noisy
-        if self.sigma_input:
-            if sigma is None:
-                raise ValueError("this DenoiseCNN was built with sigma_input=True; pass sigma (B,)")
-            x = torch.cat([noisy, sigma.to(noisy).view(-1, 1, 1, 1).expand_as(noisy)], dim=1)
-        out = self.body(x)
+        out = self.body(denoiser_input(noisy, sigma, self.sigma_input, "DenoiseCNN"))
         mean = noisy - out[:, :1]
         if not self.predict_var:
             return mean

@@ -6,12 +6,12 @@ network (same parameters), its refined measurement as the output.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ..modules import MultigridGBP
 from ..nets import GridFactorNet
 from .denoise_output import DenoiseOutput
+from .features import denoiser_input
 
 #: Precision scale used when the noise level is not given (blind): 1 / (25/255)^2.
 BLIND_SCALE = (255.0 / 25.0) ** 2
@@ -44,13 +44,7 @@ class GBPDenoiser(nn.Module):
 
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
         """noisy (B, 1, H, W) in [0, 1]; sigma (B,) noise std on that scale, or None (blind)."""
-        if noisy.dim() != 4 or noisy.shape[1] != 1:
-            raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}")
-        feats = noisy
-        if self.sigma_input:
-            if sigma is None:
-                raise ValueError("this GBPDenoiser was built with sigma_input=True; pass sigma (B,)")
-            feats = torch.cat((noisy, sigma.to(noisy).view(-1, 1, 1, 1).expand_as(noisy)), 1)
+        feats = denoiser_input(noisy, sigma, self.sigma_input, "GBPDenoiser")
         scale = BLIND_SCALE if sigma is None else 1.0 / sigma.to(noisy).clamp_min(1e-3).square()
         f = self.factors(feats, noisy[:, 0], data_scale=scale, smooth_scale=scale)
         if not self.use_gbp:
