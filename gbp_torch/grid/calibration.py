@@ -14,7 +14,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import blocks
 from .checks import check_inputs
 from .multigrid import build_hierarchy, fcg_solve
 from .system import GridSystem

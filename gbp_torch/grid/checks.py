@@ -17,7 +17,7 @@ def _tensor(x, name: str, like: Tensor) -> Tensor:
             raise ValueError(f"{name} must be a tensor or a number, got {type(x).__name__}") from err
     if x.device != like.device:
         raise ValueError(f"{name} is on {x.device} but z is on {like.device}; put all inputs on one device")
-    if not (x.is_floating_point() or x.dtype == torch.bool or not x.is_complex()):
+    if x.is_complex():
         raise ValueError(f"{name} must be real, got {x.dtype}")
     return x.to(like.dtype)
 

@@ -20,7 +20,7 @@ from torch import Tensor
 from .gbp import GBPGains, gbp_iterate, lam_setup
 from .smoothers import gbp_smoother, jacobi_smoother
 from .system import GridSystem, bdot, bnorm, matvec
-from .transfer import coarsen, prolong_bilinear, prolong_constant, aggregate, restrict_bilinear
+from .transfer import aggregate, coarsen, prolong_bilinear, prolong_constant, restrict_bilinear
 
 METHODS = ("vcycle", "fcg", "c2f")
 
@@ -94,7 +94,9 @@ def build_hierarchy(sys: GridSystem, levels: int | None = None, coarse_size: int
                 lev.gains = g
                 hier.lam_iters.append(g.iters)
             if smoother == "gbp":
-                dmp = damping[min(len(hier.levels), len(damping) - 1)] if isinstance(damping, (list, tuple)) else damping
+                dmp = damping
+                if isinstance(damping, (list, tuple)):
+                    dmp = damping[min(len(hier.levels), len(damping) - 1)]
                 lev.smoother = gbp_smoother(cur, lev.gains, dmp, relax, clamp)
             else:
                 lev.smoother = jacobi_smoother(cur, relax)

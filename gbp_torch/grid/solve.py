@@ -46,7 +46,7 @@ class GridResult:
 def _default_lam_tol(dtype: torch.dtype, flat: bool) -> float:
     if not flat:
         return 1e-2
-    return 1e-13 if dtype == torch.float64 else 1e-6
+    return 1e-13 if dtype == torch.float64 else 1e-7
 
 
 def _inner(sys: GridSystem, x0: Tensor | None, iters: int, levels: int | None, tol: float | None,
@@ -54,7 +54,8 @@ def _inner(sys: GridSystem, x0: Tensor | None, iters: int, levels: int | None, t
     """One (non-robust) solve; returns (x, history, iters, converged, fine gains, work)."""
     flat = levels == 1 or opts["method"] == "c2f"
     user_tol = opts["lam_tol"]
-    gains = lam_setup(sys, user_tol if user_tol is not None else _default_lam_tol(sys.b.dtype, flat))
+    gains = lam_setup(sys, user_tol if user_tol is not None else _default_lam_tol(sys.b.dtype, flat),
+                      init="zero" if flat else "local")
     if levels == 1:
         x, hist, it, conv = gbp_iterate(sys, gains, iters, x0=x0, tol=tol, damping=opts["damping"] or 0.0,
                                         schedule=opts["schedule"], check_every=opts["check_every"])
@@ -110,7 +111,7 @@ def solve(z: Tensor, data_precision, edge_weights, iters: int | None = None, lev
         transfer: ``"bilinear"`` or ``"constant"`` grid transfers.
         fmg: start multigrid from a full-multigrid pass (else from zero).
         lam_tol: relative change at which the lam-messages count as converged
-            (default: 1e-13 / 1e-6 (float64 / float32) for flat GBP and c2f, 1e-2
+            (default: 1e-13 / 1e-7 (float64 / float32) for flat GBP and c2f, 1e-2
             for the V-cycle / FCG smoothers; the variances are as accurate as this).
         coarse_size: pixels at which coarsening stops (dense Cholesky there).
         check_every: flat GBP computes the residual every this many iterations.

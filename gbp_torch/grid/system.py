@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -46,8 +47,16 @@ def scatter_edges(eh_to_right: Tensor, eh_to_left: Tensor, ev_down: Tensor, ev_u
     ``eh_to_right`` (..., H, W-1) lands on (y, x+1), ``eh_to_left`` on (y, x),
     ``ev_down`` (..., H-1, W) on (y+1, x), ``ev_up`` on (y, x). Returns (..., H, W).
     """
-    return (F.pad(eh_to_right, (1, 0)) + F.pad(eh_to_left, (0, 1))
-            + F.pad(ev_down, (0, 0, 1, 0)) + F.pad(ev_up, (0, 0, 0, 1)))
+    return _merge(eh_to_right, eh_to_left, -1) + _merge(ev_down, ev_up, -2)
+
+
+def _merge(fwd: Tensor, bwd: Tensor, dim: int) -> Tensor:
+    """``pad(fwd, before) + pad(bwd, after)`` along dim, in one add and one cat."""
+    n = fwd.shape[dim]
+    if n == 0:
+        return F.pad(fwd, (1, 0) if dim == -1 else (0, 0, 1, 0))
+    mid = bwd.narrow(dim, 1, n - 1) + fwd.narrow(dim, 0, n - 1)
+    return torch.cat((bwd.narrow(dim, 0, 1), mid, fwd.narrow(dim, n - 1, 1)), dim)
 
 
 def degree(sys: GridSystem) -> Tensor:

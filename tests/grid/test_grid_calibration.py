@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from grid_reference import exact_marginal_var
 
 from gbp_torch.grid import solve
 from gbp_torch.grid.calibration import calibrate, probe_diag_inverse, variance_scale
-
-from grid_reference import exact_marginal_var
 
 
 def test_probe_scale_matches_exact_ratio_on_32x32():

@@ -2,10 +2,9 @@
 
 import pytest
 import torch
+from grid_reference import random_problem
 
 from gbp_torch.grid import solve
-
-from grid_reference import random_problem
 
 
 def _p():

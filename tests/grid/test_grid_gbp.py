@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from grid_reference import direct_solve, exact_marginal_var, naive_loopy_gbp, random_problem
 
 from gbp_torch.grid import solve
 from gbp_torch.grid.checks import check_inputs
 from gbp_torch.grid.gbp import gbp_iterate, lam_setup
-
-from grid_reference import direct_solve, exact_marginal_var, naive_loopy_gbp, random_problem
 
 TOL = dict(iters=3000, tol=1e-12)
 
@@ -127,3 +126,38 @@ def test_lam_setup_and_eta_iterations_are_building_blocks():
     x, hist, it, conv = gbp_iterate(sys, gains, 2000, tol=1e-12)
     assert conv and hist[-1].max() <= 1e-12
     torch.testing.assert_close(x[:, 0], direct_solve(z, a, wh, wv), rtol=0, atol=1e-10)
+
+
+def test_local_lam_init_is_the_interior_fixed_point_of_a_uniform_grid():
+    from gbp_torch.grid.gbp import local_init
+    z = torch.zeros(1, 40, 40, dtype=torch.float64)
+    sys, _, _ = check_inputs(z, 1.0, 100.0)
+    exact = lam_setup(sys, tol=1e-13, init="zero")
+    start = local_init(sys)
+    lam_b = sys.a + sum(torch.nn.functional.pad(m, p) for m, p in
+                        zip(start, ((1, 0), (0, 1), (0, 0, 1, 0), (0, 0, 0, 1))))
+    torch.testing.assert_close(lam_b[0, 20, 20], exact.lam_b[0, 20, 20], rtol=1e-6, atol=0)
+    assert lam_setup(sys, tol=1e-8).iters < exact.iters
+
+
+def test_x0_starts_the_solve_and_robust_weights():
+    from gbp_torch.robust import RobustKernel
+    z, a, wh, wv = random_problem(1, 6, 6, seed=12)
+    ref = direct_solve(z, a, wh, wv)
+    res = solve(z, a, (wh, wv), iters=1, x0=ref.clone())
+    torch.testing.assert_close(res.mean, ref, rtol=0, atol=1e-10)  # already at the fixed point
+    rob = solve(z, a, (wh, wv), iters=2000, tol=1e-12, x0=ref.clone(),
+                robust=dict(data=RobustKernel("huber", 1e3), outer_iters=1))
+    assert rob.outer_iters == 1  # huge threshold: weights 1, the answer stays the least-squares one
+    torch.testing.assert_close(rob.mean, ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu():
+    z, a, wh, wv = random_problem(2, 12, 10, seed=13)
+    cpu = solve(z, a, (wh, wv), levels=None, tol=1e-11)
+    gpu = solve(*(t.cuda() for t in (z, a)), (wh.cuda(), wv.cuda()), levels=None, tol=1e-11)
+    assert gpu.mean.is_cuda and gpu.var.is_cuda
+    torch.testing.assert_close(gpu.mean.cpu(), cpu.mean, rtol=0, atol=1e-9)
+    flat = solve(*(t.cuda() for t in (z, a)), (wh.cuda(), wv.cuda()), iters=3000, tol=1e-12, schedule="redblack")
+    torch.testing.assert_close(flat.mean.cpu(), cpu.mean, rtol=0, atol=1e-9)

@@ -2,14 +2,12 @@
 
 import pytest
 import torch
+from grid_reference import assemble, direct_solve, random_problem
 
 from gbp_torch.grid import solve
 from gbp_torch.grid.checks import check_inputs
 from gbp_torch.grid.multigrid import build_hierarchy, dense_matrix, vcycle_solve
-from gbp_torch.grid.transfer import (aggregate, coarse_shape, prolong_bilinear, prolong_constant,
-                                     restrict_bilinear)
-
-from grid_reference import assemble, direct_solve, random_problem
+from gbp_torch.grid.transfer import aggregate, coarse_shape, prolong_bilinear, prolong_constant, restrict_bilinear
 
 
 @pytest.mark.parametrize("method", ["fcg", "vcycle"])
@@ -114,3 +112,12 @@ def test_multigrid_d2_robust_runs_and_is_finite():
     z, a, wh, wv = random_problem(1, 16, 16, d=2, full=True, seed=9)
     res = solve(z, a, (wh, wv), levels=None, tol=1e-8, robust=dict(smooth=RobustKernel("cauchy", 1.0)))
     assert torch.isfinite(res.mean).all() and res.converged
+
+
+def test_per_level_damping_schedule():
+    z, a, wh, wv = random_problem(1, 30, 30, seed=10, ratio=10.0)
+    res = solve(z, a, (wh, wv), levels=None, tol=1e-11, damping=[0.5, 0.6, 0.7])
+    assert res.converged
+    torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="per-level damping"):
+        solve(z, a, (wh, wv), damping=[0.5, 0.6])

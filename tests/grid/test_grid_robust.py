@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import scipy.optimize as so
 import torch
+from grid_reference import random_problem
 
 from gbp_torch.grid import GridRobust, solve
 from gbp_torch.robust import RobustKernel
-
-from grid_reference import random_problem
 
 
 def _energy_np(x, z, a, wh, wv, kd, ks, d):
