@@ -6,8 +6,7 @@ from torch import Tensor, nn
 
 from .backward import BackwardLike, as_backward_mode, solve_graph
 from .factor_graph import FactorGraph, GBPResult
-from .grid.backward import solve_with_backward
-from .grid.solve import GridResult
+from .grid.solve import GridResult, solve
 from .schedules import ScheduleLike, as_schedule
 
 
@@ -72,10 +71,10 @@ class GridGBP(nn.Module):
     def forward(self, z: Tensor, data_precision, edge_weights, iters: int | None = None,
                 init: GridResult | Tensor | None = None, backward: BackwardLike | None = None) -> GridResult:
         x0 = init.mean if isinstance(init, GridResult) else init
-        return solve_with_backward(
-            z, data_precision, edge_weights, backward=self.backward if backward is None else backward,
-            truncate=self.truncate, iters=self.iters if iters is None else iters, levels=self.levels,
-            tol=self.tol, x0=None if x0 is None else x0.detach(), **self.solver_kwargs)
+        return solve(z, data_precision, edge_weights, iters=self.iters if iters is None else iters,
+                     levels=self.levels, tol=self.tol, x0=None if x0 is None else x0.detach(),
+                     backward=self.backward.value if backward is None else backward, truncate=self.truncate,
+                     **self.solver_kwargs)
 
     def extra_repr(self) -> str:
         return f"iters={self.iters}, levels={self.levels}, tol={self.tol}, backward={self.backward.value}"

@@ -157,19 +157,10 @@ def _adjoint(total, sys: GridSystem, zz: Tensor, robust: GridRobust | None, x_st
 
 def solve_with_backward(z: Tensor, data_precision, edge_weights, backward: str = "unroll", truncate: int = 5,
                         adjoint_iters: int = 100, adjoint_tol: float | None = None, **kwargs):
-    """:func:`gbp_torch.grid.solve` with a choice of backward mode.
+    """The truncated / implicit modes of :func:`gbp_torch.grid.solve` (``backward=``; see there).
 
-    Args:
-        backward: "unroll" (autograd through every iteration), "truncated" (solve
-            without recording, then record ``truncate`` more iterations / cycles
-            from that solution) or "implicit" (record nothing; exact gradients at
-            the solution by an adjoint multigrid solve: memory constant in ``iters``).
-        adjoint_iters, adjoint_tol: FCG limits of the implicit adjoint solves
-            (default tol: the forward ``tol`` or 1e-10).
-        kwargs: everything else :func:`gbp_torch.grid.solve` takes.
-    Returns:
-        GridResult whose ``mean`` carries the gradients (``var`` is differentiable
-        in unroll / truncated modes, detached in implicit mode).
+    ``kwargs`` are the other arguments of :func:`gbp_torch.grid.solve`. Returns a
+    GridResult whose ``mean`` carries the gradients (``var`` is detached in implicit mode).
     """
     from ..backward import BackwardMode, as_backward_mode
     from .solve import solve

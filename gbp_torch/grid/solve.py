@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..backward import BackwardMode, as_backward_mode
 from . import blocks
+from .backward import solve_with_backward
 from .checks import check_inputs
 from .gbp import GBPGains, gbp_iterate, lam_setup
 from .irls import GridRobust, as_grid_robust, reweight
@@ -82,7 +84,8 @@ def solve(z: Tensor, data_precision, edge_weights, iters: int | None = None, lev
           schedule: str = "sync", smoother: str = "gbp", relax: float = 0.8, clamp: float = 0.6,
           cycle: tuple[int, int] = (1, 1), transfer: str = "bilinear", fmg: bool = True,
           lam_tol: float | None = None, coarse_size: int = 64, check_every: int = 10,
-          x0: Tensor | None = None) -> GridResult:
+          x0: Tensor | None = None, backward: str = "unroll", truncate: int = 5,
+          adjoint_iters: int = 100, adjoint_tol: float | None = None) -> GridResult:
     """Solve ``min_x 1/2 sum (x-z)^T a (x-z) + 1/2 sum w_ij |x_i - x_j|^2`` on B x H x W grids.
 
     Args:
@@ -117,10 +120,22 @@ def solve(z: Tensor, data_precision, edge_weights, iters: int | None = None, lev
         check_every: flat GBP computes the residual every this many iterations.
         x0: optional initial estimate, same shape as z; with ``robust`` the
             first weights are computed at x0 (no initial least-squares solve).
+        backward: how gradients flow: ``"unroll"`` (autograd through every
+            iteration), ``"truncated"`` (solve unrecorded, then record ``truncate``
+            more iterations / cycles) or ``"implicit"`` (exact gradients at the
+            solution from an adjoint multigrid solve; memory constant in ``iters``;
+            ``var`` is then detached). ``adjoint_iters`` / ``adjoint_tol`` bound the
+            adjoint solves (default tol: ``tol`` or 1e-10).
 
     Returns:
         :class:`GridResult`. Device and dtype follow z; differentiable.
     """
+    if as_backward_mode(backward) is not BackwardMode.UNROLL:
+        return solve_with_backward(
+            z, data_precision, edge_weights, backward, truncate, adjoint_iters, adjoint_tol, iters=iters,
+            levels=levels, tol=tol, robust=robust, damping=damping, mask=mask, method=method, schedule=schedule,
+            smoother=smoother, relax=relax, clamp=clamp, cycle=cycle, transfer=transfer, fmg=fmg, lam_tol=lam_tol,
+            coarse_size=coarse_size, check_every=check_every, x0=x0)
     sys0, zz, d = check_inputs(z, data_precision, edge_weights, mask)
     if levels is not None and (not isinstance(levels, int) or levels < 1):
         raise ValueError(f"levels must be None or an int >= 1, got {levels!r}")

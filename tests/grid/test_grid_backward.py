@@ -97,3 +97,14 @@ def test_modules_backward_modes_agree(levels):
             torch.testing.assert_close(g, r, atol=1e-7, rtol=1e-5)
     warm = layer(z, a, (wh, wv), init=layer(z, a, (wh, wv)), iters=1)
     torch.testing.assert_close(warm.mean, layer(z, a, (wh, wv)).mean, atol=1e-9, rtol=0)
+
+
+def test_solve_takes_backward_argument():
+    z, a, wh, wv, weights = _problem(seed=8)
+    ref = torch.autograd.grad(_loss(solve(z, a, (wh, wv), iters=40, levels=None, tol=1e-13).mean, weights), [z, wh])
+    res = solve(z, a, (wh, wv), iters=40, levels=None, tol=1e-13, backward="implicit")
+    got = torch.autograd.grad(_loss(res.mean, weights), [z, wh])
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, atol=1e-8, rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown backward mode"):
+        solve(z, a, (wh, wv), backward="adjoint")
