@@ -20,26 +20,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from gbp_torch.grid import solve
 from gbp_torch.robust import RobustKernel
+from gbp_torch.tasks.denoise_classical import PARAMS as LIB_PARAMS
+from gbp_torch.tasks.denoise_classical import SP_SIGMA
+from gbp_torch.tasks.denoise_median import median_filter
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "denoise"
 
-# hand-set parameters, picked by a small sweep on 8 Train400 images (``--tune`` and two
-# follow-up sweeps around its best points): noise -> (lam, k_smooth, k_data or None, lam of the
-# plain-L2 baseline or None = median baseline)
-PARAMS = {
-    ("gauss", 15): (2.0, 1.0, None, 0.5),
-    ("gauss", 25): (4.0, 1.0, None, 2.0),
-    ("gauss", 50): (16.0, 0.5, None, 4.0),
-    ("sp", 10): (0.125, 0.5, 5.0, None),
-    ("sp", 20): (0.25, 1.0, 5.0, None),
-    ("sp", 30): (0.5, 2.0, 3.0, None),
-}
-SP_SIGMA = 10.0  # data noise level (gray levels) assumed for salt-and-pepper images
+# hand-set parameters live in the library (gbp_torch.tasks.denoise_classical.PARAMS); the plain-L2
+# GBP baseline of the Gaussian rows has its own tuned smoothness weight (lam):
+L2_LAM = {15: 0.5, 25: 2.0, 50: 4.0}
+PARAMS = {("gauss" if kind == "gaussian" else "sp", level): (*p, L2_LAM.get(level) if kind == "gaussian" else None)
+          for (kind, level), p in LIB_PARAMS.items()}
 
 
 def load(folder: str, limit: int | None = None) -> torch.Tensor:
@@ -66,12 +61,6 @@ def add_noise(clean: torch.Tensor, kind: str, level: int, seed: int) -> torch.Te
     return torch.where((u >= p / 2) & (u < p), torch.ones_like(clean), noisy)
 
 
-def median3(x: torch.Tensor) -> torch.Tensor:
-    """3x3 median filter with replicate borders, (N, H, W)."""
-    p = F.pad(x[:, None], (1, 1, 1, 1), mode="replicate")
-    return p.unfold(2, 3, 1).unfold(3, 3, 1).flatten(-2).median(-1).values[:, 0]
-
-
 def psnr(x: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (dB) of 8-bit-quantised outputs, (N,)."""
     q = (x.clamp(0, 1) * 255).round() / 255
@@ -81,6 +70,7 @@ def psnr(x: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 def denoise(noisy: torch.Tensor, kind: str, level: int, lam: float, ks: float, kd: float | None,
             outer: int = 8, robust_smooth: bool = True) -> torch.Tensor:
+    """The library's model with explicit parameters (used by --tune and the plain-L2 baseline)."""
     sigma = (level if kind == "gauss" else SP_SIGMA) / 255.0
     a = 1.0 / sigma ** 2
     rb = dict(outer_iters=outer)
@@ -88,10 +78,8 @@ def denoise(noisy: torch.Tensor, kind: str, level: int, lam: float, ks: float, k
         rb["smooth"] = RobustKernel("cauchy", ks)
     if kd is not None:
         rb["data"] = RobustKernel("tukey", kd)
-    x0 = median3(noisy) if kind == "sp" else None
-    z = noisy.float()
-    res = solve(z, a, lam * a, levels=None, iters=30, tol=1e-4, robust=rb,
-                x0=None if x0 is None else x0.float())
+    x0 = median_filter(noisy[:, None].float())[:, 0] if kind == "sp" else None
+    res = solve(noisy.float(), a, lam * a, levels=None, iters=30, tol=1e-4, robust=rb, x0=x0)
     return res.mean.double()
 
 
@@ -107,7 +95,7 @@ def run(clean: torch.Tensor, configs, outer: int, batch: int = 17) -> list[dict]
             if kind == "gauss":
                 l2s.append(denoise(nb, kind, level, lam_l2, ks, None, 0, robust_smooth=False))
             else:
-                l2s.append(median3(nb))
+                l2s.append(median_filter(nb[:, None].float())[:, 0].double())
         dt = time.perf_counter() - t
         rows.append(dict(noise=f"{'gaussian sigma' if kind == 'gauss' else 'salt&pepper %'} {level}",
                          noisy=float(psnr(noisy, clean).mean()),

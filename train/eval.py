@@ -67,7 +67,14 @@ class ClassicalBaseline:
     """:class:`ClassicalDenoiser` (GBP, hand-set robust smoothness) as a Denoiser (uses sigma[0])."""
 
     def __init__(self, **kwargs):
+        self.kwargs = kwargs
         self.denoiser = ClassicalDenoiser(**kwargs)
+
+    def for_condition(self, cond: Condition) -> ClassicalBaseline:
+        """The baseline with the parameters tuned for ``cond``'s noise kind (and rate)."""
+        if cond.kind == "gaussian":
+            return self
+        return ClassicalBaseline(**{**self.kwargs, "noise": "saltpepper", "rate": cond.level})
 
     def __call__(self, noisy: Tensor, sigma: Tensor) -> DenoiseOutput:
         mean, var = self.denoiser(noisy[:, 0], float(sigma.flatten()[0]))
@@ -95,6 +102,7 @@ def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
             sigma = item["sigma"][None].to(device)
             outs = {"noisy": DenoiseOutput(noisy)}
             for name, fn in denoisers.items():
+                fn = fn.for_condition(cond) if hasattr(fn, "for_condition") else fn
                 t0 = time.perf_counter()
                 with torch.no_grad():
                     outs[name] = as_denoise_output(fn(noisy, sigma))
@@ -181,7 +189,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     ap.add_argument("overrides", nargs="*", help="ckpt=PATH and Hydra overrides of conf/train.yaml")
     ap.add_argument("--limit", type=int, default=None, help="first N images of each dataset")
     ap.add_argument("--no-classical", action="store_true", help="skip the (slow) hand-set GBP baseline")
-    ap.add_argument("--classical-iters", type=int, default=100, help="GBP iterations of the hand-set baseline")
+    ap.add_argument("--classical-iters", type=int, default=30,
+                    help="multigrid FCG steps per IRLS solve of the hand-set baseline")
     ap.add_argument("--baseline", action="append", default=[], metavar="NAME=MODULE:ATTR",
                     help="extra column: a Denoiser callable, or a class built without arguments (repeatable)")
     ap.add_argument("--sp-sigma", type=float, default=50.0,
