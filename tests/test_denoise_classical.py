@@ -16,6 +16,8 @@ def test_tuned_params_pick_the_nearest_level():
     with pytest.raises(ValueError, match="noise must be"):
         tuned_params("poisson", 10)
     with pytest.raises(ValueError, match="positive"):
+        tuned_params("gaussian", 0.0)
+    with pytest.raises(ValueError, match="sigma > 0"):
         ClassicalDenoiser()(torch.rand(1, 8, 8), sigma=0.0)
 
 
