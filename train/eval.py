@@ -196,6 +196,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     ap.add_argument("--sp-sigma", type=float, default=50.0,
                     help="noise level (0-255) given to the model and GBP baseline for salt-and-pepper")
     ap.add_argument("--seed", type=int, default=0, help="noise seed")
+    ap.add_argument("--conditions", default=None, metavar="SET:KIND:LEVEL,...",
+                    help="subset of conditions, e.g. bsd68:gaussian:25,bsd68:saltpepper:20 (default: all)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("results/eval"), help="folder for PNGs and results.json")
     ap.add_argument("--png", type=int, default=2, help="images per condition written as PNGs")
@@ -219,7 +221,16 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     for spec in args.baseline:
         name, _, target = spec.partition("=")
         denoisers[name] = _import_denoiser(target)
+    conditions = None
+    if args.conditions:
+        conditions = []
+        for spec in args.conditions.split(","):
+            parts = spec.split(":")
+            if len(parts) != 3 or parts[1] not in ("gaussian", "saltpepper"):
+                ap.error(f"--conditions wants SET:gaussian|saltpepper:LEVEL items, got {spec!r}")
+            conditions.append(Condition(parts[0], parts[1], float(parts[2])))
     rows = evaluate(denoisers, root=cfg.data.root, limit=args.limit, seed=args.seed, sp_sigma=args.sp_sigma,
+                    conditions=conditions,
                     device=args.device, out_dir=args.out, n_png=args.png)
     print(f"model: {ckpt or 'untrained'}; noise seed {args.seed}; PNGs in {args.out}/")
     print(format_table(rows))

@@ -28,10 +28,22 @@ def atomic_save(obj, path: Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _run_config(ckpt: Path) -> dict:
+    """The Hydra config of the run that wrote ``ckpt`` (``<run>/.hydra/config.yaml``), or {}."""
+    from omegaconf import OmegaConf
+
+    for parent in ckpt.resolve().parents[:3]:
+        cfg = parent / ".hydra" / "config.yaml"
+        if cfg.is_file():
+            return OmegaConf.to_container(OmegaConf.load(cfg), resolve=False)
+    return {}
 
 
 def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
@@ -48,12 +60,13 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
     for key, cb in raw.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
             best = float(cb["best_model_score"])
-    datamodule = raw.get("datamodule_hyper_parameters") or raw["hyper_parameters"].get("data")
+    datamodule = raw.get("datamodule_hyper_parameters") or _run_config(Path(ckpt)).get("data")
     entry = {
         "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "class": target,
         "kwargs": net_cfg, "parameters": sum(v.numel() for v in state.values()),
         "training": {"command": command, "source_checkpoint": str(ckpt), "global_step": raw.get("global_step"),
-                     "epoch": raw.get("epoch"), "data": json.loads(json.dumps(datamodule, default=str))},
+                     "epoch": raw.get("epoch"), "data": json.loads(json.dumps(datamodule, default=str)),
+                     "patches_seen": (raw.get("global_step") or 0) * int((datamodule or {}).get("batch_size", 0))},
         "metrics": {"best_val_psnr_set12": best, **(metrics or {})},
     }
     manifest_path = directory / "MANIFEST"
