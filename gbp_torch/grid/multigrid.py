@@ -185,13 +185,20 @@ def vcycle_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: f
         x = x + vcycle(hier, r)
         it += 1
         r = sys.b - matvec(sys, x)
-        hist.append(_record(sys, x, bn, r))
-        if callback is not None and callback(it, x):
-            break
-        if tol is not None and float(hist[-1].max()) <= tol:
-            conv = True
+        stop, conv = _check(sys, x, bn, r, hist, it, tol, callback)
+        if stop:
             break
     return x, hist, it, conv
+
+
+def _check(sys: GridSystem, x: Tensor, bn: Tensor, r: Tensor, hist: list, it: int, tol: float | None,
+           callback) -> tuple[bool, bool]:
+    """Record the relative residual; return (stop, converged) after iteration ``it``."""
+    hist.append(_record(sys, x, bn, r))
+    if callback is not None and callback(it, x):
+        return True, False
+    converged = tol is not None and float(hist[-1].max()) <= tol
+    return converged, converged
 
 
 def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None):
@@ -217,10 +224,7 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
         x = x + alpha * p
         r = r - alpha * q
         it += 1
-        hist.append(_record(sys, x, bn, r))
-        if callback is not None and callback(it, x):
-            break
-        if tol is not None and float(hist[-1].max()) <= tol:
-            conv = True
+        stop, conv = _check(sys, x, bn, r, hist, it, tol, callback)
+        if stop:
             break
     return x, hist, it, conv
