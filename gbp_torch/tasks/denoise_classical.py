@@ -82,4 +82,4 @@ class ClassicalDenoiser:
         if k_data is not None:
             robust["data"] = RobustKernel("tukey", k_data)
         res = solve(noisy, a, lam * a, levels=None, iters=self.iters, tol=self.tol, robust=robust, x0=x0)
-        return res.mean, res.var.expand_as(res.mean) if res.var.dim() == 3 else res.var
+        return res.mean, res.var
