@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .backward import BackwardLike, as_backward_mode, solve_graph
@@ -44,6 +45,17 @@ class GBPLayer(nn.Module):
         return f"iters={self.iters}, tol={self.tol}, damping={self.damping}, backward={self.backward.value}"
 
 
+def _at_least_float32(*items):
+    """Upcast float16 / bfloat16 tensors (also inside tuples) to float32, e.g. outputs of an autocast CNN."""
+    def up(t):
+        if isinstance(t, tuple | list):
+            return type(t)(up(u) for u in t)
+        if isinstance(t, Tensor) and t.dtype in (torch.float16, torch.bfloat16):
+            return t.float()
+        return t
+    return tuple(up(t) for t in items)
+
+
 class GridGBP(nn.Module):
     """GBP on B x H x W pixel grids (:func:`gbp_torch.grid.solve`) as a layer.
 
@@ -59,6 +71,8 @@ class GridGBP(nn.Module):
     :func:`gbp_torch.grid.solve`; ``init`` a previous result (or mean) to warm-start from
     (e.g. the previous video frame); call-time ``iters`` / ``backward`` override the
     constructor's. Returns a :class:`~gbp_torch.grid.GridResult` (``.mean``, ``.var``).
+    The solve runs with autocast disabled: float16 / bfloat16 inputs (a CNN under
+    mixed precision) are upcast to float32.
     """
 
     def __init__(self, iters: int | None = None, levels: int | None = 1, tol: float | None = None,
@@ -71,10 +85,12 @@ class GridGBP(nn.Module):
     def forward(self, z: Tensor, data_precision, edge_weights, iters: int | None = None,
                 init: GridResult | Tensor | None = None, backward: BackwardLike | None = None) -> GridResult:
         x0 = init.mean if isinstance(init, GridResult) else init
-        return solve(z, data_precision, edge_weights, iters=self.iters if iters is None else iters,
-                     levels=self.levels, tol=self.tol, x0=None if x0 is None else x0.detach(),
-                     backward=self.backward.value if backward is None else backward, truncate=self.truncate,
-                     **self.solver_kwargs)
+        z, data_precision, edge_weights, x0 = _at_least_float32(z, data_precision, edge_weights, x0)
+        with torch.autocast(z.device.type, enabled=False):  # the solve needs full precision
+            return solve(z, data_precision, edge_weights, iters=self.iters if iters is None else iters,
+                         levels=self.levels, tol=self.tol, x0=None if x0 is None else x0.detach(),
+                         backward=self.backward.value if backward is None else backward, truncate=self.truncate,
+                         **self.solver_kwargs)
 
     def extra_repr(self) -> str:
         return f"iters={self.iters}, levels={self.levels}, tol={self.tol}, backward={self.backward.value}"

@@ -87,6 +87,7 @@ class GridFactorNet(nn.Module):
             raise ValueError(f"features must be (B, C, H, W) and measurement (B, H, W) of the same H, W; got "
                              f"{tuple(features.shape)} and {tuple(measurement.shape)}")
         o = self.body(features)
+        o = o.to(torch.promote_types(o.dtype, measurement.dtype))  # bfloat16 under autocast -> float32
         ds = torch.as_tensor(data_scale, dtype=o.dtype, device=o.device).reshape(-1, 1, 1)
         ss = torch.as_tensor(smooth_scale, dtype=o.dtype, device=o.device).reshape(-1, 1, 1)
         a = ds * positive(o[:, 0], self.floor)

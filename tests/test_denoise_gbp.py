@@ -38,3 +38,24 @@ def test_implicit_and_unrolled_gradients_agree_for_the_denoiser():
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-5)
     assert all(g.abs().sum() > 0 for g in grads[1])
+
+
+def test_mixed_precision_cnn_feeds_a_float32_solve():
+    """Under bfloat16 autocast the CNN runs in bfloat16, the GBP solve in float32 on the upcast factors."""
+    from gbp_torch.modules import MultigridGBP
+
+    torch.manual_seed(3)
+    z, a = torch.rand(2, 16, 16).bfloat16(), (torch.rand(2, 16, 16) + 0.5).bfloat16()
+    wh, wv = (torch.rand(2, 16, 15) * 4).bfloat16(), (torch.rand(2, 15, 16) * 4).bfloat16()
+    layer = MultigridGBP(iters=6)
+    ref = layer(z.float(), a.float(), (wh.float(), wv.float()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(z, a, (wh, wv))
+    assert out.mean.dtype == torch.float32 and out.var.dtype == torch.float32
+    torch.testing.assert_close(out.mean, ref.mean, rtol=0, atol=0)
+    model = GBPDenoiser(width=8, depth=3, iters=4)
+    noisy, sigma = torch.rand(1, 1, 16, 16), torch.tensor([0.1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(noisy, sigma)
+    assert mixed.mean.dtype == torch.float32
+    torch.testing.assert_close(mixed.mean, model(noisy, sigma).mean, atol=2e-2, rtol=0)

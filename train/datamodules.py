@@ -32,7 +32,8 @@ class NoiseSpec:
 
     kind: ``gaussian`` (fixed ``sigma``), ``blind`` (sigma ~ U[sigma_min, sigma_max] per image,
         evaluated at ``val_sigma``) or ``saltpepper`` (a fraction ``rate`` of pixels set to 0 or 1;
-        ``sigma`` is then the nominal level handed to models that take one).
+        ``sigma`` is then the nominal level handed to models that take one). With ``rate_max``
+        set, training images draw their rate from U[rate_min, rate_max] and evaluation uses ``rate``.
     """
 
     kind: str = "gaussian"
@@ -41,6 +42,8 @@ class NoiseSpec:
     sigma_max: float = 55.0
     val_sigma: float = 25.0
     rate: float = 0.1
+    rate_min: float = 0.0
+    rate_max: float | None = None
 
     def __post_init__(self):
         if self.kind not in NOISE_KINDS:
@@ -50,6 +53,8 @@ class NoiseSpec:
         """The fixed-level noise used on validation/test images (blind -> Gaussian at val_sigma)."""
         if self.kind == "blind":
             return NoiseSpec("gaussian", sigma=self.val_sigma, val_sigma=self.val_sigma)
+        if self.kind == "saltpepper":
+            return NoiseSpec("saltpepper", sigma=self.sigma, rate=self.rate)
         return self
 
     def apply(self, clean: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -62,7 +67,11 @@ class NoiseSpec:
         sigma = clean.new_full((b,), self.sigma / 255.0)
         if self.kind == "gaussian":
             return add_gaussian_noise(clean, sigma, generator), sigma
-        return add_salt_pepper(clean, self.rate, generator), sigma
+        rate = self.rate
+        if self.rate_max is not None:
+            u = torch.rand(b, generator=generator, device=generator.device if generator is not None else None)
+            rate = (self.rate_min + (self.rate_max - self.rate_min) * u).to(clean)
+        return add_salt_pepper(clean, rate, generator), sigma
 
 
 def load_gray_folder(folder: Path, limit: int | None = None) -> list[tuple[str, Tensor]]:

@@ -3,12 +3,15 @@
     python -m train.eval ckpt=logs/train/runs/<run>/checkpoints/last.ckpt
     python -m train.eval ckpt=... --limit 4 --no-classical           # quick look
     python -m train.eval model=cnn model.net.depth=3 --limit 2        # untrained model (smoke test)
+    python -m train.eval --pretrained gbp_denoiser_gaussian --pretrained gbp_denoiser_saltpepper  # shipped models
 
 ``key=value`` arguments are Hydra overrides of conf/train.yaml (``data.root=...``; ``model=...`` rebuilds
 the model from the config and loads the checkpoint's weights into it; without ``model`` overrides the model
-comes from the checkpoint's saved hyperparameters). Prints PSNR / SSIM per condition for: the noisy input,
-a 3x3 median filter, the model, the hand-set GBP denoiser (``--no-classical`` skips it: ~1.5 s per BSD68
-image on 2 CPU cores, more for the 512x512 Set12 images) and extra baselines (``--baseline``, or the
+comes from the checkpoint's saved hyperparameters). ``--pretrained NAME`` adds a column for a model of
+checkpoints/MANIFEST, evaluated only on the noise kind it was trained for ("-" elsewhere). Prints
+PSNR / SSIM per condition for: the noisy input, a 3x3 median filter, the model, the hand-set GBP
+denoiser (``--no-classical`` skips it: ~1.5 s per BSD68 image on 2 CPU cores, more for the 512x512
+Set12 images) and extra baselines (``--baseline``, or the
 ``denoisers`` of :func:`evaluate`); then the uncertainty calibration of the
 denoisers that return a variance. Writes noisy / denoised (/ std) PNGs of the first ``--png`` images.
 """
@@ -81,13 +84,31 @@ class ClassicalBaseline:
         return DenoiseOutput(mean[:, None], var[:, None])
 
 
+class PretrainedBaseline:
+    """A shipped model (:func:`gbp_torch.pretrained.load`) as a Denoiser, for the noise kind it was trained on."""
+
+    def __init__(self, name: str, device: str | torch.device = "cpu"):
+        from gbp_torch.pretrained import load, manifest
+
+        self.model = load(name, device)
+        noise = (manifest()[name].get("training", {}).get("data") or {}).get("noise") or {}
+        self.kind = "saltpepper" if noise.get("kind") == "saltpepper" else "gaussian"
+
+    def for_condition(self, cond: Condition) -> PretrainedBaseline | None:
+        return self if cond.kind == self.kind else None
+
+    def __call__(self, noisy: Tensor, sigma: Tensor) -> DenoiseOutput:
+        return as_denoise_output(self.model(noisy, sigma))
+
+
 def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
              conditions: Sequence[Condition] | None = None, limit: int | None = None, seed: int = 0,
              sp_sigma: float = 50.0, device: str | torch.device = "cpu", out_dir: str | Path | None = None,
              n_png: int = 2) -> list[dict]:
     """Run every denoiser on every condition; one row per condition:
     ``{"condition", "n", "psnr": {name: dB}, "ssim": {name: ...}, "coverage": {name: ...}, "seconds": {...}}``
-    with name ``noisy`` for the input. Metrics are means over images; noise is fixed by (seed, image index)."""
+    with name ``noisy`` for the input. Metrics are means over images; noise is fixed by (seed, image index).
+    A denoiser whose ``for_condition(cond)`` returns None is skipped on that condition."""
     conditions = list(conditions or default_conditions())
     cache: dict[str, list] = {}
     rows = []
@@ -103,6 +124,8 @@ def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
             outs = {"noisy": DenoiseOutput(noisy)}
             for name, fn in denoisers.items():
                 fn = fn.for_condition(cond) if hasattr(fn, "for_condition") else fn
+                if fn is None:
+                    continue
                 t0 = time.perf_counter()
                 with torch.no_grad():
                     outs[name] = as_denoise_output(fn(noisy, sigma))
@@ -131,18 +154,21 @@ def _write_pngs(folder: Path, image: str, outs: Mapping[str, DenoiseOutput]) -> 
 
 def format_table(rows: Sequence[dict]) -> str:
     """PSNR (dB) / SSIM per condition and denoiser, then coverage for denoisers with a variance."""
-    names = list(rows[0]["psnr"])
+    names = list(dict.fromkeys(n for r in rows for n in r["psnr"]))
     w = max(14, *(len(n) + 2 for n in names))
+
+    def cell(r: dict, n: str) -> str:
+        return f"{r['psnr'][n]:>{w - 8}.2f} / {r['ssim'][n]:.3f}" if n in r["psnr"] else f"{'-':>{w}s}"
+
     lines = ["PSNR dB / SSIM (mean over images)",
              f"{'condition':18s} {'n':>3s} " + " ".join(f"{n:>{w}s}" for n in names)]
-    for r in rows:
-        cells = " ".join(f"{r['psnr'][n]:>{w - 8}.2f} / {r['ssim'][n]:.3f}" for n in names)
-        lines.append(f"{r['condition']:18s} {r['n']:3d} {cells}")
-    var_names = [n for n in names if n in rows[0]["coverage"]]
+    lines += [f"{r['condition']:18s} {r['n']:3d} " + " ".join(cell(r, n) for n in names) for r in rows]
+    var_names = [n for n in names if any(n in r["coverage"] for r in rows)]
     if var_names:
         lines += ["", "calibration: fraction of pixels with |error| < 1.96 predicted std (0.95 = calibrated)",
                   f"{'condition':18s} " + " ".join(f"{n:>{w}s}" for n in var_names)]
-        lines += [f"{r['condition']:18s} " + " ".join(f"{r['coverage'][n]:>{w}.3f}" for n in var_names) for r in rows]
+        lines += [f"{r['condition']:18s} " + " ".join(f"{r['coverage'][n]:>{w}.3f}" if n in r["coverage"]
+                                                       else f"{'-':>{w}s}" for n in var_names) for r in rows]
     secs = {n: sum(r["seconds"].get(n, 0.0) for r in rows) for n in names if n != "noisy"}
     lines += ["", "seconds in total: " + ", ".join(f"{n} {s:.1f}" for n, s in secs.items())]
     return "\n".join(lines)
@@ -198,6 +224,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     ap.add_argument("--seed", type=int, default=0, help="noise seed")
     ap.add_argument("--conditions", default=None, metavar="SET:KIND:LEVEL,...",
                     help="subset of conditions, e.g. bsd68:gaussian:25,bsd68:saltpepper:20 (default: all)")
+    ap.add_argument("--pretrained", action="append", default=[], metavar="NAME",
+                    help="extra column: a shipped model of checkpoints/MANIFEST (repeatable)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("results/eval"), help="folder for PNGs and results.json")
     ap.add_argument("--png", type=int, default=2, help="images per condition written as PNGs")
@@ -212,10 +240,14 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
             overrides.append(o)
         else:
             ap.error(f"expected key=value, got {o!r}")
-    if ckpt is None:
-        print("warning: no ckpt=...; evaluating an untrained model")
     lit, cfg = load_model(ckpt, overrides, args.device)
-    denoisers: dict[str, Denoiser] = {"median3": MedianDenoiser(3), "model": lit}
+    denoisers: dict[str, Denoiser] = {"median3": MedianDenoiser(3)}
+    if ckpt is not None or not args.pretrained:
+        if ckpt is None:
+            print("warning: no ckpt=...; evaluating an untrained model")
+        denoisers["model"] = lit
+    for name in args.pretrained:
+        denoisers[name] = PretrainedBaseline(name, args.device)
     if not args.no_classical:
         denoisers["gbp_classical"] = ClassicalBaseline(iters=args.classical_iters)
     for spec in args.baseline:
@@ -232,7 +264,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     rows = evaluate(denoisers, root=cfg.data.root, limit=args.limit, seed=args.seed, sp_sigma=args.sp_sigma,
                     conditions=conditions,
                     device=args.device, out_dir=args.out, n_png=args.png)
-    print(f"model: {ckpt or 'untrained'}; noise seed {args.seed}; PNGs in {args.out}/")
+    model_name = ckpt or ("untrained" if "model" in denoisers else "-")
+    print(f"model: {model_name}; noise seed {args.seed}; PNGs in {args.out}/")
     print(format_table(rows))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"ckpt": ckpt, "rows": rows}, indent=2))

@@ -46,21 +46,44 @@ def _run_config(ckpt: Path) -> dict:
     return {}
 
 
+def _calibrate(target: str, kwargs: dict, state: dict, datamodule: dict, images: int) -> dict:
+    """Fit ``var_scale`` (:mod:`train.calibrate`) on the first ``images`` Train400 images."""
+    import importlib
+
+    from .calibrate import fit_variance_scale
+    from .datamodules import NoiseSpec, load_dataset
+
+    module, _, cls = target.rpartition(".")
+    model = getattr(importlib.import_module(module), cls)(**kwargs)
+    model.load_state_dict(state)
+    noise = NoiseSpec(**dict(datamodule.get("noise") or {}))
+    scale = fit_variance_scale(model.eval(), [im for _, im in load_dataset("train400", datamodule.get("root"),
+                                                                             images)], noise)
+    return {"var_scale": scale, "data": f"first {images} Train400 images", "noise": dict(noise.__dict__),
+            "target_coverage": 0.95}
+
+
 def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
-           directory: Path = CHECKPOINT_DIR) -> dict:
-    """Write ``<name>.pt`` and its manifest entry; return the entry."""
+           directory: Path = CHECKPOINT_DIR, calibrate: int = 0) -> dict:
+    """Write ``<name>.pt`` and its manifest entry; return the entry. ``calibrate`` > 0 fits the
+    variance scale on that many Train400 images first."""
     raw = torch.load(ckpt, map_location="cpu", weights_only=False)
     net_cfg = dict(raw["hyper_parameters"]["net"])
     target = net_cfg.pop("_target_")
     prefix = "net."
     state = {k[len(prefix):]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
+    datamodule = raw.get("datamodule_hyper_parameters") or _run_config(Path(ckpt)).get("data")
+    calibration = None
+    if calibrate:
+        net_cfg["var_scale"] = 1.0
+        calibration = _calibrate(target, net_cfg, state, dict(datamodule or {}), calibrate)
+        net_cfg["var_scale"] = calibration["var_scale"]
     path = directory / f"{name}.pt"
     atomic_save({"target": target, "kwargs": net_cfg, "state_dict": state}, path)
     best = None
     for key, cb in raw.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
             best = float(cb["best_model_score"])
-    datamodule = raw.get("datamodule_hyper_parameters") or _run_config(Path(ckpt)).get("data")
     entry = {
         "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "class": target,
         "kwargs": net_cfg, "parameters": sum(v.numel() for v in state.values()),
@@ -69,6 +92,8 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
                      "patches_seen": (raw.get("global_step") or 0) * int((datamodule or {}).get("batch_size", 0))},
         "metrics": {"best_val_psnr_set12": best, **(metrics or {})},
     }
+    if calibration is not None:
+        entry["calibration"] = calibration
     manifest_path = directory / "MANIFEST"
     entries = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     entries[name] = entry
@@ -85,9 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--command", required=True, help="the training command that produced the checkpoint")
     ap.add_argument("--metrics", type=Path, help="JSON file of evaluation metrics to record")
+    ap.add_argument("--calibrate", type=int, default=0, metavar="N",
+                    help="fit the variance scale on the first N Train400 images (train.calibrate)")
     args = ap.parse_args(argv)
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
-    entry = export(args.ckpt, args.name, args.command, metrics)
+    entry = export(args.ckpt, args.name, args.command, metrics, calibrate=args.calibrate)
     print(json.dumps(entry, indent=2))
 
 

@@ -4,6 +4,7 @@
     python -m train.train debug=fast_dev_run               # one batch of train/val, no checkpoints
     python -m train.train data=denoise_blind trainer.max_epochs=100 logger=wandb
     python -m train.train ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt   # resume exactly
+    python -m train.train model=gbp init_weights=checkpoints/gbp_denoiser_sigma25.pt  # fine-tune
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import hydra
 import lightning.pytorch as L
 from omegaconf import DictConfig, OmegaConf
+
+from train.init_weights import load_init_weights
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    if cfg.get("init_weights") and not cfg.get("ckpt_path"):
+        load_init_weights(model.net, cfg.init_weights)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger

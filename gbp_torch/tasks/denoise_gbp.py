@@ -12,6 +12,7 @@ from ..modules import MultigridGBP
 from ..nets import GridFactorNet
 from .denoise_output import DenoiseOutput
 from .features import denoiser_input
+from .noise_level import estimate_noise_sigma
 
 #: Precision scale used when the noise level is not given (blind): 1 / (25/255)^2.
 BLIND_SCALE = (255.0 / 25.0) ** 2
@@ -23,9 +24,13 @@ class GBPDenoiser(nn.Module):
     The CNN (:class:`~gbp_torch.nets.GridFactorNet`) predicts, per pixel, a
     residual correction of the noisy image (the refined measurement ``z``), the data
     precision ``a = s * (softplus(o) + floor)`` and the two edge weights
-    ``w = s * (softplus(o) + floor)``, with ``s = 1 / sigma^2`` (or
-    :data:`BLIND_SCALE` without sigma). GBP then minimises
+    ``w = s * (softplus(o) + floor)``, with ``s = 1 / sigma^2``. GBP then minimises
     ``sum a_i (x_i - z_i)^2 / 2 + sum w_ij (x_i - x_j)^2 / 2``.
+
+    Without a noise level (blind), a sigma-conditioned model uses the estimate of
+    :func:`~gbp_torch.tasks.noise_level.estimate_noise_sigma`; a model for one fixed
+    level uses :data:`BLIND_SCALE`. ``var_scale`` multiplies GBP's variances (a global
+    calibration fitted after training, see ``train/calibrate.py``).
 
     Args:
         width, depth: CNN size.
@@ -33,21 +38,27 @@ class GBPDenoiser(nn.Module):
             keeps training memory independent of ``iters``).
         sigma_input: feed a constant sigma map to the CNN as a second channel.
         use_gbp: False gives the ablation (refined measurement as output, no variance).
+        var_scale: factor applied to the predicted variances (calibration).
     """
 
     def __init__(self, width: int = 48, depth: int = 8, iters: int = 8, levels: int | None = None,
-                 backward: str = "implicit", sigma_input: bool = False, use_gbp: bool = True):
+                 backward: str = "implicit", sigma_input: bool = False, use_gbp: bool = True,
+                 var_scale: float = 1.0):
         super().__init__()
-        self.sigma_input, self.use_gbp = sigma_input, use_gbp
+        if not var_scale > 0:
+            raise ValueError(f"var_scale must be > 0, got {var_scale}")
+        self.sigma_input, self.use_gbp, self.var_scale = sigma_input, use_gbp, float(var_scale)
         self.factors = GridFactorNet(in_channels=1 + int(sigma_input), width=width, depth=depth, refine=True)
         self.gbp = MultigridGBP(iters=iters, levels=levels, backward=backward)
 
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
         """noisy (B, 1, H, W) in [0, 1]; sigma (B,) noise std on that scale, or None (blind)."""
+        if sigma is None and self.sigma_input and noisy.dim() == 4:
+            sigma = estimate_noise_sigma(noisy)
         feats = denoiser_input(noisy, sigma, self.sigma_input, "GBPDenoiser")
         scale = BLIND_SCALE if sigma is None else 1.0 / sigma.to(noisy).clamp_min(1e-3).square()
         f = self.factors(feats, noisy[:, 0], data_scale=scale, smooth_scale=scale)
         if not self.use_gbp:
             return DenoiseOutput(f.z.unsqueeze(1))
         res = self.gbp(f.z, f.data_precision, (f.wh, f.wv))
-        return DenoiseOutput(res.mean.unsqueeze(1), res.var.unsqueeze(1))
+        return DenoiseOutput(res.mean.unsqueeze(1), self.var_scale * res.var.unsqueeze(1))

@@ -24,10 +24,14 @@ def add_gaussian_noise(clean: Tensor, sigma: Tensor | float, generator: torch.Ge
     return clean + sigma * _rand(torch.randn, clean, generator)
 
 
-def add_salt_pepper(clean: Tensor, rate: float, generator: torch.Generator | None = None) -> Tensor:
-    """Replace a fraction ``rate`` of the pixels of clean (B, C, H, W) in [0, 1] by 0 or 1 (equal odds)."""
-    if not 0.0 <= rate <= 1.0:
+def add_salt_pepper(clean: Tensor, rate: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Replace a fraction ``rate`` (a float, or (B,) per image) of the pixels of clean (B, C, H, W)
+    in [0, 1] by 0 or 1 (equal odds)."""
+    rate_t = torch.as_tensor(rate, dtype=clean.dtype, device=clean.device)
+    if not bool(((rate_t >= 0) & (rate_t <= 1)).all()):
         raise ValueError(f"salt-and-pepper rate must be in [0, 1], got {rate}")
-    hit = _rand(torch.rand, clean, generator) < rate
+    if rate_t.dim() == 1:
+        rate_t = rate_t.reshape(-1, *([1] * (clean.dim() - 1)))
+    hit = _rand(torch.rand, clean, generator) < rate_t
     salt = (_rand(torch.rand, clean, generator) < 0.5).to(clean.dtype)
     return torch.where(hit, salt, clean)

@@ -65,3 +65,35 @@ def test_cli_denoises_and_writes_uncertainty(exported, tmp_path, monkeypatch):
     assert (out - clean).square().mean() < (read_gray(tmp_path / "in.png") - clean).square().mean()
     with pytest.raises(SystemExit):
         denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png")])  # neither --sigma nor --blind
+
+
+def test_export_calibrates_the_variances_on_train400(exported, tmp_path):
+    from train.datamodules import NoiseSpec, load_dataset
+    from train.export import export
+    from train.metrics import coverage
+
+    _, entry = exported
+    entry = export(entry["training"]["source_checkpoint"], "tiny_cal", "pytest", directory=tmp_path, calibrate=3)
+    scale = entry["calibration"]["var_scale"]
+    model = pretrained.load("tiny_cal", directory=tmp_path)
+    assert model.var_scale == scale > 0
+    # the same images and noise seeds as the fit: exactly 95 % of the pixels are covered
+    covered = []
+    for i, (_, img) in enumerate(load_dataset("train400", limit=3)):
+        clean = img.float()[None, None] / 255
+        noisy, sigma = NoiseSpec(**entry["calibration"]["noise"]).apply(clean, torch.Generator().manual_seed(i))
+        with torch.no_grad():
+            out = model(noisy, sigma)
+        covered.append(coverage(out.mean, out.var, clean) * clean.numel())
+    assert abs(float(sum(covered)) / (3 * clean.numel()) - 0.95) < 2e-3
+
+
+def test_calibration_scale_recovers_a_known_variance_ratio():
+    from train.calibrate import calibration_scale
+
+    g = torch.Generator().manual_seed(0)
+    var = torch.rand(200_000, generator=g) + 0.1
+    err = 2.0 * var.sqrt() * torch.randn(200_000, generator=g)  # true variance = 4 var
+    assert abs(calibration_scale(err, var) - 4.0) < 0.1
+    with pytest.raises(ValueError, match="coverage"):
+        calibration_scale(err, var, coverage=1.0)

@@ -48,6 +48,19 @@ def test_salt_pepper_rate_and_augment_is_a_symmetry():
     assert len(outs) == 8 and all(sorted(o) == list(range(12)) for o in outs)
 
 
+def test_salt_pepper_rate_range_per_image_and_fixed_for_eval():
+    spec = NoiseSpec("saltpepper", rate=0.2, rate_min=0.0, rate_max=0.4)
+    clean = torch.full((64, 1, 40, 40), 0.5)
+    noisy, _ = spec.apply(clean, torch.Generator().manual_seed(0))
+    rates = (noisy != 0.5).float().mean(dim=(1, 2, 3))
+    assert rates.min() < 0.1 and rates.max() > 0.3 and rates.max() < 0.45  # U[0, 0.4] per image
+    fixed, _ = spec.for_eval().apply(clean, torch.Generator().manual_seed(0))
+    rates = (fixed != 0.5).float().mean(dim=(1, 2, 3))
+    assert torch.all((rates - 0.2).abs() < 0.04)
+    with pytest.raises(ValueError, match="rate"):
+        add_salt_pepper(clean[:2], torch.tensor([0.1, 1.5]))
+
+
 def test_missing_data_root_is_a_clear_error(tmp_path):
     dm = DenoiseDataModule(root=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="data.root"):

@@ -41,3 +41,14 @@ def test_classical_baseline_adapter_shapes():
     out = ClassicalBaseline(iters=30)(noisy, torch.tensor([0.1]))
     assert out.mean.shape == out.var.shape == (1, 1, 12, 10)
     assert float((out.mean - clean).square().mean()) < float((noisy - clean).square().mean())
+
+
+def test_eval_shipped_model_column_only_on_its_noise_kind(tmp_path, capsys):
+    rows = run(["--pretrained", "gbp_denoiser_sigma25", "--limit", "1", "--no-classical", "--png", "0",
+                "--out", str(tmp_path), "--conditions", "set12:gaussian:25,bsd68:saltpepper:20"])
+    assert "model" not in rows[0]["psnr"]
+    assert rows[0]["psnr"]["gbp_denoiser_sigma25"] > rows[0]["psnr"]["median3"] + 2
+    assert "gbp_denoiser_sigma25" not in rows[1]["psnr"] and "gbp_denoiser_sigma25" in rows[0]["coverage"]
+    table = capsys.readouterr().out
+    sp_row = next(line for line in table.splitlines() if line.startswith("bsd68 s&p 20%"))
+    assert sp_row.rstrip().endswith("-")  # no cell for a Gaussian model

@@ -1,0 +1,49 @@
+"""Warm starts (init_weights): exact copies, widened input convolutions, clear errors."""
+
+import pytest
+import torch
+
+from gbp_torch.tasks.denoise_gbp import GBPDenoiser
+from train.export import atomic_save
+from train.init_weights import load_init_weights
+
+
+def _save_lightning_style(net, path):
+    atomic_save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "epoch": 3}, path)
+
+
+def test_fine_tune_start_reproduces_the_source_network(tmp_path):
+    torch.manual_seed(0)
+    src = GBPDenoiser(width=8, depth=3, iters=2)
+    for p in src.parameters():
+        p.data.normal_(0, 0.1)
+    _save_lightning_style(src, tmp_path / "a.ckpt")
+    dst = GBPDenoiser(width=8, depth=3, iters=2)
+    load_init_weights(dst, tmp_path / "a.ckpt")
+    x, s = torch.rand(2, 1, 12, 12), torch.full((2,), 0.1)
+    torch.testing.assert_close(dst(x, s).mean, src(x, s).mean)
+
+
+def test_widened_input_conv_computes_what_the_source_did(tmp_path):
+    """A sigma-map channel added to a sigma-25 network: zeros for the new channel, same output."""
+    torch.manual_seed(1)
+    src = GBPDenoiser(width=8, depth=3, iters=2, sigma_input=False)
+    for p in src.parameters():
+        p.data.normal_(0, 0.1)
+    atomic_save({"state_dict": src.state_dict()}, tmp_path / "exported.pt")
+    dst = GBPDenoiser(width=8, depth=3, iters=2, sigma_input=True)
+    load_init_weights(dst, tmp_path / "exported.pt")
+    first = dst.factors.body[0].weight
+    assert first.shape[1] == 2 and torch.all(first[:, 1] == 0)
+    x, s = torch.rand(2, 1, 12, 12), torch.full((2,), 0.1)
+    torch.testing.assert_close(dst(x, s).mean, src(x, s).mean)
+
+
+def test_mismatched_networks_are_refused(tmp_path):
+    _save_lightning_style(GBPDenoiser(width=8, depth=3), tmp_path / "a.ckpt")
+    with pytest.raises(ValueError, match="needs"):
+        load_init_weights(GBPDenoiser(width=6, depth=3), tmp_path / "a.ckpt")
+    with pytest.raises(ValueError, match="missing"):
+        load_init_weights(GBPDenoiser(width=8, depth=4), tmp_path / "a.ckpt")
+    with pytest.raises(FileNotFoundError, match="no file"):
+        load_init_weights(GBPDenoiser(width=8, depth=3), tmp_path / "nothing.ckpt")

@@ -1,0 +1,47 @@
+"""One global factor that calibrates a denoiser's predicted variances.
+
+A learned GBP denoiser's variances are the exact marginals of the factor graph
+it builds, not of the true posterior: after training for the mean they are
+uniformly too wide or too narrow (the prototype measured 98 % coverage instead of
+95 %). :func:`fit_variance_scale` finds the factor ``s`` for which a fraction
+``coverage`` of the pixels of some calibration images (Train400, never the test
+sets) lie within ``z sqrt(s var)`` of the truth. ``train.export --calibrate N``
+stores it in the shipped model (``GBPDenoiser(var_scale=s)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .datamodules import NoiseSpec
+
+
+def calibration_scale(err: Tensor, var: Tensor, coverage: float = 0.95, z: float = 1.96) -> float:
+    """err, var: any equal shapes -> the ``s`` with ``mean(|err| < z sqrt(s var)) = coverage``."""
+    if not 0 < coverage < 1:
+        raise ValueError(f"coverage must be in (0, 1), got {coverage}")
+    ratio = (err.square() / var.clamp_min(torch.finfo(var.dtype).tiny)).flatten()
+    k = min(ratio.numel(), max(1, int(round(coverage * ratio.numel()))))
+    return float(ratio.kthvalue(k).values) / z**2
+
+
+@torch.no_grad()
+def fit_variance_scale(model: nn.Module, images: Sequence[Tensor], noise: NoiseSpec, coverage: float = 0.95,
+                       seed: int = 0) -> float:
+    """Calibration factor of ``model`` ((noisy, sigma) -> .mean, .var) on ``images`` (uint8 (H, W) each)
+    with ``noise`` added (image i gets the noise of seed (seed, i))."""
+    errs, variances = [], []
+    device = next(model.parameters()).device
+    for i, img in enumerate(images):
+        clean = (img.float() / 255.0).to(device)[None, None]
+        gen = torch.Generator().manual_seed(seed * 100_003 + i)
+        noisy, sigma = noise.apply(clean.cpu(), gen)
+        out = model(noisy.to(device), sigma.to(device))
+        if out.var is None:
+            raise ValueError("this model predicts no variance; nothing to calibrate")
+        errs.append((out.mean - clean).flatten())
+        variances.append(out.var.flatten())
+    return calibration_scale(torch.cat(errs), torch.cat(variances), coverage)

@@ -1,0 +1,53 @@
+"""Warm-start a network from another run's weights (fine-tuning, or a wider input layer).
+
+``init_weights=PATH`` in the training config loads the network weights of a Lightning
+checkpoint (``.ckpt``, keys ``net.*``) or of an exported model (``checkpoints/*.pt``)
+before fitting. Unlike ``ckpt_path`` it restores no optimizer, scheduler or step: a
+new run starts from these weights. A convolution that now takes more input channels
+(e.g. a sigma map added as a second channel) gets the old weights for the first
+channels and zeros for the new ones, so the warm-started network computes exactly
+what the old one did until training moves the new weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+
+def read_net_state(path: str | Path) -> dict[str, Tensor]:
+    """Network state dict from a Lightning checkpoint (``net.`` prefix stripped) or an exported ``.pt``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_weights: no file {path}")
+    raw = torch.load(path, map_location="cpu", weights_only=False)
+    if "state_dict" not in raw:
+        raise ValueError(f"init_weights: {path} holds no 'state_dict' (expected a Lightning .ckpt or an exported .pt)")
+    state = raw["state_dict"]
+    if any(k.startswith("net.") for k in state):
+        state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+    return state
+
+
+def load_init_weights(net: nn.Module, path: str | Path) -> None:
+    """Copy the weights at ``path`` into ``net`` (in place); see the module docstring."""
+    source = read_net_state(path)
+    target = net.state_dict()
+    missing = sorted(set(target) - set(source))
+    unexpected = sorted(set(source) - set(target))
+    if missing or unexpected:
+        raise ValueError(f"init_weights: {path} does not fit the network: missing {missing}, unexpected {unexpected}")
+    for key, new in target.items():
+        old = source[key]
+        if old.shape == new.shape:
+            new.copy_(old)
+        elif old.dim() == 4 and new.dim() == 4 and old.shape[1] < new.shape[1] and \
+                old.shape[:1] + old.shape[2:] == new.shape[:1] + new.shape[2:]:
+            new.zero_()
+            new[:, : old.shape[1]].copy_(old)
+        else:
+            raise ValueError(f"init_weights: {key} has shape {tuple(old.shape)} in {path}, "
+                             f"the network needs {tuple(new.shape)}")
+    net.load_state_dict(target)
