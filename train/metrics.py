@@ -13,11 +13,13 @@ def psnr(estimate: Tensor, clean: Tensor, peak: float = 1.0) -> Tensor:
 
 
 def ssim(estimate: Tensor, clean: Tensor) -> Tensor:
-    """SSIM per image, (B,) (Gaussian window 11, sigma 1.5, via torchmetrics); estimate clipped to [0, 1]."""
+    """SSIM per image, (B,) (Gaussian window 11, sigma 1.5, via torchmetrics); estimate clipped to [0, 1].
+    Computed in float32 with autocast off (its window sums cancel badly in bfloat16)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    return structural_similarity_index_measure(estimate.clamp(0, 1).float(), clean.float(), data_range=1.0,
-                                               reduction="none")
+    with torch.autocast(estimate.device.type, enabled=False):
+        return structural_similarity_index_measure(estimate.clamp(0, 1).float(), clean.float(), data_range=1.0,
+                                                   reduction="none")
 
 
 def coverage(estimate: Tensor, var: Tensor, clean: Tensor, z: float = 1.96) -> Tensor:

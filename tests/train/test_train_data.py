@@ -67,3 +67,16 @@ def test_missing_data_root_is_a_clear_error(tmp_path):
         dm.setup("fit")
     with pytest.raises(ValueError, match="noise kind"):
         NoiseSpec("poisson")
+
+
+def test_ssim_is_unaffected_by_bfloat16_autocast():
+    from train.metrics import ssim
+
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 1, 40, 40, generator=g)
+    est = (clean + 0.1 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+    ref = ssim(est, clean)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = ssim(est, clean)
+    torch.testing.assert_close(mixed, ref)
+    assert float(ssim(clean, clean).min()) > 0.999 and float(ref.max()) < 0.97
