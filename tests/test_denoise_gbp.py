@@ -59,3 +59,16 @@ def test_mixed_precision_cnn_feeds_a_float32_solve():
         mixed = model(noisy, sigma)
     assert mixed.mean.dtype == torch.float32
     torch.testing.assert_close(mixed.mean, model(noisy, sigma).mean, atol=2e-2, rtol=0)
+
+
+def test_fixed_noise_level_overrides_the_callers_sigma():
+    torch.manual_seed(4)
+    model = GBPDenoiser(width=8, depth=3, iters=3, noise_level=0.2)
+    noisy = torch.rand(2, 1, 12, 12)
+    ref = model(noisy, torch.full((2,), 0.2))
+    for sigma in (None, torch.full((2,), 0.05)):
+        out = model(noisy, sigma)
+        torch.testing.assert_close(out.mean, ref.mean)
+        torch.testing.assert_close(out.var, ref.var)
+    with pytest.raises(ValueError, match="noise_level"):
+        GBPDenoiser(noise_level=0.0)

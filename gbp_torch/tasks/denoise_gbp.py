@@ -29,8 +29,10 @@ class GBPDenoiser(nn.Module):
 
     Without a noise level (blind), a sigma-conditioned model uses the estimate of
     :func:`~gbp_torch.tasks.noise_level.estimate_noise_sigma`; a model for one fixed
-    level uses :data:`BLIND_SCALE`. ``var_scale`` multiplies GBP's variances (a global
-    calibration fitted after training, see ``train/calibrate.py``).
+    level uses :data:`BLIND_SCALE`. A model built with ``noise_level`` always uses that
+    level (a nominal one for non-Gaussian noise such as salt-and-pepper). ``var_scale``
+    multiplies GBP's variances (a global calibration fitted after training, see
+    ``train/calibrate.py``).
 
     Args:
         width, depth: CNN size.
@@ -39,21 +41,27 @@ class GBPDenoiser(nn.Module):
         sigma_input: feed a constant sigma map to the CNN as a second channel.
         use_gbp: False gives the ablation (refined measurement as output, no variance).
         var_scale: factor applied to the predicted variances (calibration).
+        noise_level: fixed sigma (0-1 scale) used instead of the caller's, or None.
     """
 
     def __init__(self, width: int = 48, depth: int = 8, iters: int = 8, levels: int | None = None,
                  backward: str = "implicit", sigma_input: bool = False, use_gbp: bool = True,
-                 var_scale: float = 1.0):
+                 var_scale: float = 1.0, noise_level: float | None = None):
         super().__init__()
         if not var_scale > 0:
             raise ValueError(f"var_scale must be > 0, got {var_scale}")
+        if noise_level is not None and not noise_level > 0:
+            raise ValueError(f"noise_level must be > 0 or None, got {noise_level}")
         self.sigma_input, self.use_gbp, self.var_scale = sigma_input, use_gbp, float(var_scale)
+        self.noise_level = noise_level
         self.factors = GridFactorNet(in_channels=1 + int(sigma_input), width=width, depth=depth, refine=True)
         self.gbp = MultigridGBP(iters=iters, levels=levels, backward=backward)
 
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
         """noisy (B, 1, H, W) in [0, 1]; sigma (B,) noise std on that scale, or None (blind)."""
-        if sigma is None and self.sigma_input and noisy.dim() == 4:
+        if self.noise_level is not None:
+            sigma = noisy.new_full(noisy.shape[:1], self.noise_level)
+        elif sigma is None and self.sigma_input and noisy.dim() == 4:
             sigma = estimate_noise_sigma(noisy)
         feats = denoiser_input(noisy, sigma, self.sigma_input, "GBPDenoiser")
         scale = BLIND_SCALE if sigma is None else 1.0 / sigma.to(noisy).clamp_min(1e-3).square()
