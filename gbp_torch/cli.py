@@ -37,6 +37,11 @@ def denoise_main(argv: list[str] | None = None) -> None:
     model = denoiser(args.model or DEFAULT_DENOISER, device=args.device)
     img = read_gray(args.input).to(args.device)
     sigma = None if args.blind else torch.tensor([args.sigma / 255.0], device=args.device)
+    if args.blind:
+        from .tasks.noise_level import estimate_noise_sigma
+
+        level = float(estimate_noise_sigma(img[None, None])[0]) * 255
+        print(f"blind: estimated Gaussian noise sigma {level:.1f}/255 (used by sigma-conditioned models)")
     with torch.no_grad():
         out = model(img[None, None], sigma)
     write_gray(args.output, out.mean[0, 0])

@@ -97,3 +97,14 @@ def test_calibration_scale_recovers_a_known_variance_ratio():
     assert abs(calibration_scale(err, var) - 4.0) < 0.1
     with pytest.raises(ValueError, match="coverage"):
         calibration_scale(err, var, coverage=1.0)
+
+
+def test_cli_blind_reports_the_estimated_noise_level(exported, tmp_path, monkeypatch, capsys):
+    ckpt_dir, _ = exported
+    monkeypatch.setattr(pretrained, "denoiser", lambda name, device="cpu": pretrained.load(name, device, ckpt_dir))
+    clean = torch.linspace(0.3, 0.7, 64).expand(64, 64)
+    write_gray(tmp_path / "in.png", clean + 0.1 * torch.randn(64, 64, generator=torch.Generator().manual_seed(1)))
+    denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--blind", "--model", "tiny_gbp"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("blind"))
+    assert abs(float(line.split("sigma ")[1].split("/")[0]) - 25.5) < 2.0
+    assert read_gray(tmp_path / "out.png").shape == (64, 64)
