@@ -85,17 +85,22 @@ class ClassicalBaseline:
 
 
 class PretrainedBaseline:
-    """A shipped model (:func:`gbp_torch.pretrained.load`) as a Denoiser, for the noise kind it was trained on."""
+    """A shipped model (:func:`gbp_torch.pretrained.load`) as a Denoiser, only for the noise it was trained
+    on (as its manifest entry records): salt-and-pepper, Gaussian at one sigma, or Gaussian of any sigma."""
 
     def __init__(self, name: str, device: str | torch.device = "cpu"):
         from gbp_torch.pretrained import load, manifest
 
         self.model = load(name, device)
-        noise = (manifest()[name].get("training", {}).get("data") or {}).get("noise") or {}
-        self.kind = "saltpepper" if noise.get("kind") == "saltpepper" else "gaussian"
+        self.noise = (manifest()[name].get("training", {}).get("data") or {}).get("noise") or {}
 
     def for_condition(self, cond: Condition) -> PretrainedBaseline | None:
-        return self if cond.kind == self.kind else None
+        kind = self.noise.get("kind", "gaussian")
+        if cond.kind == "saltpepper":
+            return self if kind == "saltpepper" else None
+        if kind == "gaussian":
+            return self if cond.level == float(self.noise.get("sigma", cond.level)) else None
+        return self if kind == "blind" else None
 
     def __call__(self, noisy: Tensor, sigma: Tensor) -> DenoiseOutput:
         return as_denoise_output(self.model(noisy, sigma))
