@@ -29,6 +29,17 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
+def _save_final_last(trainer: L.Trainer) -> None:
+    """Write last.ckpt once more after fitting: ModelCheckpoint writes it after validation, so a run that
+    max_steps stops in mid-epoch would otherwise lose its last steps. Lightning's saves are atomic."""
+    cb = trainer.checkpoint_callback
+    if cb is None or not cb.save_last or not cb.dirpath or trainer.fast_dev_run:
+        return
+    path = Path(cb.dirpath) / f"{cb.CHECKPOINT_NAME_LAST}{cb.FILE_EXTENSION}"
+    trainer.save_checkpoint(path)
+    cb.last_model_path = str(path)
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
     """Fit (and optionally test) the configured model; returns the final metrics
     (``trainer.callback_metrics`` as floats, plus ``global_step`` and ``best_ckpt``/``last_ckpt`` paths)."""
@@ -51,6 +62,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        _save_final_last(trainer)
         metrics: dict[str, float | str] = {k: float(v) for k, v in trainer.callback_metrics.items()}
         ckpt_cb = trainer.checkpoint_callback
         best = ckpt_cb.best_model_path if ckpt_cb is not None else ""

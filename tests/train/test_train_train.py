@@ -60,6 +60,11 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path):
     assert list((tmp_path / "a" / "csv").rglob("metrics.csv"))  # the csv logger wrote
 
 
+def test_a_run_stopped_in_mid_epoch_keeps_its_last_steps(tmp_path):
+    metrics = train(compose_train_cfg(tmp_path, "logger=none", "trainer.max_steps=3"))  # 2 steps per epoch
+    assert torch.load(metrics["last_ckpt"], map_location="cpu", weights_only=False)["global_step"] == 3
+
+
 def test_wandb_logger_offline_logs_panels_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # any online attempt fails at once
