@@ -24,7 +24,7 @@ from .paths import REPO_ROOT
 
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 MANIFEST = CHECKPOINT_DIR / "MANIFEST"
-DEFAULT_DENOISER = "gbp_denoiser_sigma25"
+DEFAULT_DENOISER = "gbp_denoiser_gaussian"
 
 #: Modules a checkpoint may name as its class (nothing else is imported).
 ALLOWED_MODULES = ("gbp_torch.tasks.",)

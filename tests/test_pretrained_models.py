@@ -1,0 +1,36 @@
+"""The shipped models on a shipped image: each beats the 3x3 median filter on its noise; blind works."""
+
+import pytest
+import torch
+
+from gbp_torch.io import psnr, read_gray
+from gbp_torch.paths import samples_dir
+from gbp_torch.pretrained import denoiser, load
+from gbp_torch.tasks.denoise_median import MedianDenoiser
+from gbp_torch.tasks.noise import add_salt_pepper
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return read_gray(samples_dir() / "denoise" / "set12_02_house.png")[64:192, 64:192]
+
+
+@pytest.mark.parametrize("sigma255", [15.0, 50.0])
+def test_default_denoiser_any_sigma_and_blind(clean, sigma255):
+    sigma = sigma255 / 255
+    noisy = clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    model = denoiser()
+    with torch.no_grad():
+        known = model(noisy[None, None], torch.tensor([sigma]))
+        blind = model(noisy[None, None])
+    median = MedianDenoiser(3)(noisy[None, None], None)
+    assert psnr(known.mean[0, 0], clean) > psnr(median[0, 0], clean) + 1.5
+    assert abs(psnr(blind.mean[0, 0], clean) - psnr(known.mean[0, 0], clean)) < 0.3
+    assert known.var.shape == known.mean.shape and (known.var > 0).all()
+
+
+def test_salt_and_pepper_model_beats_the_median_filter(clean):
+    noisy = add_salt_pepper(clean[None, None], 0.2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = load("gbp_denoiser_saltpepper")(noisy)
+    assert psnr(out.mean[0, 0], clean) > psnr(MedianDenoiser(3)(noisy, None)[0, 0], clean) + 2.0
