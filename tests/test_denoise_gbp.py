@@ -72,3 +72,16 @@ def test_fixed_noise_level_overrides_the_callers_sigma():
         torch.testing.assert_close(out.var, ref.var)
     with pytest.raises(ValueError, match="noise_level"):
         GBPDenoiser(noise_level=0.0)
+
+
+def test_variance_calibration_power_law_in_sigma():
+    from gbp_torch.tasks.denoise_gbp import REFERENCE_SIGMA
+
+    torch.manual_seed(5)
+    raw = GBPDenoiser(width=8, depth=3, iters=3, sigma_input=True)
+    cal = GBPDenoiser(width=8, depth=3, iters=3, sigma_input=True, var_scale=2.0, var_slope=1.0)
+    cal.load_state_dict(raw.state_dict())
+    noisy = torch.rand(2, 1, 10, 10)
+    sigma = torch.tensor([REFERENCE_SIGMA, 2 * REFERENCE_SIGMA])
+    ratio = cal(noisy, sigma).var / raw(noisy, sigma).var
+    torch.testing.assert_close(ratio[:, 0, 0, 0], torch.tensor([2.0, 4.0]))

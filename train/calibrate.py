@@ -5,12 +5,14 @@ it builds, not of the true posterior: after training for the mean they are
 uniformly too wide or too narrow (the prototype measured 98 % coverage instead of
 95 %). :func:`fit_variance_scale` finds the factor ``s`` for which a fraction
 ``coverage`` of the pixels of some calibration images (Train400, never the test
-sets) lie within ``z sqrt(s var)`` of the truth. ``train.export --calibrate N``
-stores it in the shipped model (``GBPDenoiser(var_scale=s)``).
+sets) lie within ``z sqrt(s var)`` of the truth; for a model trained on many noise
+levels the factor is a power law in sigma. ``train.export --calibrate N`` stores it
+in the shipped model (``GBPDenoiser(var_scale=..., var_slope=...)``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -30,10 +32,17 @@ def calibration_scale(err: Tensor, var: Tensor, coverage: float = 0.95, z: float
 
 @torch.no_grad()
 def fit_variance_scale(model: nn.Module, images: Sequence[Tensor], noise: NoiseSpec, coverage: float = 0.95,
-                       seed: int = 0) -> float:
-    """Calibration factor of ``model`` ((noisy, sigma) -> .mean, .var) on ``images`` (uint8 (H, W) each)
-    with ``noise`` added (image i gets the noise of seed (seed, i))."""
-    errs, variances = [], []
+                       seed: int = 0) -> tuple[float, float]:
+    """Calibration ``(var_scale, var_slope)`` of ``model`` ((noisy, sigma) -> .mean, .var; built with
+    ``var_scale=1, var_slope=0``) on ``images`` (uint8 (H, W) each) with ``noise`` added (image i gets
+    the noise of seed (seed, i)).
+
+    The variances are multiplied by ``var_scale * (sigma / REFERENCE_SIGMA) ** var_slope``. With one
+    noise level the slope is 0; with many (blind training noise) it is the least-squares slope of the
+    log per-image factors against log sigma, and ``var_scale`` then makes the pooled coverage exact."""
+    from gbp_torch.tasks.denoise_gbp import REFERENCE_SIGMA
+
+    errs, variances, sigmas = [], [], []
     device = next(model.parameters()).device
     for i, img in enumerate(images):
         clean = (img.float() / 255.0).to(device)[None, None]
@@ -44,4 +53,14 @@ def fit_variance_scale(model: nn.Module, images: Sequence[Tensor], noise: NoiseS
             raise ValueError("this model predicts no variance; nothing to calibrate")
         errs.append((out.mean - clean).flatten())
         variances.append(out.var.flatten())
-    return calibration_scale(torch.cat(errs), torch.cat(variances), coverage)
+        sigmas.append(float(sigma[0]))
+    slope = 0.0
+    usable = [i for i, s in enumerate(sigmas) if s >= 2.0 / 255.0]
+    if len({round(sigmas[i], 6) for i in usable}) >= 3:
+        x = torch.tensor([math.log(sigmas[i] / REFERENCE_SIGMA) for i in usable], dtype=torch.float64)
+        y = torch.tensor([math.log(calibration_scale(errs[i], variances[i], coverage)) for i in usable],
+                         dtype=torch.float64)
+        slope = float(((x - x.mean()) * (y - y.mean())).sum() / (x - x.mean()).square().sum())
+    factors = [(max(s, 1e-3) / REFERENCE_SIGMA) ** slope for s in sigmas]
+    scaled = torch.cat([v * f for v, f in zip(variances, factors)])
+    return calibration_scale(torch.cat(errs), scaled, coverage), slope

@@ -57,10 +57,10 @@ def _calibrate(target: str, kwargs: dict, state: dict, datamodule: dict, images:
     model = getattr(importlib.import_module(module), cls)(**kwargs)
     model.load_state_dict(state)
     noise = NoiseSpec(**dict(datamodule.get("noise") or {}))
-    scale = fit_variance_scale(model.eval(), [im for _, im in load_dataset("train400", datamodule.get("root"),
-                                                                             images)], noise)
-    return {"var_scale": scale, "data": f"first {images} Train400 images", "noise": dict(noise.__dict__),
-            "target_coverage": 0.95}
+    train_images = [im for _, im in load_dataset("train400", datamodule.get("root"), images)]
+    scale, slope = fit_variance_scale(model.eval(), train_images, noise)
+    return {"var_scale": scale, "var_slope": slope, "data": f"first {images} Train400 images",
+            "noise": dict(noise.__dict__), "target_coverage": 0.95}
 
 
 def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
@@ -75,9 +75,9 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
     datamodule = raw.get("datamodule_hyper_parameters") or _run_config(Path(ckpt)).get("data")
     calibration = None
     if calibrate:
-        net_cfg["var_scale"] = 1.0
+        net_cfg.update(var_scale=1.0, var_slope=0.0)
         calibration = _calibrate(target, net_cfg, state, dict(datamodule or {}), calibrate)
-        net_cfg["var_scale"] = calibration["var_scale"]
+        net_cfg.update(var_scale=calibration["var_scale"], var_slope=calibration["var_slope"])
     path = directory / f"{name}.pt"
     atomic_save({"target": target, "kwargs": net_cfg, "state_dict": state}, path)
     best = None

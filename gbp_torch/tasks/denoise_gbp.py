@@ -14,8 +14,11 @@ from .denoise_output import DenoiseOutput
 from .features import denoiser_input
 from .noise_level import estimate_noise_sigma
 
-#: Precision scale used when the noise level is not given (blind): 1 / (25/255)^2.
-BLIND_SCALE = (255.0 / 25.0) ** 2
+#: Noise level (0-1 scale) assumed when none is given to a fixed-level model, and the
+#: reference level of the variance calibration.
+REFERENCE_SIGMA = 25.0 / 255.0
+#: Precision scale used when the noise level is not given (blind): 1 / REFERENCE_SIGMA^2.
+BLIND_SCALE = REFERENCE_SIGMA**-2
 
 
 class GBPDenoiser(nn.Module):
@@ -30,9 +33,9 @@ class GBPDenoiser(nn.Module):
     Without a noise level (blind), a sigma-conditioned model uses the estimate of
     :func:`~gbp_torch.tasks.noise_level.estimate_noise_sigma`; a model for one fixed
     level uses :data:`BLIND_SCALE`. A model built with ``noise_level`` always uses that
-    level (a nominal one for non-Gaussian noise such as salt-and-pepper). ``var_scale``
-    multiplies GBP's variances (a global calibration fitted after training, see
-    ``train/calibrate.py``).
+    level (a nominal one for non-Gaussian noise such as salt-and-pepper). GBP's variances
+    are multiplied by ``var_scale * (sigma / REFERENCE_SIGMA) ** var_slope`` (a
+    calibration fitted after training, see ``train/calibrate.py``).
 
     Args:
         width, depth: CNN size.
@@ -40,20 +43,20 @@ class GBPDenoiser(nn.Module):
             keeps training memory independent of ``iters``).
         sigma_input: feed a constant sigma map to the CNN as a second channel.
         use_gbp: False gives the ablation (refined measurement as output, no variance).
-        var_scale: factor applied to the predicted variances (calibration).
+        var_scale, var_slope: calibration of the predicted variances (power law in sigma).
         noise_level: fixed sigma (0-1 scale) used instead of the caller's, or None.
     """
 
     def __init__(self, width: int = 48, depth: int = 8, iters: int = 8, levels: int | None = None,
                  backward: str = "implicit", sigma_input: bool = False, use_gbp: bool = True,
-                 var_scale: float = 1.0, noise_level: float | None = None):
+                 var_scale: float = 1.0, var_slope: float = 0.0, noise_level: float | None = None):
         super().__init__()
         if not var_scale > 0:
             raise ValueError(f"var_scale must be > 0, got {var_scale}")
         if noise_level is not None and not noise_level > 0:
             raise ValueError(f"noise_level must be > 0 or None, got {noise_level}")
         self.sigma_input, self.use_gbp, self.var_scale = sigma_input, use_gbp, float(var_scale)
-        self.noise_level = noise_level
+        self.var_slope, self.noise_level = float(var_slope), noise_level
         self.factors = GridFactorNet(in_channels=1 + int(sigma_input), width=width, depth=depth, refine=True)
         self.gbp = MultigridGBP(iters=iters, levels=levels, backward=backward)
 
@@ -69,4 +72,11 @@ class GBPDenoiser(nn.Module):
         if not self.use_gbp:
             return DenoiseOutput(f.z.unsqueeze(1))
         res = self.gbp(f.z, f.data_precision, (f.wh, f.wv))
-        return DenoiseOutput(res.mean.unsqueeze(1), self.var_scale * res.var.unsqueeze(1))
+        return DenoiseOutput(res.mean.unsqueeze(1), self.variance_factor(sigma, res.var) * res.var.unsqueeze(1))
+
+    def variance_factor(self, sigma: Tensor | None, like: Tensor) -> Tensor | float:
+        """The calibration factor of the variances: a float, or (B, 1, 1, 1) per image."""
+        if sigma is None or self.var_slope == 0.0:
+            return self.var_scale
+        ratio = sigma.to(like).clamp_min(1e-3) / REFERENCE_SIGMA
+        return (self.var_scale * ratio**self.var_slope).view(-1, 1, 1, 1)

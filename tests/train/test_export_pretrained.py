@@ -76,7 +76,7 @@ def test_export_calibrates_the_variances_on_train400(exported, tmp_path):
     entry = export(entry["training"]["source_checkpoint"], "tiny_cal", "pytest", directory=tmp_path, calibrate=3)
     scale = entry["calibration"]["var_scale"]
     model = pretrained.load("tiny_cal", directory=tmp_path)
-    assert model.var_scale == scale > 0
+    assert model.var_scale == scale > 0 and entry["calibration"]["var_slope"] == 0.0
     # the same images and noise seeds as the fit: exactly 95 % of the pixels are covered
     covered = []
     for i, (_, img) in enumerate(load_dataset("train400", limit=3)):
@@ -108,3 +108,23 @@ def test_cli_blind_reports_the_estimated_noise_level(exported, tmp_path, monkeyp
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("blind"))
     assert abs(float(line.split("sigma ")[1].split("/")[0]) - 25.5) < 2.0
     assert read_gray(tmp_path / "out.png").shape == (64, 64)
+
+
+def test_calibration_power_law_over_noise_levels():
+    """Variances off by a factor 100 sigma (all levels): the fit finds slope 1 and scale 100 * 25/255."""
+    from gbp_torch.tasks.denoise_gbp import REFERENCE_SIGMA
+    from gbp_torch.tasks.denoise_output import DenoiseOutput
+    from train.calibrate import fit_variance_scale
+    from train.datamodules import NoiseSpec
+
+    class NoisyIsTheEstimate(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, noisy, sigma):
+            return DenoiseOutput(noisy, 0.01 * sigma.view(-1, 1, 1, 1) * torch.ones_like(noisy))
+
+    images = [torch.full((64, 64), 128, dtype=torch.uint8)] * 24
+    scale, slope = fit_variance_scale(NoisyIsTheEstimate(), images, NoiseSpec("blind", sigma_min=5, sigma_max=50))
+    assert abs(slope - 1.0) < 0.05 and abs(scale / (100 * REFERENCE_SIGMA) - 1) < 0.05
