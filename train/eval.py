@@ -88,11 +88,16 @@ class PretrainedBaseline:
     """A shipped model (:func:`gbp_torch.pretrained.load`) as a Denoiser, only for the noise it was trained
     on (as its manifest entry records): salt-and-pepper, Gaussian at one sigma, or Gaussian of any sigma."""
 
-    def __init__(self, name: str, device: str | torch.device = "cpu"):
+    def __init__(self, name: str, device: str | torch.device = "cpu", blind: bool = False):
         from gbp_torch.pretrained import load, manifest
 
-        self.model = load(name, device)
+        self.model, self.blind = load(name, device), blind
         self.noise = (manifest()[name].get("training", {}).get("data") or {}).get("noise") or {}
+
+    @property
+    def any_sigma(self) -> bool:
+        """Trained on a range of Gaussian noise levels (so it can also run blind)."""
+        return self.noise.get("kind") == "blind"
 
     def for_condition(self, cond: Condition) -> PretrainedBaseline | None:
         kind = self.noise.get("kind", "gaussian")
@@ -103,7 +108,7 @@ class PretrainedBaseline:
         return self if kind == "blind" else None
 
     def __call__(self, noisy: Tensor, sigma: Tensor) -> DenoiseOutput:
-        return as_denoise_output(self.model(noisy, sigma))
+        return as_denoise_output(self.model(noisy, None if self.blind else sigma))
 
 
 def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
@@ -231,6 +236,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
                     help="subset of conditions, e.g. bsd68:gaussian:25,bsd68:saltpepper:20 (default: all)")
     ap.add_argument("--pretrained", action="append", default=[], metavar="NAME",
                     help="extra column: a shipped model of checkpoints/MANIFEST (repeatable)")
+    ap.add_argument("--blind", action="store_true",
+                    help="also run the --pretrained models trained on many noise levels without sigma ('NAME/blind')")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("results/eval"), help="folder for PNGs and results.json")
     ap.add_argument("--png", type=int, default=2, help="images per condition written as PNGs")
@@ -253,6 +260,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
         denoisers["model"] = lit
     for name in args.pretrained:
         denoisers[name] = PretrainedBaseline(name, args.device)
+        if args.blind and denoisers[name].any_sigma:
+            denoisers[f"{name}/blind"] = PretrainedBaseline(name, args.device, blind=True)
     if not args.no_classical:
         denoisers["gbp_classical"] = ClassicalBaseline(iters=args.classical_iters)
     for spec in args.baseline:

@@ -53,3 +53,13 @@ def test_eval_shipped_model_column_only_on_its_training_noise(tmp_path, capsys):
     table = capsys.readouterr().out
     sp_row = next(line for line in table.splitlines() if line.startswith("bsd68 s&p 20%"))
     assert sp_row.rstrip().endswith("-")  # no cell for a Gaussian model
+
+
+def test_eval_blind_twin_column_for_models_of_many_noise_levels(tmp_path):
+    rows = run(["--pretrained", "gbp_denoiser_gaussian", "--pretrained", "gbp_denoiser_sigma25", "--blind",
+                "--limit", "1", "--no-classical", "--png", "0", "--out", str(tmp_path),
+                "--conditions", "set12:gaussian:25"])
+    psnr = rows[0]["psnr"]
+    assert "gbp_denoiser_gaussian/blind" in psnr and "gbp_denoiser_sigma25/blind" not in psnr
+    assert abs(psnr["gbp_denoiser_gaussian/blind"] - psnr["gbp_denoiser_gaussian"]) < 0.3
+    assert psnr["gbp_denoiser_gaussian/blind"] > psnr["median3"] + 2
