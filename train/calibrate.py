@@ -1,4 +1,4 @@
-"""One global factor that calibrates a denoiser's predicted variances.
+"""Calibrating a denoiser's predicted variances: one factor, or a power law in sigma.
 
 A learned GBP denoiser's variances are the exact marginals of the factor graph
 it builds, not of the true posterior: after training for the mean they are
