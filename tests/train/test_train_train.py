@@ -24,6 +24,7 @@ def test_fast_dev_run_with_the_real_config(tmp_path):
 
 @pytest.mark.parametrize("overrides", [
     ["data=denoise_blind"], ["data=denoise_saltpepper"], ["experiment=cnn_sigma25"], ["debug=overfit"],
+    ["experiment=gbp_finetune", "data=denoise_blind", "model.net.sigma_input=true", "init_weights=x.ckpt"],
     ["model.scheduler.name=step", "model.loss=l1"], ["trainer=ddp"], ["trainer=gpu"], ["logger=wandb"],
 ])
 def test_config_groups_compose_and_build(tmp_path, overrides):
