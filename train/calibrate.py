@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .datamodules import NoiseSpec
+from .datamodules import NoiseSpec, noisy_image
 
 
 def calibration_scale(err: Tensor, var: Tensor, coverage: float = 0.95, z: float = 1.96) -> float:
@@ -34,8 +34,8 @@ def calibration_scale(err: Tensor, var: Tensor, coverage: float = 0.95, z: float
 def fit_variance_scale(model: nn.Module, images: Sequence[Tensor], noise: NoiseSpec, coverage: float = 0.95,
                        seed: int = 0) -> tuple[float, float]:
     """Calibration ``(var_scale, var_slope)`` of ``model`` ((noisy, sigma) -> .mean, .var; built with
-    ``var_scale=1, var_slope=0``) on ``images`` (uint8 (H, W) each) with ``noise`` added (image i gets
-    the noise of seed (seed, i)).
+    ``var_scale=1, var_slope=0``) on ``images`` (uint8 (H, W) each) with ``noise`` added
+    (:func:`~train.datamodules.noisy_image`).
 
     The variances are multiplied by ``var_scale * (sigma / REFERENCE_SIGMA) ** var_slope``. With one
     noise level the slope is 0; with many (blind training noise) it is the least-squares slope of the
@@ -45,15 +45,13 @@ def fit_variance_scale(model: nn.Module, images: Sequence[Tensor], noise: NoiseS
     errs, variances, sigmas = [], [], []
     device = next(model.parameters()).device
     for i, img in enumerate(images):
-        clean = (img.float() / 255.0).to(device)[None, None]
-        gen = torch.Generator().manual_seed(seed * 100_003 + i)
-        noisy, sigma = noise.apply(clean.cpu(), gen)
-        out = model(noisy.to(device), sigma.to(device))
+        clean, noisy, sigma = (t.to(device) for t in noisy_image(img, noise, seed, i))
+        out = model(noisy[None], sigma[None])
         if out.var is None:
             raise ValueError("this model predicts no variance; nothing to calibrate")
-        errs.append((out.mean - clean).flatten())
+        errs.append((out.mean[0] - clean).flatten())
         variances.append(out.var.flatten())
-        sigmas.append(float(sigma[0]))
+        sigmas.append(float(sigma))
     slope = 0.0
     usable = [i for i, s in enumerate(sigmas) if s >= 2.0 / 255.0]
     if len({round(sigmas[i], 6) for i in usable}) >= 3:

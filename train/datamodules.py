@@ -129,6 +129,15 @@ class RandomPatchDataset(Dataset):
         return {"clean": clean, "noisy": noisy[0], "sigma": sigma[0]}
 
 
+def noisy_image(img: Tensor, noise: NoiseSpec, seed: int, index: int) -> tuple[Tensor, Tensor, Tensor]:
+    """uint8 (H, W) -> clean (1, H, W) in [0, 1], noisy (1, H, W), sigma (): image ``index`` always
+    gets the noise of seed (seed, index)."""
+    clean = img.float().div(255.0)[None]
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+    noisy, sigma = noise.apply(clean[None], gen)
+    return clean, noisy[0], sigma[0]
+
+
 class FixedNoiseDataset(Dataset):
     """Whole images with deterministic noise: image i always gets the noise of seed (seed, i)."""
 
@@ -140,10 +149,8 @@ class FixedNoiseDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         name, img = self.images[index]
-        clean = img.float().div(255.0)[None]
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        noisy, sigma = self.noise.apply(clean[None], gen)
-        return {"clean": clean, "noisy": noisy[0], "sigma": sigma[0], "set": self.set_name, "name": name}
+        clean, noisy, sigma = noisy_image(img, self.noise, self.seed, index)
+        return {"clean": clean, "noisy": noisy, "sigma": sigma, "set": self.set_name, "name": name}
 
 
 class DenoiseDataModule(L.LightningDataModule):
