@@ -44,6 +44,27 @@ def conv_stack(in_channels: int, width: int, depth: int, out_channels: int) -> n
     return nn.Sequential(*layers)
 
 
+class ContextBranch(nn.Module):
+    """A half-resolution conv stack that widens a full-resolution net's receptive field cheaply.
+
+    ``x`` (B, C, H, W) is padded to even H, W (reflect), folded 2x2 into channels
+    (pixel_unshuffle: (B, 4C, H/2, W/2)), run through ``depth`` convolutions of ``width``
+    channels and unfolded back to (B, out_channels, H, W). At half resolution each conv
+    costs a quarter per pixel and the receptive field doubles. The last conv is
+    zero-initialised, so adding the branch to a trained net changes nothing until
+    training moves it.
+    """
+
+    def __init__(self, in_channels: int, width: int, depth: int, out_channels: int):
+        super().__init__()
+        self.body = conv_stack(4 * in_channels, width, depth, 4 * out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+        return F.pixel_shuffle(self.body(F.pixel_unshuffle(x, 2)), 2)[..., :h, :w]
+
+
 @dataclass
 class GridFactors:
     """Parameters of a D=1 grid factor graph (inputs of :func:`gbp_torch.grid.solve`).
@@ -68,6 +89,8 @@ class GridFactorNet(nn.Module):
         refine: also predict a residual correction of the measurement.
         robust: also predict per-pixel robust thresholds of the data terms.
         floor: lower bound added to every positive output.
+        context_width, context_depth: size of a :class:`ContextBranch` whose output is added
+            to the features before the last conv (0: none).
 
     Forward: ``features`` (B, C, H, W), ``measurement`` (B, H, W), ``data_scale`` and
     ``smooth_scale`` (B,) or floats (e.g. 1 / sigma^2) -> :class:`GridFactors`.
@@ -76,17 +99,21 @@ class GridFactorNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, width: int = 32, depth: int = 5, refine: bool = True,
-                 robust: bool = False, floor: float = 1e-3):
+                 robust: bool = False, floor: float = 1e-3, context_width: int = 0, context_depth: int = 0):
         super().__init__()
         self.refine, self.robust, self.floor = refine, robust, floor
         self.body = conv_stack(in_channels, width, depth, 3 + int(refine) + int(robust))
+        self.context = ContextBranch(in_channels, context_width, context_depth, width) if context_depth else None
 
     def forward(self, features: Tensor, measurement: Tensor, data_scale: Tensor | float = 1.0,
                 smooth_scale: Tensor | float = 1.0) -> GridFactors:
         if features.dim() != 4 or measurement.dim() != 3 or features.shape[-2:] != measurement.shape[-2:]:
             raise ValueError(f"features must be (B, C, H, W) and measurement (B, H, W) of the same H, W; got "
                              f"{tuple(features.shape)} and {tuple(measurement.shape)}")
-        o = self.body(features)
+        if self.context is None:
+            o = self.body(features)
+        else:
+            o = self.body[-1](self.body[:-1](features) + self.context(features))
         o = o.to(torch.promote_types(o.dtype, measurement.dtype))  # bfloat16 under autocast -> float32
         ds = torch.as_tensor(data_scale, dtype=o.dtype, device=o.device).reshape(-1, 1, 1)
         ss = torch.as_tensor(smooth_scale, dtype=o.dtype, device=o.device).reshape(-1, 1, 1)

@@ -6,15 +6,21 @@ before fitting. Unlike ``ckpt_path`` it restores no optimizer, scheduler or step
 new run starts from these weights. A convolution that now takes more input channels
 (e.g. a sigma map added as a second channel) gets the old weights for the first
 channels and zeros for the new ones, so the warm-started network computes exactly
-what the old one did until training moves the new weights.
+what the old one did until training moves the new weights. Parameters the source lacks
+(a branch added to the network, e.g. a zero-initialised ``ContextBranch``) keep their
+fresh initialisation and are listed in the log; the source may not hold parameters
+the network lacks.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
 
 
 def read_net_state(path: str | Path) -> dict[str, Tensor]:
@@ -37,9 +43,13 @@ def load_init_weights(net: nn.Module, path: str | Path) -> None:
     target = net.state_dict()
     missing = sorted(set(target) - set(source))
     unexpected = sorted(set(source) - set(target))
-    if missing or unexpected:
+    if unexpected or len(missing) == len(target):
         raise ValueError(f"init_weights: {path} does not fit the network: missing {missing}, unexpected {unexpected}")
+    if missing:
+        log.info("init_weights: %d parameters not in %s keep their initialisation: %s", len(missing), path, missing)
     for key, new in target.items():
+        if key in missing:
+            continue
         old = source[key]
         if old.shape == new.shape:
             new.copy_(old)

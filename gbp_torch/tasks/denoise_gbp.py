@@ -39,6 +39,8 @@ class GBPDenoiser(nn.Module):
 
     Args:
         width, depth: CNN size.
+        context_width, context_depth: a half-resolution branch of the CNN that widens its
+            receptive field (see :class:`~gbp_torch.nets.ContextBranch`; 0: none).
         iters, levels, backward: the GBP solve (FCG steps of multigrid; "implicit"
             keeps training memory independent of ``iters``).
         sigma_input: feed a constant sigma map to the CNN as a second channel.
@@ -49,7 +51,8 @@ class GBPDenoiser(nn.Module):
 
     def __init__(self, width: int = 48, depth: int = 8, iters: int = 8, levels: int | None = None,
                  backward: str = "implicit", sigma_input: bool = False, use_gbp: bool = True,
-                 var_scale: float = 1.0, var_slope: float = 0.0, noise_level: float | None = None):
+                 var_scale: float = 1.0, var_slope: float = 0.0, noise_level: float | None = None,
+                 context_width: int = 0, context_depth: int = 0):
         super().__init__()
         if not var_scale > 0:
             raise ValueError(f"var_scale must be > 0, got {var_scale}")
@@ -57,7 +60,8 @@ class GBPDenoiser(nn.Module):
             raise ValueError(f"noise_level must be > 0 or None, got {noise_level}")
         self.sigma_input, self.use_gbp, self.var_scale = sigma_input, use_gbp, float(var_scale)
         self.var_slope, self.noise_level = float(var_slope), noise_level
-        self.factors = GridFactorNet(in_channels=1 + int(sigma_input), width=width, depth=depth, refine=True)
+        self.factors = GridFactorNet(in_channels=1 + int(sigma_input), width=width, depth=depth, refine=True,
+                                     context_width=context_width, context_depth=context_depth)
         self.gbp = MultigridGBP(iters=iters, levels=levels, backward=backward)
 
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:

@@ -39,11 +39,28 @@ def test_widened_input_conv_computes_what_the_source_did(tmp_path):
     torch.testing.assert_close(dst(x, s).mean, src(x, s).mean)
 
 
+def test_added_context_branch_starts_from_the_source_network(tmp_path):
+    """A zero-initialised ContextBranch added to a trained net: the rest copied, same output."""
+    torch.manual_seed(2)
+    src = GBPDenoiser(width=8, depth=3, iters=2)
+    for p in src.parameters():
+        p.data.normal_(0, 0.1)
+    _save_lightning_style(src, tmp_path / "a.ckpt")
+    dst = GBPDenoiser(width=8, depth=3, iters=2, context_width=6, context_depth=3)
+    load_init_weights(dst, tmp_path / "a.ckpt")
+    x, s = torch.rand(2, 1, 13, 11), torch.full((2,), 0.1)
+    torch.testing.assert_close(dst(x, s).mean, src(x, s).mean)
+    assert dst.factors.context.body[0].weight.abs().sum() > 0  # fresh init kept, not zeroed
+
+
 def test_mismatched_networks_are_refused(tmp_path):
     _save_lightning_style(GBPDenoiser(width=8, depth=3), tmp_path / "a.ckpt")
     with pytest.raises(ValueError, match="needs"):
         load_init_weights(GBPDenoiser(width=6, depth=3), tmp_path / "a.ckpt")
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(ValueError, match="needs"):
         load_init_weights(GBPDenoiser(width=8, depth=4), tmp_path / "a.ckpt")
+    _save_lightning_style(GBPDenoiser(width=8, depth=3, context_width=4, context_depth=2), tmp_path / "b.ckpt")
+    with pytest.raises(ValueError, match="unexpected"):
+        load_init_weights(GBPDenoiser(width=8, depth=3), tmp_path / "b.ckpt")
     with pytest.raises(FileNotFoundError, match="no file"):
         load_init_weights(GBPDenoiser(width=8, depth=3), tmp_path / "nothing.ckpt")

@@ -25,6 +25,7 @@ def test_fast_dev_run_with_the_real_config(tmp_path):
 @pytest.mark.parametrize("overrides", [
     ["data=denoise_blind"], ["data=denoise_saltpepper"], ["experiment=cnn_sigma25"], ["debug=overfit"],
     ["experiment=gbp_finetune", "data=denoise_blind", "model.net.sigma_input=true", "init_weights=x.ckpt"],
+    ["experiment=gbp_context", "init_weights=x.ckpt"],
     ["model.scheduler.name=step", "model.loss=l1"], ["trainer=ddp"], ["trainer=gpu"], ["logger=wandb"],
 ])
 def test_config_groups_compose_and_build(tmp_path, overrides):
@@ -34,6 +35,9 @@ def test_config_groups_compose_and_build(tmp_path, overrides):
     assert isinstance(model, DenoiseLitModule) and dm.noise.kind in ("gaussian", "blind", "saltpepper")
     if overrides == ["data=denoise_saltpepper"]:
         assert dm.noise.kind == "saltpepper" and dm.noise.rate == 0.2
+    if overrides[0] == "experiment=gbp_context":  # the recipe of the shipped gaussian model
+        assert dm.noise.kind == "blind" and model.net.factors.context is not None
+        assert cfg.model.net.context_width == 64 and cfg.trainer.precision == "bf16-mixed"
     if overrides == ["trainer=ddp"]:
         assert cfg.trainer.devices == 2 and cfg.trainer.strategy.process_group_backend == "gloo"
 
