@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .io import psnr, read_gray, write_gray
+from .io import read_gray, write_gray
+from .metrics import coverage, psnr_db
 from .paths import samples_dir
 from .pretrained import DEFAULT_DENOISER, denoiser
 from .tasks.denoise_classical import ClassicalDenoiser
@@ -47,10 +48,10 @@ def run_demo(out_dir: Path, sigma255: float = 25.0, seed: int = 0, model: str = 
         write_gray(out_dir / f"{path.stem}_learned.png", mean)
         write_gray(out_dir / f"{path.stem}_std.png", std / std.max())
         rows.append({
-            "image": path.stem, "size": f"{clean.shape[1]}x{clean.shape[0]}", "noisy_db": psnr(noisy, clean),
-            "median_db": psnr(median_filter(noisy[None, None])[0, 0], clean),
-            "classical_db": psnr(hand_set[0], clean), "learned_db": psnr(mean, clean),
-            "coverage95": float(((mean - clean).abs() < 1.96 * std).float().mean()), "seconds": seconds,
+            "image": path.stem, "size": f"{clean.shape[1]}x{clean.shape[0]}", "noisy_db": psnr_db(noisy, clean),
+            "median_db": psnr_db(median_filter(noisy[None, None])[0, 0], clean),
+            "classical_db": psnr_db(hand_set[0], clean), "learned_db": psnr_db(mean, clean),
+            "coverage95": float(coverage(out.mean[0], out.var[0], clean[None])[0]), "seconds": seconds,
         })
     return rows
 

@@ -28,9 +28,3 @@ def write_gray(path: str | os.PathLike, image: Tensor) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     img = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()
     write_png(img.unsqueeze(0), str(path))
-
-
-def psnr(estimate: Tensor, clean: Tensor, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB (estimate clipped to [0, peak])."""
-    mse = (estimate.clamp(0, peak) - clean).square().mean()
-    return float(10.0 * torch.log10(peak**2 / mse))

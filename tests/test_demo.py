@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from gbp_torch.demo import run_demo
-from gbp_torch.io import psnr, read_gray, write_gray
+from gbp_torch.io import read_gray, write_gray
+from gbp_torch.metrics import psnr_db
 from gbp_torch.paths import DATA_ROOT_ENV, dataset_dir, samples_dir
 from gbp_torch.tasks.denoise_classical import ClassicalDenoiser
 
@@ -14,7 +15,7 @@ def test_classical_denoiser_improves_psnr_on_a_shipped_crop():
     sigma = 25 / 255
     noisy = clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
     mean, var = ClassicalDenoiser()(noisy[None], sigma)
-    assert psnr(mean[0], clean) > psnr(noisy, clean) + 4.0
+    assert psnr_db(mean[0], clean) > psnr_db(noisy, clean) + 4.0
     # GBP's variance is below the noise variance (the data alone) and positive everywhere
     assert (var > 0).all() and (var < sigma**2).all()
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from gbp_torch.io import psnr, read_gray
+from gbp_torch.io import read_gray
+from gbp_torch.metrics import psnr_db
 from gbp_torch.paths import samples_dir
 from gbp_torch.pretrained import denoiser, load
 from gbp_torch.tasks.denoise_median import MedianDenoiser
@@ -24,8 +25,8 @@ def test_default_denoiser_any_sigma_and_blind(clean, sigma255):
         known = model(noisy[None, None], torch.tensor([sigma]))
         blind = model(noisy[None, None])
     median = MedianDenoiser(3)(noisy[None, None], None)
-    assert psnr(known.mean[0, 0], clean) > psnr(median[0, 0], clean) + 1.5
-    assert abs(psnr(blind.mean[0, 0], clean) - psnr(known.mean[0, 0], clean)) < 0.3
+    assert psnr_db(known.mean[0, 0], clean) > psnr_db(median[0, 0], clean) + 1.5
+    assert abs(psnr_db(blind.mean[0, 0], clean) - psnr_db(known.mean[0, 0], clean)) < 0.3
     assert known.var.shape == known.mean.shape and (known.var > 0).all()
 
 
@@ -33,4 +34,4 @@ def test_salt_and_pepper_model_beats_the_median_filter(clean):
     noisy = add_salt_pepper(clean[None, None], 0.2, torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = load("gbp_denoiser_saltpepper")(noisy)
-    assert psnr(out.mean[0, 0], clean) > psnr(MedianDenoiser(3)(noisy, None)[0, 0], clean) + 2.0
+    assert psnr_db(out.mean[0, 0], clean) > psnr_db(MedianDenoiser(3)(noisy, None)[0, 0], clean) + 2.0
