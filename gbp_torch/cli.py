@@ -40,8 +40,11 @@ def denoise_main(argv: list[str] | None = None) -> None:
     if args.blind:
         from .tasks.noise_level import estimate_noise_sigma
 
-        level = float(estimate_noise_sigma(img[None, None])[0]) * 255
-        print(f"blind: estimated Gaussian noise sigma {level:.1f}/255 (used by sigma-conditioned models)")
+        estimate = estimate_noise_sigma(img[None, None])
+        print(f"blind: estimated Gaussian noise sigma {float(estimate[0]) * 255:.1f}/255 "
+              "(used by sigma-conditioned models)")
+        if getattr(model, "sigma_input", False):  # what the model would estimate itself; computed once
+            sigma = estimate
     with torch.no_grad():
         out = model(img[None, None], sigma)
     write_gray(args.output, out.mean[0, 0])

@@ -35,3 +35,15 @@ def test_salt_and_pepper_model_beats_the_median_filter(clean):
     with torch.no_grad():
         out = load("gbp_denoiser_saltpepper")(noisy)
     assert psnr_db(out.mean[0, 0], clean) > psnr_db(MedianDenoiser(3)(noisy, None)[0, 0], clean) + 2.0
+
+
+def test_cli_blind_gives_what_the_default_model_gives_without_sigma(clean, tmp_path):
+    from gbp_torch.cli import denoise_main
+    from gbp_torch.io import write_gray
+
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    write_gray(tmp_path / "in.png", noisy)
+    denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--blind"])
+    with torch.no_grad():
+        expected = denoiser()(read_gray(tmp_path / "in.png")[None, None]).mean[0, 0].clamp(0, 1)
+    assert (read_gray(tmp_path / "out.png") - expected).abs().max() <= 0.5 / 255 + 1e-6
