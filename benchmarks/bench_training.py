@@ -2,9 +2,11 @@
 
 Runs the real pipeline (Train400 patches with on-the-fly noise, the LightningModule,
 AdamW, Lightning's Trainer) for a few steps per row and times the steps after a
-warm-up. Rows: the shipped GBP denoiser (conf/model/gbp.yaml) in float32 and in
-bf16-mixed precision (the CNN in bfloat16, the GBP solve in float32), and the same
-network without GBP (model=gbp_ablation). Ratios are against the first row.
+warm-up. Rows: the GBP denoiser of conf/model/gbp.yaml in float32 and in bf16-mixed
+precision (the CNN in bfloat16, the GBP solve in float32), the same network without
+GBP (model=gbp_ablation), and the shipped gaussian model's recipe (experiment=gbp_context:
+a half-resolution context branch, 48 patches of 56^2). Ratios (of pixels/s) are against
+the first row.
 
     python benchmarks/bench_training.py [--threads 2] [--steps 12] [--warmup 3] [--json]
 """
@@ -18,16 +20,19 @@ from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
-ROWS = [("gbp", "32-true"), ("gbp", "bf16-mixed"), ("gbp_ablation", "32-true"), ("gbp_ablation", "bf16-mixed")]
+#: (label, config overrides, precision)
+ROWS = [("gbp", ["model=gbp"], "32-true"), ("gbp", ["model=gbp"], "bf16-mixed"),
+        ("gbp_ablation", ["model=gbp_ablation"], "32-true"), ("gbp_ablation", ["model=gbp_ablation"], "bf16-mixed"),
+        ("gbp_context", ["experiment=gbp_context"], "bf16-mixed")]
 
 
-def measure(model: str, precision: str, steps: int, warmup: int) -> dict:
+def measure(label: str, overrides: list[str], precision: str, steps: int, warmup: int) -> dict:
     import lightning.pytorch as L
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"model={model}", "data.patches_per_epoch=100000"])
+        cfg = compose(config_name="train", overrides=[*overrides, "data.patches_per_epoch=100000"])
     L.seed_everything(0, verbose=False)
     datamodule = instantiate(cfg.data)
     lit = instantiate(cfg.model, _recursive_=False)
@@ -42,9 +47,10 @@ def measure(model: str, precision: str, steps: int, warmup: int) -> dict:
                         limit_val_batches=0, num_sanity_val_steps=0, callbacks=[Clock()])
     trainer.fit(lit, datamodule=datamodule)
     seconds = (stamps[-1] - stamps[warmup - 1]) / steps
-    batch = int(cfg.data.batch_size)
-    return {"model": model, "precision": precision, "batch": batch, "patch": int(cfg.data.patch_size),
-            "s_per_step": seconds, "patches_per_s": batch / seconds}
+    batch, patch = int(cfg.data.batch_size), int(cfg.data.patch_size)
+    params = sum(p.numel() for p in lit.net.parameters())
+    return {"model": label, "precision": precision, "batch": batch, "patch": patch, "parameters": params,
+            "s_per_step": seconds, "patches_per_s": batch / seconds, "mpixels_per_s": batch * patch**2 / seconds / 1e6}
 
 
 def main() -> None:
@@ -60,17 +66,18 @@ def main() -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    rows = [measure(m, p, args.steps, args.warmup) for m, p in ROWS]
+    rows = [measure(*row, args.steps, args.warmup) for row in ROWS]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    base = rows[0]["patches_per_s"]
-    print(f"training throughput, {args.threads} threads, batch {rows[0]['batch']} x {rows[0]['patch']}^2 patches, "
-          f"{args.steps} timed steps after {args.warmup}")
-    print(f"{'model':14s} {'precision':11s} {'s/step':>7s} {'patches/s':>10s} {'vs first':>9s}")
+    base = rows[0]["mpixels_per_s"]
+    print(f"training throughput, {args.threads} threads, {args.steps} timed steps after {args.warmup}")
+    print(f"{'model':13s} {'params':>7s} {'precision':11s} {'batch':>8s} {'s/step':>7s} {'patches/s':>10s} "
+          f"{'Mpx/s':>6s} {'vs first':>9s}")
     for r in rows:
-        print(f"{r['model']:14s} {r['precision']:11s} {r['s_per_step']:7.3f} {r['patches_per_s']:10.1f} "
-              f"{r['patches_per_s'] / base:8.2f}x")
+        print(f"{r['model']:13s} {r['parameters']:7d} {r['precision']:11s} {r['batch']:3d}x{r['patch']:2d}^2 "
+              f"{r['s_per_step']:7.3f} {r['patches_per_s']:10.1f} {r['mpixels_per_s']:6.3f} "
+              f"{r['mpixels_per_s'] / base:8.2f}x")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def conv_stack(in_channels: int, width: int, depth: int, out_channels: int) -> n
 class ContextBranch(nn.Module):
     """A half-resolution conv stack that widens a full-resolution net's receptive field cheaply.
 
-    ``x`` (B, C, H, W) is padded to even H, W (reflect), folded 2x2 into channels
+    ``x`` (B, C, H, W) is padded to even H, W (edge pixels repeated), folded 2x2 into channels
     (pixel_unshuffle: (B, 4C, H/2, W/2)), run through ``depth`` convolutions of ``width``
     channels and unfolded back to (B, out_channels, H, W). At half resolution each conv
     costs a quarter per pixel and the receptive field doubles. The last conv is
