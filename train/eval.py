@@ -86,12 +86,17 @@ class ClassicalBaseline:
 
 class PretrainedBaseline:
     """A shipped model (:func:`gbp_torch.pretrained.load`) as a Denoiser, only for the noise it was trained
-    on (as its manifest entry records): salt-and-pepper, Gaussian at one sigma, or Gaussian of any sigma."""
+    on (as its manifest entry records): salt-and-pepper, Gaussian at one sigma, or Gaussian of any sigma.
+    ``blind``: give it no sigma; ``self_ensemble``: average over the 8 flips / quarter turns."""
 
-    def __init__(self, name: str, device: str | torch.device = "cpu", blind: bool = False):
+    def __init__(self, name: str, device: str | torch.device = "cpu", blind: bool = False,
+                 self_ensemble: bool = False):
         from gbp_torch.pretrained import load, manifest
+        from gbp_torch.tasks.ensemble import SelfEnsemble
 
         self.model, self.blind = load(name, device), blind
+        if self_ensemble:
+            self.model = SelfEnsemble(self.model)
         self.noise = (manifest()[name].get("training", {}).get("data") or {}).get("noise") or {}
 
     @property
@@ -238,6 +243,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
                     help="extra column: a shipped model of checkpoints/MANIFEST (repeatable)")
     ap.add_argument("--blind", action="store_true",
                     help="also run the --pretrained models trained on many noise levels without sigma ('NAME/blind')")
+    ap.add_argument("--self-ensemble", action="store_true",
+                    help="also run each --pretrained model as a self-ensemble of 8 flips / quarter turns ('NAME/x8')")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("results/eval"), help="folder for PNGs and results.json")
     ap.add_argument("--png", type=int, default=2, help="images per condition written as PNGs")
@@ -262,6 +269,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
         denoisers[name] = PretrainedBaseline(name, args.device)
         if args.blind and denoisers[name].any_sigma:
             denoisers[f"{name}/blind"] = PretrainedBaseline(name, args.device, blind=True)
+        if args.self_ensemble:
+            denoisers[f"{name}/x8"] = PretrainedBaseline(name, args.device, self_ensemble=True)
     if not args.no_classical:
         denoisers["gbp_classical"] = ClassicalBaseline(iters=args.classical_iters)
     for spec in args.baseline:

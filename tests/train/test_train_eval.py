@@ -63,3 +63,21 @@ def test_eval_blind_twin_column_for_models_of_many_noise_levels(tmp_path):
     assert "gbp_denoiser_gaussian/blind" in psnr and "gbp_denoiser_sigma25/blind" not in psnr
     assert abs(psnr["gbp_denoiser_gaussian/blind"] - psnr["gbp_denoiser_gaussian"]) < 0.3
     assert psnr["gbp_denoiser_gaussian/blind"] > psnr["median3"] + 2
+
+
+def test_eval_self_ensemble_column_averages_the_eight_orientations(tmp_path):
+    from gbp_torch.pretrained import load
+    from gbp_torch.tasks.ensemble import SelfEnsemble
+    from train.eval import PretrainedBaseline
+
+    baseline = PretrainedBaseline("gbp_denoiser_sigma25", self_ensemble=True)
+    noisy = torch.rand(1, 1, 20, 24, generator=torch.Generator().manual_seed(0))
+    sigma = torch.tensor([25 / 255])
+    with torch.no_grad():
+        torch.testing.assert_close(baseline(noisy, sigma).mean,
+                                   SelfEnsemble(load("gbp_denoiser_sigma25"))(noisy, sigma).mean)
+    rows = run(["--pretrained", "gbp_denoiser_sigma25", "--self-ensemble", "--limit", "1", "--no-classical",
+                "--png", "0", "--out", str(tmp_path), "--conditions", "set12:gaussian:25"])
+    psnr = rows[0]["psnr"]
+    assert abs(psnr["gbp_denoiser_sigma25/x8"] - psnr["gbp_denoiser_sigma25"]) < 0.5
+    assert psnr["gbp_denoiser_sigma25/x8"] > psnr["median3"] + 2
