@@ -12,6 +12,7 @@ def test_outputs_ablation_and_parameter_budget():
     full, ablation = GBPDenoiser(width=16, depth=4), GBPDenoiser(width=16, depth=4, use_gbp=False)
     assert count_parameters(full) == count_parameters(ablation)
     assert count_parameters(GBPDenoiser()) < 500_000
+    assert count_parameters(GBPDenoiser(sigma_input=True, context_width=64, context_depth=8)) < 500_000
     noisy = torch.rand(2, 1, 20, 24)
     out = full(noisy, torch.tensor([0.1, 0.2]))
     assert out.mean.shape == (2, 1, 20, 24) and out.var.shape == (2, 1, 20, 24) and (out.var > 0).all()

@@ -5,8 +5,9 @@ import torch
 
 from gbp_torch.io import read_gray
 from gbp_torch.metrics import psnr_db
+from gbp_torch.nets import count_parameters
 from gbp_torch.paths import samples_dir
-from gbp_torch.pretrained import denoiser, load
+from gbp_torch.pretrained import CHECKPOINT_DIR, denoiser, load, manifest
 from gbp_torch.tasks.denoise_median import MedianDenoiser
 from gbp_torch.tasks.noise import add_salt_pepper
 
@@ -47,3 +48,10 @@ def test_cli_blind_gives_what_the_default_model_gives_without_sigma(clean, tmp_p
     with torch.no_grad():
         expected = denoiser()(read_gray(tmp_path / "in.png")[None, None]).mean[0, 0].clamp(0, 1)
     assert (read_gray(tmp_path / "out.png") - expected).abs().max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("name", sorted(manifest()))
+def test_shipped_models_are_small_and_their_manifest_is_true(name):
+    entry = manifest()[name]
+    assert entry["parameters"] == count_parameters(load(name)) < 500_000
+    assert entry["bytes"] == (CHECKPOINT_DIR / entry["file"]).stat().st_size < 4_000_000
