@@ -37,7 +37,11 @@ def test_config_groups_compose_and_build(tmp_path, overrides):
         assert dm.noise.kind == "saltpepper" and dm.noise.rate == 0.2
     if overrides[0] == "experiment=gbp_context":  # the recipe of the shipped gaussian model
         assert dm.noise.kind == "blind" and model.net.factors.context is not None
-        assert cfg.model.net.context_width == 64 and cfg.trainer.precision == "bf16-mixed"
+        from gbp_torch.pretrained import manifest
+
+        shipped = manifest()["gbp_denoiser_gaussian"]["kwargs"]
+        assert all(cfg.model.net[k] == shipped[k] for k in ("width", "depth", "context_width", "context_depth"))
+        assert cfg.trainer.precision == "bf16-mixed"
     if overrides == ["trainer=ddp"]:
         assert cfg.trainer.devices == 2 and cfg.trainer.strategy.process_group_backend == "gloo"
 
