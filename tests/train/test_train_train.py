@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from hydra.utils import instantiate
-from train_helpers import REPO, TINY, compose_train_cfg
+from train_helpers import CONF_DIR, REPO, TINY, compose_train_cfg
 
 from train.lit_module import DenoiseLitModule
 from train.train import train
@@ -35,15 +35,24 @@ def test_config_groups_compose_and_build(tmp_path, overrides):
     assert isinstance(model, DenoiseLitModule) and dm.noise.kind in ("gaussian", "blind", "saltpepper")
     if overrides == ["data=denoise_saltpepper"]:
         assert dm.noise.kind == "saltpepper" and dm.noise.rate == 0.2
-    if overrides[0] == "experiment=gbp_context":  # the recipe of the shipped gaussian model
+    if overrides[0] == "experiment=gbp_context":
         assert dm.noise.kind == "blind" and model.net.factors.context is not None
-        from gbp_torch.pretrained import manifest
-
-        shipped = manifest()["gbp_denoiser_gaussian"]["kwargs"]
-        assert all(cfg.model.net[k] == shipped[k] for k in ("width", "depth", "context_width", "context_depth"))
-        assert cfg.trainer.precision == "bf16-mixed"
     if overrides == ["trainer=ddp"]:
         assert cfg.trainer.devices == 2 and cfg.trainer.strategy.process_group_backend == "gloo"
+
+
+def test_gbp_context_recipe_builds_the_shipped_gaussian_architecture():
+    """experiment=gbp_context (untouched by the tests' tiny overrides) = the MANIFEST's kwargs."""
+    from hydra import compose, initialize_config_dir
+
+    from gbp_torch.pretrained import manifest
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=gbp_context", "init_weights=x.pt"])
+    shipped = manifest()["gbp_denoiser_gaussian"]["kwargs"]
+    keys = ("width", "depth", "iters", "sigma_input", "context_width", "context_depth")
+    assert {k: cfg.model.net[k] for k in keys} == {k: shipped[k] for k in keys}
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.data.noise.kind == "blind"
 
 
 def _weights(ckpt):
