@@ -31,6 +31,8 @@ def measure(label: str, overrides: list[str], precision: str, steps: int, warmup
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from gbp_torch.nets import count_parameters
+
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*overrides, "data.patches_per_epoch=100000"])
     L.seed_everything(0, verbose=False)
@@ -48,7 +50,7 @@ def measure(label: str, overrides: list[str], precision: str, steps: int, warmup
     trainer.fit(lit, datamodule=datamodule)
     seconds = (stamps[-1] - stamps[warmup - 1]) / steps
     batch, patch = int(cfg.data.batch_size), int(cfg.data.patch_size)
-    params = sum(p.numel() for p in lit.net.parameters())
+    params = count_parameters(lit.net)
     return {"model": label, "precision": precision, "batch": batch, "patch": patch, "parameters": params,
             "s_per_step": seconds, "patches_per_s": batch / seconds, "mpixels_per_s": batch * patch**2 / seconds / 1e6}
 

@@ -12,44 +12,46 @@ def _save_lightning_style(net, path):
     atomic_save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "epoch": 3}, path)
 
 
-def test_fine_tune_start_reproduces_the_source_network(tmp_path):
-    torch.manual_seed(0)
-    src = GBPDenoiser(width=8, depth=3, iters=2)
+def _random_source(seed: int, **kwargs) -> GBPDenoiser:
+    """A small GBPDenoiser with every weight drawn from N(0, 0.1^2) (no zero-initialised layer)."""
+    torch.manual_seed(seed)
+    src = GBPDenoiser(width=8, depth=3, iters=2, **kwargs)
     for p in src.parameters():
         p.data.normal_(0, 0.1)
+    return src
+
+
+def _assert_same_output(dst, src, h=12, w=12):
+    x, s = torch.rand(2, 1, h, w), torch.full((2,), 0.1)
+    torch.testing.assert_close(dst(x, s).mean, src(x, s).mean)
+
+
+def test_fine_tune_start_reproduces_the_source_network(tmp_path):
+    src = _random_source(0)
     _save_lightning_style(src, tmp_path / "a.ckpt")
     dst = GBPDenoiser(width=8, depth=3, iters=2)
     load_init_weights(dst, tmp_path / "a.ckpt")
-    x, s = torch.rand(2, 1, 12, 12), torch.full((2,), 0.1)
-    torch.testing.assert_close(dst(x, s).mean, src(x, s).mean)
+    _assert_same_output(dst, src)
 
 
 def test_widened_input_conv_computes_what_the_source_did(tmp_path):
     """A sigma-map channel added to a sigma-25 network: zeros for the new channel, same output."""
-    torch.manual_seed(1)
-    src = GBPDenoiser(width=8, depth=3, iters=2, sigma_input=False)
-    for p in src.parameters():
-        p.data.normal_(0, 0.1)
+    src = _random_source(1, sigma_input=False)
     atomic_save({"state_dict": src.state_dict()}, tmp_path / "exported.pt")
     dst = GBPDenoiser(width=8, depth=3, iters=2, sigma_input=True)
     load_init_weights(dst, tmp_path / "exported.pt")
     first = dst.factors.body[0].weight
     assert first.shape[1] == 2 and torch.all(first[:, 1] == 0)
-    x, s = torch.rand(2, 1, 12, 12), torch.full((2,), 0.1)
-    torch.testing.assert_close(dst(x, s).mean, src(x, s).mean)
+    _assert_same_output(dst, src)
 
 
 def test_added_context_branch_starts_from_the_source_network(tmp_path):
     """A zero-initialised ContextBranch added to a trained net: the rest copied, same output."""
-    torch.manual_seed(2)
-    src = GBPDenoiser(width=8, depth=3, iters=2)
-    for p in src.parameters():
-        p.data.normal_(0, 0.1)
+    src = _random_source(2)
     _save_lightning_style(src, tmp_path / "a.ckpt")
     dst = GBPDenoiser(width=8, depth=3, iters=2, context_width=6, context_depth=3)
     load_init_weights(dst, tmp_path / "a.ckpt")
-    x, s = torch.rand(2, 1, 13, 11), torch.full((2,), 0.1)
-    torch.testing.assert_close(dst(x, s).mean, src(x, s).mean)
+    _assert_same_output(dst, src, 13, 11)  # odd sizes: the branch pads
     assert dst.factors.context.body[0].weight.abs().sum() > 0  # fresh init kept, not zeroed
 
 
