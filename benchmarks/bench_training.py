@@ -6,7 +6,8 @@ warm-up. Rows: the GBP denoiser of conf/model/gbp.yaml in float32 and in bf16-mi
 precision (the CNN in bfloat16, the GBP solve in float32), the same network without
 GBP (model=gbp_ablation), and the shipped gaussian model's recipe (experiment=gbp_context:
 a half-resolution context branch, 48 patches of 56^2). Ratios (of pixels/s) are against
-the first row.
+the first row. bf16 rows are fast only where the CPU has native bfloat16 (the header says;
+elsewhere ``train.train`` falls back to float32, see train/precision.py).
 
     python benchmarks/bench_training.py [--threads 2] [--steps 12] [--warmup 3] [--json]
 """
@@ -23,7 +24,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 #: (label, config overrides, precision)
 ROWS = [("gbp", ["model=gbp"], "32-true"), ("gbp", ["model=gbp"], "bf16-mixed"),
         ("gbp_ablation", ["model=gbp_ablation"], "32-true"), ("gbp_ablation", ["model=gbp_ablation"], "bf16-mixed"),
-        ("gbp_context", ["experiment=gbp_context"], "bf16-mixed")]
+        ("gbp_context", ["experiment=gbp_context"], "32-true"), ("gbp_context", ["experiment=gbp_context"], "bf16-mixed")]
 
 
 def measure(label: str, overrides: list[str], precision: str, steps: int, warmup: int) -> dict:
@@ -73,7 +74,10 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     base = rows[0]["mpixels_per_s"]
-    print(f"training throughput, {args.threads} threads, {args.steps} timed steps after {args.warmup}")
+    from train.precision import cpu_has_native_bf16
+
+    print(f"training throughput, {args.threads} threads, {args.steps} timed steps after {args.warmup}; "
+          f"native bfloat16 on this CPU: {'yes' if cpu_has_native_bf16() else 'no (bf16 rows emulated)'}")
     print(f"{'model':13s} {'params':>7s} {'precision':11s} {'batch':>8s} {'s/step':>7s} {'patches/s':>10s} "
           f"{'Mpx/s':>6s} {'vs first':>9s}")
     for r in rows:

@@ -18,6 +18,7 @@ import lightning.pytorch as L
 from omegaconf import DictConfig, OmegaConf
 
 from train.init_weights import load_init_weights
+from train.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     loggers = _instantiate_all(cfg.get("logger"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, L.callbacks.LearningRateMonitor)]
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    precision = resolve_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator", "auto"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                                 precision=precision)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

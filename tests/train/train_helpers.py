@@ -11,6 +11,8 @@ if str(REPO) not in sys.path:
 if "train" in sys.modules and getattr(sys.modules["train"], "__file__", None) is None:
     del sys.modules["train"]
 
+import lightning.pytorch as L  # noqa: E402
+
 CONF_DIR = REPO / "conf"
 
 #: Overrides that make a real config tiny: a 737-parameter CNN, 8 Train400 images, 1 val image.
@@ -28,3 +30,14 @@ def compose_train_cfg(out_dir: Path, *overrides: str):
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=[*TINY, f"paths.output_dir={out_dir}", *overrides])
+
+
+
+class RecordPrecision(L.Callback):
+    """Callback (``+callbacks.record._target_=train_helpers.RecordPrecision``) that records
+    the precision each fit ran at in the class-level list ``seen``."""
+
+    seen: list[str] = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        RecordPrecision.seen.append(str(trainer.precision))
