@@ -3,8 +3,10 @@
 import pytest
 import torch
 
+from gbp_torch.io import read_gray
+from gbp_torch.paths import samples_dir
 from gbp_torch.tasks.denoise_gbp import GBPDenoiser
-from gbp_torch.tasks.noise_level import estimate_noise_sigma
+from gbp_torch.tasks.noise_level import estimate_noise_sigma, mad_noise_sigma
 
 
 def _smooth_image(h=128, w=160):
@@ -31,3 +33,44 @@ def test_blind_conditioned_denoiser_uses_the_estimate():
     torch.testing.assert_close(model(noisy).mean, model(noisy, estimate_noise_sigma(noisy)).mean)
     with pytest.raises(ValueError, match="H, W >= 2"):
         estimate_noise_sigma(torch.rand(1, 1, 1, 8))
+
+
+@pytest.mark.parametrize("grey_levels", [5.0, 15.0, 50.0])
+def test_weak_texture_estimate_beats_mad_on_real_images(grey_levels):
+    """Shipped photos: within 15 % of the true level (bsd68_test001 is textured all over) and
+    never worse than the MAD rule, which texture inflates at low noise."""
+    images = [read_gray(p) for p in sorted((samples_dir() / "denoise").glob("*.png"))]
+    g = torch.Generator().manual_seed(1)
+    sigma = grey_levels / 255
+    for img in images:
+        noisy = (img + sigma * torch.randn(img.shape, generator=g))[None, None]
+        est, mad = float(estimate_noise_sigma(noisy)), float(mad_noise_sigma(noisy))
+        assert abs(est - sigma) < 0.15 * sigma
+        assert abs(est - sigma) <= abs(mad - sigma) + 0.01 * sigma
+    if grey_levels == 5.0:
+        assert abs(mad - sigma) > 0.1 * sigma  # the case the refinement is for
+
+
+@pytest.mark.parametrize("grey_levels", [5.0, 15.0])
+def test_rms_error_on_bsd68_is_a_fraction_of_the_mad_rules(grey_levels):
+    from train.datamodules import load_dataset
+
+    images = load_dataset("bsd68")[::4]
+    g = torch.Generator().manual_seed(3)
+    err, mad_err = [], []
+    for _, img in images:
+        clean = img.float()[None, None] / 255  # uint8 (H, W) -> (1, 1, H, W) in [0, 1]
+        noisy = clean + grey_levels / 255 * torch.randn(clean.shape, generator=g)
+        err.append(float(estimate_noise_sigma(noisy)) * 255 - grey_levels)
+        mad_err.append(float(mad_noise_sigma(noisy)) * 255 - grey_levels)
+    rms, mad_rms = torch.tensor(err).square().mean().sqrt(), torch.tensor(mad_err).square().mean().sqrt()
+    assert rms < 0.35 and rms < mad_rms / 5, (rms, mad_rms)
+
+
+def test_large_images_are_sampled_on_a_stride_and_small_ones_get_the_mad_rule():
+    g = torch.Generator().manual_seed(2)
+    big = 0.5 + 0.05 * torch.randn(1, 1, 900, 700, generator=g)  # 629k patch positions > MAX_PATCHES
+    est = estimate_noise_sigma(big)
+    assert est.dtype == big.dtype and abs(float(est) - 0.05) < 0.001
+    small = torch.rand(3, 1, 7, 30, generator=g)
+    torch.testing.assert_close(estimate_noise_sigma(small), mad_noise_sigma(small))
