@@ -2,7 +2,7 @@
 
 ``bf16-mixed`` is fast on GPUs and on CPUs with native bfloat16 (AVX512-BF16 or AMX); on
 other CPUs (AVX2 only) oneDNN emulates it and a training step of the shipped recipes is
-about 13x slower than in float32 (measured on a 2-core AMD EPYC). :func:`resolve_precision`
+10-13x slower than in float32 (benchmarks/bench_training.py on a 2-core AMD EPYC). :func:`resolve_precision`
 then falls back to ``32-true`` with a warning.
 """
 
@@ -31,6 +31,6 @@ def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | 
     """``precision`` unchanged, except bf16 on a CPU without native bfloat16 -> ``"32-true"`` (warns)."""
     if str(precision).startswith("bf16") and _runs_on_cpu(str(accelerator)) and not cpu_has_native_bf16():
         log.warning("precision=%s requested, but this CPU has no native bfloat16 (oneDNN would emulate it, "
-                    "about 13x slower): training in float32 (32-true) instead", precision)
+                    "10x slower or worse): training in float32 (32-true) instead", precision)
         return "32-true"
     return precision
