@@ -1,9 +1,9 @@
 """Training precision that the machine runs at full speed.
 
-``bf16-mixed`` is fast on GPUs and on CPUs with native bfloat16 (AVX512-BF16 or AMX); on
-other CPUs (AVX2 only) oneDNN emulates it and a training step of the shipped recipes is
-10-13x slower than in float32 (benchmarks/bench_training.py on a 2-core AMD EPYC). :func:`resolve_precision`
-then falls back to ``32-true`` with a warning.
+``bf16-mixed`` is fast on GPUs and on CPUs with native bfloat16 (AVX512-BF16 or AMX). On
+other CPUs (AVX2 only) oneDNN emulates it, and a training step of the shipped recipes is
+10-13x slower than in float32 (benchmarks/bench_training.py, 2-core AMD EPYC), so
+:func:`resolve_precision` falls back to ``32-true`` there, with a warning.
 """
 
 from __future__ import annotations

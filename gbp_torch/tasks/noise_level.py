@@ -59,10 +59,9 @@ def estimate_noise_sigma(noisy: Tensor, patch: int = 7, texture_ratio: float = 2
 
     Weak-texture refinement of :func:`mad_noise_sigma` (see the module docstring); images
     with fewer than 10 C r^2 patch positions (about 29 x 29 pixels for one channel) get the
-    MAD estimate. The selection and the
-    estimate are iterated until sigma changes by less than ``rtol`` (relative) on every
-    image, at most ``max_iters`` times (heavy texture can make the MAD start twice too high).
-    Not differentiable.
+    MAD estimate. Selection and estimate are iterated until sigma changes by less than
+    ``rtol`` (relative) on every image, at most ``max_iters`` times (heavy texture can make
+    the MAD start twice too high). Not differentiable.
     """
     sigma = mad_noise_sigma(noisy)
     b, c, h, w = noisy.shape

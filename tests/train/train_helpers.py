@@ -32,7 +32,6 @@ def compose_train_cfg(out_dir: Path, *overrides: str):
         return compose(config_name="train", overrides=[*TINY, f"paths.output_dir={out_dir}", *overrides])
 
 
-
 class RecordPrecision(L.Callback):
     """Callback (``+callbacks.record._target_=train_helpers.RecordPrecision``) that records
     the precision each fit ran at in the class-level list ``seen``."""
