@@ -60,8 +60,10 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     precision = resolve_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator", "auto"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                                  precision=precision)
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    hparams["trainer"]["precision"] = precision  # what runs, which resolve_precision may have changed
     for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        lg.log_hyperparams(hparams)
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

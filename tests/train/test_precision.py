@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+import yaml
 from train_helpers import RecordPrecision, compose_train_cfg
 
 import train.precision as precision_mod
@@ -30,10 +31,13 @@ def test_auto_accelerator_falls_back_only_without_cuda(monkeypatch, cuda):
 
 
 @pytest.mark.parametrize("native", [False, True])
-def test_train_runs_the_resolved_precision(tmp_path, monkeypatch, native):
+def test_train_runs_and_logs_the_resolved_precision(tmp_path, monkeypatch, native):
     monkeypatch.setattr(precision_mod, "cpu_has_native_bf16", lambda: native)
     RecordPrecision.seen.clear()
-    cfg = compose_train_cfg(tmp_path, "debug=fast_dev_run", "logger=none", "trainer.precision=bf16-mixed",
+    cfg = compose_train_cfg(tmp_path, "trainer.max_steps=1", "logger=csv", "trainer.precision=bf16-mixed",
                             "+callbacks.record._target_=train_helpers.RecordPrecision")
     assert train(cfg)["global_step"] == 1
-    assert RecordPrecision.seen == ["bf16-mixed" if native else "32-true"]
+    expected = "bf16-mixed" if native else "32-true"
+    assert RecordPrecision.seen == [expected]
+    (hparams,) = tmp_path.glob("csv/version_*/hparams.yaml")
+    assert yaml.safe_load(hparams.read_text())["trainer"]["precision"] == expected
