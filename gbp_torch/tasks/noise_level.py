@@ -64,12 +64,13 @@ def estimate_noise_sigma(noisy: Tensor, patch: int = 7, texture_ratio: float = 2
     the MAD start twice too high). Not differentiable.
     """
     sigma = mad_noise_sigma(noisy)
-    b, c, h, w = noisy.shape
-    if (h - patch + 1) * (w - patch + 1) < MIN_POSITIONS_PER_DIM * c * patch**2:
+    c, h, w = noisy.shape[1:]
+    positions = (h - patch + 1) * (w - patch + 1)
+    if positions < MIN_POSITIONS_PER_DIM * c * patch**2:
         return sigma
     work = torch.float64 if noisy.device.type in ("cpu", "cuda") else torch.float32
     x = noisy.to(work)
-    stride = max(1, math.ceil(math.sqrt((h - patch + 1) * (w - patch + 1) / MAX_PATCHES)))
+    stride = max(1, math.ceil(math.sqrt(positions / MAX_PATCHES)))
     patches = F.unfold(x, patch, stride=stride)  # (B, C r^2, N)
     dx2 = (x[..., :-1, 1:] - x[..., :-1, :-1]).square()
     dy2 = (x[..., 1:, :-1] - x[..., :-1, :-1]).square()
