@@ -29,7 +29,9 @@ class NonlinearFactors(FactorFamily):
         h: measurement function of one factor.
         z: (F, m) or (B, F, m) measurements.
         precision: L, see :class:`FactorFamily`.
-        params: tensors (F, ...) or (B, F, ...) passed per factor to ``h``.
+        params: tensors (F, ...) or (B, F, ...) passed per factor to ``h``. A leading dim
+            equal to F always means unbatched: when B == F, a (B, F, ...) tensor is read
+            as F factors whose parameter has shape (F, ...).
         robust, k: optional robust kernel and threshold.
     """
 
