@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .io import read_gray, write_gray
+from .io import read_gray, write_image
 from .metrics import coverage, psnr_db
 from .paths import samples_dir
 from .pretrained import DEFAULT_DENOISER, denoiser
@@ -43,10 +43,10 @@ def run_demo(out_dir: Path, sigma255: float = 25.0, seed: int = 0, model: str = 
         seconds = time.perf_counter() - t0
         hand_set, _ = classical(noisy[None], sigma)
         mean, std = out.mean[0, 0], out.var[0, 0].sqrt()
-        write_gray(out_dir / f"{path.stem}_noisy.png", noisy)
-        write_gray(out_dir / f"{path.stem}_classical.png", hand_set[0])
-        write_gray(out_dir / f"{path.stem}_learned.png", mean)
-        write_gray(out_dir / f"{path.stem}_std.png", std / std.max())
+        write_image(out_dir / f"{path.stem}_noisy.png", noisy)
+        write_image(out_dir / f"{path.stem}_classical.png", hand_set[0])
+        write_image(out_dir / f"{path.stem}_learned.png", mean)
+        write_image(out_dir / f"{path.stem}_std.png", std / std.max())
         rows.append({
             "image": path.stem, "size": f"{clean.shape[1]}x{clean.shape[0]}", "noisy_db": psnr_db(noisy, clean),
             "median_db": psnr_db(median_filter(noisy[None, None])[0, 0], clean),

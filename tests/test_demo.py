@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gbp_torch.demo import run_demo
-from gbp_torch.io import read_gray, write_gray
+from gbp_torch.io import read_gray, write_image
 from gbp_torch.metrics import psnr_db
 from gbp_torch.paths import DATA_ROOT_ENV, dataset_dir, samples_dir
 from gbp_torch.tasks.denoise_classical import ClassicalDenoiser
@@ -22,7 +22,7 @@ def test_classical_denoiser_improves_psnr_on_a_shipped_crop():
 
 def test_write_then_read_roundtrip(tmp_path):
     img = torch.rand(7, 9, generator=torch.Generator().manual_seed(0))
-    write_gray(tmp_path / "sub" / "x.png", img)
+    write_image(tmp_path / "sub" / "x.png", img)
     back = read_gray(tmp_path / "sub" / "x.png")
     assert back.shape == (7, 9)
     assert (back - img).abs().max() <= 0.5 / 255 + 1e-6

@@ -51,6 +51,16 @@ def test_weak_texture_estimate_beats_mad_on_real_images(grey_levels):
         assert abs(mad - sigma) > 0.1 * sigma  # the case the refinement is for
 
 
+def test_an_images_estimate_does_not_depend_on_its_batch():
+    """Images converge after different numbers of refinements; each must stop at its own."""
+    crops = [read_gray(p)[:160, :160] for p in sorted((samples_dir() / "denoise").glob("*.png"))]
+    levels = torch.tensor([5.0, 30.0, 12.0])[: len(crops)] / 255
+    g = torch.Generator().manual_seed(4)
+    noisy = torch.stack(crops)[:, None] + levels.view(-1, 1, 1, 1) * torch.randn(len(crops), 1, 160, 160, generator=g)
+    alone = torch.cat([estimate_noise_sigma(n[None]) for n in noisy])
+    torch.testing.assert_close(estimate_noise_sigma(noisy), alone, rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("grey_levels", [5.0, 15.0])
 def test_rms_error_on_bsd68_is_a_fraction_of_the_mad_rules(grey_levels):
     from train.datamodules import load_dataset

@@ -40,14 +40,35 @@ def test_salt_and_pepper_model_beats_the_median_filter(clean):
 
 def test_cli_blind_gives_what_the_default_model_gives_without_sigma(clean, tmp_path):
     from gbp_torch.cli import denoise_main
-    from gbp_torch.io import write_gray
+    from gbp_torch.io import write_image
 
     noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
-    write_gray(tmp_path / "in.png", noisy)
+    write_image(tmp_path / "in.png", noisy)
     denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--blind"])
     with torch.no_grad():
         expected = denoiser()(read_gray(tmp_path / "in.png")[None, None]).mean[0, 0].clamp(0, 1)
     assert (read_gray(tmp_path / "out.png") - expected).abs().max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("noise_args", [["--sigma", "25"], ["--blind"]])
+def test_cli_denoises_a_colour_image_channel_by_channel(tmp_path, noise_args):
+    from gbp_torch.cli import denoise_main
+    from gbp_torch.io import read_image, write_image
+
+    crops = [read_gray(samples_dir() / "denoise" / f)[:96, :112] for f in
+             ("set12_02_house.png", "set12_01_cameraman.png", "bsd68_test001.png")]
+    clean = torch.stack(crops)  # (3, H, W): three different images as R, G, B
+    write_image(tmp_path / "in.png", clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(3)))
+    denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--uncertainty", str(tmp_path / "std.png"),
+                  *noise_args])
+    noisy, out = read_image(tmp_path / "in.png"), read_image(tmp_path / "out.png")
+    assert out.shape == noisy.shape == (3, 96, 112) and read_image(tmp_path / "std.png").shape == (3, 96, 112)
+    sigma = None if noise_args == ["--blind"] else torch.tensor([25 / 255])
+    with torch.no_grad():
+        for c in range(3):  # oracle: the model on that channel alone, as a gray image
+            expected = denoiser()(noisy[c][None, None], sigma).mean[0, 0].clamp(0, 1)
+            assert (out[c] - expected).abs().max() <= 0.5 / 255 + 1e-6
+            assert psnr_db(out[c], clean[c]) > psnr_db(noisy[c], clean[c]) + 4.0
 
 
 @pytest.mark.parametrize("name", sorted(manifest()))

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gbp_torch.io import write_gray
+from gbp_torch.io import write_image
 from gbp_torch.tasks.denoise_classical import ClassicalDenoiser
 from gbp_torch.tasks.denoise_median import MedianDenoiser
 from gbp_torch.tasks.denoise_output import DenoiseOutput, as_denoise_output
@@ -161,10 +161,10 @@ def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
 
 def _write_pngs(folder: Path, image: str, outs: Mapping[str, DenoiseOutput]) -> None:
     for name, out in outs.items():
-        write_gray(folder / f"{image}_{name}.png", out.mean[0, 0])
+        write_image(folder / f"{image}_{name}.png", out.mean[0, 0])
         if out.var is not None:
             std = out.var[0, 0].clamp_min(0).sqrt()
-            write_gray(folder / f"{image}_{name}_std.png", std / std.max().clamp_min(1e-12))
+            write_image(folder / f"{image}_{name}_std.png", std / std.max().clamp_min(1e-12))
 
 
 def format_table(rows: Sequence[dict]) -> str:

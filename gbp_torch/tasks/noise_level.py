@@ -60,8 +60,9 @@ def estimate_noise_sigma(noisy: Tensor, patch: int = 7, texture_ratio: float = 2
     Weak-texture refinement of :func:`mad_noise_sigma` (see the module docstring); images
     with fewer than 10 C r^2 patch positions (about 29 x 29 pixels for one channel) get the
     MAD estimate. Selection and estimate are iterated until sigma changes by less than
-    ``rtol`` (relative) on every image, at most ``max_iters`` times (heavy texture can make
-    the MAD start twice too high). Not differentiable.
+    ``rtol`` (relative), at most ``max_iters`` times (heavy texture can make the MAD start
+    twice too high); an image stops when it converges, so its estimate does not depend on the
+    rest of the batch. Not differentiable.
     """
     sigma = mad_noise_sigma(noisy)
     c, h, w = noisy.shape[1:]
@@ -80,6 +81,7 @@ def estimate_noise_sigma(noisy: Tensor, patch: int = 7, texture_ratio: float = 2
     min_patches = min(MIN_PATCHES_PER_DIM * patches.shape[1], energy.shape[1])
     floor = energy.kthvalue(min_patches, dim=1).values[:, None]
     sigma = sigma.to(work)
+    done = torch.zeros_like(sigma, dtype=torch.bool)  # converged images keep their value: no batch effects
     for _ in range(max_iters):
         keep = energy <= torch.maximum(texture_ratio * 4 * sigma.square()[:, None], floor)
         kept = patches * keep.to(work)[:, None]  # (B, C r^2, N)
@@ -89,7 +91,10 @@ def estimate_noise_sigma(noisy: Tensor, patch: int = 7, texture_ratio: float = 2
         # the smallest sample eigenvalue of N patches sits near the Marchenko-Pastur lower edge
         # sigma^2 (1 - sqrt(d / N))^2, not at sigma^2
         edge = (1 - (patches.shape[1] / count[:, 0]).sqrt()).square()
-        previous, sigma = sigma, (torch.linalg.eigvalsh(cov)[:, 0].clamp_min(0) / edge).sqrt()
-        if bool(((sigma - previous).abs() <= rtol * previous).all()):
+        update = (torch.linalg.eigvalsh(cov)[:, 0].clamp_min(0) / edge).sqrt()
+        converged = (update - sigma).abs() <= rtol * sigma
+        sigma = torch.where(done, sigma, update)
+        done |= converged
+        if bool(done.all()):
             break
     return sigma.to(noisy.dtype)

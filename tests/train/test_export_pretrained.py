@@ -8,7 +8,7 @@ from train_helpers import compose_train_cfg
 
 from gbp_torch import pretrained
 from gbp_torch.cli import denoise_main
-from gbp_torch.io import read_gray, write_gray
+from gbp_torch.io import read_gray, write_image
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_cli_denoises_and_writes_uncertainty(exported, tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "denoiser", lambda name, device="cpu": pretrained.load(name, device, ckpt_dir))
     clean = torch.linspace(0, 1, 24).expand(24, 24)
     noisy = clean + 0.1 * torch.randn(24, 24, generator=torch.Generator().manual_seed(0))
-    write_gray(tmp_path / "in.png", noisy)
+    write_image(tmp_path / "in.png", noisy)
     denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--sigma", "25",
                   "--uncertainty", str(tmp_path / "std.png"), "--model", "tiny_gbp"])
     out = read_gray(tmp_path / "out.png")
@@ -103,7 +103,7 @@ def test_cli_blind_reports_the_estimated_noise_level(exported, tmp_path, monkeyp
     ckpt_dir, _ = exported
     monkeypatch.setattr(pretrained, "denoiser", lambda name, device="cpu": pretrained.load(name, device, ckpt_dir))
     clean = torch.linspace(0.3, 0.7, 64).expand(64, 64)
-    write_gray(tmp_path / "in.png", clean + 0.1 * torch.randn(64, 64, generator=torch.Generator().manual_seed(1)))
+    write_image(tmp_path / "in.png", clean + 0.1 * torch.randn(64, 64, generator=torch.Generator().manual_seed(1)))
     denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--blind", "--model", "tiny_gbp"])
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("blind"))
     assert abs(float(line.split("sigma ")[1].split("/")[0]) - 25.5) < 2.0
