@@ -10,6 +10,7 @@ from torch import Tensor
 
 
 def _read_bytes(path: str | os.PathLike) -> Tensor:
+    """The file's bytes as a uint8 tensor; a clear error if it is missing."""
     from torchvision.io import read_file
 
     path = Path(path)
