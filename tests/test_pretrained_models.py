@@ -64,9 +64,10 @@ def test_cli_denoises_a_colour_image_channel_by_channel(tmp_path, noise_args):
     noisy, out = read_image(tmp_path / "in.png"), read_image(tmp_path / "out.png")
     assert out.shape == noisy.shape == (3, 96, 112) and read_image(tmp_path / "std.png").shape == (3, 96, 112)
     sigma = None if noise_args == ["--blind"] else torch.tensor([25 / 255])
+    model = denoiser()
     with torch.no_grad():
         for c in range(3):  # oracle: the model on that channel alone, as a gray image
-            expected = denoiser()(noisy[c][None, None], sigma).mean[0, 0].clamp(0, 1)
+            expected = model(noisy[c][None, None], sigma).mean[0, 0].clamp(0, 1)
             assert (out[c] - expected).abs().max() <= 0.5 / 255 + 1e-6
             assert psnr_db(out[c], clean[c]) > psnr_db(noisy[c], clean[c]) + 4.0
 
