@@ -9,6 +9,11 @@ from gbp_torch.tasks.denoise_gbp import GBPDenoiser
 from gbp_torch.tasks.noise_level import estimate_noise_sigma, mad_noise_sigma
 
 
+def _shipped_photos() -> list[torch.Tensor]:
+    """The gray sample images shipped in samples/denoise, (H, W) each."""
+    return [read_gray(p) for p in sorted((samples_dir() / "denoise").glob("*.png"))]
+
+
 def _smooth_image(h=128, w=160):
     y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
     return 0.5 + 0.3 * torch.sin(3 * x) * torch.cos(2 * y)
@@ -39,7 +44,7 @@ def test_blind_conditioned_denoiser_uses_the_estimate():
 def test_weak_texture_estimate_beats_mad_on_real_images(grey_levels):
     """Shipped photos: within 20 % of the true level (bsd68_test001 is textured all over) and
     never worse than the MAD rule, which texture inflates at low noise."""
-    images = [read_gray(p) for p in sorted((samples_dir() / "denoise").glob("*.png"))]
+    images = _shipped_photos()
     g = torch.Generator().manual_seed(1)
     sigma = grey_levels / 255
     for img in images:
@@ -53,8 +58,8 @@ def test_weak_texture_estimate_beats_mad_on_real_images(grey_levels):
 
 def test_an_images_estimate_does_not_depend_on_its_batch():
     """Images converge after different numbers of refinements; each must stop at its own."""
-    crops = [read_gray(p)[:160, :160] for p in sorted((samples_dir() / "denoise").glob("*.png"))]
-    levels = torch.tensor([5.0, 30.0, 12.0])[: len(crops)] / 255
+    crops = [img[:160, :160] for img in _shipped_photos()]
+    levels = torch.tensor([5.0, 30.0, 12.0]) / 255  # one per shipped photo
     g = torch.Generator().manual_seed(4)
     noisy = torch.stack(crops)[:, None] + levels.view(-1, 1, 1, 1) * torch.randn(len(crops), 1, 160, 160, generator=g)
     alone = torch.cat([estimate_noise_sigma(n[None]) for n in noisy])
