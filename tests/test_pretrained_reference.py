@@ -1,0 +1,38 @@
+"""Every shipped checkpoint gives the outputs recorded before the code was reorganised (to 1e-5).
+
+The reference file was written by ``tests/data/record_pretrained_reference.py`` at the commit
+that preceded the reorganisation of the solver settings and task packages.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gbp_torch.pretrained import load, manifest
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from record_pretrained_reference import OUT, reference_input  # noqa: E402
+
+REFERENCE = torch.load(OUT, weights_only=True)
+
+
+def test_reference_covers_every_shipped_model():
+    assert sorted(REFERENCE["models"]) == sorted(manifest())
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE["models"]))
+def test_shipped_model_reproduces_recorded_outputs(name):
+    noisy, sigma = reference_input()
+    torch.testing.assert_close(noisy, REFERENCE["noisy"], rtol=0, atol=0)
+    model = load(name)
+    rec = REFERENCE["models"][name]
+    with torch.no_grad():
+        for key, s in (("known", sigma), ("blind", None)):
+            res = model(noisy, s)
+            torch.testing.assert_close(res.mean, rec[key + "_mean"], rtol=0, atol=1e-5)
+            if rec[key + "_var"] is None:
+                assert getattr(res, "var", None) is None
+            else:
+                torch.testing.assert_close(res.var, rec[key + "_var"], rtol=1e-5, atol=1e-7)
