@@ -24,13 +24,13 @@ from PIL import Image
 
 from gbp_torch.grid import solve
 from gbp_torch.robust import RobustKernel
-from gbp_torch.tasks.denoise_classical import PARAMS as LIB_PARAMS
-from gbp_torch.tasks.denoise_classical import SP_SIGMA
-from gbp_torch.tasks.denoise_median import median_filter
+from gbp_torch.tasks.denoise.classical import PARAMS as LIB_PARAMS
+from gbp_torch.tasks.denoise.classical import SP_SIGMA
+from gbp_torch.tasks.denoise.median import median_filter
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "denoise"
 
-# hand-set parameters live in the library (gbp_torch.tasks.denoise_classical.PARAMS); the plain-L2
+# hand-set parameters live in the library (gbp_torch.tasks.denoise.classical.PARAMS); the plain-L2
 # GBP baseline of the Gaussian rows has its own tuned smoothness weight (lam):
 L2_LAM = {15: 0.5, 25: 2.0, 50: 4.0}
 PARAMS = {("gauss" if kind == "gaussian" else "sp", level): (*p, L2_LAM.get(level) if kind == "gaussian" else None)

@@ -38,7 +38,7 @@ def denoise_main(argv: list[str] | None = None) -> None:
     channels = read_image(args.input).to(args.device).unsqueeze(1)  # (C, 1, H, W): a batch of gray images
     sigma = None if args.blind else channels.new_full(channels.shape[:1], args.sigma / 255.0)
     if args.blind:
-        from .tasks.noise_level import estimate_noise_sigma
+        from .tasks.denoise.noise_level import estimate_noise_sigma
 
         estimate = estimate_noise_sigma(channels)
         levels = ", ".join(f"{float(s) * 255:.1f}/255" for s in estimate) + (" (R, G, B)" if len(estimate) == 3 else "")

@@ -21,8 +21,8 @@ from .io import read_gray, write_image
 from .metrics import coverage, psnr_db
 from .paths import samples_dir
 from .pretrained import DEFAULT_DENOISER, denoiser
-from .tasks.denoise_classical import ClassicalDenoiser
-from .tasks.denoise_median import median_filter
+from .tasks.denoise.classical import ClassicalDenoiser
+from .tasks.denoise.median import median_filter
 
 
 def run_demo(out_dir: Path, sigma255: float = 25.0, seed: int = 0, model: str = DEFAULT_DENOISER) -> list[dict]:

@@ -7,7 +7,7 @@ from gbp_torch.demo import run_demo
 from gbp_torch.io import read_gray, write_image
 from gbp_torch.metrics import psnr_db
 from gbp_torch.paths import DATA_ROOT_ENV, dataset_dir, samples_dir
-from gbp_torch.tasks.denoise_classical import ClassicalDenoiser
+from gbp_torch.tasks.denoise.classical import ClassicalDenoiser
 
 
 def test_classical_denoiser_improves_psnr_on_a_shipped_crop():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gbp_torch.nets import count_parameters
-from gbp_torch.tasks.denoise_gbp import GBPDenoiser
+from gbp_torch.tasks.denoise.gbp import GBPDenoiser
 
 
 def test_outputs_ablation_and_parameter_budget():
@@ -76,7 +76,7 @@ def test_fixed_noise_level_overrides_the_callers_sigma():
 
 
 def test_variance_calibration_power_law_in_sigma():
-    from gbp_torch.tasks.denoise_gbp import REFERENCE_SIGMA
+    from gbp_torch.tasks.denoise.gbp import REFERENCE_SIGMA
 
     torch.manual_seed(5)
     raw = GBPDenoiser(width=8, depth=3, iters=3, sigma_input=True)

@@ -2,8 +2,8 @@
 
 import torch
 
-from gbp_torch.tasks.denoise_output import DenoiseOutput
-from gbp_torch.tasks.ensemble import SelfEnsemble, _inverse, _transform
+from gbp_torch.tasks.denoise.ensemble import SelfEnsemble, _inverse, _transform
+from gbp_torch.tasks.denoise.output import DenoiseOutput
 
 
 def test_transforms_are_the_8_symmetries_and_invert():

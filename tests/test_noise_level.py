@@ -5,8 +5,8 @@ import torch
 
 from gbp_torch.io import read_gray
 from gbp_torch.paths import samples_dir
-from gbp_torch.tasks.denoise_gbp import GBPDenoiser
-from gbp_torch.tasks.noise_level import estimate_noise_sigma, mad_noise_sigma
+from gbp_torch.tasks.denoise.gbp import GBPDenoiser
+from gbp_torch.tasks.denoise.noise_level import estimate_noise_sigma, mad_noise_sigma
 
 
 def _shipped_photos() -> list[torch.Tensor]:

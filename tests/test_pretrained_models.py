@@ -8,8 +8,8 @@ from gbp_torch.metrics import psnr_db
 from gbp_torch.nets import count_parameters
 from gbp_torch.paths import samples_dir
 from gbp_torch.pretrained import CHECKPOINT_DIR, denoiser, load, manifest
-from gbp_torch.tasks.denoise_median import MedianDenoiser
-from gbp_torch.tasks.noise import add_salt_pepper
+from gbp_torch.tasks.denoise.median import MedianDenoiser
+from gbp_torch.tasks.denoise.noise import add_salt_pepper
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def fit_variance_scale(model: nn.Module, images: Sequence[Tensor], noise: NoiseS
     The variances are multiplied by ``var_scale * (sigma / REFERENCE_SIGMA) ** var_slope``. With one
     noise level the slope is 0; with many (blind training noise) it is the least-squares slope of the
     log per-image factors against log sigma, and ``var_scale`` then makes the pooled coverage exact."""
-    from gbp_torch.tasks.denoise_gbp import REFERENCE_SIGMA
+    from gbp_torch.tasks.denoise.gbp import REFERENCE_SIGMA
 
     errs, variances, sigmas = [], [], []
     device = next(model.parameters()).device

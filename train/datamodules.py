@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from gbp_torch.paths import dataset_dir
-from gbp_torch.tasks.noise import add_gaussian_noise, add_salt_pepper
+from gbp_torch.tasks.denoise.noise import add_gaussian_noise, add_salt_pepper
 
 #: Dataset names -> folders under the data root.
 DATASETS = {"train400": "denoise/train400", "bsd68": "denoise/bsd68", "set12": "denoise/set12"}

@@ -29,9 +29,9 @@ import torch
 from torch import Tensor
 
 from gbp_torch.io import write_image
-from gbp_torch.tasks.denoise_classical import ClassicalDenoiser
-from gbp_torch.tasks.denoise_median import MedianDenoiser
-from gbp_torch.tasks.denoise_output import DenoiseOutput, as_denoise_output
+from gbp_torch.tasks.denoise.classical import ClassicalDenoiser
+from gbp_torch.tasks.denoise.median import MedianDenoiser
+from gbp_torch.tasks.denoise.output import DenoiseOutput, as_denoise_output
 
 from .datamodules import FixedNoiseDataset, NoiseSpec, load_dataset
 from .metrics import coverage, psnr, ssim
@@ -92,7 +92,7 @@ class PretrainedBaseline:
     def __init__(self, name: str, device: str | torch.device = "cpu", blind: bool = False,
                  self_ensemble: bool = False):
         from gbp_torch.pretrained import load, manifest
-        from gbp_torch.tasks.ensemble import SelfEnsemble
+        from gbp_torch.tasks.denoise.ensemble import SelfEnsemble
 
         self.model, self.blind = load(name, device), blind
         if self_ensemble:

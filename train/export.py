@@ -103,6 +103,25 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
     return entry
 
 
+def retarget(name: str, target: str, reason: str, directory: Path = CHECKPOINT_DIR) -> dict:
+    """Rewrite shipped model ``name`` so that it names class ``target`` (weights unchanged) and
+    record the old hash and ``reason`` in its manifest entry (``reexports``). Returns the entry."""
+    manifest_path = directory / "MANIFEST"
+    entries = json.loads(manifest_path.read_text())
+    entry = entries[name]
+    path = directory / entry["file"]
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob["target"] = target
+    atomic_save(blob, path)
+    history = entry.setdefault("reexports", [])
+    history.append({"previous_sha256": entry["sha256"], "reason": reason})
+    entry.update(sha256=sha256(path), bytes=path.stat().st_size, **{"class": target})
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, manifest_path)
+    return entry
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m train.export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gbp_torch.tasks.denoise_output import DenoiseOutput, as_denoise_output
+from gbp_torch.tasks.denoise.output import DenoiseOutput, as_denoise_output
 
 from .metrics import coverage, psnr, ssim
 

@@ -1,1 +1,4 @@
-"""Vision tasks built on GBP: denoising (stereo and flow to come)."""
+"""Vision tasks built on GBP, one package each: :mod:`.denoise` (stereo and flow to come).
+
+A task package holds its model, its hand-set baseline, its output dataclass and metrics.
+"""

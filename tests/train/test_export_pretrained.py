@@ -29,7 +29,7 @@ def test_export_writes_a_verified_manifest_entry(exported):
     ckpt_dir, entry = exported
     manifest = json.loads((ckpt_dir / "MANIFEST").read_text())
     assert manifest["tiny_gbp"]["sha256"] == pretrained.sha256(ckpt_dir / "tiny_gbp.pt") == entry["sha256"]
-    assert entry["class"] == "gbp_torch.tasks.denoise_gbp.GBPDenoiser" and entry["training"]["global_step"] == 1
+    assert entry["class"] == "gbp_torch.tasks.denoise.gbp.GBPDenoiser" and entry["training"]["global_step"] == 1
     model = pretrained.load("tiny_gbp", directory=ckpt_dir)
     out = model(torch.rand(1, 1, 16, 16), torch.tensor([0.1]))
     assert out.mean.shape == (1, 1, 16, 16) and (out.var > 0).all() and not model.training
@@ -112,8 +112,8 @@ def test_cli_blind_reports_the_estimated_noise_level(exported, tmp_path, monkeyp
 
 def test_calibration_power_law_over_noise_levels():
     """Variances off by a factor 100 sigma (all levels): the fit finds slope 1 and scale 100 * 25/255."""
-    from gbp_torch.tasks.denoise_gbp import REFERENCE_SIGMA
-    from gbp_torch.tasks.denoise_output import DenoiseOutput
+    from gbp_torch.tasks.denoise.gbp import REFERENCE_SIGMA
+    from gbp_torch.tasks.denoise.output import DenoiseOutput
     from train.calibrate import fit_variance_scale
     from train.datamodules import NoiseSpec
 

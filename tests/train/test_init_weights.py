@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gbp_torch.tasks.denoise_gbp import GBPDenoiser
+from gbp_torch.tasks.denoise.gbp import GBPDenoiser
 from train.export import atomic_save
 from train.init_weights import load_init_weights
 

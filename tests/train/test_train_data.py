@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gbp_torch.tasks.noise import add_salt_pepper
+from gbp_torch.tasks.denoise.noise import add_salt_pepper
 from train.datamodules import DenoiseDataModule, FixedNoiseDataset, NoiseSpec, augment, load_dataset
 
 

@@ -3,14 +3,14 @@ import math
 
 import torch
 
-from gbp_torch.tasks.denoise_cnn import DenoiseCNN
-from gbp_torch.tasks.denoise_median import MedianDenoiser
+from gbp_torch.tasks.denoise.cnn import DenoiseCNN
+from gbp_torch.tasks.denoise.median import MedianDenoiser
 from train.eval import ClassicalBaseline, Condition, evaluate, format_table, run
 
 
 def test_eval_cli_table_on_two_images(tmp_path, trained_ckpt, capsys):
     rows = run([f"ckpt={trained_ckpt}", "--limit", "2", "--no-classical", "--out", str(tmp_path), "--png", "1",
-                 "--baseline", "median5=gbp_torch.tasks.denoise_median:MedianDenoiser"])
+                 "--baseline", "median5=gbp_torch.tasks.denoise.median:MedianDenoiser"])
     out = capsys.readouterr().out
     assert len(rows) == 9 and all(r["n"] == 2 for r in rows)
     assert "bsd68 s&p 30%" in out and "median3" in out and "model" in out
@@ -67,7 +67,7 @@ def test_eval_blind_twin_column_for_models_of_many_noise_levels(tmp_path):
 
 def test_eval_self_ensemble_column_averages_the_eight_orientations(tmp_path):
     from gbp_torch.pretrained import load
-    from gbp_torch.tasks.ensemble import SelfEnsemble
+    from gbp_torch.tasks.denoise.ensemble import SelfEnsemble
     from train.eval import PretrainedBaseline
 
     baseline = PretrainedBaseline("gbp_denoiser_sigma25", self_ensemble=True)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from gbp_torch.tasks.denoise_cnn import DenoiseCNN
-from gbp_torch.tasks.denoise_median import median_filter
-from gbp_torch.tasks.denoise_output import DenoiseOutput, as_denoise_output
+from gbp_torch.tasks.denoise.cnn import DenoiseCNN
+from gbp_torch.tasks.denoise.median import median_filter
+from gbp_torch.tasks.denoise.output import DenoiseOutput, as_denoise_output
 
 
 def test_cnn_default_parameter_count_and_residual_shape():

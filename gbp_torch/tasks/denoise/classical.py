@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from ..grid.solve import solve
-from ..robust import RobustKernel
-from .denoise_median import median_filter
+from ...grid.solve import solve
+from ...robust import RobustKernel
+from .median import median_filter
 
 #: (noise kind, level: sigma on 0-255 or rate in %) -> (lam, k_smooth, k_data or None)
 PARAMS = {

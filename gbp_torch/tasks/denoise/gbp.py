@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..modules import MultigridGBP
-from ..nets import GridFactorNet
-from .denoise_output import DenoiseOutput
+from ...modules import MultigridGBP
+from ...nets import GridFactorNet
 from .features import denoiser_input
 from .noise_level import estimate_noise_sigma
+from .output import DenoiseOutput
 
 #: Noise level (0-1 scale) assumed when none is given to a fixed-level model, and the
 #: reference level of the variance calibration.
@@ -31,7 +31,7 @@ class GBPDenoiser(nn.Module):
     ``sum a_i (x_i - z_i)^2 / 2 + sum w_ij (x_i - x_j)^2 / 2``.
 
     Without a noise level (blind), a sigma-conditioned model uses the estimate of
-    :func:`~gbp_torch.tasks.noise_level.estimate_noise_sigma`; a model for one fixed
+    :func:`~gbp_torch.tasks.denoise.noise_level.estimate_noise_sigma`; a model for one fixed
     level uses :data:`BLIND_SCALE`. A model built with ``noise_level`` always uses that
     level (a nominal one for non-Gaussian noise such as salt-and-pepper). GBP's variances
     are multiplied by ``var_scale * (sigma / REFERENCE_SIGMA) ** var_slope`` (a

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .denoise_output import DenoiseOutput
 from .features import denoiser_input
+from .output import DenoiseOutput
 
 
 class DenoiseCNN(nn.Module):

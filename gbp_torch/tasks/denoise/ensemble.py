@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .denoise_output import DenoiseOutput, as_denoise_output
+from .output import DenoiseOutput, as_denoise_output
 
 
 def _transform(x: Tensor, k: int) -> Tensor:
