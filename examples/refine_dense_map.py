@@ -45,10 +45,11 @@ class Refined(nn.Module):
         self.gbp = MultigridGBP(iters=8, backward=backward) if use_gbp else None
 
     def forward(self, noisy: torch.Tensor) -> torch.Tensor:
-        f = self.factors(noisy.unsqueeze(1), noisy, data_scale=1.0, smooth_scale=4.0)
+        x = noisy.unsqueeze(1)  # (B, 1, H, W): one input channel, and the D = 1 measurement
+        f = self.factors(x, x, data_scale=1.0, smooth_scale=4.0)
         if self.gbp is None:
-            return f.z
-        return self.gbp(f.z, f.data_precision, (f.wh, f.wv)).mean
+            return f.z[:, 0]
+        return self.gbp(*f.solve_args()).mean  # (z (B, H, W), data precision, (wh, wv))
 
 
 def train(model: nn.Module, steps: int, sigma: float = 0.3, size: int = 32, batch: int = 8,

@@ -1,14 +1,47 @@
 """Factor networks: small CNNs that turn images or features into grid factor parameters.
 
-Outputs are positive by construction (documented clamps keep gradients finite):
+:class:`GridFactorNet` reads features (B, C, H, W) and a measurement with D values per
+pixel (B, D, H, W) and predicts the factors of the grid energy
 
-- data precision ``a = scale_a * (softplus(o) + floor)``          (B, H, W)
-- edge weights   ``w = scale_w * (softplus(o) + floor)``          (B, H, W-1), (B, H-1, W)
-- robust thresholds ``k = softplus(o) + floor``                   (B, H, W)
-- refined measurement ``z = input_measurement + o`` (residual)    (B, H, W)
+    1/2 sum_i (x_i - z_i)^T a_i (x_i - z_i) + 1/2 sum_(ij) w_ij |x_i - x_j|^2
 
-``floor`` (default 1e-3) keeps precisions and thresholds away from zero, so
-GBP's gains and the robust weights ``k / r`` never divide by zero.
+that :func:`gbp_torch.grid.solve` / :class:`~gbp_torch.modules.MultigridGBP` minimise.
+Its last convolution has one output channel per raw value ``o``, in this order:
+
+====================  ===============================  ===================================
+channels              count                            when
+====================  ===============================  ===================================
+data precision        1 (scalar) or D(D+1)/2 (full)    always
+wh, wv                1 each                           always
+residual of z         D                                ``refine=True``
+k_data                1                                ``robust=True``
+k_h, k_v              1 each                           ``robust_smooth=True``
+====================  ===============================  ===================================
+
+For D = 1 with scalar precision this is [a, wh, wv, residual, k], the layout of the
+shipped checkpoints. Edge fields are one shorter than the grid, so the last column
+(wh, k_h) or row (wv, k_v) of those channels is unused.
+
+Every positive output is ``softplus(o) + floor`` (:func:`positive`), times a scale
+(``s_d = data_scale``, ``s_w = smooth_scale``, floats or one per batch item):
+
+- scalar data precision  ``a = s_d (softplus(o) + floor)``, (B, H, W); the data term is
+  ``a I_D``, the same precision for all D components.
+- full data precision: the D(D+1)/2 channels fill a lower-triangular ``L`` row by row
+  (``L_00, L_10, L_11, L_20, ...``, the order of ``torch.tril_indices``); the diagonal is
+  ``softplus(o) + floor`` (so ``L`` is invertible), the entries below it are ``o`` itself.
+  Then ``a = s_d (L L^T + floor I)``, (B, D, D, H, W): symmetric by construction
+  (``a_ij`` and ``a_ji`` are the same sum of products) and with every eigenvalue at least
+  ``s_d floor``, even where large off-diagonal entries make ``L L^T`` nearly singular.
+- edge weights ``w = s_w (softplus(o) + floor)``: wh (B, H, W-1), wv (B, H-1, W).
+- robust thresholds ``k = softplus(o) + floor`` (unscaled): k_data (B, H, W) for the
+  Mahalanobis data residuals, k_h (B, H, W-1) and k_v (B, H-1, W) for the edges.
+- refined measurement ``z = measurement + o`` (a residual), (B, D, H, W); without
+  ``refine``, ``z = measurement``.
+
+``floor`` (default 1e-3) keeps precisions and thresholds away from zero, so GBP's gains
+and the robust weights ``k / r`` never divide by zero, and softplus keeps a nonzero
+gradient for any finite pre-activation.
 """
 
 from __future__ import annotations
@@ -19,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+PRECISIONS = ("scalar", "full")
+
 
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
@@ -26,12 +61,44 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def positive(o: Tensor, floor: float) -> Tensor:
-    """``softplus(o) + floor``: smooth, > floor, gradient never exactly zero."""
+    """``softplus(o) + floor``: smooth, > floor, gradient never exactly zero. Any shape."""
     return F.softplus(o) + floor
 
 
+def cholesky_precision(tri: Tensor, dim: int, floor: float) -> Tensor:
+    """Full SPD precision blocks from lower-triangle channels: ``L L^T + floor I``.
+
+    Args:
+        tri: (B, D(D+1)/2, H, W) raw values of ``L``'s lower triangle, row by row
+            (``torch.tril_indices(D, D)`` order); the diagonal entries become
+            ``softplus(o) + floor``, the others are used as they are.
+        dim: D.
+        floor: > 0; also the lower bound of every eigenvalue of the result.
+
+    Returns:
+        (B, D, D, H, W) symmetric positive definite blocks (exactly symmetric).
+    """
+    n = dim * (dim + 1) // 2
+    if tri.dim() != 4 or tri.shape[1] != n:
+        raise ValueError(f"tri must have shape (B, D(D+1)/2 = {n}, H, W) for D = {dim}, got {tuple(tri.shape)}")
+    rows, cols = torch.tril_indices(dim, dim, device=tri.device)
+    on_diag = (rows == cols).view(1, n, 1, 1)
+    tri = torch.where(on_diag, positive(tri, floor), tri)
+    b, _, h, w = tri.shape
+    lower = tri.new_zeros(b, dim * dim, h, w)
+    lower[:, rows * dim + cols] = tri
+    lower = lower.view(b, dim, dim, h, w)
+    # a_ij = sum_k L_ik L_jk; products and a sum rather than a matmul, so autocast keeps the dtype
+    a = (lower.unsqueeze(2) * lower.unsqueeze(1)).sum(3)
+    eye = torch.eye(dim, dtype=a.dtype, device=a.device).view(1, dim, dim, 1, 1)
+    return a + floor * eye
+
+
 def conv_stack(in_channels: int, width: int, depth: int, out_channels: int) -> nn.Sequential:
-    """``depth`` 3x3 convolutions (ReLU between), ``width`` channels, zero-initialised last layer."""
+    """``depth`` 3x3 convolutions (ReLU between), ``width`` channels, zero-initialised last layer.
+
+    Maps (B, in_channels, H, W) -> (B, out_channels, H, W).
+    """
     layers: list[nn.Module] = []
     c = in_channels
     for _ in range(depth - 1):
@@ -67,10 +134,19 @@ class ContextBranch(nn.Module):
 
 @dataclass
 class GridFactors:
-    """Parameters of a D=1 grid factor graph (inputs of :func:`gbp_torch.grid.solve`).
+    """Parameters of a grid factor graph with D values per pixel.
 
-    z: (B, H, W) targets; data_precision: (B, H, W); wh: (B, H, W-1); wv: (B, H-1, W);
-    k_data: (B, H, W) robust thresholds of the data terms, or None.
+    Attributes:
+        z: (B, D, H, W) data targets (refined measurement).
+        data_precision: (B, H, W) scalar precision (the block ``a I_D``) or (B, D, D, H, W)
+            symmetric positive definite blocks.
+        wh: (B, H, W-1) weights of the edges (y, x) - (y, x+1).
+        wv: (B, H-1, W) weights of the edges (y, x) - (y+1, x).
+        k_data: (B, H, W) robust thresholds of the data terms, or None.
+        k_smooth: (k_h (B, H, W-1), k_v (B, H-1, W)) robust thresholds of the edges, or None.
+
+    :func:`gbp_torch.grid.solve` wants z as (B, H, W) when D = 1: pass ``f.z[:, 0]``, or
+    use :meth:`solve_args`.
     """
 
     z: Tensor
@@ -78,48 +154,109 @@ class GridFactors:
     wh: Tensor
     wv: Tensor
     k_data: Tensor | None = None
+    k_smooth: tuple[Tensor, Tensor] | None = None
+
+    @property
+    def dim(self) -> int:
+        """D, the number of values per pixel."""
+        return self.z.shape[1]
+
+    def solve_args(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """``(z, data_precision, (wh, wv))``, positional arguments of :func:`gbp_torch.grid.solve`.
+
+        For D = 1, z becomes (B, H, W) and a full (B, 1, 1, H, W) precision (B, H, W);
+        for D > 1 everything is passed as it is (the solver supports D <= 2).
+        """
+        z, a = self.z, self.data_precision
+        if self.dim == 1:
+            z = z[:, 0]
+            a = a[:, 0, 0] if a.dim() == 5 else a
+        return z, a, (self.wh, self.wv)
+
+
+def _scale(s: Tensor | float, like: Tensor, name: str, dims: int) -> Tensor:
+    """A float or (B,) scale as a tensor broadcasting against ``like`` (B, ...) of ``dims`` trailing dims."""
+    s = torch.as_tensor(s, dtype=like.dtype, device=like.device)
+    if s.numel() not in (1, like.shape[0]):
+        raise ValueError(f"{name} must be a float or of shape (B,) = ({like.shape[0]},), got {tuple(s.shape)}")
+    return s.reshape((-1,) + (1,) * dims)
 
 
 class GridFactorNet(nn.Module):
-    """CNN mapping an image / feature map to grid factors around a measurement.
+    """CNN mapping an image / feature map to grid factors around a D-valued measurement.
 
     Args:
         in_channels: C of the input features.
         width, depth: size of the conv stack (parameters: about ``9 width^2 (depth - 2)``).
-        refine: also predict a residual correction of the measurement.
+        refine: also predict a residual correction of the measurement (D channels).
         robust: also predict per-pixel robust thresholds of the data terms.
-        floor: lower bound added to every positive output.
+        floor: > 0, lower bound added to every positive output (see the module docstring).
         context_width, context_depth: size of a :class:`ContextBranch` whose output is added
-            to the features before the last conv (0: none).
+            to the features before the last conv (0: none; needs ``depth >= 2``).
+        dim: D >= 1, values per pixel.
+        precision: ``"scalar"`` (one precision per pixel, shared by the D components) or
+            ``"full"`` (a D x D SPD block per pixel, Cholesky-parametrised).
+        robust_smooth: also predict per-edge robust thresholds of the smoothness terms.
 
-    Forward: ``features`` (B, C, H, W), ``measurement`` (B, H, W), ``data_scale`` and
-    ``smooth_scale`` (B,) or floats (e.g. 1 / sigma^2) -> :class:`GridFactors`.
+    Forward: ``features`` (B, C, H, W), ``measurement`` (B, D, H, W), ``data_scale`` and
+    ``smooth_scale`` floats or (B,) (e.g. 1 / sigma^2) -> :class:`GridFactors`. Outputs
+    follow the measurement's dtype where it is wider than the convolutions' (autocast).
     With the zero-initialised last layer the untrained net gives
-    ``a = (log 2 + floor) data_scale``, ``w = (log 2 + floor) smooth_scale``, ``z = measurement``.
+    ``a = (log 2 + floor) data_scale`` (scalar; full: ``((log 2 + floor)^2 + floor) I``),
+    ``w = (log 2 + floor) smooth_scale``, ``z = measurement``.
     """
 
     def __init__(self, in_channels: int = 1, width: int = 32, depth: int = 5, refine: bool = True,
-                 robust: bool = False, floor: float = 1e-3, context_width: int = 0, context_depth: int = 0):
+                 robust: bool = False, floor: float = 1e-3, context_width: int = 0, context_depth: int = 0,
+                 dim: int = 1, precision: str = "scalar", robust_smooth: bool = False):
         super().__init__()
-        self.refine, self.robust, self.floor = refine, robust, floor
-        self.body = conv_stack(in_channels, width, depth, 3 + int(refine) + int(robust))
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be an int >= 1, got {dim!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if not floor > 0:
+            raise ValueError(f"floor must be > 0, got {floor!r}")
+        if depth < 1 or (context_depth and depth < 2):
+            raise ValueError(f"depth must be >= 1 (>= 2 with a context branch), got {depth!r}")
+        self.in_channels, self.dim, self.precision = in_channels, dim, precision
+        self.refine, self.robust, self.robust_smooth, self.floor = refine, robust, robust_smooth, floor
+        self.n_precision = 1 if precision == "scalar" else dim * (dim + 1) // 2
+        out = self.n_precision + 2 + dim * int(refine) + int(robust) + 2 * int(robust_smooth)
+        self.body = conv_stack(in_channels, width, depth, out)
         self.context = ContextBranch(in_channels, context_width, context_depth, width) if context_depth else None
+
+    def _check(self, features: Tensor, measurement: Tensor) -> None:
+        if features.dim() != 4 or features.shape[1] != self.in_channels:
+            raise ValueError(f"features must have shape (B, C = {self.in_channels}, H, W), got {tuple(features.shape)}")
+        b, _, h, w = features.shape
+        if tuple(measurement.shape) != (b, self.dim, h, w):
+            raise ValueError(f"measurement must have shape (B, D, H, W) = {(b, self.dim, h, w)} (the same B, H, W "
+                             f"as the features, D = {self.dim}), got {tuple(measurement.shape)}")
 
     def forward(self, features: Tensor, measurement: Tensor, data_scale: Tensor | float = 1.0,
                 smooth_scale: Tensor | float = 1.0) -> GridFactors:
-        if features.dim() != 4 or measurement.dim() != 3 or features.shape[-2:] != measurement.shape[-2:]:
-            raise ValueError(f"features must be (B, C, H, W) and measurement (B, H, W) of the same H, W; got "
-                             f"{tuple(features.shape)} and {tuple(measurement.shape)}")
+        """features (B, C, H, W), measurement (B, D, H, W), scales floats or (B,) -> :class:`GridFactors`."""
+        self._check(features, measurement)
         if self.context is None:
             o = self.body(features)
         else:
             o = self.body[-1](self.body[:-1](features) + self.context(features))
         o = o.to(torch.promote_types(o.dtype, measurement.dtype))  # bfloat16 under autocast -> float32
-        ds = torch.as_tensor(data_scale, dtype=o.dtype, device=o.device).reshape(-1, 1, 1)
-        ss = torch.as_tensor(smooth_scale, dtype=o.dtype, device=o.device).reshape(-1, 1, 1)
-        a = ds * positive(o[:, 0], self.floor)
-        wh = ss * positive(o[:, 1, :, :-1], self.floor)  # edge (y, x) - (y, x+1)
-        wv = ss * positive(o[:, 2, :-1, :], self.floor)  # edge (y, x) - (y+1, x)
-        z = measurement + o[:, 3] if self.refine else measurement
-        k = positive(o[:, -1], self.floor) if self.robust else None
-        return GridFactors(z, a, wh, wv, k)
+        d, p = self.dim, self.n_precision
+        ss = _scale(smooth_scale, o, "smooth_scale", 2)
+        if self.precision == "scalar":
+            a = _scale(data_scale, o, "data_scale", 2) * positive(o[:, 0], self.floor)
+        else:
+            a = _scale(data_scale, o, "data_scale", 4) * cholesky_precision(o[:, :p], d, self.floor)
+        wh = ss * positive(o[:, p, :, :-1], self.floor)  # edge (y, x) - (y, x+1)
+        wv = ss * positive(o[:, p + 1, :-1, :], self.floor)  # edge (y, x) - (y+1, x)
+        c = p + 2
+        z = measurement
+        if self.refine:
+            z, c = measurement + o[:, c:c + d], c + d
+        k_data = k_smooth = None
+        if self.robust:
+            k_data, c = positive(o[:, c], self.floor), c + 1
+        if self.robust_smooth:
+            k_smooth = (positive(o[:, c, :, :-1], self.floor), positive(o[:, c + 1, :-1, :], self.floor))
+        return GridFactors(z, a, wh, wv, k_data, k_smooth)

@@ -72,10 +72,10 @@ class GBPDenoiser(nn.Module):
             sigma = estimate_noise_sigma(noisy)
         feats = denoiser_input(noisy, sigma, self.sigma_input, "GBPDenoiser")
         scale = BLIND_SCALE if sigma is None else 1.0 / sigma.to(noisy).clamp_min(1e-3).square()
-        f = self.factors(feats, noisy[:, 0], data_scale=scale, smooth_scale=scale)
+        f = self.factors(feats, noisy, data_scale=scale, smooth_scale=scale)
         if not self.use_gbp:
-            return DenoiseOutput(f.z.unsqueeze(1))
-        res = self.gbp(f.z, f.data_precision, (f.wh, f.wv))
+            return DenoiseOutput(f.z)
+        res = self.gbp(f.z[:, 0], f.data_precision, (f.wh, f.wv))
         return DenoiseOutput(res.mean.unsqueeze(1), self.variance_factor(sigma, res.var) * res.var.unsqueeze(1))
 
     def variance_factor(self, sigma: Tensor | None, like: Tensor) -> Tensor | float:
