@@ -22,9 +22,10 @@ from pathlib import Path
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 #: (label, config overrides, precision)
-ROWS = [("gbp", ["model=gbp"], "32-true"), ("gbp", ["model=gbp"], "bf16-mixed"),
-        ("gbp_ablation", ["model=gbp_ablation"], "32-true"), ("gbp_ablation", ["model=gbp_ablation"], "bf16-mixed"),
-        ("gbp_context", ["experiment=gbp_context"], "32-true"), ("gbp_context", ["experiment=gbp_context"], "bf16-mixed")]
+ROWS = [(label, overrides, precision)
+        for label, overrides in (("gbp", ["model=gbp"]), ("gbp_ablation", ["model=gbp_ablation"]),
+                                 ("gbp_context", ["experiment=gbp_context"]))
+        for precision in ("32-true", "bf16-mixed")]
 
 
 def measure(label: str, overrides: list[str], precision: str, steps: int, warmup: int) -> dict:

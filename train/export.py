@@ -46,23 +46,6 @@ def _run_config(ckpt: Path) -> dict:
     return {}
 
 
-def _calibrate(target: str, kwargs: dict, state: dict, datamodule: dict, images: int) -> dict:
-    """Fit ``var_scale`` (:mod:`train.calibrate`) on the first ``images`` Train400 images."""
-    import importlib
-
-    from .calibrate import fit_variance_scale
-    from .datamodules import NoiseSpec, load_dataset
-
-    module, _, cls = target.rpartition(".")
-    model = getattr(importlib.import_module(module), cls)(**kwargs)
-    model.load_state_dict(state)
-    noise = NoiseSpec(**dict(datamodule.get("noise") or {}))
-    train_images = [im for _, im in load_dataset("train400", datamodule.get("root"), images)]
-    scale, slope = fit_variance_scale(model.eval(), train_images, noise)
-    return {"var_scale": scale, "var_slope": slope, "data": f"first {images} Train400 images",
-            "noise": dict(noise.__dict__), "target_coverage": 0.95}
-
-
 def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
            directory: Path = CHECKPOINT_DIR, calibrate: int = 0) -> dict:
     """Write ``<name>.pt`` and its manifest entry; return the entry. ``calibrate`` > 0 fits the
@@ -76,7 +59,9 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
     calibration = None
     if calibrate:
         net_cfg.update(var_scale=1.0, var_slope=0.0)
-        calibration = _calibrate(target, net_cfg, state, dict(datamodule or {}), calibrate)
+        from .denoise.calibrate import calibrate_network  # only denoisers predict variances to calibrate
+
+        calibration = calibrate_network(target, net_cfg, state, dict(datamodule or {}), calibrate)
         net_cfg.update(var_scale=calibration["var_scale"], var_slope=calibration["var_slope"])
     path = directory / f"{name}.pt"
     atomic_save({"target": target, "kwargs": net_cfg, "state_dict": state}, path)
@@ -130,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--command", required=True, help="the training command that produced the checkpoint")
     ap.add_argument("--metrics", type=Path, help="JSON file of evaluation metrics to record")
     ap.add_argument("--calibrate", type=int, default=0, metavar="N",
-                    help="fit the variance scale on the first N Train400 images (train.calibrate)")
+                    help="fit the variance scale on the first N Train400 images (train.denoise.calibrate)")
     args = ap.parse_args(argv)
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
     entry = export(args.ckpt, args.name, args.command, metrics, calibrate=args.calibrate)

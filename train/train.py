@@ -1,6 +1,11 @@
-"""Train a denoiser: ``train(cfg)`` plus the Hydra entry point.
+"""Train a model of any task: ``train(cfg)`` plus the Hydra entry point.
 
-    python -m train.train                                  # conf/train.yaml defaults (CNN, sigma 25, CPU)
+``cfg.data`` (a LightningDataModule) and ``cfg.model`` (a LightningModule holding its ``net``) are
+instantiated from their ``_target_``; an experiment config picks the task (conf/task/), its data and
+model. Nothing here knows a task: each lives in its own package (train/denoise/, ...).
+
+    python -m train.train                                  # conf/train.yaml defaults (denoise: CNN, sigma 25, CPU)
+    python -m train.train experiment=cnn_sigma25           # a recipe: task, data, model, trainer settings
     python -m train.train debug=fast_dev_run               # one batch of train/val, no checkpoints
     python -m train.train data=denoise_blind trainer.max_epochs=100 logger=wandb
     python -m train.train ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt   # resume exactly
@@ -41,6 +46,15 @@ def _save_final_last(trainer: L.Trainer) -> None:
     cb.last_model_path = str(path)
 
 
+def _check_task(cfg: DictConfig, *parts: object) -> None:
+    """Every part that names its task (a ``task`` attribute) must be for the config's ``task``."""
+    task = cfg.get("task")
+    for part in parts:
+        if task and getattr(part, "task", task) != task:
+            raise ValueError(f"config task is {task!r}, but {type(part).__name__} is for task {part.task!r}: "
+                             "choose data and model of one task (an experiment config sets all three)")
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
     """Fit (and optionally test) the configured model; returns the final metrics
     (``trainer.callback_metrics`` as floats, plus ``global_step`` and ``best_ckpt``/``last_ckpt`` paths)."""
@@ -51,6 +65,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    _check_task(cfg, datamodule, model)
     if cfg.get("init_weights") and not cfg.get("ckpt_path"):
         load_init_weights(model.net, cfg.init_weights)
     callbacks = _instantiate_all(cfg.get("callbacks"))
@@ -90,7 +105,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     log.info("final metrics: %s", metrics)
-    value = metrics.get(cfg.get("optimized_metric") or "val/psnr")
+    value = metrics.get(cfg.get("optimized_metric") or "")
     return float(value) if isinstance(value, float) else None
 
 

@@ -68,7 +68,7 @@ def test_cli_denoises_and_writes_uncertainty(exported, tmp_path, monkeypatch):
 
 
 def test_export_calibrates_the_variances_on_train400(exported, tmp_path):
-    from train.datamodules import NoiseSpec, load_dataset
+    from train.denoise.datasets import NoiseSpec, load_dataset
     from train.export import export
     from train.metrics import coverage
 
@@ -89,7 +89,7 @@ def test_export_calibrates_the_variances_on_train400(exported, tmp_path):
 
 
 def test_calibration_scale_recovers_a_known_variance_ratio():
-    from train.calibrate import calibration_scale
+    from train.denoise.calibrate import calibration_scale
 
     g = torch.Generator().manual_seed(0)
     var = torch.rand(200_000, generator=g) + 0.1
@@ -114,8 +114,8 @@ def test_calibration_power_law_over_noise_levels():
     """Variances off by a factor 100 sigma (all levels): the fit finds slope 1 and scale 100 * 25/255."""
     from gbp_torch.tasks.denoise.gbp import REFERENCE_SIGMA
     from gbp_torch.tasks.denoise.output import DenoiseOutput
-    from train.calibrate import fit_variance_scale
-    from train.datamodules import NoiseSpec
+    from train.denoise.calibrate import fit_variance_scale
+    from train.denoise.datasets import NoiseSpec
 
     class NoisyIsTheEstimate(torch.nn.Module):
         def __init__(self):

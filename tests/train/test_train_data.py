@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from gbp_torch.tasks.denoise.noise import add_salt_pepper
-from train.datamodules import DenoiseDataModule, FixedNoiseDataset, NoiseSpec, augment, load_dataset
+from train.denoise.datamodule import DenoiseDataModule
+from train.denoise.datasets import FixedNoiseDataset, NoiseSpec, augment, load_dataset
 
 
 def test_train_patches_shapes_and_blind_sigma_range():

@@ -5,7 +5,10 @@ import torch
 
 from gbp_torch.tasks.denoise.cnn import DenoiseCNN
 from gbp_torch.tasks.denoise.median import MedianDenoiser
-from train.eval import ClassicalBaseline, Condition, evaluate, format_table, run
+from train.denoise.baselines import ClassicalBaseline, PretrainedBaseline
+from train.denoise.conditions import Condition
+from train.denoise.evaluate import evaluate, format_table
+from train.eval import run
 
 
 def test_eval_cli_table_on_two_images(tmp_path, trained_ckpt, capsys):
@@ -68,7 +71,6 @@ def test_eval_blind_twin_column_for_models_of_many_noise_levels(tmp_path):
 def test_eval_self_ensemble_column_averages_the_eight_orientations(tmp_path):
     from gbp_torch.pretrained import load
     from gbp_torch.tasks.denoise.ensemble import SelfEnsemble
-    from train.eval import PretrainedBaseline
 
     baseline = PretrainedBaseline("gbp_denoiser_sigma25", self_ensemble=True)
     noisy = torch.rand(1, 1, 20, 24, generator=torch.Generator().manual_seed(0))

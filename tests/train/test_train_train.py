@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from train_helpers import CONF_DIR, REPO, TINY, compose_train_cfg
 
-from train.lit_module import DenoiseLitModule
+from train.denoise.lit_module import DenoiseLitModule
 from train.train import train
 
 

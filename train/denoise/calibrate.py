@@ -12,13 +12,14 @@ in the shipped model (``GBPDenoiser(var_scale=..., var_slope=...)``).
 
 from __future__ import annotations
 
+import importlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .datamodules import NoiseSpec, noisy_image
+from .datasets import NoiseSpec, load_dataset, noisy_image
 
 
 def calibration_scale(err: Tensor, var: Tensor, coverage: float = 0.95, z: float = 1.96) -> float:
@@ -35,7 +36,7 @@ def fit_variance_scale(model: nn.Module, images: Sequence[Tensor], noise: NoiseS
                        seed: int = 0) -> tuple[float, float]:
     """Calibration ``(var_scale, var_slope)`` of ``model`` ((noisy, sigma) -> .mean, .var; built with
     ``var_scale=1, var_slope=0``) on ``images`` (uint8 (H, W) each) with ``noise`` added
-    (:func:`~train.datamodules.noisy_image`).
+    (:func:`~train.denoise.datasets.noisy_image`).
 
     The variances are multiplied by ``var_scale * (sigma / REFERENCE_SIGMA) ** var_slope``. With one
     noise level the slope is 0; with many (blind training noise) it is the least-squares slope of the
@@ -62,3 +63,16 @@ def fit_variance_scale(model: nn.Module, images: Sequence[Tensor], noise: NoiseS
     factors = [(max(s, 1e-3) / REFERENCE_SIGMA) ** slope for s in sigmas]
     scaled = torch.cat([v * f for v, f in zip(variances, factors)])
     return calibration_scale(torch.cat(errs), scaled, coverage), slope
+
+
+def calibrate_network(target: str, kwargs: dict, state: dict, data: Mapping, images: int) -> dict:
+    """The calibration record of network ``target(**kwargs)`` with weights ``state``, fitted on the first
+    ``images`` Train400 images with the noise of the training data config ``data`` (``train.export``)."""
+    module, _, cls = target.rpartition(".")
+    model = getattr(importlib.import_module(module), cls)(**kwargs)
+    model.load_state_dict(state)
+    noise = NoiseSpec(**dict(data.get("noise") or {}))
+    train_images = [im for _, im in load_dataset("train400", data.get("root"), images)]
+    scale, slope = fit_variance_scale(model.eval(), train_images, noise)
+    return {"var_scale": scale, "var_slope": slope, "data": f"first {images} Train400 images",
+            "noise": dict(noise.__dict__), "target_coverage": 0.95}

@@ -3,65 +3,41 @@ a tensor (B, 1, H, W) or an object with ``.mean`` and optional ``.var`` (B, 1, H
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import Any
 
-import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gbp_torch.tasks.denoise.output import DenoiseOutput, as_denoise_output
 
-from .metrics import coverage, psnr, ssim
+from ..lit_base import TaskLitModule
+from ..metrics import coverage, psnr, ssim
 
 LOSSES = ("mse", "l1", "nll")
 
 
-def _plain(cfg: Any) -> Any:
-    """An OmegaConf node as plain dicts/lists (checkpoints must load with weights_only=True)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover
-        return cfg
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return dict(cfg) if isinstance(cfg, Mapping) else cfg
-
-
-class DenoiseLitModule(L.LightningModule):
+class DenoiseLitModule(TaskLitModule):
     """Train/validate/test a denoiser.
 
     Args:
         net: the denoiser, or its Hydra config (a mapping with ``_target_``). Pass the config to have
             it saved in checkpoints, so that ``load_from_checkpoint`` rebuilds the model alone.
-        optimizer: Hydra config of the optimizer, called with ``params=`` (default AdamW lr 1e-3).
-        scheduler: ``{"name": "cosine", "min_lr": ...}`` (per step, over the whole run),
-            ``{"name": "step", "step_size": steps, "gamma": ...}`` or None / ``{"name": "none"}``.
+        optimizer, scheduler: see :class:`~train.lit_base.TaskLitModule`.
         loss: ``mse``, ``l1`` (on the mean) or ``nll`` (Gaussian NLL, needs ``var``).
         pass_sigma: hand the noise std to the net (else None: blind).
         log_images: number of validation images logged as panels (noisy | denoised | clean | std)
             when a wandb logger is attached.
     """
 
+    task = "denoise"
+
     def __init__(self, net: nn.Module | Mapping, optimizer: Mapping | None = None, scheduler: Mapping | None = None,
                  loss: str = "mse", pass_sigma: bool = True, log_images: int = 2):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        optimizer = _plain(optimizer) or {"_target_": "torch.optim.AdamW", "lr": 1e-3}
-        scheduler = _plain(scheduler)
-        hp = {"optimizer": optimizer, "scheduler": scheduler, "loss": loss, "pass_sigma": pass_sigma,
-              "log_images": log_images}
-        if isinstance(net, nn.Module):
-            self.net = net
-        else:
-            from hydra.utils import instantiate
-
-            hp["net"] = _plain(net)
-            self.net = instantiate(hp["net"])
-        self.save_hyperparameters(hp)
+        self.build(net, optimizer, scheduler, loss=loss, pass_sigma=pass_sigma, log_images=log_images)
 
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
         """noisy (B, 1, H, W), sigma (B,) -> DenoiseOutput with mean (and var) (B, 1, H, W)."""
@@ -119,23 +95,3 @@ class DenoiseLitModule(L.LightningModule):
         caption = f"{batch['name'][0]}: noisy | denoised | clean" + (" | std" if out.var is not None else "")
         for lg in wandb_loggers:
             lg.log_image(key=f"val/panel_{batch_idx}", images=[panel.numpy()], caption=[caption])
-
-    def configure_optimizers(self) -> dict:
-        from hydra.utils import instantiate
-
-        opt = instantiate(self.hparams.optimizer, params=self.parameters())
-        sched = self.hparams.scheduler or {"name": "none"}
-        name = sched.get("name", "none")
-        if name == "none":
-            return {"optimizer": opt}
-        if name == "cosine":
-            est = self.trainer.estimated_stepping_batches
-            if not math.isfinite(est):
-                raise ValueError("the cosine schedule needs trainer.max_steps or max_epochs")
-            total = max(1, int(est))
-            s = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=sched.get("min_lr", 0.0))
-        elif name == "step":
-            s = torch.optim.lr_scheduler.StepLR(opt, step_size=sched["step_size"], gamma=sched.get("gamma", 0.5))
-        else:
-            raise ValueError(f"scheduler name must be cosine, step or none, got {name!r}")
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": s, "interval": "step"}}

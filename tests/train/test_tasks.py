@@ -1,0 +1,72 @@
+"""One house for several tasks: train.eval dispatches by task, experiments choose theirs, and
+train.train refuses data or a model of another task than the config's."""
+
+import importlib
+
+import pytest
+import torch
+from train_helpers import CONF_DIR, compose_train_cfg
+
+from train import eval as eval_front
+from train.checkpoint import checkpoint_task
+from train.denoise.lit_module import DenoiseLitModule
+from train.train import train
+
+
+def test_eval_dispatch_picks_the_denoise_evaluator():
+    assert eval_front.evaluator("denoise") is importlib.import_module("train.denoise.evaluate")
+    assert eval_front.resolve_task(["--limit", "1"]) == ("denoise", ["--limit", "1"])  # the default
+    assert eval_front.resolve_task(["--task", "denoise", "--png", "0"]) == ("denoise", ["--png", "0"])
+    assert eval_front.resolve_task(["--task=denoise", "task=denoise"]) == ("denoise", ["task=denoise"])
+
+
+def test_eval_unknown_task_names_the_known_ones(capsys):
+    with pytest.raises(ValueError, match=r"unknown task 'stereo'; known tasks: denoise"):
+        eval_front.run(["--task", "stereo", "--limit", "1"])
+    with pytest.raises(SystemExit, match="known tasks: denoise"):
+        eval_front.main(["--task=flow"])
+
+
+def test_eval_task_from_the_checkpoint(trained_ckpt, tmp_path):
+    assert checkpoint_task(trained_ckpt) == "denoise"
+    assert eval_front.resolve_task([f"ckpt={trained_ckpt}"])[0] == "denoise"
+    raw = torch.load(trained_ckpt, map_location="cpu", weights_only=True)
+    old = dict(raw)
+    del old["task"]  # as written before tasks had names: still a denoiser, and still loads
+    torch.save(old, tmp_path / "old.ckpt")
+    assert checkpoint_task(tmp_path / "old.ckpt") is None
+    assert eval_front.resolve_task([f"ckpt={tmp_path / 'old.ckpt'}"])[0] == "denoise"
+    lit = DenoiseLitModule.load_from_checkpoint(tmp_path / "old.ckpt", map_location="cpu")
+    torch.testing.assert_close(lit.state_dict(), raw["state_dict"])
+    torch.save({**raw, "task": "flow"}, tmp_path / "flow.ckpt")
+    with pytest.raises(ValueError, match="unknown task 'flow'; known tasks: denoise"):
+        eval_front.run([f"ckpt={tmp_path / 'flow.ckpt'}"])
+
+
+@pytest.fixture()
+def toy_conf(tmp_path):
+    """A second task's configs on Hydra's search path: task/toy.yaml and an experiment that selects it."""
+    (tmp_path / "task").mkdir()
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "task" / "toy.yaml").write_text(
+        "# @package _global_\ntask: toy\noptimized_metric: val/epe\noptimized_mode: min\n")
+    (tmp_path / "experiment" / "toy_recipe.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /task: toy\ntags: [toy]\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
+def test_shipped_experiments_select_the_denoise_task(tmp_path, experiment):
+    cfg = compose_train_cfg(tmp_path, f"experiment={experiment}", "init_weights=x.pt")
+    assert cfg.task == "denoise" and cfg.callbacks.model_checkpoint.monitor == "val/psnr"
+    assert cfg.callbacks.model_checkpoint.mode == "max"
+
+
+def test_an_experiment_selects_its_task_and_its_metric(tmp_path, toy_conf):
+    cfg = compose_train_cfg(tmp_path, "experiment=toy_recipe", f"hydra.searchpath=[file://{toy_conf}]")
+    assert cfg.task == "toy" and cfg.tags == ["toy"]
+    ckpt = cfg.callbacks.model_checkpoint
+    assert (ckpt.monitor, ckpt.mode, ckpt.filename) == ("val/epe", "min", "epoch{epoch:03d}-{val/epe:.3f}")
+    # the default data and model are the denoiser's: train refuses to mix tasks, before any training
+    with pytest.raises(ValueError, match="config task is 'toy', but DenoiseDataModule is for task 'denoise'"):
+        train(cfg)

@@ -1,0 +1,79 @@
+"""Denoisers that the evaluation table compares a model with: the hand-set GBP denoiser, the shipped
+models (each only on the noise it was trained for) and any importable callable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from gbp_torch.tasks.denoise.classical import ClassicalDenoiser
+from gbp_torch.tasks.denoise.output import DenoiseOutput, as_denoise_output
+
+from .conditions import Condition
+
+#: A denoiser: (noisy (B, 1, H, W), sigma (B,)) -> tensor (B, 1, H, W) or object with .mean/.var.
+Denoiser = Callable[[Tensor, Tensor], object]
+
+
+class ClassicalBaseline:
+    """:class:`ClassicalDenoiser` (GBP, hand-set robust smoothness) as a Denoiser (uses sigma[0])."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.denoiser = ClassicalDenoiser(**kwargs)
+
+    def for_condition(self, cond: Condition) -> ClassicalBaseline:
+        """The baseline with the parameters tuned for ``cond``'s noise kind (and rate)."""
+        if cond.kind == "gaussian":
+            return self
+        return ClassicalBaseline(**{**self.kwargs, "noise": "saltpepper", "rate": cond.level})
+
+    def __call__(self, noisy: Tensor, sigma: Tensor) -> DenoiseOutput:
+        mean, var = self.denoiser(noisy[:, 0], float(sigma.flatten()[0]))
+        return DenoiseOutput(mean[:, None], var[:, None])
+
+
+class PretrainedBaseline:
+    """A shipped model (:func:`gbp_torch.pretrained.load`) as a Denoiser, only for the noise it was trained
+    on (as its manifest entry records): salt-and-pepper, Gaussian at one sigma, or Gaussian of any sigma.
+    ``blind``: give it no sigma; ``self_ensemble``: average over the 8 flips / quarter turns."""
+
+    def __init__(self, name: str, device: str | torch.device = "cpu", blind: bool = False,
+                 self_ensemble: bool = False):
+        from gbp_torch.pretrained import load, manifest
+        from gbp_torch.tasks.denoise.ensemble import SelfEnsemble
+
+        self.model, self.blind = load(name, device), blind
+        if self_ensemble:
+            self.model = SelfEnsemble(self.model)
+        self.noise = (manifest()[name].get("training", {}).get("data") or {}).get("noise") or {}
+
+    @property
+    def any_sigma(self) -> bool:
+        """Trained on a range of Gaussian noise levels (so it can also run blind)."""
+        return self.noise.get("kind") == "blind"
+
+    def for_condition(self, cond: Condition) -> PretrainedBaseline | None:
+        kind = self.noise.get("kind", "gaussian")
+        if cond.kind == "saltpepper":
+            return self if kind == "saltpepper" else None
+        if kind == "gaussian":
+            return self if cond.level == float(self.noise.get("sigma", cond.level)) else None
+        return self if kind == "blind" else None
+
+    def __call__(self, noisy: Tensor, sigma: Tensor) -> DenoiseOutput:
+        return as_denoise_output(self.model(noisy, None if self.blind else sigma))
+
+
+def import_denoiser(target: str) -> Denoiser:
+    """``pkg.module:attr`` -> the attribute (a class is instantiated without arguments)."""
+    import importlib
+    import inspect
+
+    module, _, attr = target.partition(":")
+    if not module or not attr:
+        raise ValueError(f"--baseline wants NAME=package.module:attribute, got {target!r}")
+    obj = getattr(importlib.import_module(module), attr)
+    return obj() if inspect.isclass(obj) else obj
