@@ -1,0 +1,22 @@
+"""Image geometry for stereo and optical flow: pure functions of tensors, torch only.
+
+- :mod:`.warp`: backward warping by flow or disparity, with validity masks.
+- :mod:`.pyramid`: anti-aliased Gaussian pyramids; resizing flow / disparity
+  fields with their values scaled.
+- :mod:`.gradients`: 5-point image derivatives.
+- :mod:`.constancy`: brightness / gradient constancy linearised into the
+  per-pixel ``(z, a)`` data terms of :func:`gbp_torch.grid.solve`.
+
+Conventions: images (B, C, H, W); flow (B, 2, H, W) in pixels, u to the right,
+v down, pixel centres at integer coordinates; disparity (B, 1, H, W) or
+(B, H, W), left(x) matching right(x - d).
+"""
+
+from .constancy import DataTerm, disparity_data_term, flow_data_term
+from .gradients import image_gradients
+from .pyramid import gaussian_blur, gaussian_pyramid, pyramid_sizes, upsample_disparity, upsample_flow
+from .warp import Warped, pixel_grid, warp, warp_disparity
+
+__all__ = ["warp", "warp_disparity", "pixel_grid", "Warped", "gaussian_pyramid", "pyramid_sizes", "gaussian_blur",
+           "upsample_flow", "upsample_disparity", "image_gradients", "flow_data_term", "disparity_data_term",
+           "DataTerm"]

@@ -1,0 +1,42 @@
+"""Shape and dtype guards shared by the public functions of :mod:`gbp_torch.vision`."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+_MODES = ("bilinear", "bicubic", "nearest")
+
+
+def check_image(image: Tensor, name: str) -> None:
+    """``image`` must be a floating-point (B, C, H, W) tensor."""
+    if not isinstance(image, Tensor) or image.dim() != 4:
+        shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
+        raise ValueError(f"{name} must be a (B, C, H, W) tensor, got {shape}")
+    if not image.is_floating_point():
+        raise ValueError(f"{name} must be floating point, got {image.dtype}")
+
+
+def check_field(field: Tensor, name: str, channels: int, image: Tensor, layout: str | None = None) -> None:
+    """``field`` must be (B, channels, H, W) with the batch, size and dtype of ``image``."""
+    layout = layout or f"(B, {channels}, H, W)"
+    batch, _, height, width = image.shape
+    expected = (batch, channels, height, width)
+    if not isinstance(field, Tensor) or tuple(field.shape) != expected:
+        shape = tuple(field.shape) if isinstance(field, Tensor) else type(field).__name__
+        raise ValueError(f"{name} must have shape {layout} with (B, H, W) = {(batch, height, width)}, got {shape}")
+    if field.dtype != image.dtype:
+        raise ValueError(f"{name} must have the image's dtype {image.dtype}, got {field.dtype}")
+
+
+def as_disparity(disparity: Tensor, name: str, image: Tensor) -> Tensor:
+    """Accept (B, H, W) or (B, 1, H, W); return (B, 1, H, W)."""
+    if isinstance(disparity, Tensor) and disparity.dim() == 3:
+        disparity = disparity[:, None]
+    check_field(disparity, name, 1, image, "(B, 1, H, W) or (B, H, W)")
+    return disparity
+
+
+def check_mode(mode: str) -> None:
+    """``mode`` must be an interpolation mode of :func:`.sampling.sample`."""
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
