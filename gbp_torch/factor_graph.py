@@ -9,6 +9,7 @@ solves B graphs of the same structure with different values at once.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import warnings
@@ -156,8 +157,8 @@ class GBPEngine:
                       for m, g in zip(init.means, self.graph.groups)]
         for i, fam in enumerate(self.graph.families):
             if fam.nonlinear:
-                self.lin_point[i] = self._factor_means(i)
-                self.models[i] = self._lanes_model(fam, self.lin_point[i])
+                self.lin_point[i] = self.factor_means(i)
+                self.models[i] = self.lanes_model(fam, self.lin_point[i])
                 self.potentials[i] = self._information(self.models[i])
         self.beliefs = self._beliefs()
 
@@ -177,9 +178,9 @@ class GBPEngine:
         self.models: list[tuple[Tensor, Tensor, Tensor]] = []  # lanes J (B, m, n, F), c (B, m, F), L (B, m, m, F)
         self.potentials: list[tuple[Tensor, Tensor]] = []  # lanes eta (B, n, F), lam (B, n, n, F)
         for i, fam in enumerate(self.graph.families):
-            x0 = self._factor_means(i)
+            x0 = self.factor_means(i)
             self.lin_point.append(x0)
-            self.models.append(self._lanes_model(fam, x0))
+            self.models.append(self.lanes_model(fam, x0))
             self.potentials.append(self._information(self.models[i]))
         self.ok = [torch.ones(self.batch, g.num, dtype=torch.bool, device=dev) for g in self.graph.groups]
         self.track_messages = False  # whether _phase measures message changes (set by run)
@@ -192,7 +193,7 @@ class GBPEngine:
         flat = t.reshape(-1, t.shape[-1])
         return torch.gather(flat, 1, idx.expand(flat.shape[0], idx.numel())).reshape(*t.shape[:-1], idx.numel())
 
-    def _factor_means(self, i: int, sel: Tensor | None = None, values: list[Tensor] | None = None) -> Tensor:
+    def factor_means(self, i: int, sel: Tensor | None = None, values: list[Tensor] | None = None) -> Tensor:
         """(B, n, F or S) current means (or per-group lanes ``values``) of family i's variables."""
         values = self.means if values is None else values
         parts = []
@@ -200,7 +201,7 @@ class GBPEngine:
             parts.append(self._gather(values[slot.group.gid], idx if sel is None else idx[sel]))
         return torch.cat(parts, -2)
 
-    def _lanes_model(self, fam: FactorFamily, x0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def lanes_model(self, fam: FactorFamily, x0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The family's linear model at x0 (B, n, F), in lanes layout."""
         jac, c = fam.linearise(x0.movedim(-1, 1))
         return (jac.movedim(1, -1).contiguous(), c.movedim(1, -1).contiguous(),
@@ -217,13 +218,13 @@ class GBPEngine:
         for i, fam in enumerate(self.graph.families):
             if not fam.nonlinear or self.frozen is not None:
                 continue
-            x = self._factor_means(i)
+            x = self.factor_means(i)
             moved = (x - self.lin_point[i]).abs().amax(-2) > fam.relinearise_threshold  # (B, F)
             if fam.relinearise_every is not None and it % fam.relinearise_every == 0:
                 moved = torch.ones_like(moved)
             if not moved.any():
                 continue
-            jac, c, prec = self._lanes_model(fam, x)
+            jac, c, prec = self.lanes_model(fam, x)
             old_jac, old_c, _ = self.models[i]
             b = moved.unsqueeze(1)
             self.models[i] = (torch.where(b.unsqueeze(1), jac, old_jac), torch.where(b, c, old_c), prec)
@@ -251,7 +252,7 @@ class GBPEngine:
         if fam.robust is None:
             return None
         jac, c, prec = self.models[i] if model is None else model
-        resid = lane_matvec(jac, self._factor_means(i) if x is None else x) - c  # (B, m, F)
+        resid = lane_matvec(jac, self.factor_means(i) if x is None else x) - c  # (B, m, F)
         r = (lane_matvec(prec, resid) * resid).sum(-2).clamp_min(0).sqrt()  # (B, F)
         return fam.robust.weight(r)
 
@@ -337,6 +338,27 @@ class GBPEngine:
                     self.f2v_eta[i][k] = self.f2v_eta[i][k].index_copy(-1, sel, new_eta)
                     self.f2v_lam[i][k] = self.f2v_lam[i][k].index_copy(-1, sel, new_lam)
         self.beliefs = self._beliefs()
+
+    # -- linear solves with the fixed point's precisions (implicit differentiation) -----
+    def linear_solve(self, sources: list[Tensor], iters: int, tol: float) -> list[Tensor]:
+        """``Lambda^-1 g`` per group by GBP on this graph with the current potentials frozen.
+
+        ``Lambda`` is GBP's precision at the current state (robust weights and
+        linearisations included); ``sources`` holds g per group in lanes layout (B, d, N).
+        The converged lam-messages are reused (they do not depend on eta), eta-messages
+        start from zero. Returns per group (B, d, N); this engine is left unchanged.
+        """
+        solver = copy.copy(self)
+        solver.frozen = [(torch.zeros_like(eta), lam.detach())
+                         for eta, lam in (self._potential(i, None) for i in range(len(self.graph.families)))]
+        solver.eta_source = sources
+        solver.f2v_eta = [[torch.zeros_like(m) for m in msgs] for msgs in self.f2v_eta]
+        solver.f2v_lam = [[m.detach() for m in msgs] for msgs in self.f2v_lam]
+        solver.means = [torch.zeros_like(m) for m in self.means]
+        solver.ok = list(self.ok)
+        solver.beliefs = solver._beliefs()
+        solver.run(iters, tol)
+        return solver.means
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, iters: int = 100, tol: float | None = None) -> GBPResult:

@@ -1,13 +1,18 @@
-"""nn.Module wrappers: thin holders of solver settings around the functional API."""
+"""nn.Modules: thin holders of solver settings (config objects) around the functional API.
+
+Settings given at construction are the defaults; ``iters`` and the warm start are
+call-time arguments. ``iters=0`` means zero iterations (never "use the default").
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from .backward import BackwardLike, as_backward_mode, solve_graph
+from .backward import solve_graph
 from .factor_graph import FactorGraph, GBPResult
-from .grid.solve import GridResult, solve
+from .grid import MULTIGRID, GridConfig, GridResult, GridRobust, solve
+from .modes import BackwardLike, as_backward, override
 from .schedules import ScheduleLike, as_schedule
 
 
@@ -16,33 +21,37 @@ class GBPLayer(nn.Module):
 
     Build the graph in your model's forward from network outputs (means,
     precisions, robust thresholds as tensors), then call the layer; gradients
-    reach every factor tensor by the chosen backward mode. Settings given at
-    call time override the constructor's.
+    reach every factor tensor by the chosen backward mode.
+
+    Args:
+        iters, tol, damping, schedule: as :meth:`gbp_torch.GBPEngine.run`.
+        backward: "unroll", "truncated", "implicit" or a :class:`~gbp_torch.modes.BackwardConfig`.
 
     Example::
 
         layer = GBPLayer(iters=50, backward="implicit")
-        result = layer(graph)            # GBPResult; result.mean(group) is differentiable
-        result = layer(graph, iters=10)  # cheaper call
+        result = layer(graph)                         # GBPResult; result.mean(group) is differentiable
+        result = layer(graph, iters=10, init=result)  # cheaper call, warm-started
     """
 
     def __init__(self, iters: int = 100, tol: float | None = None, damping: float = 0.0,
-                 schedule: ScheduleLike = "sync", backward: BackwardLike = "unroll", truncate: int = 10):
+                 schedule: ScheduleLike = "sync", backward: BackwardLike = "unroll"):
         super().__init__()
-        self.iters, self.tol, self.damping, self.truncate = iters, tol, damping, truncate
+        self.iters, self.tol, self.damping = iters, tol, damping
         self.schedule = as_schedule(schedule)
-        self.backward = as_backward_mode(backward)
+        self.backward = as_backward(backward)
 
-    def forward(self, graph: FactorGraph, iters: int | None = None, tol: float | None = None,
-                backward: BackwardLike | None = None, init: GBPResult | None = None) -> GBPResult:
-        """Solve ``graph``; ``init`` warm-starts from a previous result of the same structure."""
-        return solve_graph(graph, iters=iters or self.iters, tol=self.tol if tol is None else tol,
+    def forward(self, graph: FactorGraph, iters: int | None = None, init: GBPResult | None = None,
+                backward: BackwardLike | None = None) -> GBPResult:
+        """Solve ``graph``; ``init`` warm-starts from a previous result of the same structure
+        (its messages and means, detached: the fixed point does not depend on them);
+        ``iters`` / ``backward`` override the constructor's for this call."""
+        return solve_graph(graph, iters=self.iters if iters is None else iters, tol=self.tol,
                            damping=self.damping, schedule=self.schedule,
-                           backward=self.backward if backward is None else backward, truncate=self.truncate,
-                           init=init)
+                           backward=override(self.backward, backward), init=init)
 
     def extra_repr(self) -> str:
-        return f"iters={self.iters}, tol={self.tol}, damping={self.damping}, backward={self.backward.value}"
+        return f"iters={self.iters}, tol={self.tol}, damping={self.damping}, backward={self.backward.mode.value}"
 
 
 def _at_least_float32(*items):
@@ -60,45 +69,47 @@ class GridGBP(nn.Module):
     """GBP on B x H x W pixel grids (:func:`gbp_torch.grid.solve`) as a layer.
 
     Args:
-        iters: GBP iterations (levels = 1) or V-cycle / FCG steps (multigrid).
-        levels: 1 = flat GBP; None = full multigrid hierarchy; k = at most k levels.
-        tol: optional stopping tolerance on the relative residual.
-        backward: "unroll", "truncated" (last ``truncate`` iterations recorded) or
-            "implicit" (adjoint multigrid solve; memory constant in ``iters``).
-        solver_kwargs: any other :func:`gbp_torch.grid.solve` option (robust, damping, method, ...).
+        iters: GBP iterations (flat) or FCG / V-cycle steps (multigrid); None: the config's default.
+        tol: optional stopping tolerance on the relative residual (None: no host syncs).
+        config: :class:`~gbp_torch.grid.GridConfig` (default: flat GBP).
+        backward: "unroll", "truncated", "implicit" or a :class:`~gbp_torch.modes.BackwardConfig`.
+        robust: optional :class:`~gbp_torch.grid.GridRobust` kernels (fixed thresholds; pass
+            per-call tensor thresholds through ``forward(robust=...)``).
 
-    Forward: ``z`` (B, H, W) or (B, 2, H, W), ``data_precision``, ``edge_weights`` as in
-    :func:`gbp_torch.grid.solve`; ``init`` a previous result (or mean) to warm-start from
-    (e.g. the previous video frame); call-time ``iters`` / ``backward`` override the
-    constructor's. Returns a :class:`~gbp_torch.grid.GridResult` (``.mean``, ``.var``).
-    The solve runs with autocast disabled: float16 / bfloat16 inputs (a CNN under
-    mixed precision) are upcast to float32.
+    Forward: ``z`` (B, H, W), (B, 1, H, W) or (B, 2, H, W), ``data_precision``, ``edge_weights``
+    as in :func:`gbp_torch.grid.solve`; ``init`` a previous result (or mean) to warm-start
+    from (e.g. the previous frame or warp). The warm start is used as given: ``unroll``
+    differentiates through it; ``truncated`` and ``implicit`` treat it as a constant (their
+    gradients are those of the fixed point, which does not depend on it). Returns a
+    :class:`~gbp_torch.grid.GridResult` (``.mean``, ``.var``). The solve runs with autocast
+    disabled: float16 / bfloat16 inputs (a CNN under mixed precision) are upcast to float32.
     """
 
-    def __init__(self, iters: int | None = None, levels: int | None = 1, tol: float | None = None,
-                 backward: BackwardLike = "unroll", truncate: int = 5, **solver_kwargs):
+    def __init__(self, iters: int | None = None, tol: float | None = None, config: GridConfig | None = None,
+                 backward: BackwardLike = "unroll", robust: GridRobust | None = None):
         super().__init__()
-        self.iters, self.levels, self.tol, self.truncate = iters, levels, tol, truncate
-        self.backward = as_backward_mode(backward)
-        self.solver_kwargs = solver_kwargs
+        self.iters, self.tol, self.robust = iters, tol, robust
+        self.config = GridConfig() if config is None else config
+        self.backward = as_backward(backward)
 
     def forward(self, z: Tensor, data_precision, edge_weights, iters: int | None = None,
-                init: GridResult | Tensor | None = None, backward: BackwardLike | None = None) -> GridResult:
+                init: GridResult | Tensor | None = None, mask: Tensor | None = None,
+                robust: GridRobust | None = None, backward: BackwardLike | None = None) -> GridResult:
+        """Solve; ``iters``, ``robust`` and ``backward`` override the constructor's for this call."""
         x0 = init.mean if isinstance(init, GridResult) else init
-        z, data_precision, edge_weights, x0 = _at_least_float32(z, data_precision, edge_weights, x0)
+        z, data_precision, edge_weights, x0, mask = _at_least_float32(z, data_precision, edge_weights, x0, mask)
         with torch.autocast(z.device.type, enabled=False):  # the solve needs full precision
             return solve(z, data_precision, edge_weights, iters=self.iters if iters is None else iters,
-                         levels=self.levels, tol=self.tol, x0=None if x0 is None else x0.detach(),
-                         backward=self.backward.value if backward is None else backward, truncate=self.truncate,
-                         **self.solver_kwargs)
+                         tol=self.tol, x0=x0, mask=mask, robust=self.robust if robust is None else robust,
+                         config=self.config, backward=override(self.backward, backward))
 
     def extra_repr(self) -> str:
-        return f"iters={self.iters}, levels={self.levels}, tol={self.tol}, backward={self.backward.value}"
+        return f"iters={self.iters}, tol={self.tol}, config={self.config}, backward={self.backward.mode.value}"
 
 
 class MultigridGBP(GridGBP):
-    """:class:`GridGBP` with the full multigrid hierarchy (``levels=None``) by default."""
+    """:class:`GridGBP` with the full multigrid hierarchy (:data:`gbp_torch.grid.MULTIGRID`) by default."""
 
-    def __init__(self, iters: int | None = None, levels: int | None = None, tol: float | None = None,
-                 backward: BackwardLike = "unroll", truncate: int = 5, **solver_kwargs):
-        super().__init__(iters, levels, tol, backward, truncate, **solver_kwargs)
+    def __init__(self, iters: int | None = None, tol: float | None = None, config: GridConfig | None = None,
+                 backward: BackwardLike = "unroll", robust: GridRobust | None = None):
+        super().__init__(iters, tol, MULTIGRID if config is None else config, backward, robust)

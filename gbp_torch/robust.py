@@ -26,10 +26,18 @@ EPS = 1e-12
 
 
 def _as_tensor(k: Threshold, like: Tensor) -> Tensor:
-    k = torch.as_tensor(k, dtype=like.dtype, device=like.device)
-    if torch.isnan(k).any() or (k <= 0).any():
-        raise ValueError("robust threshold k must be positive and not NaN")
-    return k
+    """k as a tensor of r's dtype and device (validated once, by :class:`RobustKernel`)."""
+    return torch.as_tensor(k, dtype=like.dtype, device=like.device)
+
+
+def check_threshold(k, name: str = "robust threshold k") -> None:
+    """Raise ValueError unless every threshold in ``k`` (a number, tensor or a tuple of them) is
+    finite and > 0 (one host synchronisation per tensor)."""
+    for part in k if isinstance(k, (tuple, list)) else (k,):
+        t = part.detach() if isinstance(part, Tensor) else torch.as_tensor(part, dtype=torch.float64)
+        if not bool(torch.isfinite(t).all() and (t > 0).all()):
+            raise ValueError(f"{name} must be finite and > 0 everywhere (produce learned thresholds with "
+                             "softplus + floor)")
 
 
 def huber_weight(r: Tensor, k: Threshold) -> Tensor:
@@ -106,14 +114,16 @@ class RobustKernel:
     def __post_init__(self) -> None:
         if self.name not in _KERNELS:
             raise ValueError(f"unknown robust kernel {self.name!r}; choose one of {sorted(_KERNELS)}")
+        check_threshold(self.k, f"threshold k of the {self.name!r} kernel")
 
-    def weight(self, r: Tensor) -> Tensor:
-        """IRLS weight ``w(r; k)`` (same shape as the broadcast of r and k)."""
-        return _KERNELS[self.name][0](r, self.k)
+    def weight(self, r: Tensor, k: Threshold | None = None) -> Tensor:
+        """IRLS weight ``w(r; k)`` (same shape as the broadcast of r and k); ``k`` overrides
+        the kernel's own threshold (e.g. one part of a pair), unchecked."""
+        return _KERNELS[self.name][0](r, self.k if k is None else k)
 
-    def energy(self, r: Tensor) -> Tensor:
+    def energy(self, r: Tensor, k: Threshold | None = None) -> Tensor:
         """Robust energy ``rho(r; k)``; its IRLS weight is ``rho'(r) / r``."""
-        return _KERNELS[self.name][1](r, self.k)
+        return _KERNELS[self.name][1](r, self.k if k is None else k)
 
 
 def as_kernel(robust: "RobustKernel | str | None", k: Threshold = 1.0) -> "RobustKernel | None":

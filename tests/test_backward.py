@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from gbp_torch import DifferenceFactors, FactorGraph, GBPEngine, NonlinearFactors, PriorFactors
-from gbp_torch.backward import as_backward_mode, solve_graph
+from gbp_torch.backward import solve_graph
+from gbp_torch.modes import BackwardConfig, as_backward_mode
 
 DT = torch.float64
 
@@ -49,8 +50,8 @@ def test_unroll_truncated_implicit_agree(robust):
     implicit mode solves with the exact Jacobian of the IRLS fixed-point map, not the IRLS precision)."""
     params, build, weights = _loopy_problem(robust=robust)
     ref, _ = _grads("unroll", params, build, weights, iters=600)
-    for mode, kw in (("implicit", {}), ("truncated", {"truncate": 200})):
-        got, _ = _grads(mode, params, build, weights, **kw)
+    for mode in ("implicit", BackwardConfig("truncated", truncate=200)):
+        got, _ = _grads(mode, params, build, weights)
         for k in ref:
             torch.testing.assert_close(got[k], ref[k], atol=1e-7, rtol=1e-6, msg=f"{mode} {k}")
 
@@ -119,7 +120,7 @@ def test_bad_modes():
     params, build, _ = _loopy_problem()
     g, _ = build(params)
     with pytest.raises(ValueError, match="truncate"):
-        solve_graph(g, iters=5, backward="truncated", truncate=10)
+        solve_graph(g, iters=5, backward=BackwardConfig("truncated", truncate=10))
 
 
 def test_gbp_layer_call_time_overrides_and_gradients_reach_a_network():
@@ -143,7 +144,7 @@ def test_gbp_layer_call_time_overrides_and_gradients_reach_a_network():
     assert res.converged
     grads = torch.autograd.grad(loss, list(net.parameters()))
     assert all(torch.isfinite(gr).all() and gr.abs().sum() > 0 for gr in grads)
-    res_short, _ = run(iters=3, tol=None, backward="unroll")
+    res_short, _ = run(iters=3, backward="unroll")
     assert res_short.iters == 3 and "backward=implicit" in repr(layer)
     grads_unroll = torch.autograd.grad(run(backward="unroll")[1], list(net.parameters()))
     for a, b in zip(grads, grads_unroll):

@@ -68,7 +68,7 @@ def test_an_images_estimate_does_not_depend_on_its_batch():
 
 @pytest.mark.parametrize("grey_levels", [5.0, 15.0])
 def test_rms_error_on_bsd68_is_a_fraction_of_the_mad_rules(grey_levels):
-    from train.datamodules import load_dataset
+    from train.denoise.datasets import load_dataset
 
     images = load_dataset("bsd68")[::4]
     g = torch.Generator().manual_seed(3)

@@ -58,7 +58,8 @@ def test_cli_denoises_a_colour_image_channel_by_channel(tmp_path, noise_args):
     crops = [read_gray(samples_dir() / "denoise" / f)[:96, :112] for f in
              ("set12_02_house.png", "set12_01_cameraman.png", "bsd68_test001.png")]
     clean = torch.stack(crops)  # (3, H, W): three different images as R, G, B
-    write_image(tmp_path / "in.png", clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(3)))
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))
+    write_image(tmp_path / "in.png", clean + 25 / 255 * noise)
     denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--uncertainty", str(tmp_path / "std.png"),
                   *noise_args])
     noisy, out = read_image(tmp_path / "in.png"), read_image(tmp_path / "out.png")

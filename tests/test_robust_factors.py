@@ -189,9 +189,8 @@ def test_bad_robust_arguments():
     x = g.add_variables(2, 1)
     with pytest.raises(ValueError, match="unknown robust kernel"):
         PriorFactors(x.all(), t(np.zeros((2, 1))), t(1.0), robust="welsch")
-    g.add(PriorFactors(x.all(), t(np.zeros((2, 1))), t(1.0), robust="huber", k=t([1.0, -1.0])))
-    with pytest.raises(ValueError, match="positive"):
-        g.solve(iters=3)
+    with pytest.raises(ValueError, match="PriorFactors: threshold k of the 'huber' kernel must be finite and > 0"):
+        PriorFactors(x.all(), t(np.zeros((2, 1))), t(1.0), robust="huber", k=t([1.0, -1.0]))
 
 
 def test_batched_thresholds_equal_separate_robust_solves():

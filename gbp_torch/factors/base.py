@@ -108,7 +108,10 @@ class FactorFamily(ABC):
         self.measurement_dim = measurement_dim
         self.dtype = dtype if dtype is not None and dtype.is_floating_point else torch.get_default_dtype()
         self.precision = self._precision(precision, measurement_dim)
-        self.robust = as_kernel(robust, k)
+        try:
+            self.robust = as_kernel(robust, k)
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__}: {err}") from None
         k_t = getattr(self.robust, "k", None)
         if isinstance(k_t, Tensor) and k_t.dim() >= 2 and k_t.shape[0] > 1:  # (B, F) thresholds: B graphs
             self.batched_input = True

@@ -1,12 +1,46 @@
-"""Input validation for :func:`gbp_torch.grid.solve`: shapes, values, dtypes."""
+"""Input validation for :func:`gbp_torch.grid.solve`: shapes (always), values (one host sync)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from . import blocks
 from .system import GridSystem
+
+
+class _ValueChecks:
+    """Value conditions gathered as device flags and read back in one host synchronisation.
+
+    ``require(bad, message)``: ``bad`` a bool tensor (any True = error); ``message`` a string
+    or a callable building it (run only on failure). :meth:`raise_first` raises the first
+    failing condition in the order added.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.flags: list[Tensor] = []
+        self.messages: list[str | Callable[[], str]] = []
+
+    def require(self, bad: Callable[[], Tensor], message: str | Callable[[], str]) -> None:
+        if self.enabled:
+            self.flags.append(bad().detach().any())
+            self.messages.append(message)
+
+    def finite(self, x: Tensor, name: str) -> None:
+        self.require(lambda: ~torch.isfinite(x), f"{name} contains NaN or infinite values")
+
+    def nonneg(self, x: Tensor, name: str) -> None:
+        self.require(lambda: x < 0, lambda: f"{name} must be >= 0 everywhere (found {float(x.detach().min()):.3g})")
+
+    def raise_first(self) -> None:
+        if not self.flags:
+            return
+        for hit, message in zip(torch.stack(self.flags).tolist(), self.messages):
+            if hit:
+                raise ValueError(message() if callable(message) else message)
 
 
 def _tensor(x, name: str, like: Tensor) -> Tensor:
@@ -22,16 +56,6 @@ def _tensor(x, name: str, like: Tensor) -> Tensor:
     return x.to(like.dtype)
 
 
-def _finite(x: Tensor, name: str) -> None:
-    if not bool(torch.isfinite(x.detach()).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-
-
-def _nonneg(x: Tensor, name: str) -> None:
-    if bool((x.detach() < 0).any()):
-        raise ValueError(f"{name} must be >= 0 everywhere (found {float(x.detach().min()):.3g})")
-
-
 def _shape(x: Tensor, name: str, expected: tuple, text: str) -> Tensor:
     """Broadcast a 0-dim tensor to ``expected``; otherwise require that exact shape."""
     if x.dim() == 0:
@@ -41,81 +65,103 @@ def _shape(x: Tensor, name: str, expected: tuple, text: str) -> Tensor:
     return x
 
 
-def check_inputs(z: Tensor, data_precision, edge_weights, mask=None) -> tuple[GridSystem, Tensor, int]:
-    """Validate and normalise the inputs of a grid solve.
-
-    Args:
-        z: (B, H, W) for D = 1 or (B, 2, H, W) for D = 2, floating point.
-        data_precision: number, (B, H, W) (scalar / isotropic) or, for D = 2,
-            (B, 2, 2, H, W) symmetric positive semi-definite blocks.
-        edge_weights: number or pair (wh (B, H, W-1), wv (B, H-1, W)), >= 0.
-        mask: optional (B, H, W); data precision is zeroed where it is 0/False.
-
-    Returns:
-        (system, z as (B, D, H, W), D).
-    """
+def _z(z) -> tuple[Tensor, int]:
+    """z as (B, D, H, W) and D."""
     if not isinstance(z, Tensor):
         raise ValueError(f"z must be a torch.Tensor, got {type(z).__name__}")
     if not z.is_floating_point():
         raise ValueError(f"z must be floating point, got dtype {z.dtype}")
     if z.dim() == 3:
-        d, zz = 1, z.unsqueeze(1)
-    elif z.dim() == 4 and z.shape[1] == 2:
-        d, zz = 2, z
+        zz = z.unsqueeze(1)
+    elif z.dim() == 4 and z.shape[1] in (1, 2):
+        zz = z
     else:
-        raise ValueError(f"z must have shape (B, H, W) for D=1 or (B, 2, H, W) for D=2, got {tuple(z.shape)}")
-    bsz, _, h, w = zz.shape
-    if h < 1 or w < 1 or bsz < 1:
+        raise ValueError("z must have shape (B, H, W) or (B, 1, H, W) for D=1 or (B, 2, H, W) for D=2, "
+                         f"got {tuple(z.shape)}")
+    if min(zz.shape[0], zz.shape[2], zz.shape[3]) < 1:
         raise ValueError(f"z must have B, H, W >= 1, got {tuple(z.shape)}")
-    _finite(zz, "z")
+    return zz, zz.shape[1]
 
-    a = _tensor(data_precision, "data_precision", z)
-    if d == 2 and a.dim() == 5:
-        a = _shape(a, "data_precision", (bsz, 2, 2, h, w), "(B, 2, 2, H, W)")
-        _finite(a, "data_precision")
+
+def _blocks(a: Tensor, shape: tuple, checks: _ValueChecks) -> Tensor:
+    """(B, 2, 2, H, W) data precision blocks -> lam field, with symmetry / PSD checks."""
+    a = _shape(a, "data_precision", shape, "(B, 2, 2, H, W)")
+    checks.finite(a, "data_precision")
+
+    def asymmetric() -> Tensor:
         ad = a.detach()
-        if not torch.allclose(ad[:, 0, 1], ad[:, 1, 0], rtol=1e-5, atol=1e-8 * float(ad.abs().max()) + 1e-30):
-            raise ValueError("data_precision blocks (B, 2, 2, H, W) must be symmetric")
+        return (ad[:, 0, 1] - ad[:, 1, 0]).abs() > 1e-5 * ad[:, 1, 0].abs() + 1e-8 * ad.abs().amax() + 1e-30
+
+    def negative() -> Tensor:
+        ad = a.detach()
         det = ad[:, 0, 0] * ad[:, 1, 1] - ad[:, 0, 1] * ad[:, 1, 0]
         tr = ad[:, 0, 0] + ad[:, 1, 1]
-        if bool((ad[:, 0, 0] < 0).any() or (ad[:, 1, 1] < 0).any() or (det < -1e-6 * tr * tr).any()):
-            raise ValueError("data_precision blocks (B, 2, 2, H, W) must be positive semi-definite "
+        return (ad[:, 0, 0] < 0) | (ad[:, 1, 1] < 0) | (det < -1e-6 * tr * tr)
+
+    checks.require(asymmetric, "data_precision blocks (B, 2, 2, H, W) must be symmetric")
+    checks.require(negative, "data_precision blocks (B, 2, 2, H, W) must be positive semi-definite "
                              "(negative precision found)")
-        a = blocks.from_matrix(a)
-    else:
-        text = "(B, H, W)" if d == 1 else "(B, H, W) or (B, 2, 2, H, W)"
-        if a.dim() not in (0, 3):
-            raise ValueError(f"data_precision must have shape {text}, got {tuple(a.shape)}")
-        a = _shape(a, "data_precision", (bsz, h, w), text)
-        _finite(a, "data_precision")
-        _nonneg(a, "data_precision")
+    return blocks.from_matrix(a)
 
-    if mask is not None:
-        m = _tensor(mask, "mask", z)
-        m = _shape(m, "mask", (bsz, h, w), "(B, H, W)")
-        _finite(m, "mask")
-        a = blocks.scale(a, m)
 
+def _edges(edge_weights, z: Tensor, bsz: int, h: int, w: int, checks: _ValueChecks) -> tuple[Tensor, Tensor]:
+    names = ("edge_weights[0] (horizontal)", "edge_weights[1] (vertical)")
     if isinstance(edge_weights, (tuple, list)):
         if len(edge_weights) != 2:
             raise ValueError("edge_weights must be a pair (w_horizontal (B, H, W-1), w_vertical (B, H-1, W))")
-        wh = _tensor(edge_weights[0], "edge_weights[0] (horizontal)", z)
-        wv = _tensor(edge_weights[1], "edge_weights[1] (vertical)", z)
+        wh, wv = _tensor(edge_weights[0], names[0], z), _tensor(edge_weights[1], names[1], z)
     else:
         wh = wv = _tensor(edge_weights, "edge_weights", z)
         if wh.dim() != 0:
             raise ValueError("edge_weights must be a number or a pair (w_horizontal (B, H, W-1), "
                              f"w_vertical (B, H-1, W)), got a tensor of shape {tuple(wh.shape)}")
-    wh = _shape(wh, "edge_weights[0] (horizontal)", (bsz, h, w - 1), "(B, H, W-1)")
-    wv = _shape(wv, "edge_weights[1] (vertical)", (bsz, h - 1, w), "(B, H-1, W)")
-    for t, n in ((wh, "edge_weights[0] (horizontal)"), (wv, "edge_weights[1] (vertical)")):
-        _finite(t, n)
-        _nonneg(t, n)
+    wh = _shape(wh, names[0], (bsz, h, w - 1), "(B, H, W-1)")
+    wv = _shape(wv, names[1], (bsz, h - 1, w), "(B, H-1, W)")
+    for t, n in zip((wh, wv), names):
+        checks.finite(t, n)
+        checks.nonneg(t, n)
+    return wh, wv
 
-    total = blocks.trace(a, d).detach().flatten(1).sum(1)
-    if bool((total <= 0).any()):
-        i = int((total <= 0).nonzero()[0])
-        raise ValueError(f"data_precision (after mask) is zero everywhere in batch item {i}: "
-                         "the system is singular")
-    sys = GridSystem(a=a, wh=wh, wv=wv, b=blocks.mv(a, zz))
-    return sys, zz, d
+
+def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
+                 validate: bool = True) -> tuple[GridSystem, Tensor, int]:
+    """Validate and normalise the inputs of a grid solve.
+
+    Args:
+        z: (B, H, W) or (B, 1, H, W) for D = 1, (B, 2, H, W) for D = 2, floating point.
+        data_precision: number, (B, H, W) (scalar / isotropic) or, for D = 2,
+            (B, 2, 2, H, W) symmetric positive semi-definite blocks.
+        edge_weights: number or pair (wh (B, H, W-1), wv (B, H-1, W)), >= 0.
+        mask: optional (B, H, W) in [0, 1]; data precision is multiplied by it.
+        validate: check values (finite, non-negative, symmetric PSD blocks, some data
+            in every batch item) with one host synchronisation; shapes are always checked.
+
+    Returns:
+        (system, z as (B, D, H, W), D).
+    """
+    zz, d = _z(z)
+    bsz, _, h, w = zz.shape
+    checks = _ValueChecks(validate)
+    checks.finite(zz, "z")
+    a = _tensor(data_precision, "data_precision", z)
+    if d == 2 and a.dim() == 5:
+        a = _blocks(a, (bsz, 2, 2, h, w), checks)
+    else:
+        text = "(B, H, W)" if d == 1 else "(B, H, W) or (B, 2, 2, H, W)"
+        if a.dim() not in (0, 3):
+            raise ValueError(f"data_precision must have shape {text}, got {tuple(a.shape)}")
+        a = _shape(a, "data_precision", (bsz, h, w), text)
+        checks.finite(a, "data_precision")
+        checks.nonneg(a, "data_precision")
+    if mask is not None:
+        m = _shape(_tensor(mask, "mask", z), "mask", (bsz, h, w), "(B, H, W)")
+        checks.require(lambda: ~((m >= 0) & (m <= 1)), "mask must lie in [0, 1] (found values outside or NaN)")
+        a = blocks.scale(a, m)
+    wh, wv = _edges(edge_weights, z, bsz, h, w, checks)
+    def empty() -> Tensor:
+        return blocks.trace(a, d).detach().flatten(1).sum(1) <= 0
+
+    checks.require(empty, lambda: f"data_precision (after mask) is zero everywhere in batch item "
+                   f"{int(empty().nonzero()[0])}: the system is singular")
+    checks.raise_first()
+    return GridSystem(a=a, wh=wh, wv=wv, b=blocks.mv(a, zz)), zz, d

@@ -20,7 +20,7 @@ from .system import GridSystem
 RobustKernel = _robust.RobustKernel
 
 
-@dataclass
+@dataclass(frozen=True)
 class GridRobust:
     """Which grid terms are robust, and how many IRLS reweightings to run.
 
@@ -38,22 +38,17 @@ class GridRobust:
     outer_iters: int = 10
     outer_tol: float | None = None
 
-
-def as_grid_robust(robust) -> GridRobust | None:
-    """Accept None, :class:`GridRobust` or a dict with keys data / smooth / outer_iters / outer_tol."""
-    if robust is None or isinstance(robust, GridRobust):
-        return robust
-    if isinstance(robust, dict):
-        bad = set(robust) - {"data", "smooth", "outer_iters", "outer_tol"}
-        if bad:
-            raise ValueError(f"robust dict has unknown keys {sorted(bad)}; use data, smooth, outer_iters, outer_tol")
-        kw = dict(robust)
-        for key in ("data", "smooth"):
-            if isinstance(kw.get(key), str):
-                kw[key] = RobustKernel(kw[key])
-        return GridRobust(**kw)
-    raise ValueError("robust must be None, a GridRobust or a dict(data=RobustKernel(...), smooth=RobustKernel(...)); "
-                     f"got {type(robust).__name__} (a bare kernel is ambiguous: data or smoothness?)")
+    def __post_init__(self) -> None:
+        for name in ("data", "smooth"):
+            kern = getattr(self, name)
+            if kern is not None and not isinstance(kern, RobustKernel):
+                raise ValueError(f"GridRobust.{name} must be a RobustKernel or None, got {type(kern).__name__}")
+        if self.data is None and self.smooth is None:
+            raise ValueError("GridRobust needs a data or a smooth kernel")
+        if not isinstance(self.outer_iters, int) or self.outer_iters < 0:
+            raise ValueError(f"outer_iters must be an int >= 0, got {self.outer_iters!r}")
+        if self.outer_tol is not None and not self.outer_tol > 0:
+            raise ValueError(f"outer_tol must be None or > 0, got {self.outer_tol!r}")
 
 
 def safe_sqrt(q: Tensor) -> Tensor:
@@ -75,10 +70,9 @@ def smooth_residuals(wh: Tensor, wv: Tensor, x: Tensor) -> tuple[Tensor, Tensor]
     return safe_sqrt(wh * dh), safe_sqrt(wv * dv)
 
 
-def _smooth_kernels(kernel: RobustKernel) -> tuple[RobustKernel, RobustKernel]:
-    if isinstance(kernel.k, (tuple, list)):
-        return RobustKernel(kernel.name, kernel.k[0]), RobustKernel(kernel.name, kernel.k[1])
-    return kernel, kernel
+def _smooth_thresholds(kernel: RobustKernel) -> tuple:
+    """(k_h, k_v) of a smoothness kernel whose ``k`` is one threshold or a pair."""
+    return tuple(kernel.k) if isinstance(kernel.k, (tuple, list)) else (kernel.k, kernel.k)
 
 
 def reweight(sys: GridSystem, z: Tensor, x: Tensor, robust: GridRobust) -> GridSystem:
@@ -87,9 +81,9 @@ def reweight(sys: GridSystem, z: Tensor, x: Tensor, robust: GridRobust) -> GridS
     if robust.data is not None:
         a = blocks.scale(a, robust.data.weight(data_residual(a, x, z)))
     if robust.smooth is not None:
-        kh, kv = _smooth_kernels(robust.smooth)
+        kh, kv = _smooth_thresholds(robust.smooth)
         rh, rv = smooth_residuals(wh, wv, x)
-        wh, wv = wh * kh.weight(rh), wv * kv.weight(rv)
+        wh, wv = wh * robust.smooth.weight(rh, kh), wv * robust.smooth.weight(rv, kv)
     return GridSystem(a=a, wh=wh, wv=wv, b=blocks.mv(a, z))
 
 
@@ -99,8 +93,8 @@ def robust_energy(sys: GridSystem, z: Tensor, x: Tensor, robust: GridRobust) -> 
     rh, rv = smooth_residuals(sys.wh, sys.wv, x)
     ed = robust.data.energy(rd) if robust.data is not None else 0.5 * rd * rd
     if robust.smooth is not None:
-        kh, kv = _smooth_kernels(robust.smooth)
-        eh, ev = kh.energy(rh), kv.energy(rv)
+        kh, kv = _smooth_thresholds(robust.smooth)
+        eh, ev = robust.smooth.energy(rh, kh), robust.smooth.energy(rv, kv)
     else:
         eh, ev = 0.5 * rh * rh, 0.5 * rv * rv
     return ed.flatten(1).sum(1) + eh.flatten(1).sum(1) + ev.flatten(1).sum(1)

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .config import MULTIGRID, GridConfig
 from .gbp import GBPGains, gbp_iterate, lam_setup
 from .smoothers import gbp_smoother, jacobi_smoother
 from .system import GridSystem, bdot, bnorm, matvec
 from .transfer import aggregate, coarsen, prolong_bilinear, prolong_constant, restrict_bilinear
-
-METHODS = ("vcycle", "fcg", "c2f")
 
 
 @dataclass
@@ -64,47 +63,39 @@ def dense_matrix(sys: GridSystem) -> Tensor:
     return matvec(rep, eye).reshape(bsz, n, n).transpose(1, 2)
 
 
-def build_hierarchy(sys: GridSystem, levels: int | None = None, coarse_size: int = 64,
-                    smoother: str = "gbp", damping: float | list = 0.5, relax: float = 0.8,
-                    clamp: float = 0.6, lam_tol: float = 1e-2, fine_gains: GBPGains | None = None,
-                    transfer: str = "constant", cycle: tuple[int, int] = (1, 1),
+def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains: GBPGains | None = None,
                     max_dense: int = 1024) -> Hierarchy:
-    """Build levels until <= ``coarse_size`` pixels (or ``levels`` levels).
+    """Build levels until <= ``config.multigrid.coarse_size`` pixels (or ``config.levels`` levels).
 
-    ``damping`` (message damping of the GBP smoother) may be a per-level list.
+    The levels' lam-messages converge to ``config.lam_tol`` (default 1e-2);
     ``fine_gains`` reuses already converged fine-level gains.
     """
-    if smoother not in ("gbp", "jacobi"):
-        raise ValueError(f"smoother must be 'gbp' or 'jacobi', got {smoother!r}")
-    if transfer not in ("constant", "bilinear"):
-        raise ValueError(f"transfer must be 'constant' or 'bilinear', got {transfer!r}")
+    mg = config.multigrid
+    lam_tol = 1e-2 if config.lam_tol is None else config.lam_tol
     h0, w0 = sys.shape
-    hier = Hierarchy([], transfer, tuple(cycle))
+    hier = Hierarchy([], mg.transfer, mg.cycle)
     cur = sys
     while True:
         h, w = cur.shape
         lev = Level(cur, h * w / (h0 * w0))
-        last = (levels is not None and len(hier.levels) + 1 >= levels) or h * w <= coarse_size or (h == 1 and w == 1)
-        n = cur.b.shape[1] * h * w
-        if last and n <= max_dense:
+        depth = len(hier.levels)
+        last = (config.levels is not None and depth + 1 >= config.levels) or h * w <= mg.coarse_size \
+            or (h == 1 and w == 1)
+        if last and cur.b.shape[1] * h * w <= max_dense:
             lev.chol = torch.linalg.cholesky(dense_matrix(cur))
         else:
-            if smoother == "gbp" or len(hier.levels) == 0:
-                g = fine_gains if (fine_gains is not None and not hier.levels) else lam_setup(cur, lam_tol)
-                lev.gains = g
-                hier.lam_iters.append(g.iters)
-            if smoother == "gbp":
-                dmp = damping
-                if isinstance(damping, (list, tuple)):
-                    dmp = damping[min(len(hier.levels), len(damping) - 1)]
-                lev.smoother = gbp_smoother(cur, lev.gains, dmp, relax, clamp)
+            if mg.smoother == "gbp" or depth == 0:
+                lev.gains = fine_gains if (fine_gains is not None and depth == 0) else lam_setup(cur, lam_tol)
+                hier.lam_iters.append(lev.gains.iters)
+            if mg.smoother == "gbp":
+                lev.smoother = gbp_smoother(cur, lev.gains, config.smoother_damping(depth), mg.relax, mg.clamp)
             else:
-                lev.smoother = jacobi_smoother(cur, relax)
+                lev.smoother = jacobi_smoother(cur, mg.relax)
         hier.levels.append(lev)
         if last:
             break
         nxt = coarsen(cur)
-        if transfer == "bilinear":
+        if mg.transfer == "bilinear":
             nxt.b = restrict_bilinear(cur.b)
         cur = nxt
     return hier

@@ -3,12 +3,13 @@
 import pytest
 import torch
 
-from gbp_torch.grid import solve
-from gbp_torch.grid.backward import implicit_mean
+from gbp_torch.grid import MULTIGRID, solve
 from gbp_torch.grid.irls import GridRobust
+from gbp_torch.modes import BackwardConfig
 from gbp_torch.robust import RobustKernel
 
 DT = torch.float64
+IMPLICIT = BackwardConfig("implicit", adjoint_iters=100, adjoint_tol=1e-13)
 
 
 def _problem(seed=0, d=1):
@@ -30,12 +31,10 @@ def _loss(mean, weights):
 @pytest.mark.parametrize("d", [1, 2])
 def test_implicit_equals_unrolled_least_squares(d):
     z, a, wh, wv, weights = _problem(d=d)
-    unrolled = solve(z, a, (wh, wv), iters=3000, levels=1, tol=1e-13)
+    unrolled = solve(z, a, (wh, wv), iters=3000, tol=1e-13)
     assert unrolled.converged
     g_ref = torch.autograd.grad(_loss(unrolled.mean, weights), [z, a, wh, wv])
-    with torch.no_grad():
-        x = solve(z, a, (wh, wv), iters=3000, levels=1, tol=1e-13).mean
-    mean = implicit_mean(x, z, a, (wh, wv), None, None, iters=100, tol=1e-13)
+    mean = solve(z, a, (wh, wv), iters=3000, tol=1e-13, backward=IMPLICIT).mean
     g_imp = torch.autograd.grad(_loss(mean, weights), [z, a, wh, wv])
     for gi, gr in zip(g_imp, g_ref):
         torch.testing.assert_close(gi, gr, atol=1e-8, rtol=1e-6)
@@ -48,11 +47,9 @@ def test_implicit_huber_equals_finite_differences():
 
     def forward(z_, a_, wh_, wv_, k_):
         r = GridRobust(smooth=RobustKernel("huber", k_), outer_iters=300, outer_tol=1e-14)
-        return solve(z_, a_, (wh_, wv_), iters=60, levels=None, tol=1e-13, robust=r).mean
+        return solve(z_, a_, (wh_, wv_), iters=60, tol=1e-13, robust=r, config=MULTIGRID).mean
 
-    with torch.no_grad():
-        x = forward(z, a, wh, wv, k)
-    mean = implicit_mean(x, z, a, (wh, wv), rb, None, iters=100, tol=1e-13)
+    mean = solve(z, a, (wh, wv), iters=60, tol=1e-13, robust=rb, config=MULTIGRID, backward=IMPLICIT).mean
     grads = torch.autograd.grad(_loss(mean, weights), [z, a, wh, wv, k])
     eps = 1e-6
     for t, g in zip([z, a, wh, wv, k], grads):
@@ -71,7 +68,7 @@ def test_implicit_huber_exercises_downweighted_edges():
     z, a, wh, wv, _ = _problem(seed=2)
     rb = GridRobust(smooth=RobustKernel("huber", 0.25), outer_iters=300, outer_tol=1e-14)
     with torch.no_grad():
-        x = solve(z, a, (wh, wv), iters=60, levels=None, tol=1e-13, robust=rb).mean
+        x = solve(z, a, (wh, wv), iters=60, tol=1e-13, robust=rb, config=MULTIGRID).mean
     from gbp_torch.grid.irls import smooth_residuals
     rh, rv = smooth_residuals(wh.detach(), wv.detach(), x.unsqueeze(1))
     beyond = (rh > 0.25).float().mean()
@@ -85,9 +82,9 @@ def test_modules_backward_modes_agree(levels):
     z, a, wh, wv, weights = _problem(seed=5)
     # truncation must cover the slow modes: ~all of flat GBP's iterations, a few FCG steps for multigrid
     if levels == 1:
-        layer = GridGBP(iters=3000, tol=1e-13, truncate=2000)
+        layer = GridGBP(iters=3000, tol=1e-13, backward=BackwardConfig(truncate=2000))
     else:
-        layer = MultigridGBP(iters=60, tol=1e-13, truncate=10)
+        layer = MultigridGBP(iters=60, tol=1e-13, backward=BackwardConfig(truncate=10))
     grads = {}
     for mode in ("unroll", "truncated", "implicit"):
         res = layer(z, a, (wh, wv), backward=mode)
@@ -101,8 +98,9 @@ def test_modules_backward_modes_agree(levels):
 
 def test_solve_takes_backward_argument():
     z, a, wh, wv, weights = _problem(seed=8)
-    ref = torch.autograd.grad(_loss(solve(z, a, (wh, wv), iters=40, levels=None, tol=1e-13).mean, weights), [z, wh])
-    res = solve(z, a, (wh, wv), iters=40, levels=None, tol=1e-13, backward="implicit")
+    unrolled = solve(z, a, (wh, wv), iters=40, tol=1e-13, config=MULTIGRID)
+    ref = torch.autograd.grad(_loss(unrolled.mean, weights), [z, wh])
+    res = solve(z, a, (wh, wv), iters=40, tol=1e-13, config=MULTIGRID, backward="implicit")
     got = torch.autograd.grad(_loss(res.mean, weights), [z, wh])
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, atol=1e-8, rtol=1e-6)

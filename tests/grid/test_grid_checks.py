@@ -1,10 +1,14 @@
 """Bad inputs raise ValueError naming the argument and the expected shape."""
 
+import dataclasses
+
 import pytest
 import torch
 from grid_reference import random_problem
 
-from gbp_torch.grid import solve
+from gbp_torch.grid import GridConfig, GridRobust, MultigridConfig, solve
+from gbp_torch.modes import BackwardConfig
+from gbp_torch.robust import RobustKernel
 
 
 def _p():
@@ -66,18 +70,46 @@ def test_bad_inputs_raise_clear_value_errors(case, match):
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(levels=0), "levels must be None or an int >= 1"),
     (dict(iters=-1), "iters must be an int >= 0"),
+    (dict(iters=2.5), "iters must be an int >= 0"),
     (dict(tol=0.0), "tol must be None or > 0"),
-    (dict(damping=1.0), r"damping must be in \[0, 1\)"),
-    (dict(method="multigrid", levels=None), "method must be one of"),
-    (dict(schedule="random"), "schedule must be"),
-    (dict(smoother="sor", levels=None), "smoother must be"),
+    (dict(config=dict(levels=None)), "config must be a GridConfig"),
+    (dict(robust=dict(data=None)), "robust must be None or a GridRobust"),
+    (dict(backward="adjoint"), "unknown backward mode"),
+    (dict(mask=-torch.ones(2, 4, 5, dtype=torch.float64)), r"mask must lie in \[0, 1\]"),
 ])
 def test_bad_options_raise(kw, match):
     z, a, wh, wv = _p()
     with pytest.raises(ValueError, match=match):
         solve(z, a, (wh, wv), **kw)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: GridConfig(levels=0), "levels must be None or an int >= 1"),
+    (lambda: GridConfig(damping=1.0), r"damping must be in \[0, 1\)"),
+    (lambda: GridConfig(damping=(0.5, 0.6)), "per-level damping tuple needs levels != 1"),
+    (lambda: GridConfig(schedule="random"), "schedule must be"),
+    (lambda: GridConfig(check_every=0), "check_every must be"),
+    (lambda: MultigridConfig(method="multigrid"), "method must be one of"),
+    (lambda: MultigridConfig(smoother="sor"), "smoother must be"),
+    (lambda: MultigridConfig(cycle=(0, 0)), "cycle must be"),
+    (lambda: MultigridConfig(relax=0.0), "relax must be in"),
+    (lambda: BackwardConfig(truncate=0), "truncate must be an int >= 1"),
+    (lambda: GridRobust(), "needs a data or a smooth kernel"),
+    (lambda: GridRobust(data=RobustKernel("huber", 1.0), outer_tol=-1.0), "outer_tol must be None or > 0"),
+    (lambda: RobustKernel("huber", torch.tensor([1.0, 0.0])), "threshold k of the 'huber' kernel must be"),
+    (lambda: RobustKernel("tukey", float("nan")), "must be finite and > 0"),
+])
+def test_bad_settings_raise_at_construction(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_settings_are_frozen():
+    cfg = GridConfig(levels=None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.levels = 1
+    assert cfg == GridConfig(levels=None, multigrid=MultigridConfig())  # value objects compare by value
 
 
 def test_numbers_broadcast_for_precision_and_weights():

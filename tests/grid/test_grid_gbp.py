@@ -4,7 +4,7 @@ import pytest
 import torch
 from grid_reference import direct_solve, exact_marginal_var, naive_loopy_gbp, random_problem
 
-from gbp_torch.grid import solve
+from gbp_torch.grid import MULTIGRID, GridConfig, GridRobust, solve
 from gbp_torch.grid.checks import check_inputs
 from gbp_torch.grid.gbp import gbp_iterate, lam_setup
 
@@ -47,15 +47,15 @@ def test_mask_zeroes_data_where_unknown():
 @pytest.mark.parametrize("schedule,damping", [("redblack", 0.0), ("sync", 0.3), ("redblack", 0.5)])
 def test_schedules_and_damping_reach_the_same_solution(schedule, damping):
     z, a, wh, wv = random_problem(1, 6, 7, seed=1)
-    res = solve(z, a, (wh, wv), schedule=schedule, damping=damping, **TOL)
+    res = solve(z, a, (wh, wv), config=GridConfig(schedule=schedule, damping=damping), **TOL)
     assert res.converged
     torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-10)
 
 
 def test_redblack_converges_in_fewer_iterations_than_sync():
     z, a, wh, wv = random_problem(1, 16, 16, seed=2, ratio=20.0)
-    sync = solve(z, a, (wh, wv), iters=5000, tol=1e-10, check_every=1)
-    rb = solve(z, a, (wh, wv), iters=5000, tol=1e-10, check_every=1, schedule="redblack")
+    sync = solve(z, a, (wh, wv), iters=5000, tol=1e-10, config=GridConfig(check_every=1))
+    rb = solve(z, a, (wh, wv), iters=5000, tol=1e-10, config=GridConfig(check_every=1, schedule="redblack"))
     assert rb.converged and sync.converged and rb.iters < sync.iters
 
 
@@ -102,7 +102,7 @@ def test_gradcheck_through_a_few_flat_iterations():
     inputs = tuple(t.clone().requires_grad_() for t in (z, a, wh, wv))
 
     def f(z, a, wh, wv):
-        res = solve(z, a, (wh, wv), iters=4, lam_tol=1e-3)
+        res = solve(z, a, (wh, wv), iters=4, config=GridConfig(lam_tol=1e-3))
         return res.mean, res.var
 
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6)
@@ -147,7 +147,7 @@ def test_x0_starts_the_solve_and_robust_weights():
     res = solve(z, a, (wh, wv), iters=1, x0=ref.clone())
     torch.testing.assert_close(res.mean, ref, rtol=0, atol=1e-10)  # already at the fixed point
     rob = solve(z, a, (wh, wv), iters=2000, tol=1e-12, x0=ref.clone(),
-                robust=dict(data=RobustKernel("huber", 1e3), outer_iters=1))
+                robust=GridRobust(data=RobustKernel("huber", 1e3), outer_iters=1))
     assert rob.outer_iters == 1  # huge threshold: weights 1, the answer stays the least-squares one
     torch.testing.assert_close(rob.mean, ref, rtol=0, atol=1e-10)
 
@@ -155,9 +155,10 @@ def test_x0_starts_the_solve_and_robust_weights():
 @pytest.mark.cuda
 def test_cuda_matches_cpu():
     z, a, wh, wv = random_problem(2, 12, 10, seed=13)
-    cpu = solve(z, a, (wh, wv), levels=None, tol=1e-11)
-    gpu = solve(*(t.cuda() for t in (z, a)), (wh.cuda(), wv.cuda()), levels=None, tol=1e-11)
+    cpu = solve(z, a, (wh, wv), tol=1e-11, config=MULTIGRID)
+    gpu = solve(*(t.cuda() for t in (z, a)), (wh.cuda(), wv.cuda()), tol=1e-11, config=MULTIGRID)
     assert gpu.mean.is_cuda and gpu.var.is_cuda
     torch.testing.assert_close(gpu.mean.cpu(), cpu.mean, rtol=0, atol=1e-9)
-    flat = solve(*(t.cuda() for t in (z, a)), (wh.cuda(), wv.cuda()), iters=3000, tol=1e-12, schedule="redblack")
+    flat = solve(*(t.cuda() for t in (z, a)), (wh.cuda(), wv.cuda()), iters=3000, tol=1e-12,
+                 config=GridConfig(schedule="redblack"))
     torch.testing.assert_close(flat.mean.cpu(), cpu.mean, rtol=0, atol=1e-9)

@@ -20,11 +20,11 @@ def _inputs(seed=0, h=3, w=4):
 
 
 def test_gradcheck_few_unrolled_gbp_iterations():
-    layer = GridGBP(iters=4, levels=1, backward="unroll")
+    layer = GridGBP(iters=4, backward="unroll")
     assert torch.autograd.gradcheck(lambda z, a, wh, wv: layer(z, a, (wh, wv)).mean, _inputs(), eps=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("layer", [GridGBP(iters=4000, levels=1, tol=1e-14, backward="implicit"),
+@pytest.mark.parametrize("layer", [GridGBP(iters=4000, tol=1e-14, backward="implicit"),
                                    MultigridGBP(iters=50, tol=1e-14, backward="implicit")], ids=["flat", "multigrid"])
 def test_gradcheck_implicit_layer_at_the_fixed_point(layer):
     assert torch.autograd.gradcheck(lambda z, a, wh, wv: layer(z, a, (wh, wv)).mean, _inputs(1), eps=1e-6, atol=1e-6)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from grid_reference import assemble, direct_solve, random_problem
 
-from gbp_torch.grid import solve
+from gbp_torch.grid import MULTIGRID, GridConfig, GridRobust, MultigridConfig, solve
 from gbp_torch.grid.checks import check_inputs
 from gbp_torch.grid.multigrid import build_hierarchy, dense_matrix, vcycle_solve
 from gbp_torch.grid.transfer import aggregate, coarse_shape, prolong_bilinear, prolong_constant, restrict_bilinear
@@ -14,15 +14,16 @@ from gbp_torch.grid.transfer import aggregate, coarse_shape, prolong_bilinear, p
 @pytest.mark.parametrize("smoother,transfer", [("gbp", "bilinear"), ("gbp", "constant"), ("jacobi", "bilinear")])
 def test_multigrid_matches_direct_solve_odd_sizes(method, smoother, transfer):
     z, a, wh, wv = random_problem(2, 33, 47, seed=1, ratio=20.0)
-    res = solve(z, a, (wh, wv), levels=None, tol=1e-11, iters=200, method=method, smoother=smoother,
-                transfer=transfer, cycle=(1, 1) if smoother == "gbp" else (2, 2))
+    mg = MultigridConfig(method=method, smoother=smoother, transfer=transfer,
+                         cycle=(1, 1) if smoother == "gbp" else (2, 2))
+    res = solve(z, a, (wh, wv), tol=1e-11, iters=200, config=GridConfig(levels=None, multigrid=mg))
     assert res.converged
     torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-9)
 
 
 def test_multigrid_d2_full_precision_matches_direct_solve():
     z, a, wh, wv = random_problem(2, 20, 18, d=2, full=True, seed=2, ratio=10.0)
-    res = solve(z, a, (wh, wv), levels=None, tol=1e-11, iters=100)
+    res = solve(z, a, (wh, wv), tol=1e-11, iters=100, config=MULTIGRID)
     assert res.converged
     torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-9)
 
@@ -30,7 +31,7 @@ def test_multigrid_d2_full_precision_matches_direct_solve():
 def test_multigrid_equals_flat_gbp_including_variances():
     z, a, wh, wv = random_problem(1, 24, 24, seed=3, ratio=5.0)
     flat = solve(z, a, (wh, wv), iters=5000, tol=1e-12)
-    mg = solve(z, a, (wh, wv), levels=None, tol=1e-12, lam_tol=1e-13)
+    mg = solve(z, a, (wh, wv), tol=1e-12, config=GridConfig(levels=None, lam_tol=1e-13))
     torch.testing.assert_close(mg.mean, flat.mean, rtol=0, atol=1e-10)
     torch.testing.assert_close(mg.var, flat.var, rtol=1e-10, atol=0)
     assert mg.work < flat.work / 5
@@ -39,7 +40,7 @@ def test_multigrid_equals_flat_gbp_including_variances():
 def test_max_levels_and_masks():
     z, a, wh, wv = random_problem(1, 40, 30, seed=4, ratio=10.0)
     mask = torch.rand(1, 40, 30, generator=torch.Generator().manual_seed(0)) > 0.3
-    res = solve(z, a, (wh, wv), levels=3, tol=1e-11, iters=200, mask=mask)
+    res = solve(z, a, (wh, wv), tol=1e-11, iters=200, mask=mask, config=GridConfig(levels=3))
     assert res.converged
     torch.testing.assert_close(res.mean, direct_solve(z, a * mask, wh, wv), rtol=0, atol=1e-9)
 
@@ -49,7 +50,7 @@ def test_vcycle_contraction_is_fast_and_size_independent():
     for n in (32, 128):
         z = torch.randn(1, n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
         sys, _, _ = check_inputs(z, 1.0, 100.0)
-        hier = build_hierarchy(sys, smoother="gbp", transfer="bilinear")
+        hier = build_hierarchy(sys, MULTIGRID)
         _, hist, _, _ = vcycle_solve(sys, hier, torch.zeros_like(sys.b), 8, None)
         rates.append(float((hist[-1] / hist[2]) ** (1 / 5)))
     assert max(rates) < 0.3, rates
@@ -64,7 +65,7 @@ def test_edge_aware_weights_fcg_converges():
     wh = 100.0 * torch.exp(-((img[..., 1:] - img[..., :-1]) ** 2) * 4.6)  # 100x contrast
     wv = 100.0 * torch.exp(-((img[..., 1:, :] - img[..., :-1, :]) ** 2) * 4.6)
     z = img + 0.1 * torch.randn(1, n, n, generator=g, dtype=torch.float64)
-    res = solve(z, 1.0, (wh, wv), levels=None, tol=1e-10, iters=40)
+    res = solve(z, 1.0, (wh, wv), tol=1e-10, iters=40, config=MULTIGRID)
     assert res.converged and res.iters <= 25
     torch.testing.assert_close(res.mean, direct_solve(z, torch.ones_like(z), wh, wv), rtol=0, atol=1e-8)
 
@@ -72,8 +73,9 @@ def test_edge_aware_weights_fcg_converges():
 def test_c2f_start_reduces_the_error_of_flat_gbp():
     z, a, wh, wv = random_problem(1, 64, 64, seed=6, ratio=50.0)
     ref = direct_solve(z, a, wh, wv)
-    err = [float((solve(z, a, (wh, wv), iters=20, levels=lv, method="c2f").mean - ref).norm() / ref.norm())
-           for lv in (1, None)]
+    c2f = MultigridConfig(method="c2f")
+    err = [float((solve(z, a, (wh, wv), iters=20, config=GridConfig(levels=lv, multigrid=c2f)).mean - ref).norm()
+                 / ref.norm()) for lv in (1, None)]
     assert err[1] < err[0] / 3, err
 
 
@@ -100,9 +102,9 @@ def test_dense_coarse_matrix_matches_assembly():
 def test_robust_irls_inside_multigrid_matches_flat():
     from gbp_torch.robust import RobustKernel
     z, a, wh, wv = random_problem(1, 20, 20, seed=8, ratio=5.0)
-    rb = dict(data=RobustKernel("huber", 0.5), smooth=RobustKernel("huber", 0.3), outer_iters=8)
+    rb = GridRobust(data=RobustKernel("huber", 0.5), smooth=RobustKernel("huber", 0.3), outer_iters=8)
     flat = solve(z, a, (wh, wv), iters=4000, tol=1e-12, robust=rb)
-    mg = solve(z, a, (wh, wv), levels=None, tol=1e-12, robust=rb)
+    mg = solve(z, a, (wh, wv), tol=1e-12, robust=rb, config=MULTIGRID)
     assert flat.outer_iters == mg.outer_iters == 8
     torch.testing.assert_close(mg.mean, flat.mean, rtol=0, atol=1e-9)
 
@@ -110,14 +112,12 @@ def test_robust_irls_inside_multigrid_matches_flat():
 def test_multigrid_d2_robust_runs_and_is_finite():
     from gbp_torch.robust import RobustKernel
     z, a, wh, wv = random_problem(1, 16, 16, d=2, full=True, seed=9)
-    res = solve(z, a, (wh, wv), levels=None, tol=1e-8, robust=dict(smooth=RobustKernel("cauchy", 1.0)))
+    res = solve(z, a, (wh, wv), tol=1e-8, robust=GridRobust(smooth=RobustKernel("cauchy", 1.0)), config=MULTIGRID)
     assert torch.isfinite(res.mean).all() and res.converged
 
 
 def test_per_level_damping_schedule():
     z, a, wh, wv = random_problem(1, 30, 30, seed=10, ratio=10.0)
-    res = solve(z, a, (wh, wv), levels=None, tol=1e-11, damping=[0.5, 0.6, 0.7])
+    res = solve(z, a, (wh, wv), tol=1e-11, config=GridConfig(levels=None, damping=(0.5, 0.6, 0.7)))
     assert res.converged
     torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-9)
-    with pytest.raises(ValueError, match="per-level damping"):
-        solve(z, a, (wh, wv), damping=[0.5, 0.6])

@@ -6,7 +6,7 @@ import scipy.optimize as so
 import torch
 from grid_reference import random_problem
 
-from gbp_torch.grid import GridRobust, solve
+from gbp_torch.grid import MULTIGRID, GridConfig, GridRobust, solve
 from gbp_torch.robust import RobustKernel
 
 
@@ -45,7 +45,7 @@ def test_huber_irls_reaches_the_robust_minimum(d, levels):
     kd, ks = 1.0, 0.8
     rb = GridRobust(data=RobustKernel("huber", kd), smooth=RobustKernel("huber", ks), outer_iters=1500,
                     outer_tol=1e-13)
-    res = solve(z, a, (wh, wv), iters=3000, tol=1e-12, robust=rb, levels=levels)
+    res = solve(z, a, (wh, wv), iters=3000, tol=1e-12, robust=rb, config=GridConfig(levels=levels))
     l2 = solve(z, a, (wh, wv), iters=3000, tol=1e-12)
     for b in range(nb):
         ref, fmin = _minimize(z[b], a[b], wh[b], wv[b], kd, ks, d)
@@ -59,10 +59,10 @@ def test_tensor_thresholds_per_pixel_and_per_edge_pair():
     z, a, wh, wv = random_problem(1, 6, 7, seed=2)
     kd = torch.full((1, 6, 7), 0.7, dtype=torch.float64)
     ks = (torch.full_like(wh, 0.5), torch.full_like(wv, 0.5))
-    r1 = solve(z, a, (wh, wv), iters=2000, tol=1e-12, robust=dict(data=RobustKernel("huber", kd),
-                                                                   smooth=RobustKernel("huber", ks)))
-    r2 = solve(z, a, (wh, wv), iters=2000, tol=1e-12, robust=dict(data=RobustKernel("huber", 0.7),
-                                                                   smooth=RobustKernel("huber", 0.5)))
+    r1 = solve(z, a, (wh, wv), iters=2000, tol=1e-12, robust=GridRobust(data=RobustKernel("huber", kd),
+                                                                        smooth=RobustKernel("huber", ks)))
+    r2 = solve(z, a, (wh, wv), iters=2000, tol=1e-12, robust=GridRobust(data=RobustKernel("huber", 0.7),
+                                                                        smooth=RobustKernel("huber", 0.5)))
     torch.testing.assert_close(r1.mean, r2.mean, rtol=0, atol=1e-12)
     assert r1.outer_iters == 10
 
@@ -73,10 +73,10 @@ def test_tukey_data_term_rejects_salt_and_pepper():
     noisy = clean.clone()
     salt = torch.rand(clean.shape, generator=g, dtype=torch.float64) < 0.1
     noisy = torch.where(salt, torch.full_like(noisy, 5.0), noisy)
-    l2 = solve(noisy, 1.0, 2.0, levels=None, tol=1e-10)
-    rob = solve(noisy, 1.0, 2.0, levels=None, tol=1e-10,
-                robust=dict(data=RobustKernel("tukey", 0.5), outer_iters=15))
-    ideal = solve(clean, 1.0, 2.0, levels=None, tol=1e-10)  # same smoother, no outliers
+    l2 = solve(noisy, 1.0, 2.0, tol=1e-10, config=MULTIGRID)
+    rob = solve(noisy, 1.0, 2.0, tol=1e-10, robust=GridRobust(data=RobustKernel("tukey", 0.5), outer_iters=15),
+                config=MULTIGRID)
+    ideal = solve(clean, 1.0, 2.0, tol=1e-10, config=MULTIGRID)  # same smoother, no outliers
     assert (rob.mean - ideal.mean).abs().max() < 0.05 < 0.5 < (l2.mean - ideal.mean).abs().max()
 
 
@@ -84,14 +84,14 @@ def test_robust_gradients_flow_to_thresholds():
     z, a, wh, wv = random_problem(1, 4, 4, seed=4)
     k = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
     z = z + 3.0 * (torch.arange(16).reshape(1, 4, 4) == 5)
-    res = solve(z, a, (wh, wv), iters=30, robust=dict(data=RobustKernel("huber", k), outer_iters=3))
+    res = solve(z, a, (wh, wv), iters=30, robust=GridRobust(data=RobustKernel("huber", k), outer_iters=3))
     res.mean.sum().backward()
     assert torch.isfinite(k.grad) and k.grad.abs() > 0
 
 
 def test_bare_kernel_is_rejected_as_ambiguous():
     z, a, wh, wv = random_problem(1, 3, 3)
-    with pytest.raises(ValueError, match="ambiguous"):
+    with pytest.raises(ValueError, match="robust must be None or a GridRobust"):
         solve(z, a, (wh, wv), robust=RobustKernel("huber", 1.0))
-    with pytest.raises(ValueError, match="unknown keys"):
-        solve(z, a, (wh, wv), robust=dict(dat=RobustKernel("huber", 1.0)))
+    with pytest.raises(ValueError, match="GridRobust.data must be a RobustKernel"):
+        GridRobust(data="huber")

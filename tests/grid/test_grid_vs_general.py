@@ -3,7 +3,7 @@
 import torch
 
 from gbp_torch.factors.pixel_grid import pixel_grid_graph
-from gbp_torch.grid import solve
+from gbp_torch.grid import MULTIGRID, GridRobust, solve
 from gbp_torch.robust import RobustKernel
 
 DT = torch.float64
@@ -20,7 +20,7 @@ def _problem(seed=0, b=2, h=5, w=6):
 
 def test_means_and_gbp_variances_match_the_general_engine():
     z, a, wh, wv = _problem()
-    grid = solve(z, a, (wh, wv), iters=3000, levels=1, tol=1e-13)
+    grid = solve(z, a, (wh, wv), iters=3000, tol=1e-13)
     graph, pixels = pixel_grid_graph(z, a, wh, wv)
     general = graph.solve(iters=3000, tol=1e-13)
     assert grid.converged and general.converged
@@ -32,8 +32,8 @@ def test_means_and_gbp_variances_match_the_general_engine():
 def test_huber_smoothness_reaches_the_same_irls_fixed_point():
     z, a, wh, wv = _problem(seed=1, b=1)
     k = 0.5
-    grid = solve(z, a, (wh, wv), iters=60, levels=None, tol=1e-13,
-                 robust=dict(smooth=RobustKernel("huber", k), outer_iters=400, outer_tol=1e-14))
+    grid = solve(z, a, (wh, wv), iters=60, tol=1e-13, config=MULTIGRID,
+                 robust=GridRobust(smooth=RobustKernel("huber", k), outer_iters=400, outer_tol=1e-14))
     graph, pixels = pixel_grid_graph(z, a, wh, wv, robust_smooth=RobustKernel("huber", k))
     general = graph.solve(iters=5000, tol=1e-13, damping=0.3)
     assert general.converged

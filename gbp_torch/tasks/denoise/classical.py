@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from ...grid.solve import solve
+from ...grid import MULTIGRID, GridRobust, solve
 from ...robust import RobustKernel
 from .median import median_filter
 
@@ -78,8 +78,7 @@ class ClassicalDenoiser:
             sigma = SP_SIGMA / 255.0
             x0 = median_filter(noisy[:, None])[:, 0]
         a = 1.0 / sigma**2
-        robust = {"outer_iters": self.outer, "smooth": RobustKernel("cauchy", k_smooth)}
-        if k_data is not None:
-            robust["data"] = RobustKernel("tukey", k_data)
-        res = solve(noisy, a, lam * a, levels=None, iters=self.iters, tol=self.tol, robust=robust, x0=x0)
+        robust = GridRobust(data=None if k_data is None else RobustKernel("tukey", k_data),
+                            smooth=RobustKernel("cauchy", k_smooth), outer_iters=self.outer)
+        res = solve(noisy, a, lam * a, iters=self.iters, tol=self.tol, x0=x0, robust=robust, config=MULTIGRID)
         return res.mean, res.var

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ...grid import GridConfig
 from ...modules import MultigridGBP
 from ...nets import GridFactorNet
 from .features import denoiser_input
@@ -35,7 +36,7 @@ class GBPDenoiser(nn.Module):
     level uses :data:`BLIND_SCALE`. A model built with ``noise_level`` always uses that
     level (a nominal one for non-Gaussian noise such as salt-and-pepper). GBP's variances
     are multiplied by ``var_scale * (sigma / REFERENCE_SIGMA) ** var_slope`` (a
-    calibration fitted after training, see ``train/calibrate.py``).
+    calibration fitted after training, see ``train/denoise/calibrate.py``).
 
     Args:
         width, depth: CNN size.
@@ -62,7 +63,7 @@ class GBPDenoiser(nn.Module):
         self.var_slope, self.noise_level = float(var_slope), noise_level
         self.factors = GridFactorNet(in_channels=1 + int(sigma_input), width=width, depth=depth, refine=True,
                                      context_width=context_width, context_depth=context_depth)
-        self.gbp = MultigridGBP(iters=iters, levels=levels, backward=backward)
+        self.gbp = MultigridGBP(iters=iters, config=GridConfig(levels=levels), backward=backward)
 
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
         """noisy (B, 1, H, W) in [0, 1]; sigma (B,) noise std on that scale, or None (blind)."""

@@ -17,18 +17,28 @@ robust thresholds.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
+from ..adjoint import adjoint_solve
 from .checks import check_inputs
+from .config import GridConfig
 from .irls import GridRobust, reweight, robust_energy
 from .multigrid import build_hierarchy, fcg_solve
 from .system import GridSystem, energy
 
-#: Conjugate-gradient steps of the robust adjoint.
-MAX_ADJOINT_CG = 50
+
+@dataclass(frozen=True)
+class AdjointSettings:
+    """How the adjoint systems are solved: multigrid ``config`` (FCG), ``iters`` / ``tol`` per
+    solve, ``cg_iters`` conjugate-gradient steps on the exact Hessian (robust kernels)."""
+
+    config: GridConfig
+    iters: int
+    tol: float
+    cg_iters: int
 
 
 def _robust_tensors(rb: GridRobust | None) -> list[Tensor]:
@@ -42,11 +52,10 @@ def _robust_tensors(rb: GridRobust | None) -> list[Tensor]:
 
 
 def implicit_mean(x_star: Tensor, z: Tensor, data_precision, edge_weights, robust: GridRobust | None,
-                  mask, iters: int, tol: float) -> Tensor:
+                  mask, settings: AdjointSettings) -> Tensor:
     """``x_star`` (shape of z) made differentiable by the implicit function theorem.
 
-    The inputs are those of the forward solve (tensors among them may require grad);
-    ``iters`` / ``tol`` bound the adjoint FCG solves.
+    The inputs are those of the forward solve (tensors among them may require grad).
     """
     wh, wv = edge_weights if isinstance(edge_weights, (tuple, list)) else (edge_weights, edge_weights)
     named = [("z", z), ("a", data_precision), ("wh", wh), ("wv", wv), ("mask", mask)]
@@ -55,7 +64,7 @@ def implicit_mean(x_star: Tensor, z: Tensor, data_precision, edge_weights, robus
     if not slots or not torch.is_grad_enabled():
         return x_star
     spec = dict(z=z, a=data_precision, wh=wh, wv=wv, mask=mask, pair=isinstance(edge_weights, (tuple, list)),
-                robust=robust, iters=iters, tol=tol, names=[n for n, _ in slots])
+                robust=robust, settings=settings, names=[n for n, _ in slots])
     return _GridImplicit.apply(spec, x_star.detach(), *[t for _, t in slots])
 
 
@@ -69,7 +78,7 @@ def _energy_fn(spec: dict, inputs: dict[str, Tensor]):
     if thresholds:
         robust = _substitute_thresholds(robust, iter(thresholds))
     edges = (get("wh"), get("wv")) if spec["pair"] else get("wh")
-    sys, zz, _ = check_inputs(get("z"), get("a"), edges, get("mask"))
+    sys, zz, _ = check_inputs(get("z"), get("a"), edges, get("mask"), validate=False)
 
     def total(x: Tensor) -> Tensor:
         xx = x.reshape(zz.shape)
@@ -108,7 +117,7 @@ class _GridImplicit(torch.autograd.Function):
         with torch.enable_grad():
             inputs = {n: t.detach().requires_grad_() for n, t in zip(spec["names"], tensors)}
             total, sys, zz, robust = _energy_fn(spec, inputs)
-            v = _adjoint(total, sys, zz, robust, x_star, grad, spec["iters"], spec["tol"])
+            v = _adjoint(total, sys, zz, robust, x_star, grad, spec["settings"])
             x = x_star.detach().requires_grad_()
             (f,) = torch.autograd.grad(total(x), x, create_graph=True)
             surrogate = (f * v).sum()
@@ -117,67 +126,25 @@ class _GridImplicit(torch.autograd.Function):
 
 
 def _adjoint(total, sys: GridSystem, zz: Tensor, robust: GridRobust | None, x_star: Tensor, g: Tensor,
-             iters: int, tol: float) -> Tensor:
-    """Solve ``H v = g`` (v shaped like x_star)."""
+             settings: AdjointSettings) -> Tensor:
+    """Solve ``H v = g`` (v shaped like x_star): multigrid FCG with the (IRLS-weighted) system
+    matrix, inside CG on the exact Hessian when kernels are robust."""
     with torch.no_grad():
         base = sys if robust is None else reweight(sys, zz, x_star.reshape(zz.shape), robust)
         base = GridSystem(base.a.detach(), base.wh.detach(), base.wv.detach(), base.b.detach())
-        hier = build_hierarchy(base)
+        hier = build_hierarchy(base, settings.config)
 
-        def precondition(r: Tensor) -> Tensor:
-            rhs = GridSystem(base.a, base.wh, base.wv, r.reshape(zz.shape))
-            return fcg_solve(rhs, hier, torch.zeros_like(rhs.b), iters, tol)[0].reshape(x_star.shape)
+    def precondition(r: list[Tensor]) -> list[Tensor]:
+        rhs = GridSystem(base.a, base.wh, base.wv, r[0].reshape(zz.shape))
+        x = fcg_solve(rhs, hier, torch.zeros_like(rhs.b), settings.iters, settings.tol)[0]
+        return [x.reshape(x_star.shape)]
 
-        z = precondition(g)
-    g_norm = float(g.norm())
-    if robust is None or g_norm == 0.0:
-        return z
-
-    def hessian(p: Tensor) -> Tensor:
+    def hessian(p: list[Tensor]) -> list[Tensor]:
         with torch.enable_grad():
             x = x_star.detach().requires_grad_()
             (f,) = torch.autograd.grad(total(x), x, create_graph=True)
-            (hp,) = torch.autograd.grad((f * p).sum(), x)
-        return hp.detach()
+            (hp,) = torch.autograd.grad((f * p[0]).sum(), x)
+        return [hp.detach()]
 
-    v, r, p = torch.zeros_like(g), g.clone(), z
-    rz = (r * z).sum()
-    for _ in range(MAX_ADJOINT_CG):
-        hp = hessian(p)
-        alpha = rz / (p * hp).sum()
-        v, r = v + alpha * p, r - alpha * hp
-        if float(r.norm()) <= tol * max(g_norm, 1e-300):
-            break
-        with torch.no_grad():
-            z = precondition(r)
-        rz_new = (r * z).sum()
-        p, rz = z + (rz_new / rz) * p, rz_new
-    return v
-
-
-def solve_with_backward(z: Tensor, data_precision, edge_weights, backward: str = "unroll", truncate: int = 5,
-                        adjoint_iters: int = 100, adjoint_tol: float | None = None, **kwargs):
-    """The truncated / implicit modes of :func:`gbp_torch.grid.solve` (``backward=``; see there).
-
-    ``kwargs`` are the other arguments of :func:`gbp_torch.grid.solve`. Returns a
-    GridResult whose ``mean`` carries the gradients (``var`` is detached in implicit mode).
-    """
-    from ..backward import BackwardMode, as_backward_mode
-    from .solve import solve
-
-    mode = as_backward_mode(backward)
-    if mode is BackwardMode.UNROLL:
-        return solve(z, data_precision, edge_weights, **kwargs)
-    with torch.no_grad():
-        result = solve(z, data_precision, edge_weights, **kwargs)
-    if mode is BackwardMode.TRUNCATED:
-        if truncate < 1:
-            raise ValueError(f"truncate must be >= 1, got {truncate}")
-        tail = dict(kwargs, iters=truncate, tol=None, x0=result.mean)
-        return solve(z, data_precision, edge_weights, **tail)
-    from .irls import as_grid_robust
-
-    tol = adjoint_tol if adjoint_tol is not None else (kwargs.get("tol") or 1e-10)
-    result.mean = implicit_mean(result.mean, z, data_precision, edge_weights, as_grid_robust(kwargs.get("robust")),
-                                kwargs.get("mask"), adjoint_iters, tol)
-    return result
+    return adjoint_solve([g], precondition, settings.tol, settings.cg_iters,
+                         hessian=None if robust is None else hessian)[0]
