@@ -29,7 +29,7 @@ def run_one(size: int, batch: int, iters: int, mode: str, threads: int) -> dict:
     a = torch.full((batch, size, size), 1.0, requires_grad=True)
     wh = torch.full((batch, size, size - 1), 10.0, requires_grad=True)
     wv = torch.full((batch, size - 1, size), 10.0, requires_grad=True)
-    layer = GridGBP(iters=iters, levels=1, backward=mode)
+    layer = GridGBP(iters=iters, backward=mode)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     out = layer(z, a, (wh, wv))

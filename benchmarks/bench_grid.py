@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from gbp_torch.grid.checks import check_inputs
 from gbp_torch.grid.gbp import eta_step, gbp_iterate, lam_setup, zero_msgs
+from gbp_torch.grid.config import GridConfig, MultigridConfig
 from gbp_torch.grid.multigrid import build_hierarchy, fcg_solve, fmg, vcycle_solve
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "denoise" / "bsd68"
@@ -136,7 +137,8 @@ def torch_runner(kind: str, sys, smoother="gbp", cycle=(1, 1)):
             _, _, it, _ = gbp_iterate(sys, gains, iters, callback=callback, check_every=FLAT_EVERY)
             return float(it)
         gains = lam_setup(sys, 1e-2) if smoother == "gbp" else None  # Jacobi needs no lam set-up
-        hier = build_hierarchy(sys, smoother=smoother, cycle=cycle, fine_gains=gains, transfer="bilinear")
+        config = GridConfig(levels=None, multigrid=MultigridConfig(smoother=smoother, cycle=cycle))
+        hier = build_hierarchy(sys, config, fine_gains=gains)
         x = fmg(hier)
         if callback is not None and callback(0, x):
             return hier.work

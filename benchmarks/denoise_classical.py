@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gbp_torch.grid import solve
+from gbp_torch.grid import MULTIGRID, GridRobust, solve
 from gbp_torch.robust import RobustKernel
 from gbp_torch.tasks.denoise.classical import PARAMS as LIB_PARAMS
 from gbp_torch.tasks.denoise.classical import SP_SIGMA
@@ -73,13 +73,11 @@ def denoise(noisy: torch.Tensor, kind: str, level: int, lam: float, ks: float, k
     """The library's model with explicit parameters (used by --tune and the plain-L2 baseline)."""
     sigma = (level if kind == "gauss" else SP_SIGMA) / 255.0
     a = 1.0 / sigma ** 2
-    rb = dict(outer_iters=outer)
-    if robust_smooth:
-        rb["smooth"] = RobustKernel("cauchy", ks)
-    if kd is not None:
-        rb["data"] = RobustKernel("tukey", kd)
+    smooth = RobustKernel("cauchy", ks) if robust_smooth else None
+    data = RobustKernel("tukey", kd) if kd is not None else None
+    rb = GridRobust(data=data, smooth=smooth, outer_iters=outer) if data or smooth else None
     x0 = median_filter(noisy[:, None].float())[:, 0] if kind == "sp" else None
-    res = solve(noisy.float(), a, lam * a, levels=None, iters=30, tol=1e-4, robust=rb, x0=x0)
+    res = solve(noisy.float(), a, lam * a, iters=30, tol=1e-4, x0=x0, robust=rb, config=MULTIGRID)
     return res.mean.double()
 
 
