@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from gbp_torch.grid.checks import check_inputs
-from gbp_torch.grid.gbp import eta_step, gbp_iterate, lam_setup, zero_msgs
 from gbp_torch.grid.config import GridConfig, MultigridConfig
+from gbp_torch.grid.gbp import eta_step, gbp_iterate, lam_setup, zero_msgs
 from gbp_torch.grid.multigrid import build_hierarchy, fcg_solve, fmg, vcycle_solve
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "denoise" / "bsd68"
