@@ -63,21 +63,37 @@ def implicit_mean(x_star: Tensor, z: Tensor, data_precision, edge_weights, robus
     slots = [(n, t) for n, t in named if isinstance(t, Tensor) and t.requires_grad]
     if not slots or not torch.is_grad_enabled():
         return x_star
-    spec = dict(z=z, a=data_precision, wh=wh, wv=wv, mask=mask, pair=isinstance(edge_weights, (tuple, list)),
-                robust=robust, settings=settings, names=[n for n, _ in slots])
-    return _GridImplicit.apply(spec, x_star.detach(), *[t for _, t in slots])
+    problem = _Problem(z, data_precision, wh, wv, mask, isinstance(edge_weights, (tuple, list)), robust, settings,
+                       tuple(n for n, _ in slots))
+    return _GridImplicit.apply(problem, x_star.detach(), *[t for _, t in slots])
 
 
-def _energy_fn(spec: dict, inputs: dict[str, Tensor]):
+@dataclass(frozen=True)
+class _Problem:
+    """The forward solve's inputs; ``names`` lists those that receive gradients, in the order of
+    the tensors handed to the autograd function (z, a, wh, wv, mask, then thresholds k0, k1, ...)."""
+
+    z: Tensor
+    a: object
+    wh: object
+    wv: object
+    mask: object
+    pair: bool
+    robust: GridRobust | None
+    settings: AdjointSettings
+    names: tuple[str, ...]
+
+
+def _energy_fn(problem: _Problem, inputs: dict[str, Tensor]):
     """Total energy E(x) (scalar) built from the forward inputs, with ``inputs`` substituted."""
     def get(name: str):
-        return inputs.get(name, spec[name])
+        return inputs.get(name, getattr(problem, name))
 
-    robust = spec["robust"]
-    thresholds = [inputs[n] for n in spec["names"] if n.startswith("k")]
+    robust = problem.robust
+    thresholds = [inputs[n] for n in problem.names if n.startswith("k")]
     if thresholds:
         robust = _substitute_thresholds(robust, iter(thresholds))
-    edges = (get("wh"), get("wv")) if spec["pair"] else get("wh")
+    edges = (get("wh"), get("wv")) if problem.pair else get("wh")
     sys, zz, _ = check_inputs(get("z"), get("a"), edges, get("mask"), validate=False)
 
     def total(x: Tensor) -> Tensor:
@@ -105,19 +121,19 @@ def _substitute_thresholds(rb: GridRobust, ks) -> GridRobust:
 
 class _GridImplicit(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, spec, x_star, *tensors):
-        ctx.spec = spec
+    def forward(ctx, problem, x_star, *tensors):
+        ctx.problem = problem
         ctx.save_for_backward(x_star, *tensors)
         return x_star.clone()
 
     @staticmethod
     def backward(ctx, grad):
-        spec = ctx.spec
+        problem = ctx.problem
         x_star, *tensors = ctx.saved_tensors
         with torch.enable_grad():
-            inputs = {n: t.detach().requires_grad_() for n, t in zip(spec["names"], tensors)}
-            total, sys, zz, robust = _energy_fn(spec, inputs)
-            v = _adjoint(total, sys, zz, robust, x_star, grad, spec["settings"])
+            inputs = {n: t.detach().requires_grad_() for n, t in zip(problem.names, tensors)}
+            total, sys, zz, robust = _energy_fn(problem, inputs)
+            v = _adjoint(total, sys, zz, robust, x_star, grad, problem.settings)
             x = x_star.detach().requires_grad_()
             (f,) = torch.autograd.grad(total(x), x, create_graph=True)
             surrogate = (f * v).sum()
