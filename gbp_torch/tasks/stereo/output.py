@@ -1,0 +1,22 @@
+"""The result of a stereo model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class StereoOutput:
+    """Disparity of the left image: ``left(x, y)`` matches ``right(x - d, y)``, in pixels of the input.
+
+    Attributes:
+        disparity: (B, 1, H, W).
+        var: (B, 1, H, W) calibrated variance of the disparity (std = sqrt(var)), or None.
+        occluded: (B, 1, H, W) bool, pixels found occluded / mismatched (left-right check), or None.
+    """
+
+    disparity: Tensor
+    var: Tensor | None = None
+    occluded: Tensor | None = None
