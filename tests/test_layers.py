@@ -15,7 +15,7 @@ LAYERS = [
     ["linalg", "robust", "gaussian", "modes", "adjoint", "paths", "metrics", "io"],
     ["", "factors", "messages", "schedules", "factor_graph", "backward"],
     ["grid"],
-    ["modules", "nets"],
+    ["modules", "nets", "refine"],
     ["vision"],
     ["tasks"],
     ["pretrained", "demo", "cli"],
