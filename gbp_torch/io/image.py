@@ -1,0 +1,125 @@
+"""Image reading and writing (torchvision.io decoders; a small 16-bit PNG encoder of our own).
+
+Readers return float32 in [0, 1] scaled by the range of the file's sample type: 8-bit files by 255,
+16-bit PNGs by 65535. ``return_bits=True`` also gives the bit depth (8 or 16) so that a writer can
+keep it (``write_image(..., bits=16)``).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+def _read_bytes(path: str | os.PathLike) -> Tensor:
+    """The file's bytes as a uint8 tensor; a clear error if it is missing or empty."""
+    from torchvision.io import read_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"image file is empty: {path}")
+    return read_file(str(path))
+
+
+def _decode(path: str | os.PathLike, mode_name: str) -> Tensor:
+    """Decode with torchvision; a one-line ValueError for a file that is not a readable image."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    data = _read_bytes(path)
+    try:
+        return decode_image(data, mode=getattr(ImageReadMode, mode_name))
+    except (RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"not a readable image (PNG/JPEG/...) or truncated: {path} ({first})") from None
+
+
+def _to_float(img: Tensor) -> tuple[Tensor, int]:
+    """uint8 / uint16 samples -> float32 in [0, 1] and the bit depth."""
+    if img.dtype == torch.uint8:
+        return img.float() / 255.0, 8
+    if img.dtype == torch.uint16:
+        return img.to(torch.int32).float() / 65535.0, 16
+    raise ValueError(f"unsupported image sample type {img.dtype}")
+
+
+def read_gray(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor | tuple[Tensor, int]:
+    """An image file as a (H, W) float tensor in [0, 1] (colour is converted to gray; 16-bit PNGs
+    are scaled by 65535). With ``return_bits`` also the bit depth, 8 or 16."""
+    gray, bits = _to_float(_decode(path, "GRAY")[0])
+    return (gray, bits) if return_bits else gray
+
+
+def read_image(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor | tuple[Tensor, int]:
+    """An image file as a (C, H, W) float tensor in [0, 1]: C = 3 for a colour image, C = 1 for a
+    gray one (including colour files whose three channels are equal). Alpha is dropped and
+    palettes are expanded; 16-bit PNGs are scaled by 65535. With ``return_bits`` also the bit
+    depth, 8 or 16."""
+    rgb = _decode(path, "RGB")
+    if torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2]):
+        rgb = rgb[:1]
+    img, bits = _to_float(rgb)
+    return (img, bits) if return_bits else img
+
+
+def read_png_raw(path: str | os.PathLike) -> Tensor:
+    """A PNG's samples unchanged, (C, H, W) uint8 or uint16 (C = 1, 2, 3 or 4 as stored)."""
+    return _decode(path, "UNCHANGED")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def encode_png16(samples: Tensor) -> bytes:
+    """A 16-bit PNG (gray, C = 1, or RGB, C = 3) of integer samples (C, H, W) in [0, 65535].
+    (torchvision encodes 8-bit only.) Filter type 0 on every row, zlib level 6."""
+    if samples.dim() != 3 or samples.shape[0] not in (1, 3):
+        raise ValueError(f"16-bit PNG samples must be (C, H, W) with C = 1 or 3, got {tuple(samples.shape)}")
+    c, h, w = samples.shape
+    if h == 0 or w == 0:
+        raise ValueError(f"cannot write an empty image, shape {tuple(samples.shape)}")
+    s = samples.detach().cpu().to(torch.int64)
+    if s.min() < 0 or s.max() > 65535:
+        raise ValueError("16-bit PNG samples must be in [0, 65535]")
+    arr = s.permute(1, 2, 0).numpy().astype(">u2").reshape(h, w * c)  # big-endian, interleaved
+    import numpy as np
+
+    rows = np.zeros((h, 1 + 2 * w * c), dtype=np.uint8)  # a filter byte (0) then the row
+    rows[:, 1:] = arr.view(np.uint8).reshape(h, 2 * w * c)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 0 if c == 1 else 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + _png_chunk(b"IEND", b""))
+
+
+def write_png16(path: str | os.PathLike, samples: Tensor) -> None:
+    """Write integer samples (C, H, W) or (H, W) in [0, 65535] as a 16-bit PNG."""
+    if samples.dim() == 2:
+        samples = samples.unsqueeze(0)
+    Path(path).write_bytes(encode_png16(samples))
+
+
+def write_image(path: str | os.PathLike, image: Tensor, bits: int = 8) -> None:
+    """Write an image in [0, 1] (clipped; NaN becomes 0), (H, W) gray or (C, H, W) with C = 1 or 3,
+    as an 8-bit PNG (``bits=8``) or a 16-bit one (``bits=16``); creates parent folders."""
+    from torchvision.io import write_png
+
+    if image.dim() == 2:
+        image = image.unsqueeze(0)
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"image must be (H, W) or (C, H, W) with C = 1 or 3, got {tuple(image.shape)}")
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = image.detach().float().nan_to_num(0.0).clamp(0, 1).cpu()
+    if bits == 16:
+        write_png16(path, (x * 65535.0).round().to(torch.int32))
+        return
+    write_png((x * 255.0).round().to(torch.uint8), str(path))
