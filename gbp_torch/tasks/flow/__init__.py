@@ -1,0 +1,17 @@
+"""Optical flow: coarse-to-fine warping with D = 2 multigrid GBP, hand-set (and later learned) factors.
+
+A model maps ``(frame1 (B, C, H, W), frame2 (B, C, H, W))`` with images in [0, 1] to a
+:class:`~.output.FlowOutput` (flow, calibrated covariance, occlusions), with
+``frame1(x) ~ frame2(x + flow(x))``.
+
+- :mod:`.output`: :class:`FlowOutput`.
+- :mod:`.metrics`: EPE, angular error, Fl-all, coverage of the predicted std, GT masks.
+- :mod:`.synthetic`: layered synthetic pairs with exact flow and occlusions (tuning, calibration, training).
+"""
+
+from .metrics import angular_error, endpoint_error, epe, fl_all, known_flow_mask, mean_angular_error, std_coverage
+from .output import FlowOutput
+from .synthetic import FlowPair, SyntheticFlowConfig, synthetic_flow_pair
+
+__all__ = ["FlowOutput", "epe", "endpoint_error", "angular_error", "mean_angular_error", "fl_all",
+           "known_flow_mask", "std_coverage", "synthetic_flow_pair", "SyntheticFlowConfig", "FlowPair"]
