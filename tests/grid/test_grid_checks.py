@@ -118,3 +118,29 @@ def test_numbers_broadcast_for_precision_and_weights():
     r2 = solve(z, torch.full((2, 4, 5), 2.0, dtype=z.dtype),
                (torch.full((2, 4, 4), 3.0, dtype=z.dtype), torch.full((2, 3, 5), 3.0, dtype=z.dtype)), iters=50)
     torch.testing.assert_close(r1.mean, r2.mean)
+
+
+def _count_host_syncs(monkeypatch, fn) -> int:
+    """Calls that read a tensor's value on the host (float, int, bool, item, tolist) while fn runs."""
+    count = [0]
+    for name in ("__float__", "__int__", "__bool__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            count[0] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    fn()
+    monkeypatch.undo()
+    return count[0]
+
+
+@pytest.mark.parametrize("config", [GridConfig(), GridConfig(levels=None)], ids=["flat", "multigrid"])
+def test_no_host_sync_per_iteration_without_tol(monkeypatch, config):
+    z, a, wh, wv = random_problem(2, 12, 13, seed=3)
+    syncs = [_count_host_syncs(monkeypatch, lambda it=it: solve(z, a, (wh, wv), iters=it, config=config,
+                                                                 validate=False)) for it in (2, 12)]
+    assert syncs[0] == syncs[1], syncs  # set-up only (lam-message convergence), nothing per iteration
+    validated = _count_host_syncs(monkeypatch, lambda: solve(z, a, (wh, wv), iters=2, config=config))
+    assert validated == syncs[0] + 1  # value checks: one synchronisation
