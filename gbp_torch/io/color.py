@@ -22,7 +22,9 @@ _TURBO = torch.tensor([
 
 def turbo(t: Tensor) -> Tensor:
     """The turbo colour map of values in [0, 1] (clipped): (...,) -> (3, ...) float32 in [0, 1]."""
-    t = t.detach().to(torch.float64).clamp(0, 1)
+    # the fit is nearly black at 0 (true turbo starts dark blue, and black means unknown here):
+    # evaluate it on [0.02, 1], where it starts at about (0.21, 0.14, 0.34)
+    t = 0.02 + 0.98 * t.detach().to(torch.float64).clamp(0, 1)
     powers = torch.stack([t**k for k in range(6)])  # (6, ...)
     rgb = torch.einsum("ck,k...->c...", _TURBO, powers)
     return rgb.clamp(0, 1).to(torch.float32)
