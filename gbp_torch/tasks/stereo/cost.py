@@ -1,0 +1,208 @@
+"""A robust matching cost over the whole disparity range, computed in chunks of disparities.
+
+Cost of left pixel (y, x) at integer disparity d (``left(x)`` matches ``right(x - d)``)::
+
+    c(y, x, d) = hamming(census_L(y, x), census_R(y, x - d)) / n_bits
+                 + gradient_weight * min(|gx_L(y, x) - gx_R(y, x - d)|, gradient_trunc) / gradient_trunc
+
+then averaged over a (2 r + 1)^2 box (``aggregate_radius`` r). Census compares the gray image
+with the centre of a ``census`` x ``census`` window (bits packed 24 to an int32 word, Hamming distance by
+a SWAR popcount); gx is the central x-difference of the gray image. Pixels with
+``x - d < 0`` (no partner in the right image) get :data:`INVALID`.
+
+Memory: the chunk loop touches only ``chunk`` disparities at once (temporaries ~
+``B H W chunk`` x 16 bytes), and the stored volume is uint8 (quantised to 1/254 of the cost's
+range) or float16: a 3000 x 2000 pair with 257 disparities is 1.5 GB in uint8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
+INVALID = 255
+STORES = ("uint8", "float16")
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Settings of :func:`cost_volume`.
+
+    Attributes:
+        census: odd census window size (3, 5 or 7).
+        gradient_weight: weight of the truncated x-gradient difference (0: census only).
+        gradient_trunc: truncation of the gradient difference (0-1 intensity units per pixel).
+        aggregate_radius: box aggregation radius r (0: none).
+        chunk: disparities per chunk (memory ~ B H W chunk x 16 bytes).
+        store: ``"uint8"`` (value / max * 254, 255 = invalid) or ``"float16"`` (value / max, 1 = invalid).
+    """
+
+    census: int = 7
+    gradient_weight: float = 0.5
+    gradient_trunc: float = 0.08
+    aggregate_radius: int = 2
+    chunk: int = 16
+    store: str = "uint8"
+
+    def __post_init__(self) -> None:
+        if self.census not in (3, 5, 7):
+            raise ValueError(f"census must be 3, 5 or 7, got {self.census!r}")
+        if self.gradient_weight < 0 or not self.gradient_trunc > 0:
+            raise ValueError("gradient_weight must be >= 0 and gradient_trunc > 0, got "
+                             f"{self.gradient_weight!r}, {self.gradient_trunc!r}")
+        if not isinstance(self.aggregate_radius, int) or self.aggregate_radius < 0:
+            raise ValueError(f"aggregate_radius must be an int >= 0, got {self.aggregate_radius!r}")
+        if not isinstance(self.chunk, int) or self.chunk < 1:
+            raise ValueError(f"chunk must be an int >= 1, got {self.chunk!r}")
+        if self.store not in STORES:
+            raise ValueError(f"store must be one of {STORES}, got {self.store!r}")
+
+    @property
+    def max_cost(self) -> float:
+        """Largest raw (and aggregated) cost value."""
+        return 1.0 + self.gradient_weight
+
+
+@dataclass
+class CostVolume:
+    """A stored cost volume.
+
+    Attributes:
+        cost: (B, D + 1, H, W) uint8 or float16, disparities 0..D; see :meth:`as_float`.
+        max_cost: the cost value that the largest stored value stands for.
+    """
+
+    cost: Tensor
+    max_cost: float
+
+    @property
+    def invalid_value(self) -> float:
+        """The float value (after :meth:`as_float`) of invalid entries."""
+        return self.max_cost
+
+    def as_float(self, part: Tensor | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+        """``part`` (default: the whole volume) of the stored cost in cost units; invalid = ``max_cost``."""
+        part = self.cost if part is None else part
+        if part.dtype == torch.uint8:
+            return (part.to(dtype) * (self.max_cost / 254.0)).clamp_(max=self.max_cost)
+        return part.to(dtype) * self.max_cost
+
+
+def to_gray(image: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, 1, H, W), the channel mean."""
+    return image.mean(1, keepdim=True)
+
+
+def census_transform(gray: Tensor, window: int = 7) -> Tensor:
+    """Census codes of a (B, 1, H, W) gray image: (B, n_words, H, W) int32, 24 bits per word.
+
+    Bit k is 1 where the k-th window neighbour (row-major, centre skipped) is darker than the
+    centre; borders are replicated. ``n_bits = window^2 - 1``, ``n_words = ceil(n_bits / 24)``
+    (unused high bits are 0).
+    """
+    r = window // 2
+    b, _, h, w = gray.shape
+    pad = F.pad(gray, (r, r, r, r), mode="replicate")
+    patches = F.unfold(pad, window).view(b, window * window, h, w)
+    centre = window * window // 2
+    neigh = torch.cat([patches[:, :centre], patches[:, centre + 1:]], 1)
+    bits = (neigh < gray).to(torch.int32)
+    n_bits = bits.shape[1]
+    n_words = (n_bits + 23) // 24
+    bits = F.pad(bits, (0, 0, 0, 0, 0, 24 * n_words - n_bits)).view(b, n_words, 24, h, w)
+    weights = (2 ** torch.arange(24, device=gray.device, dtype=torch.int32)).view(1, 1, 24, 1, 1)
+    return (bits * weights).sum(2, dtype=torch.int32)
+
+
+def popcount(x: Tensor) -> Tensor:
+    """Set bits of each element of a non-negative int32 tensor (SWAR; modifies x in place)."""
+    x.sub_((x >> 1).bitwise_and_(0x55555555))
+    y = (x >> 2).bitwise_and_(0x33333333)
+    x.bitwise_and_(0x33333333).add_(y)
+    x.add_(x >> 4).bitwise_and_(0x0F0F0F0F)
+    x.add_(x >> 8).add_(x >> 16)
+    return x.bitwise_and_(0x3F)
+
+
+def shift_right_image(feat: Tensor, d0: int, d1: int) -> Tensor:
+    """``feat[..., x - d]`` for d in [d0, d1): (B, C, H, W) -> (B, C, d1 - d0, H, W); x - d < 0 reads column 0."""
+    w = feat.shape[-1]
+    d = torch.arange(d0, d1, device=feat.device).view(-1, 1)
+    idx = (torch.arange(w, device=feat.device).view(1, -1) - d).clamp_min(0)  # (k, W)
+    return feat[..., idx].permute(0, 1, 3, 2, 4)  # (B, C, H, k, W) -> (B, C, k, H, W)
+
+
+@dataclass
+class _Features:
+    census: Tensor  # (B, n_words, H, W) int32
+    gx: Tensor  # (B, 1, H, W)
+    n_bits: int
+
+
+def _features(image: Tensor, config: CostConfig) -> _Features:
+    gray = to_gray(image.float())
+    gx = torch.zeros_like(gray)
+    gx[..., 1:-1] = 0.5 * (gray[..., 2:] - gray[..., :-2])
+    return _Features(census_transform(gray, config.census), gx, config.census ** 2 - 1)
+
+
+def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostConfig) -> Tensor:
+    """Unaggregated cost for disparities [d0, d1): (B, d1 - d0, H, W) float32; invalid = max_cost."""
+    cr = shift_right_image(fr.census, d0, d1)  # (B, n_words, k, H, W)
+    x = popcount(fl.census.unsqueeze(2) ^ cr)  # (B, n_words, k, H, W)
+    ham = x[:, 0] if x.shape[1] == 1 else x.sum(1, dtype=torch.int32)
+    cost = ham.float().mul_(1.0 / fl.n_bits)
+    if config.gradient_weight > 0:
+        gr = shift_right_image(fr.gx, d0, d1)[:, 0]
+        diff = (fl.gx - gr).abs_().clamp_(max=config.gradient_trunc)
+        cost += diff * (config.gradient_weight / config.gradient_trunc)
+    w = cost.shape[-1]
+    d = torch.arange(d0, d1, device=cost.device).view(-1, 1, 1)
+    invalid = torch.arange(w, device=cost.device).view(1, 1, -1) < d  # (k, 1, W)
+    return cost.masked_fill_(invalid, config.max_cost)
+
+
+def aggregate(cost: Tensor, radius: int) -> Tensor:
+    """Box mean over (2 radius + 1)^2 pixels of every slice of (B, K, H, W); borders use the pixels inside."""
+    if radius == 0:
+        return cost
+    k = 2 * radius + 1
+    return F.avg_pool2d(cost, k, stride=1, padding=radius, count_include_pad=False)
+
+
+def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
+    """ValueError unless left, right are (B, C, H, W) of one shape and 0 < max_disp < W."""
+    if not isinstance(left, Tensor) or not isinstance(right, Tensor) or left.dim() != 4:
+        raise ValueError("left and right must be tensors of shape (B, C, H, W), got "
+                         f"{tuple(getattr(left, 'shape', ()))} and {tuple(getattr(right, 'shape', ()))}")
+    if left.shape != right.shape:
+        raise ValueError(f"left and right must have the same shape (B, C, H, W), got left {tuple(left.shape)} "
+                         f"and right {tuple(right.shape)}")
+    w = left.shape[-1]
+    if isinstance(max_disp, bool) or not isinstance(max_disp, int) or not 0 < max_disp < w:
+        raise ValueError(f"max_disp must be an int in [1, W - 1] = [1, {w - 1}], got {max_disp!r}")
+
+
+def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig | None = None) -> CostVolume:
+    """Cost of every disparity 0..max_disp: left, right (B, C, H, W) in [0, 1] -> :class:`CostVolume`
+    with ``cost`` (B, max_disp + 1, H, W) in ``config.store``'s dtype."""
+    config = config or CostConfig()
+    check_pair(left, right, max_disp)
+    fl, fr = _features(left, config), _features(right, config)
+    b, _, h, w = left.shape
+    dtype = torch.uint8 if config.store == "uint8" else torch.float16
+    out = torch.empty(b, max_disp + 1, h, w, dtype=dtype, device=left.device)
+    for d0 in range(0, max_disp + 1, config.chunk):  # chunk loop: bounded memory
+        d1 = min(d0 + config.chunk, max_disp + 1)
+        c = aggregate(raw_cost_chunk(fl, fr, d0, d1, config), config.aggregate_radius)
+        invalid = torch.arange(w, device=c.device).view(1, 1, -1) < torch.arange(d0, d1, device=c.device).view(-1, 1, 1)
+        if config.store == "uint8":
+            q = (c * (254.0 / config.max_cost)).round_().clamp_(0, 254).masked_fill_(invalid, INVALID)
+        else:
+            q = (c / config.max_cost).masked_fill_(invalid, 1.0)
+        out[:, d0:d1] = q.to(dtype)
+    return CostVolume(out, config.max_cost)

@@ -1,0 +1,105 @@
+"""Searches of a stored cost volume, in chunks of disparities: winner-take-all, the coupled search
+``argmin_d C(d) + theta (d - u)^2``, the right view's winner, and the local quadratic fit.
+
+Every function reads the volume (B, D + 1, H, W) (uint8 or float16, see
+:class:`~.cost.CostVolume`) ``chunk`` disparities at a time, so temporaries stay
+``B H W chunk`` floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .cost import CostVolume
+
+
+@dataclass
+class QuadraticFit:
+    """Parabola through the cost at (v - 1, v, v + 1) per pixel, all (B, H, W).
+
+    Attributes:
+        z: the parabola's minimum ``v + offset`` (offset clamped to [-0.5, 0.5]; ``v`` at the range ends).
+        curvature: second difference ``C(v-1) - 2 C(v) + C(v+1)`` (>= 0; the precision of the fit
+            is this, in cost units per px^2).
+        cost: C(v).
+    """
+
+    z: Tensor
+    curvature: Tensor
+    cost: Tensor
+
+
+def coupled_search(volume: CostVolume, u: Tensor | None = None, theta: Tensor | float = 0.0,
+                   chunk: int = 16, exclude: Tensor | None = None, radius: int = 1) -> tuple[Tensor, Tensor]:
+    """``v = argmin_d C(d) + theta (d - u)^2`` over all disparities: (index (B, H, W) long, value (B, H, W)).
+
+    ``u`` (B, H, W) float and ``theta`` (float or (B, H, W)) pull the search toward ``u`` (None or
+    theta = 0: winner-take-all). With ``exclude`` (B, H, W) long, disparities within ``radius``
+    of it are skipped (the second-best minimum).
+    """
+    cost = volume.cost
+    b, n, h, w = cost.shape
+    best = torch.full((b, h, w), float("inf"), device=cost.device)
+    arg = torch.zeros((b, h, w), dtype=torch.long, device=cost.device)
+    for d0 in range(0, n, chunk):  # chunk loop: bounded memory
+        d1 = min(d0 + chunk, n)
+        c = volume.as_float(cost[:, d0:d1])
+        d = torch.arange(d0, d1, device=cost.device, dtype=c.dtype).view(1, -1, 1, 1)
+        if u is not None and not (isinstance(theta, float) and theta == 0.0):
+            th = theta.unsqueeze(1) if isinstance(theta, Tensor) else theta
+            c = c + th * (d - u.unsqueeze(1)) ** 2
+        if exclude is not None:
+            c = c.masked_fill((d - exclude.unsqueeze(1)).abs() <= radius, float("inf"))
+        val, idx = c.min(1)
+        better = val < best
+        best = torch.where(better, val, best)
+        arg = torch.where(better, idx + d0, arg)
+    return arg, best
+
+
+def gather_cost(volume: CostVolume, index: Tensor) -> Tensor:
+    """C at integer disparities ``index`` (B, K, H, W) long (clamped to the range) -> (B, K, H, W) float."""
+    n = volume.cost.shape[1]
+    return volume.as_float(volume.cost.gather(1, index.clamp(0, n - 1)))
+
+
+def quadratic_fit(volume: CostVolume, v: Tensor) -> QuadraticFit:
+    """:class:`QuadraticFit` of the cost around integer disparities ``v`` (B, H, W) long."""
+    n = volume.cost.shape[1]
+    idx = torch.stack([v - 1, v, v + 1], 1)
+    c = gather_cost(volume, idx)
+    cm, c0, cp = c.unbind(1)
+    interior = (v > 0) & (v < n - 1)
+    curv = (cm - 2 * c0 + cp).clamp_min(0)
+    offset = torch.where(curv > 1e-6, 0.5 * (cm - cp) / curv.clamp_min(1e-6), torch.zeros_like(curv))
+    offset = torch.where(interior, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
+    curv = torch.where(interior, curv, (torch.where(v > 0, cm, cp) - c0).clamp_min(0))  # one-sided at the ends
+    return QuadraticFit(v.to(c0.dtype) + offset, curv, c0)
+
+
+def right_winner(volume: CostVolume, chunk: int = 16) -> Tensor:
+    """Winner-take-all disparity of the right view, (B, H, W) long.
+
+    The right pixel x_r at disparity d matches left pixel x_r + d: ``C_R(x_r, d) = C(x_r + d, d)``
+    (infinite where x_r + d >= W).
+    """
+    cost = volume.cost
+    b, n, h, w = cost.shape
+    best = torch.full((b, h, w), float("inf"), device=cost.device)
+    arg = torch.zeros((b, h, w), dtype=torch.long, device=cost.device)
+    xr = torch.arange(w, device=cost.device)
+    for d0 in range(0, n, chunk):  # chunk loop: bounded memory
+        d1 = min(d0 + chunk, n)
+        d = torch.arange(d0, d1, device=cost.device).view(-1, 1)
+        xl = xr.view(1, -1) + d  # (k, W)
+        idx = xl.clamp(max=w - 1).view(1, d1 - d0, 1, w).expand(b, -1, h, -1)
+        c = volume.as_float(cost[:, d0:d1].gather(3, idx))
+        c = c.masked_fill((xl >= w).view(1, d1 - d0, 1, w), float("inf"))
+        val, i = c.min(1)
+        better = val < best
+        best = torch.where(better, val, best)
+        arg = torch.where(better, i + d0, arg)
+    return arg
