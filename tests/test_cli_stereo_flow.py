@@ -331,3 +331,18 @@ def test_stereo_runs_the_handset_model_on_a_crop_of_the_shipped_sample(tmp_path,
     d = read_disparity(tmp_path / "d.pfm")
     assert d.shape == (96, 128) and float(d.nan_to_num(0).min()) >= -1 and float(d.nan_to_num(0).max()) <= 16
     assert (tmp_path / "c.png").is_file()
+
+
+def test_flow_runs_the_handset_model_on_a_crop_of_the_shipped_sample(tmp_path):
+    """End to end with the real resolver, when the hand-set flow model is installed."""
+    pytest.importorskip("gbp_torch.tasks.flow.handset")
+    from gbp_torch.io import flow_valid
+
+    for name in ("frame10", "frame11"):
+        img = read_image(samples_dir() / "flow" / f"rubberwhale_{name}.png")
+        write_image(tmp_path / f"{name}.png", img[:, 96:192, 0:128])
+    cli.flow_main([str(tmp_path / "frame10.png"), str(tmp_path / "frame11.png"), "-o", str(tmp_path / "f.flo"),
+                   "--model", "handset", "--png", str(tmp_path / "c.png"), "--uncertainty", str(tmp_path / "s.flo")])
+    flow, std = read_flow(tmp_path / "f.flo"), read_flow(tmp_path / "s.flo")
+    assert flow.shape == std.shape == (2, 96, 128) and flow_valid(flow).all() and (std >= 0).all()
+    assert float(flow.abs().max()) < 20 and (tmp_path / "c.png").is_file()
