@@ -100,9 +100,9 @@ class SyntheticFlowConfig:
     """
 
     layers: tuple[int, int] = (1, 3)
-    max_translation: float = 6.0
-    max_rotation: float = 8.0
-    max_scale: float = 0.08
+    max_translation: float = 5.0
+    max_rotation: float = 4.0
+    max_scale: float = 0.05
     max_shear: float = 0.04
     elastic: float = 0.8
     waves: int = 3

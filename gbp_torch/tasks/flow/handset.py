@@ -1,0 +1,180 @@
+"""Hand-set optical flow: coarse-to-fine warping, robust constancy + smoothness, multigrid D = 2 GBP.
+
+Per pyramid level (coarse to fine, ratio ~0.75) and per warp:
+
+1. linearise brightness + gradient constancy at the current flow (:func:`gbp_torch.vision.flow_data_term`,
+   bicubic warping): a 2x2 data precision ``a`` and target ``z`` per pixel;
+2. ask the factor source (:mod:`.factors`) for the data scale, robust thresholds and edge weights;
+3. IRLS: generalised-Charbonnier weights of the linearised data residual and of the flow differences
+   (:mod:`.penalty`, graduated from least squares over the first warps), then a warm-started multigrid
+   GBP solve (:func:`gbp_torch.grid.solve`, D = 2);
+4. a median filter of the flow (:mod:`.median`), the cheap form of the non-local term.
+
+The flow goes up the pyramid with :func:`gbp_torch.vision.upsample_flow`. The covariance is GBP's
+marginal 2x2 covariance of the last solve times ``var_scale``, a calibration factor fitted on synthetic
+pairs (:mod:`.calibrate`); pixels whose final constancy residual exceeds ``occlusion_ratio * k_data``
+(or whose match leaves frame 2) are reported occluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ...grid import GridConfig, MultigridConfig, solve
+from ...grid.forward import GridResult
+from ...vision import DataTerm, flow_data_term, gaussian_blur, gaussian_pyramid, upsample_flow
+from .factors import FactorSource, FlowFactors, HandsetFactors
+from .median import median_filter
+from .output import FlowOutput
+from .penalty import charbonnier_weight, gnc_weight
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class HandsetFlowConfig:
+    """Settings of the warping loop (the factors are the factor source's business).
+
+    Attributes:
+        ratio, min_size: image pyramid (size ratio between levels, smallest side of the coarsest).
+        warps: warps per level; fine_warps: warps at the finest level (None: ``warps``).
+        irls: reweighted solves per warp.
+        solve_iters: multigrid FCG steps per solve (warm-started).
+        gradient_weight: weight of gradient constancy relative to brightness constancy.
+        blend: share of frame 1's gradient in the linearisation (0.5 averages both frames).
+        mode: warp interpolation (``"bicubic"`` or ``"bilinear"``).
+        median: median filter size between warps (1: none).
+        texture: structure-texture split ``I - texture * blur(I, texture_sigma)`` (0: raw images).
+        alpha: exponent of the generalised Charbonnier penalties (data and smoothness).
+        gnc_warps: warps over which the penalties go from quadratic to robust (0: robust at once).
+        occlusion_ratio: residual / k_data above which a pixel is reported occluded.
+        smoother: the multigrid smoother, ``"gbp"`` or ``"jacobi"``.
+        median_every_warp: median-filter after every warp (else after the last warp of each level).
+        var_scale: calibration factor of GBP's covariance (fitted on synthetic pairs).
+    """
+
+    ratio: float = 0.75
+    min_size: int = 16
+    warps: int = 2
+    fine_warps: int | None = None
+    irls: int = 1
+    solve_iters: int = 3
+    gradient_weight: float = 1.0
+    blend: float = 0.5
+    mode: str = "bicubic"
+    median: int = 5
+    texture: float = 0.0
+    texture_sigma: float = 3.0
+    alpha: float = 0.45
+    gnc_warps: int = 3
+    occlusion_ratio: float = 8.0
+    smoother: str = "jacobi"
+    median_every_warp: bool = False
+    var_scale: float = 1.0
+
+
+
+
+class HandsetFlow(nn.Module):
+    """Optical flow with hand-set factors; a learned factor source plugs into the same loop.
+
+    Args:
+        config: the warping loop's settings.
+        factors: the factor source (default :class:`~.factors.HandsetFactors`).
+    """
+
+    def __init__(self, config: HandsetFlowConfig = HandsetFlowConfig(), factors: FactorSource | None = None):
+        super().__init__()
+        self.config = config
+        self.factors = factors if factors is not None else HandsetFactors()
+
+    def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
+        """Flow of ``frame1`` (B, C, H, W) in [0, 1] towards ``frame2`` (same shape) -> :class:`FlowOutput`
+        with flow (B, 2, H, W), cov (B, 2, 2, H, W) and occluded (B, 1, H, W)."""
+        _check_frames(frame1, frame2)
+        c = self.config
+        pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=c.min_size)
+        pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
+        flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
+        count = 0
+        for level in range(len(pyr1) - 1, -1, -1):
+            flow = upsample_flow(flow, tuple(pyr1[level].shape[-2:]))
+            warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
+            for w in range(warps):
+                robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
+                flow, result, data, factors = self._warp(pyr1[level], pyr2[level], flow, level, robustness)
+                if c.median > 1 and (c.median_every_warp or w == warps - 1):
+                    flow = median_filter(flow, c.median)
+                count += 1
+        return self._output(flow, result, data, factors)
+
+    def preprocess(self, frame: Tensor) -> Tensor:
+        """Luma (B, 1, H, W) of an RGB / gray frame, optionally its texture part."""
+        c = self.config
+        if frame.shape[1] == 3:
+            weights = frame.new_tensor(_LUMA).view(1, 3, 1, 1)
+            frame = (frame * weights).sum(1, keepdim=True)
+        elif frame.shape[1] != 1:
+            frame = frame.mean(1, keepdim=True)
+        if c.texture > 0:
+            frame = frame - c.texture * gaussian_blur(frame, c.texture_sigma)
+        return frame
+
+    def _warp(self, image1: Tensor, image2: Tensor, flow: Tensor, level: int,
+              robustness: float) -> tuple[Tensor, GridResult, DataTerm, FlowFactors]:
+        """One warp: linearise at ``flow`` (B, 2, h, w), IRLS solves."""
+        c = self.config
+        data = flow_data_term(image1, image2, flow, gradient_weight=c.gradient_weight, blend=c.blend, mode=c.mode)
+        factors = self.factors(image1, data, flow, level)
+        x = flow
+        solver = GridConfig(levels=None, multigrid=MultigridConfig(smoother=c.smoother))
+        for _ in range(c.irls):
+            a, wh, wv = self._weighted(data, factors, flow, x, robustness)
+            result = solve(data.z, a, (wh, wv), x0=x, iters=c.solve_iters, config=solver, validate=False)
+            x = result.mean
+        return x, result, data, factors
+
+    def _weighted(self, data: DataTerm, factors: FlowFactors, x0: Tensor, x: Tensor,
+                  robustness: float) -> tuple[Tensor, Tensor, Tensor]:
+        """IRLS-weighted data precision (B, 2, 2, h, w) and edge weights at estimate ``x``."""
+        alpha = self.config.alpha
+        r = linearised_residual(data, x0, x)
+        wd = gnc_weight(charbonnier_weight(r, factors.k_data, alpha), robustness) * factors.data_scale
+        kh, kv = factors.k_smooth if isinstance(factors.k_smooth, tuple) else (factors.k_smooth,) * 2
+        dh = (x[..., :, 1:] - x[..., :, :-1]).square().sum(1).sqrt()
+        dv = (x[..., 1:, :] - x[..., :-1, :]).square().sum(1).sqrt()
+        wh = factors.wh * gnc_weight(charbonnier_weight(dh, kh, alpha), robustness)
+        wv = factors.wv * gnc_weight(charbonnier_weight(dv, kv, alpha), robustness)
+        return data.a * wd[:, None, None], wh, wv
+
+    def _output(self, flow: Tensor, result: GridResult, data: DataTerm, factors: FlowFactors) -> FlowOutput:
+        c = self.config
+        occluded = ((data.residual > c.occlusion_ratio * torch.as_tensor(factors.k_data)) | ~data.valid)[:, None]
+        return FlowOutput(flow=flow, cov=result.var * c.var_scale, occluded=occluded)
+
+
+def linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
+    """``|It + J (x - x0)|`` over the constancy channels, (B, H, W), from the data term's a, eta, residual.
+
+    ``|It + J dx|^2 = dx^T a dx - 2 dx^T (eta - a x0) + |It|^2`` with dx = x - x0 (B, 2, H, W).
+    """
+    dx = x - x0
+    a_dx = torch.einsum("bdehw,behw->bdhw", data.a, dx)
+    ax0 = torch.einsum("bdehw,behw->bdhw", data.a, x0)
+    q = (dx * (a_dx - 2 * (data.eta - ax0))).sum(1) + data.residual.square()
+    return q.clamp_min(0).sqrt()
+
+
+def _check_frames(frame1: Tensor, frame2: Tensor) -> None:
+    for name, f in (("frame1", frame1), ("frame2", frame2)):
+        if not isinstance(f, Tensor) or f.dim() != 4 or not f.is_floating_point():
+            shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
+            raise ValueError(f"{name} must be a floating-point (B, C, H, W) tensor in [0, 1], got {shape}")
+    if frame1.shape != frame2.shape:
+        raise ValueError(f"frame2 must have frame1's shape (B, C, H, W) = {tuple(frame1.shape)}, "
+                         f"got {tuple(frame2.shape)}")
+    if min(frame1.shape[-2:]) < 8:
+        raise ValueError(f"frames must be at least 8 x 8 pixels, got {tuple(frame1.shape[-2:])}")

@@ -1,0 +1,142 @@
+"""Hand-set flow: known motions recovered on analytic textures, the warp check, the factor-source seam,
+the median filter against scipy, the linearised residual, shape errors."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gbp_torch.tasks.flow.factors import FlowFactors, HandsetFactors
+from gbp_torch.tasks.flow.handset import HandsetFlow, HandsetFlowConfig, linearised_residual
+from gbp_torch.tasks.flow.median import median_filter
+from gbp_torch.vision import flow_data_term, image_gradients, warp
+
+H, W = 72, 80
+
+
+def _texture(x, y):
+    """An analytic band-limited texture in [0, 1] (sums of sinusoids, wavelengths 7-23 px)."""
+    g = np.random.default_rng(5)
+    out = 0.5 * torch.ones_like(x)
+    for _ in range(10):
+        k = 2 * math.pi / g.uniform(7, 23)
+        th, ph = g.uniform(0, 2 * math.pi, 2)
+        out = out + 0.05 * torch.sin(k * (math.cos(th) * x + math.sin(th) * y) + ph)
+    return out
+
+
+def _pair(affine, translation):
+    """frame1 = T(x); the point x moves to A (x - c) + c + t, so frame2(y) = T(A^-1 (y - c - t) + c)."""
+    y, x = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32),
+                          indexing="ij")
+    c = torch.tensor([(W - 1) / 2, (H - 1) / 2])
+    a = torch.tensor(affine, dtype=torch.float32)
+    t = torch.tensor(translation, dtype=torch.float32)
+    p = torch.stack((x, y), -1) - c
+    flow = (p @ (a - torch.eye(2)).T + t).permute(2, 0, 1)
+    src = (p - t) @ torch.linalg.inv(a).T + c
+    frame1 = _texture(x, y)[None, None]
+    frame2 = _texture(src[..., 0], src[..., 1])[None, None]
+    return frame1, frame2, flow[None]
+
+
+def _interior_epe(est, gt, margin=8):
+    e = (est - gt).square().sum(1).sqrt()[0, margin:-margin, margin:-margin]
+    return float(e.mean()), float(e.max())
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return HandsetFlow()
+
+
+@pytest.mark.parametrize("name, affine, translation", [
+    ("translation", [[1, 0], [0, 1]], [3.3, -1.7]),
+    ("rotation", [[math.cos(0.05), -math.sin(0.05)], [math.sin(0.05), math.cos(0.05)]], [0.0, 0.0]),
+    ("affine", [[1.03, 0.02], [-0.01, 0.98]], [1.2, 2.1]),
+])
+def test_known_motion_recovered_subpixel(model, name, affine, translation):
+    frame1, frame2, gt = _pair(affine, translation)
+    with torch.no_grad():
+        out = model(frame1, frame2)
+    mean, worst = _interior_epe(out.flow, gt)
+    assert mean < 0.05, (name, mean)
+    assert worst < 0.25, (name, worst)
+    # warping frame 2 with the recovered flow reproduces frame 1 (as well as with the true flow)
+    back, inside = warp(frame2, out.flow, "bicubic")
+    ref, _ = warp(frame2, gt, "bicubic")
+    sl = (0, 0, slice(8, -8), slice(8, -8))
+    assert (back - frame1)[sl].abs().mean() < 2e-3
+    assert (back - frame1)[sl].abs().mean() < 4 * (ref - frame1)[sl].abs().mean() + 1e-3
+
+
+def test_output_shapes_covariance_and_occlusions(model):
+    frame1, frame2, gt = _pair([[1, 0], [0, 1]], [2.0, 1.0])
+    frame1, frame2 = frame1.expand(2, 3, -1, -1), frame2.expand(2, 3, -1, -1)  # colour, batch of 2
+    with torch.no_grad():
+        out = model(frame1, frame2)
+    assert out.flow.shape == (2, 2, H, W) and out.cov.shape == (2, 2, 2, H, W)
+    assert out.occluded.shape == (2, 1, H, W) and out.occluded.dtype == torch.bool
+    assert torch.allclose(out.cov, out.cov.transpose(1, 2))
+    assert (out.std > 0).all() and torch.isfinite(out.std).all()
+    # pixels whose match leaves frame 2 (right / bottom border strip) are reported
+    assert out.occluded[0, 0, :, -1].all() and not out.occluded[0, 0, 10:-10, 10:-10].any()
+    # the calibration factor multiplies the covariance
+    scaled = HandsetFlow(dataclasses.replace(model.config, var_scale=2 * model.config.var_scale))
+    with torch.no_grad():
+        assert torch.allclose(scaled(frame1, frame2).cov, 2 * out.cov, rtol=1e-4)
+
+
+def test_factor_source_seam():
+    calls = []
+
+    class Recording(HandsetFactors):
+        def forward(self, image1, data, flow, level):
+            calls.append((tuple(image1.shape), tuple(data.a.shape), tuple(flow.shape), level))
+            f = super().forward(image1, data, flow, level)
+            return FlowFactors(f.data_scale, f.k_data, 0 * f.wh + 1e-6, 0 * f.wv + 1e-6, f.k_smooth)
+
+    frame1, frame2, _ = _pair([[1, 0], [0, 1]], [1.0, 0.0])
+    HandsetFlow(HandsetFlowConfig(warps=1), Recording())(frame1, frame2)
+    levels = [c[3] for c in calls]
+    assert levels == sorted(levels, reverse=True) and levels[-1] == 0
+    for image_shape, a_shape, flow_shape, _ in calls:
+        b, _, h, w = image_shape
+        assert a_shape == (b, 2, 2, h, w) and flow_shape == (b, 2, h, w)
+
+
+def test_median_filter_matches_scipy():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = torch.randn(2, 2, 37, 23, dtype=torch.float64)
+    for size in (3, 5):
+        ref = ndimage.median_filter(x.numpy(), size=(1, 1, size, size), mode="nearest")
+        assert np.allclose(median_filter(x, size, rows_per_chunk=8).numpy(), ref)
+    with pytest.raises(ValueError, match="odd"):
+        median_filter(x, 4)
+
+
+def test_linearised_residual_is_the_first_order_residual():
+    g = torch.Generator().manual_seed(0)
+    i1, i2 = (torch.rand(1, 1, 20, 24, generator=g, dtype=torch.float64) for _ in range(2))
+    x0 = torch.randn(1, 2, 20, 24, generator=g, dtype=torch.float64)
+    d = flow_data_term(i1, i2, x0)
+    x = x0 + 0.3 * torch.randn(1, 2, 20, 24, generator=g, dtype=torch.float64)
+    assert torch.allclose(linearised_residual(d, x0, x0), d.residual)
+    # oracle: |I2(x0) - I1 + grad I2(x0) . (x - x0)| from warps of I2 and of its gradients
+    it = warp(i2, x0).image - i1
+    jac = warp(image_gradients(i2)[:, 0], x0).image  # (1, 2, H, W): dI2/dx, dI2/dy at x + x0
+    direct = (it + (jac * (x - x0)).sum(1, keepdim=True)).abs()[:, 0] * d.valid
+    assert torch.allclose(linearised_residual(d, x0, x), direct, atol=1e-10)
+
+
+def test_bad_inputs_raise(model):
+    f = torch.rand(1, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        model(f[0], f[0])
+    with pytest.raises(ValueError, match="frame1's shape"):
+        model(f, torch.rand(1, 1, 16, 17))
+    with pytest.raises(ValueError, match="at least 8"):
+        model(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4))
