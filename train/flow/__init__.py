@@ -1,0 +1,1 @@
+"""Optical-flow evaluation (``python -m train.eval --task flow``)."""
