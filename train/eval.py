@@ -22,7 +22,7 @@ from types import ModuleType
 from .config import DEFAULT_TASK, compose_config, config_task
 
 #: task -> its evaluation module, which provides ``run(argv: list[str])``
-TASKS: dict[str, str] = {"denoise": "train.denoise.evaluate"}
+TASKS: dict[str, str] = {"denoise": "train.denoise.evaluate", "flow": "train.flow.evaluate"}
 
 
 def evaluator(task: str) -> ModuleType:
