@@ -22,7 +22,8 @@ from types import ModuleType
 from .config import DEFAULT_TASK, compose_config, config_task
 
 #: task -> its evaluation module, which provides ``run(argv: list[str])``
-TASKS: dict[str, str] = {"denoise": "train.denoise.evaluate", "flow": "train.flow.evaluate"}
+TASKS: dict[str, str] = {"denoise": "train.denoise.evaluate", "stereo": "train.stereo.evaluate",
+                         "flow": "train.flow.evaluate"}
 
 
 def evaluator(task: str) -> ModuleType:

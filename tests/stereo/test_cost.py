@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from gbp_torch.tasks.stereo.cost import CostConfig, census_transform, cost_volume, popcount
+from gbp_torch.tasks.stereo.cost import CostConfig, CostVolume, census_transform, cost_volume, popcount
 from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_winner
-from gbp_torch.tasks.stereo.cost import CostVolume
 
 
 def _census_np(g, win):

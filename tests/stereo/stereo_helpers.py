@@ -19,7 +19,7 @@ def texture(h: int, w: int, seed: int = 0, blur: float = 1.0) -> torch.Tensor:
 def sample_x(tex: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """tex (1, 1, H, W) sampled at continuous columns x (H, W) on each row (bicubic, reflected)."""
     h, w = tex.shape[-2:]
-    y = torch.arange(h, dtype=torch.float64).view(-1, 1).expand(h, w)
+    y = torch.arange(x.shape[0], dtype=torch.float64).view(-1, 1).expand_as(x)
     grid = torch.stack([2 * x / (w - 1) - 1, 2 * y / (h - 1) - 1], -1)[None]
     return F.grid_sample(tex, grid, mode="bicubic", padding_mode="reflection", align_corners=True)
 

@@ -1,0 +1,102 @@
+"""The factor source of the stereo model: per-pixel data / smoothness parameters from image cues.
+
+This is the seam between the stereo model and what sets its factors. :class:`HandsetFactors`
+computes them with fixed formulas; a learned source (e.g. a
+:class:`~gbp_torch.nets.GridFactorNet` on the left image, the cost cues and the current
+disparity) returns the same :class:`StereoFactors` and plugs into
+:class:`~.handset.HandsetStereo` unchanged (``HandsetStereo(factors=MySource())``).
+
+Contract of a factor source: ``source(left (B, C, H, W), cues: StereoCues) -> StereoFactors``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class StereoCues:
+    """What the model knows about each pixel before the solve, all (B, H, W).
+
+    Attributes:
+        confidence: peak ratio of the cost, ``(C_2 - C_1) / C_2`` in [0, 1] (C_1 the best cost,
+            C_2 the best outside +-1 px of it): near 0 = ambiguous.
+        occluded: bool, failed the left-right check.
+        cost: the best (winner-take-all) cost, C_1.
+    """
+
+    confidence: Tensor
+    occluded: Tensor
+    cost: Tensor
+
+
+@dataclass
+class StereoFactors:
+    """Per-pixel factor parameters.
+
+    Attributes:
+        data_scale: (B, H, W) >= 0; data precision = data_scale * (cost curvature at the fit).
+        data_k_px: (B, H, W) > 0, Tukey threshold of the data term in pixels (the solver's threshold
+            in Mahalanobis units is ``sqrt(precision) * data_k_px``).
+        wh: (B, H, W-1), wv: (B, H-1, W) edge weights (cost units per px^2).
+        smooth_k_px: float or tensor broadcastable to the edges, Cauchy threshold in pixels.
+    """
+
+    data_scale: Tensor
+    data_k_px: Tensor
+    wh: Tensor
+    wv: Tensor
+    smooth_k_px: Tensor | float
+
+
+def edge_gradients(image: Tensor) -> tuple[Tensor, Tensor]:
+    """Max over channels of |I(y, x+1) - I(y, x)| (B, H, W-1) and |I(y+1, x) - I(y, x)| (B, H-1, W)."""
+    gh = (image[..., :, 1:] - image[..., :, :-1]).abs().amax(1)
+    gv = (image[..., 1:, :] - image[..., :-1, :]).abs().amax(1)
+    return gh, gv
+
+
+class HandsetFactors(nn.Module):
+    """Hand-set factor source.
+
+    - data_scale = ``data`` * confidence^``conf_power`` (occluded: times ``occluded_scale``);
+    - data_k_px = ``data_k_px`` everywhere;
+    - edge weight = ``smooth`` * (``floor`` + (1 - floor) exp(-|grad I| / ``edge_t``)) on each 4-neighbour edge;
+    - smooth_k_px = ``smooth_k_px``.
+    """
+
+    def __init__(self, data: float = 1.0, conf_power: float = 1.0, occluded_scale: float = 0.02,
+                 data_k_px: float = 3.0, smooth: float = 0.4, edge_t: float = 0.04, floor: float = 0.05,
+                 smooth_k_px: float = 1.0):
+        super().__init__()
+        self.data, self.conf_power, self.occluded_scale = data, conf_power, occluded_scale
+        self.data_k_px, self.smooth, self.edge_t, self.floor = data_k_px, smooth, edge_t, floor
+        self.smooth_k_px = smooth_k_px
+
+    def forward(self, left: Tensor, cues: StereoCues) -> StereoFactors:
+        """left (B, C, H, W) in [0, 1], cues of (B, H, W) -> :class:`StereoFactors`."""
+        conf = cues.confidence.clamp(0, 1) ** self.conf_power
+        scale = self.data * torch.where(cues.occluded, conf.new_tensor(self.occluded_scale), conf.new_tensor(1.0))
+        scale = scale * conf
+        gh, gv = edge_gradients(left)
+        f = self.floor
+
+        def weight(g: Tensor) -> Tensor:
+            return self.smooth * (f + (1 - f) * torch.exp(-g / self.edge_t))
+
+        k = torch.full_like(scale, self.data_k_px)
+        return StereoFactors(scale, k, weight(gh), weight(gv), self.smooth_k_px)
+
+    def extra_repr(self) -> str:
+        return (f"data={self.data}, conf_power={self.conf_power}, occluded_scale={self.occluded_scale}, "
+                f"data_k_px={self.data_k_px}, smooth={self.smooth}, edge_t={self.edge_t}, floor={self.floor}, "
+                f"smooth_k_px={self.smooth_k_px}")
+
+
+def mahalanobis_threshold(precision: Tensor, k_px: Tensor | float) -> Tensor:
+    """A threshold in pixels as the solver's Mahalanobis threshold ``sqrt(precision) k_px`` (floored > 0)."""
+    return (precision.clamp_min(0).sqrt() * k_px).clamp_min(math.sqrt(1e-8))

@@ -1,0 +1,127 @@
+"""Hand-set stereo: multigrid GBP on local quadratic fits of a census cost volume.
+
+    model = HandsetStereo()
+    out = model(left, right, max_disp=64)        # StereoOutput: disparity, var, occluded (B, 1, H, W)
+
+Steps (one cost volume, then ``outer`` relinearisations):
+
+1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8);
+2. cues: winner-take-all (WTA) v0, the peak-ratio confidence, the right view's WTA and the
+   left-right check (occlusions);
+3. the factor source (:class:`~.factors.HandsetFactors`, or a learned one) turns cues and the
+   left image into data scales, robust thresholds and edge weights;
+4. repeat: the coupled search ``v = argmin_d C(d) + theta_t (d - u)^2`` over the *whole* range
+   (so a pixel can jump to another minimum, unlike a fixed window; theta grows each round so
+   the search narrows around the smooth estimate u), a parabola fit at v (z, curvature), data
+   precision = data_scale * curvature, occluded pixels' targets filled from the background side
+   of their row; one robust multigrid GBP solve (Tukey data, Cauchy smoothness, warm start u);
+5. sub-pixel refinement by a few Gauss-Newton steps of brightness constancy on contrast-normalised
+   images (:mod:`.refine`), within 0.5 px of the census estimate;
+6. the disparity is the last mean; its variance GBP's marginal variance times ``var_scale``
+   (fitted on synthetic pairs, see train/stereo/calibrate.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ...grid import MULTIGRID, GridConfig, GridRobust, solve
+from ...robust import RobustKernel
+from .cost import CostConfig, CostVolume, check_pair, cost_volume
+from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
+from .occlusion import fill_background, left_right_check
+from .output import StereoOutput
+from .refine import RefineConfig, photometric_refine
+from .search import coupled_search, quadratic_fit, right_winner
+
+
+@dataclass(frozen=True)
+class SolveSchedule:
+    """The outer loop.
+
+    Attributes:
+        outer: relinearisations (coupled search + GBP solve).
+        theta: coupling weights theta_t of the searches (cost units per px^2), one per round
+            (the last is repeated).
+        iters: multigrid FCG steps per GBP solve.
+        curvature: (min, max) clamp of the fitted curvature before scaling.
+        lr_threshold: left-right check threshold in px.
+    """
+
+    outer: int = 4
+    theta: tuple[float, ...] = (0.002, 0.01, 0.05, 0.2)
+    iters: int = 6
+    curvature: tuple[float, float] = (0.01, 1.0)
+    lr_threshold: float = 1.0
+
+
+def cues_of(volume: CostVolume, lr_threshold: float, chunk: int) -> tuple[StereoCues, Tensor]:
+    """(:class:`StereoCues`, WTA disparity v0 (B, H, W) long) of a cost volume."""
+    v0, c1 = coupled_search(volume, chunk=chunk)
+    _, c2 = coupled_search(volume, exclude=v0, radius=1, chunk=chunk)
+    conf = ((c2 - c1) / c2.clamp_min(1e-6)).clamp(0, 1)
+    occ = left_right_check(v0.float(), right_winner(volume, chunk).float(), lr_threshold)
+    return StereoCues(conf, occ, c1), v0
+
+
+class HandsetStereo(nn.Module):
+    """Stereo by robust multigrid GBP on quadratic fits of a census cost; hand-set factors by default.
+
+    Args:
+        cost: :class:`~.cost.CostConfig` of the matching cost.
+        factors: the factor source, ``(left, StereoCues) -> StereoFactors`` (default :class:`HandsetFactors`).
+        schedule: :class:`SolveSchedule` of the outer loop.
+        grid: :class:`~gbp_torch.grid.GridConfig` of the solves (default multigrid FCG).
+        refine: :class:`~.refine.RefineConfig` of the sub-pixel refinement (``RefineConfig(steps=0)``: off).
+        var_scale: calibration factor of GBP's variances (default fitted on synthetic pairs by
+            ``python -m train.stereo.calibrate``, seed 200; refit when the defaults change).
+
+    Forward: ``left, right`` (B, C, H, W) in [0, 1], ``max_disp`` int in [1, W - 1] ->
+    :class:`~.output.StereoOutput` with disparity, var and occluded (B, 1, H, W).
+    """
+
+    def __init__(self, cost: CostConfig | None = None, factors: nn.Module | None = None,
+                 schedule: SolveSchedule | None = None, grid: GridConfig | None = None,
+                 refine: RefineConfig | None = None, var_scale: float = 5.55):
+        super().__init__()
+        self.cost = cost or CostConfig()
+        self.factors = factors if factors is not None else HandsetFactors()
+        self.schedule = schedule or SolveSchedule()
+        self.grid = grid or MULTIGRID
+        self.refine = refine or RefineConfig()
+        self.var_scale = var_scale
+
+    def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
+        check_pair(left, right, max_disp)
+        left, right = left.float(), right.float()
+        volume = cost_volume(left, right, max_disp, self.cost)
+        cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk)
+        factors = self.factors(left, cues)
+        u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
+        res = None
+        for t in range(self.schedule.outer):  # a few relinearisations
+            theta = self.schedule.theta[min(t, len(self.schedule.theta) - 1)]
+            u, res = self.relinearise(volume, u, theta, cues, factors)
+        u, res_refine = photometric_refine(left, right, u, cues.occluded, factors, self.refine, self.grid)
+        res = res_refine if res_refine is not None else res
+        var = None if res is None else (res.var.reshape(u.shape) * self.var_scale).unsqueeze(1)
+        return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1))
+
+    def relinearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
+                    factors: StereoFactors) -> tuple[Tensor, object]:
+        """One round: coupled search at u (B, H, W), parabola fit, robust GBP solve -> (new u, GridResult)."""
+        s = self.schedule
+        v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk)
+        fit = quadratic_fit(volume, v)
+        z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
+        a = factors.data_scale * fit.curvature.clamp(*s.curvature)
+        robust = GridRobust(data=RobustKernel("tukey", mahalanobis_threshold(a, factors.data_k_px)),
+                            smooth=RobustKernel("cauchy", (mahalanobis_threshold(factors.wh, factors.smooth_k_px),
+                                                           mahalanobis_threshold(factors.wv, factors.smooth_k_px))),
+                            outer_iters=1)
+        res = solve(z, a, (factors.wh, factors.wv), iters=s.iters, x0=u, robust=robust, config=self.grid,
+                    validate=False)
+        return res.mean.reshape(u.shape), res

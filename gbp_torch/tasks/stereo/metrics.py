@@ -1,0 +1,61 @@
+"""Stereo error measures on masked pixels (Middlebury conventions).
+
+All take ``disparity`` and ``gt`` of shape (B, 1, H, W) or (B, H, W) and a boolean ``mask`` of the
+same shape (pixels evaluated); pixels whose ground truth is unknown (``gt <= 0``) are always
+excluded. Each returns a (B,) tensor (NaN for an item with no evaluated pixel).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def _valid(disparity: Tensor, gt: Tensor, mask: Tensor | None) -> Tensor:
+    if disparity.shape != gt.shape or disparity.dim() not in (3, 4) or (disparity.dim() == 4
+                                                                       and disparity.shape[1] != 1):
+        raise ValueError(f"disparity and gt must both be (B, 1, H, W) or (B, H, W), got {tuple(disparity.shape)} "
+                         f"and {tuple(gt.shape)}")
+    if mask is not None and mask.shape != gt.shape:
+        raise ValueError(f"mask must have the shape of gt {tuple(gt.shape)}, got {tuple(mask.shape)}")
+    valid = gt > 0
+    return valid if mask is None else valid & mask.bool()
+
+
+def _mean(values: Tensor, valid: Tensor) -> Tensor:
+    v = valid.flatten(1).to(values.dtype)
+    return (values.flatten(1) * v).sum(1) / v.sum(1)
+
+
+def bad_pixels(disparity: Tensor, gt: Tensor, mask: Tensor | None = None, threshold: float = 1.0) -> Tensor:
+    """Percentage (0-100) of evaluated pixels with ``|disparity - gt| > threshold``, (B,)."""
+    valid = _valid(disparity, gt, mask)
+    return 100.0 * _mean(((disparity - gt).abs() > threshold).double(), valid)
+
+
+def mean_abs_error(disparity: Tensor, gt: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean |disparity - gt| in px over evaluated pixels, (B,)."""
+    valid = _valid(disparity, gt, mask)
+    return _mean((disparity - gt).abs().double(), valid)
+
+
+def coverage(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tensor | None = None, z: float = 1.96) -> Tensor:
+    """Fraction of evaluated pixels with ``|disparity - gt| < z sqrt(var)`` (0.95 = calibrated at z = 1.96), (B,)."""
+    valid = _valid(disparity, gt, mask)
+    if var.shape != gt.shape:
+        raise ValueError(f"var must have the shape of gt {tuple(gt.shape)}, got {tuple(var.shape)}")
+    inside = (disparity - gt).abs() < z * var.clamp_min(0).sqrt()
+    return _mean(inside.double(), valid)
+
+
+def stereo_metrics(disparity: Tensor, gt: Tensor, masks: dict[str, Tensor], var: Tensor | None = None) -> dict:
+    """Item 0's measures as floats: ``bad1_<m>`` and ``bad2_<m>`` for each mask name m, ``mae`` and
+    ``coverage`` (None without var) on the ``nonocc`` mask (or all known pixels without one)."""
+    out = {}
+    for name, m in masks.items():
+        out[f"bad1_{name}"] = float(bad_pixels(disparity, gt, m, 1.0)[0])
+        out[f"bad2_{name}"] = float(bad_pixels(disparity, gt, m, 2.0)[0])
+    base = masks.get("nonocc")
+    out["mae"] = float(mean_abs_error(disparity, gt, base)[0])
+    out["coverage"] = None if var is None else float(coverage(disparity, var, gt, base)[0])
+    return out
+

@@ -1,0 +1,168 @@
+"""Synthetic rectified stereo pairs with exact disparity and occlusion masks, from any texture.
+
+A scene is a slanted background plane plus ``layers`` fronto-parallel or slanted foreground
+layers (ellipses and rectangles in left-image coordinates), each a plane of disparity
+``d(x, y) = a + b x + c y`` carrying its own crop of the texture (rolled / flipped copies,
+random contrast). The left view shows at each pixel the layer of largest disparity (nearest)
+that covers it; the right view is rendered exactly too: right pixel ``x_r`` sees on layer k
+the left-coordinate point ``x_l = (x_r + a + c y) / (1 - b)`` (the solution of
+``x_l - d(x_l) = x_r``), again nearest wins. Both views sample the texture bicubically at
+their continuous surface coordinates, so disparities are sub-pixel exact. Then photometric
+changes on the right view (gain, bias) and Gaussian noise on both.
+
+``nonocc`` marks left pixels whose surface point is visible in the right view (not hidden by a
+nearer layer there and not outside it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Ranges of the random scene (uniform draws).
+
+    Attributes:
+        layers: (min, max) number of foreground layers.
+        slant: max |b|, |c| of the foreground planes (background: twice this, capped by the range).
+        contrast: (min, max) texture contrast factor per layer (low values: weak texture).
+        gain: (min, max) multiplicative change of the right view.
+        bias: max |additive change| of the right view.
+        noise: (min, max) std of the Gaussian noise on both views (0-1 intensities).
+    """
+
+    layers: tuple[int, int] = (1, 4)
+    slant: float = 0.15
+    contrast: tuple[float, float] = (0.3, 1.0)
+    gain: tuple[float, float] = (0.85, 1.15)
+    bias: float = 0.05
+    noise: tuple[float, float] = (0.0, 0.02)
+
+
+def _u(g: torch.Generator, lo: float, hi: float, n: int = 1) -> Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
+
+
+def _plane(g: torch.Generator, h: int, w: int, lo: float, hi: float, slant: float) -> Tensor:
+    """(a, b, c) of a plane whose values over the image stay in [lo, hi] with |b|, |c| <= slant."""
+    b, c = _u(g, -slant, slant, 2).tolist()
+    span = abs(b) * (w - 1) + abs(c) * (h - 1)
+    if span > hi - lo:  # too steep for the range: flatten
+        s = (hi - lo) / span
+        b, c, span = b * s, c * s, hi - lo
+    base = float(_u(g, lo, hi - span))  # minimum of the plane over the image
+    a = base - min(0.0, b * (w - 1)) - min(0.0, c * (h - 1))
+    return torch.tensor([a, b, c], dtype=torch.float64)
+
+
+def _shapes(g: torch.Generator, n: int, h: int, w: int) -> Tensor:
+    """n shapes as rows (kind (0 ellipse / 1 rectangle), cx, cy, rx, ry)."""
+    kind = (torch.rand(n, generator=g) < 0.5).double()
+    cx, cy = _u(g, 0.1, 0.9, n) * w, _u(g, 0.1, 0.9, n) * h
+    rx, ry = _u(g, 0.08, 0.3, n) * w, _u(g, 0.08, 0.3, n) * h
+    return torch.stack([kind, cx, cy, rx, ry], 1)
+
+
+def _inside(shape: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """Whether points (x, y) (any broadcast shape) lie in a shape row of :func:`_shapes`."""
+    kind, cx, cy, rx, ry = shape.tolist()
+    u, v = (x - cx) / rx, (y - cy) / ry
+    return (u.abs() <= 1) & (v.abs() <= 1) if kind else (u * u + v * v <= 1)
+
+
+def _sample(texture: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """Bicubic texture (C, H, W) values at continuous pixel coordinates x, y (H, W) -> (C, H, W)."""
+    h, w = texture.shape[-2:]
+    grid = torch.stack([2 * x / (w - 1) - 1, 2 * y / (h - 1) - 1], -1)[None].float()
+    out = F.grid_sample(texture[None].float(), grid, mode="bicubic", padding_mode="reflection", align_corners=True)
+    return out[0]
+
+
+def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple[float, float]) -> list[Tensor]:
+    """n variants of the texture: rolled, maybe flipped, contrast-scaled about its mean."""
+    out = []
+    h, w = texture.shape[-2:]
+    for _ in range(n):  # a handful of layers
+        t = torch.roll(texture, (int(torch.randint(h, (1,), generator=g)), int(torch.randint(w, (1,), generator=g))),
+                       (-2, -1))
+        if torch.rand(1, generator=g) < 0.5:
+            t = t.flip(-1)
+        k = float(_u(g, *contrast))
+        m = t.mean()
+        out.append(((t - m) * k + m).clamp(0, 1))
+    return out
+
+
+def _render(planes: Tensor, shapes: list[Tensor | None], textures: list[Tensor], h: int, w: int,
+            right: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Image (C, H, W), disparity (H, W) and the left x coordinate (H, W) of the nearest layer per pixel."""
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
+                            indexing="ij")
+    best_d = torch.full((h, w), -1e9, dtype=torch.float64)
+    best_x = xx.clone()
+    image = torch.zeros(textures[0].shape[0], h, w)
+    for k in range(planes.shape[0]):  # a handful of layers, each vectorised over pixels
+        a, b, c = planes[k].tolist()
+        xl = (xx + a + c * yy) / (1 - b) if right else xx
+        d = a + b * xl + c * yy
+        cover = torch.ones_like(d, dtype=torch.bool) if shapes[k] is None else _inside(shapes[k], xl, yy)
+        win = cover & (d > best_d)
+        best_d = torch.where(win, d, best_d)
+        best_x = torch.where(win, xl, best_x)
+        image = torch.where(win[None], _sample(textures[k], xl, yy), image)
+    return image, best_d, best_x
+
+
+def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
+                   config: SyntheticConfig | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A random scene rendered as a rectified pair.
+
+    Args:
+        texture: (H, W) or (C, H, W) in [0, 1]; the views have its size.
+        generator: a seeded ``torch.Generator`` (CPU): the same seed gives the same pair.
+        max_disp: disparities lie in [0, max_disp] (int, 1 <= max_disp < W).
+        config: :class:`SyntheticConfig` ranges.
+
+    Returns:
+        ``(left (C, H, W), right (C, H, W), disp_left (1, H, W) float32 px, nonocc (1, H, W) bool)``,
+        images in [0, 1]; ``left(x, y)`` matches ``right(x - disp_left, y)``.
+    """
+    config = config or SyntheticConfig()
+    if not isinstance(texture, Tensor) or texture.dim() not in (2, 3):
+        raise ValueError(f"texture must be a (H, W) or (C, H, W) tensor, got {tuple(getattr(texture, 'shape', ()))}")
+    tex = texture[None] if texture.dim() == 2 else texture
+    h, w = tex.shape[-2:]
+    if isinstance(max_disp, bool) or not isinstance(max_disp, int) or not 0 < max_disp < w:
+        raise ValueError(f"max_disp must be an int in [1, W - 1] = [1, {w - 1}], got {max_disp!r}")
+    g = generator
+    n = int(torch.randint(config.layers[0], config.layers[1] + 1, (1,), generator=g))
+    bg_hi = float(_u(g, 0.1, 0.6)) * max_disp
+    planes = [_plane(g, h, w, 0.0, bg_hi, min(2 * config.slant, 0.5 * bg_hi / w + 1e-9))]
+    for _ in range(n):  # foreground planes in front of the background's range
+        lo = float(_u(g, bg_hi, max_disp))
+        planes.append(_plane(g, h, w, lo, float(_u(g, lo, max_disp)), config.slant))
+    planes = torch.stack(planes)
+    shapes = [None] + list(_shapes(g, n, h, w))
+    textures = _layer_textures(tex, g, n + 1, config.contrast)
+    left, d_left, _ = _render(planes, shapes, textures, h, w, right=False)
+    right, d_right, xl_right = _render(planes, shapes, textures, h, w, right=True)
+    # nonocc: the right pixel at x - d shows the same surface point (nearest-pixel lookup of its x_l)
+    xx = torch.arange(w, dtype=torch.float64).expand(h, w)
+    xr = xx - d_left
+    inside = xr >= 0
+    xr_i = xr.round().clamp(0, w - 1).long()
+    seen = xl_right.gather(1, xr_i)
+    nonocc = inside & ((seen - xx).abs() < 1.0)
+    gain = float(_u(g, *config.gain))
+    bias = float(_u(g, -config.bias, config.bias))
+    sl, sr = (float(s) for s in _u(g, *config.noise, 2))
+    noise_l = torch.randn(left.shape, generator=g) * sl
+    noise_r = torch.randn(right.shape, generator=g) * sr
+    left = (left + noise_l).clamp(0, 1)
+    right = (right * gain + bias + noise_r).clamp(0, 1)
+    return left, right, d_left[None].float(), nonocc[None]

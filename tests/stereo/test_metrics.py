@@ -1,0 +1,82 @@
+"""Stereo metrics against numpy hand computations; the synthetic generator; the Middlebury reader."""
+
+import numpy as np
+import pytest
+import torch
+
+from gbp_torch.tasks.stereo.metrics import bad_pixels, coverage, mean_abs_error, stereo_metrics
+from gbp_torch.tasks.stereo.synthetic import synthetic_pair
+from gbp_torch.vision import warp_disparity
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(0)
+    gt = 1 + 10 * torch.rand(2, 1, 7, 9, generator=g)
+    gt[0, 0, 0, :3] = 0  # unknown
+    disp = gt + 3 * torch.randn(2, 1, 7, 9, generator=g)
+    var = 4 * torch.rand(2, 1, 7, 9, generator=g)
+    mask = torch.rand(2, 1, 7, 9, generator=g) > 0.3
+    return disp, gt, var, mask
+
+
+def test_metrics_match_numpy(data):
+    disp, gt, var, mask = (t.numpy() for t in data)
+    for b in range(2):
+        m = mask[b] & (gt[b] > 0)
+        err = np.abs(disp[b] - gt[b])[m]
+        for t in (1.0, 2.0):
+            assert float(bad_pixels(*data[:2], data[3], t)[b]) == pytest.approx(100 * np.mean(err > t))
+        assert float(mean_abs_error(data[0], data[1], data[3])[b]) == pytest.approx(err.mean(), rel=1e-6)
+        cov = np.mean(err < 1.96 * np.sqrt(var[b][m]))
+        assert float(coverage(data[0], data[2], data[1], data[3])[b]) == pytest.approx(cov)
+
+
+def test_unknown_gt_excluded_without_mask(data):
+    disp, gt, _, _ = data
+    known = gt[0] > 0
+    ref = 100 * ((disp[0] - gt[0]).abs() > 1)[known].float().mean()
+    assert float(bad_pixels(disp, gt)[0]) == pytest.approx(float(ref))
+
+
+def test_stereo_metrics_keys(data):
+    disp, gt, var, mask = data
+    out = stereo_metrics(disp[:1], gt[:1], {"nonocc": mask[:1], "all": mask[:1] | True}, var[:1])
+    assert set(out) == {"bad1_nonocc", "bad2_nonocc", "bad1_all", "bad2_all", "mae", "coverage"}
+
+
+def test_metrics_bad_shapes():
+    with pytest.raises(ValueError, match="shape|B, 1, H, W"):
+        bad_pixels(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 5))
+    with pytest.raises(ValueError, match="mask"):
+        bad_pixels(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), torch.ones(1, 4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="B, 1, H, W"):
+        mean_abs_error(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4))
+
+
+def test_synthetic_pair_is_consistent_and_seeded():
+    tex = torch.rand(64, 96, generator=torch.Generator().manual_seed(0))
+    tex = torch.nn.functional.avg_pool2d(tex[None, None], 3, 1, 1)[0, 0]
+    a = synthetic_pair(tex, torch.Generator().manual_seed(5), 20)
+    b = synthetic_pair(tex, torch.Generator().manual_seed(5), 20)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    left, right, disp, nonocc = a
+    assert left.shape == right.shape == (1, 64, 96) and disp.shape == nonocc.shape == (1, 64, 96)
+    assert float(disp.min()) >= 0 and float(disp.max()) <= 20
+    # warping the right view by the true disparity reproduces the left view on non-occluded pixels
+    # (up to the photometric change and noise), much better than on occluded ones
+    warped = warp_disparity(right[None], disp[None], mode="bicubic").image[0]
+    gain_bias = np.polyfit(warped[nonocc].numpy(), left[nonocc].numpy(), 1)
+    fitted = gain_bias[0] * warped + gain_bias[1]
+    err = (fitted - left).abs()
+    assert float(err[nonocc].mean()) < 0.03
+    if (~nonocc).sum() > 20:
+        assert float(err[~nonocc].mean()) > 2 * float(err[nonocc].mean())
+
+
+def test_synthetic_bad_input():
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="texture"):
+        synthetic_pair(torch.rand(2, 3, 8, 8), g, 4)
+    with pytest.raises(ValueError, match="max_disp"):
+        synthetic_pair(torch.rand(8, 8), g, 8)

@@ -1,0 +1,90 @@
+"""The hand-set model on rendered pairs: constant and slanted planes, an occluding square; bad shapes."""
+
+import pytest
+import torch
+from stereo_helpers import planar_pair, sample_x, texture
+
+from gbp_torch.tasks.stereo import HandsetStereo, StereoOutput
+from gbp_torch.tasks.stereo.occlusion import fill_background, left_right_check
+
+
+@pytest.fixture(scope="module")
+def model():
+    return HandsetStereo()
+
+
+@pytest.mark.parametrize("plane", [(6.0, 0.0, 0.0), (6.3, 0.0, 0.0), (4.0, 0.05, 0.03)])
+def test_plane_recovered_subpixel(model, plane):
+    left, right, gt = planar_pair(40, 72, *plane)
+    out = model(left, right, 14)
+    assert isinstance(out, StereoOutput)
+    assert out.disparity.shape == out.var.shape == out.occluded.shape == (1, 1, 40, 72)
+    inner = torch.zeros_like(gt, dtype=torch.bool)
+    inner[..., 4:-4, 16:-4] = True  # x - d >= 0 everywhere there; away from the borders
+    err = (out.disparity - gt).abs()[inner]
+    assert float(err.mean()) < 0.06
+    assert float(err.max()) < 0.5
+    assert bool((out.var > 0).all())
+
+
+def _square_scene(h=48, w=80, d_bg=3.0, d_fg=11.0, x0=30, x1=54, y0=12, y1=36):
+    """Background at d_bg, a fronto-parallel square [x0, x1) x [y0, y1) (left coordinates) at d_fg in front.
+    Right view: the square covers right columns [x0 - d_fg, x1 - d_fg); elsewhere the background."""
+    bg, fg = texture(h, w + 40, 1), texture(h, w + 40, 2)
+    xr = torch.arange(w, dtype=torch.float64).view(1, -1).expand(h, w)
+    ys = torch.arange(h).view(-1, 1)
+    in_sq_right = (xr + d_fg >= x0) & (xr + d_fg < x1) & (ys >= y0) & (ys < y1)
+    right = torch.where(in_sq_right, sample_x(fg, xr + d_fg), sample_x(bg, xr + d_bg))
+    in_sq_left = (xr >= x0) & (xr < x1) & (ys >= y0) & (ys < y1)
+    left = torch.where(in_sq_left, sample_x(fg, xr), sample_x(bg, xr))
+    gt = torch.where(in_sq_left, torch.tensor(d_fg, dtype=torch.float64), torch.tensor(d_bg, dtype=torch.float64))
+    # occluded: background left pixels whose right partner x - d_bg lies under the square
+    occ = ~in_sq_left & (xr - d_bg + d_fg >= x0) & (xr - d_bg + d_fg < x1) & (ys >= y0) & (ys < y1)
+    return left.float(), right.float(), gt[None, None].float(), occ[None, None]
+
+
+def test_occluded_strip_found_and_filled_from_background(model):
+    left, right, gt, occ = _square_scene()
+    out = model(left, right, 16)
+    rows = slice(16, 32)  # away from the square's top and bottom edges
+    found = out.occluded[..., rows, :]
+    true = occ[..., rows, :]
+    strip_hit = (found & true).sum() / true.sum()
+    assert float(strip_hit) > 0.6  # most of the 8 px strip (x in [27, 35)) is flagged
+    inner = found[..., :, 20:].clone()  # outside the left border band x < max_disp
+    inner &= ~true[..., :, 20:]
+    # few false alarms away from the strip (its 1-px neighbours may be flagged)
+    assert float(inner.float().mean()) < 0.05
+    # the strip is filled from the background side: disparity near d_bg, not d_fg
+    strip_d = out.disparity[..., rows, :][true]
+    assert float((strip_d - 3.0).abs().median()) < 1.0
+    bad = ((out.disparity - gt).abs() > 1)[..., rows, 20:]
+    assert float(bad[~true[..., :, 20:]].float().mean()) < 0.05
+
+
+def test_left_right_check_oracle():
+    dl = torch.tensor([[[0., 1., 2., 2., 2.]]])
+    dr = torch.tensor([[[0., 2., 2., 2., 0.]]])
+    # x=0: x-d=0, dr=0 ok; x=1: xr=0, dr=0 vs 1 -> ok at threshold 1; x=2: xr=0 -> |2-0| > 1 occluded
+    occ = left_right_check(dl, dr, 1.0)
+    assert occ.tolist() == [[[False, False, True, False, False]]]
+    occ = left_right_check(torch.tensor([[[3., 0., 0.]]]), torch.zeros(1, 1, 3))
+    assert occ[0, 0, 0]  # x - d < 0
+
+
+def test_fill_background_oracle():
+    d = torch.tensor([[[5., 9., 9., 2., 7.], [1., 1., 1., 1., 1.]]])
+    valid = torch.tensor([[[True, False, False, True, False], [False, False, False, False, False]]])
+    out = fill_background(d, valid)
+    assert out.tolist() == [[[5., 2., 2., 2., 2.], [1., 1., 1., 1., 1.]]]
+
+
+@pytest.mark.parametrize("args,match", [
+    ((torch.rand(1, 1, 8, 20), torch.rand(1, 1, 8, 21), 4), "same shape"),
+    ((torch.rand(1, 8, 20), torch.rand(1, 8, 20), 4), r"\(B, C, H, W\)"),
+    ((torch.rand(1, 1, 8, 20), torch.rand(1, 1, 8, 20), 20), "max_disp"),
+    ((torch.rand(1, 1, 8, 20), torch.rand(1, 1, 8, 20), 0), "max_disp"),
+])
+def test_model_bad_input(model, args, match):
+    with pytest.raises(ValueError, match=match):
+        model(*args)

@@ -1,0 +1,71 @@
+"""Synthetic stereo pairs for tuning and calibrating the hand-set model (never Middlebury).
+
+    python -m train.stereo.synth_bench [--n 8] [--seed 100]
+
+A fixed list of pairs: Train400 textures (upscaled 1.5x: smoother, weaker texture like real photos)
+rendered by :func:`gbp_torch.tasks.stereo.synthetic.synthetic_pair` with max disparity 40.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from gbp_torch.io import read_gray
+from gbp_torch.paths import dataset_dir
+from gbp_torch.tasks.stereo.metrics import bad_pixels, coverage, mean_abs_error
+from gbp_torch.tasks.stereo.synthetic import SyntheticConfig, synthetic_pair
+
+#: milder than the generator's defaults: low noise and contrast >= 0.5, like well-lit photographs
+TUNING = SyntheticConfig(contrast=(0.5, 1.0), noise=(0.0, 0.01))
+
+
+def synthetic_set(n: int = 8, seed: int = 100, max_disp: int = 40, upscale: float = 1.5, root=None,
+                  config: SyntheticConfig = TUNING) -> list[tuple]:
+    """n pairs ``(left (1, C, H, W), right, gt (1, 1, H, W), nonocc (1, 1, H, W), max_disp)``, fixed by seed."""
+    folder = dataset_dir("denoise/train400", root)
+    files = sorted(folder.glob("*.png"))
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        tex = read_gray(files[int(torch.randint(len(files), (1,), generator=g))])
+        if upscale != 1.0:
+            tex = F.interpolate(tex[None, None], scale_factor=upscale, mode="bicubic", align_corners=False)[0, 0]
+            tex = tex.clamp(0, 1)
+        left, right, gt, nonocc = synthetic_pair(tex, g, max_disp, config)
+        out.append((left[None], right[None], gt[None], nonocc[None], max_disp))
+    return out
+
+
+def evaluate_on(model, pairs) -> dict:
+    """Mean bad>1 / bad>2 (nonocc), MAE, coverage and seconds of ``model`` over ``pairs``."""
+    acc = {"bad1": [], "bad2": [], "mae": [], "coverage": [], "seconds": []}
+    for left, right, gt, nonocc, max_disp in pairs:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model(left, right, max_disp)
+        acc["seconds"].append(time.perf_counter() - t0)
+        acc["bad1"].append(float(bad_pixels(out.disparity, gt, nonocc, 1.0)[0]))
+        acc["bad2"].append(float(bad_pixels(out.disparity, gt, nonocc, 2.0)[0]))
+        acc["mae"].append(float(mean_abs_error(out.disparity, gt, nonocc)[0]))
+        if out.var is not None:
+            acc["coverage"].append(float(coverage(out.disparity, out.var, gt, nonocc)[0]))
+    return {k: sum(v) / len(v) for k, v in acc.items() if v}
+
+
+def main(argv=None) -> None:
+    from gbp_torch.tasks.stereo.handset import HandsetStereo
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=100)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    print(evaluate_on(HandsetStereo(), synthetic_set(args.n, args.seed)))
+
+
+if __name__ == "__main__":
+    main()
