@@ -53,7 +53,8 @@ class HandsetFlowConfig:
         occlusion_ratio: residual / k_data above which a pixel is reported occluded.
         smoother: the multigrid smoother, ``"gbp"`` or ``"jacobi"``.
         median_every_warp: median-filter after every warp (else after the last warp of each level).
-        var_scale: calibration factor of GBP's covariance (fitted on synthetic pairs).
+        var_scale: calibration factor of GBP's covariance (fitted on synthetic pairs by
+            ``benchmarks/flow_calibrate.py``: 145 for these defaults, held-out synthetic coverage 0.947).
     """
 
     ratio: float = 0.75
@@ -62,7 +63,7 @@ class HandsetFlowConfig:
     fine_warps: int | None = None
     irls: int = 1
     solve_iters: int = 3
-    gradient_weight: float = 1.0
+    gradient_weight: float = 100.0
     blend: float = 0.5
     mode: str = "bicubic"
     median: int = 5
@@ -73,7 +74,7 @@ class HandsetFlowConfig:
     occlusion_ratio: float = 8.0
     smoother: str = "jacobi"
     median_every_warp: bool = False
-    var_scale: float = 1.0
+    var_scale: float = 145.0
 
 
 
