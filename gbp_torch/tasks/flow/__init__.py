@@ -4,14 +4,23 @@ A model maps ``(frame1 (B, C, H, W), frame2 (B, C, H, W))`` with images in [0, 1
 :class:`~.output.FlowOutput` (flow, calibrated covariance, occlusions), with
 ``frame1(x) ~ frame2(x + flow(x))``.
 
+- :mod:`.handset`: :class:`HandsetFlow` (coarse-to-fine warping, robust IRLS, multigrid D = 2 GBP).
+- :mod:`.factors`: the factor source seam (:class:`FlowFactors`, :class:`HandsetFactors`); a learned
+  source returns the same :class:`FlowFactors`.
+- :mod:`.penalty`, :mod:`.median`: generalised Charbonnier IRLS weights, the median filter.
+- :mod:`.calibrate`: the covariance calibration factor, fitted on synthetic pairs.
+- :mod:`.datasets`: Middlebury / Sintel / KITTI readers under the data root.
 - :mod:`.output`: :class:`FlowOutput`.
 - :mod:`.metrics`: EPE, angular error, Fl-all, coverage of the predicted std, GT masks.
 - :mod:`.synthetic`: layered synthetic pairs with exact flow and occlusions (tuning, calibration, training).
 """
 
+from .factors import FactorSource, FlowFactors, HandsetFactorConfig, HandsetFactors
+from .handset import HandsetFlow, HandsetFlowConfig
 from .metrics import angular_error, endpoint_error, epe, fl_all, known_flow_mask, mean_angular_error, std_coverage
 from .output import FlowOutput
 from .synthetic import FlowPair, SyntheticFlowConfig, synthetic_flow_pair
 
-__all__ = ["FlowOutput", "epe", "endpoint_error", "angular_error", "mean_angular_error", "fl_all",
+__all__ = ["HandsetFlow", "HandsetFlowConfig", "HandsetFactors", "HandsetFactorConfig", "FlowFactors",
+           "FactorSource", "FlowOutput", "epe", "endpoint_error", "angular_error", "mean_angular_error", "fl_all",
            "known_flow_mask", "std_coverage", "synthetic_flow_pair", "SyntheticFlowConfig", "FlowPair"]
