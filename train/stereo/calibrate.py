@@ -34,8 +34,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--seed", type=int, default=200, help="a different seed from the tuning pairs (100)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: no OpenMP spinning on a shared machine)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     scale = fit_var_scale(HandsetStereo(var_scale=1.0), synthetic_set(args.n, args.seed))
     print(f"var_scale = {scale:.4f}")
 

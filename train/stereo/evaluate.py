@@ -2,7 +2,7 @@
 
     python -m train.eval --task stereo
     python -m train.eval --task stereo --scenes tsukuba venus --png results/stereo
-    python -m train.eval --task stereo --no-sgbm --threads 2
+    python -m train.eval --task stereo --no-sgbm --threads 2     # on an otherwise idle machine
 
 Prints per scene and method: bad > 1 px on nonocc / all / disc, bad > 2 px nonocc (percent), mean
 absolute error (px, nonocc), uncertainty coverage (fraction of nonocc pixels with
@@ -32,7 +32,7 @@ from gbp_torch.tasks.stereo.output import StereoOutput
 Method = Callable[[torch.Tensor, torch.Tensor, int], StereoOutput]
 
 
-def sgbm_method(threads: int = 2) -> Method | None:
+def sgbm_method(threads: int = 1) -> Method | None:
     """OpenCV SGBM with typical settings (block 5, P1 = 8*3*25, P2 = 32*3*25, 3-way); None without cv2.
     Holes (invalid disparities) come back as 0."""
     try:
@@ -110,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--root", default=None, help="data root (default: $GBP_DATA_ROOT, else ../shared/data)")
     ap.add_argument("--png", default=None, metavar="OUTDIR", help="write disparity / error PNGs here")
     ap.add_argument("--no-sgbm", action="store_true", help="skip the OpenCV SGBM column")
-    ap.add_argument("--threads", type=int, default=2, help="torch / OpenCV threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch / OpenCV threads (1 by default: on a shared 2-core machine OpenMP spinning makes 2 "
+                         "threads several times slower for the multigrid's small tensors)")
     return ap
 
 

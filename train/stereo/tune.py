@@ -21,12 +21,12 @@ from .synth_bench import evaluate_on, synthetic_set
 
 GRID = {
     "factors.smooth": [0.03, 0.06, 0.1, 0.2, 0.4],
-    "factors.edge_t": [0.02, 0.04, 0.08],
-    "factors.data_k_px": [1.5, 3.0, 6.0],
-    "factors.smooth_k_px": [0.5, 1.0, 2.0],
+    "factors.edge_t": [0.01, 0.02, 0.04],
+    "factors.data_k_px": [0.75, 1.5, 3.0],
+    "factors.smooth_k_px": [0.25, 0.5, 1.0],
     "factors.conf_power": [0.5, 1.0, 2.0],
     "factors.floor": [0.02, 0.05, 0.15],
-    "cost.aggregate_radius": [1, 2, 3],
+    "cost.aggregate_radius": [2, 3, 4],
     "cost.census": [5, 7],
     "cost.gradient_weight": [0.0, 0.5, 1.0],
     "schedule.theta": [(0.0005, 0.005, 0.05, 0.2), (0.002, 0.01, 0.05, 0.2), (0.01, 0.03, 0.1, 0.3)],
@@ -61,8 +61,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--keys", nargs="*", default=None, help="settings to sweep (default: all)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: no OpenMP spinning on a shared machine)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     pairs = synthetic_set(args.n, args.seed)
     best = defaults()
     score = evaluate_on(build(best), pairs)

@@ -42,9 +42,9 @@ class CostConfig:
     """
 
     census: int = 7
-    gradient_weight: float = 0.5
+    gradient_weight: float = 0.0
     gradient_trunc: float = 0.08
-    aggregate_radius: int = 2
+    aggregate_radius: int = 4
     chunk: int = 16
     store: str = "uint8"
 

@@ -85,7 +85,7 @@ class HandsetStereo(nn.Module):
 
     def __init__(self, cost: CostConfig | None = None, factors: nn.Module | None = None,
                  schedule: SolveSchedule | None = None, grid: GridConfig | None = None,
-                 refine: RefineConfig | None = None, var_scale: float = 5.55):
+                 refine: RefineConfig | None = None, var_scale: float = 1.33):
         super().__init__()
         self.cost = cost or CostConfig()
         self.factors = factors if factors is not None else HandsetFactors()
