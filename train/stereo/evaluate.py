@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from gbp_torch.io import write_image
-from gbp_torch.tasks.stereo.colormap import colorize, error_image
+from gbp_torch.io import colorize, write_image
+from gbp_torch.tasks.stereo.colormap import error_image
 from gbp_torch.tasks.stereo.handset import HandsetStereo
 from gbp_torch.tasks.stereo.metrics import stereo_metrics
 from gbp_torch.tasks.stereo.middlebury import SCENES, load_scene
