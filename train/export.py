@@ -49,15 +49,22 @@ def _run_config(ckpt: Path) -> dict:
 def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
            directory: Path = CHECKPOINT_DIR, calibrate: int = 0) -> dict:
     """Write ``<name>.pt`` and its manifest entry; return the entry. ``calibrate`` > 0 fits the
-    variance scale on that many Train400 images first."""
+    variance scale on that many Train400 images first (stereo: on that many synthetic pairs,
+    :func:`train.stereo.calibrate.calibrate_network`). The entry records the checkpoint's task."""
     raw = torch.load(ckpt, map_location="cpu", weights_only=False)
     net_cfg = dict(raw["hyper_parameters"]["net"])
     target = net_cfg.pop("_target_")
     prefix = "net."
     state = {k[len(prefix):]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
     datamodule = raw.get("datamodule_hyper_parameters") or _run_config(Path(ckpt)).get("data")
+    task = raw.get("task") or "denoise"
     calibration = None
-    if calibrate:
+    if calibrate and task == "stereo":
+        from .stereo.calibrate import calibrate_network as calibrate_stereo
+
+        calibration = calibrate_stereo(target, net_cfg, state, calibrate)
+        net_cfg.update(var_scale=calibration["var_scale"])
+    elif calibrate:
         net_cfg.update(var_scale=1.0, var_slope=0.0)
         from .denoise.calibrate import calibrate_network  # only denoisers predict variances to calibrate
 
@@ -69,13 +76,14 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
     for key, cb in raw.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
             best = float(cb["best_model_score"])
+    best_key = "best_val_psnr_set12" if task == "denoise" else f"best_val_{task}"
     entry = {
-        "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "class": target,
+        "task": task, "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "class": target,
         "kwargs": net_cfg, "parameters": sum(v.numel() for v in state.values()),
         "training": {"command": command, "source_checkpoint": str(ckpt), "global_step": raw.get("global_step"),
                      "epoch": raw.get("epoch"), "data": json.loads(json.dumps(datamodule, default=str)),
                      "patches_seen": (raw.get("global_step") or 0) * int((datamodule or {}).get("batch_size", 0))},
-        "metrics": {"best_val_psnr_set12": best, **(metrics or {})},
+        "metrics": {best_key: best, **(metrics or {})},
     }
     if calibration is not None:
         entry["calibration"] = calibration
@@ -115,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--command", required=True, help="the training command that produced the checkpoint")
     ap.add_argument("--metrics", type=Path, help="JSON file of evaluation metrics to record")
     ap.add_argument("--calibrate", type=int, default=0, metavar="N",
-                    help="fit the variance scale on the first N Train400 images (train.denoise.calibrate)")
+                    help="fit the variance scale on the first N Train400 images (train.denoise.calibrate) or, "
+                    "for a stereo checkpoint, on N synthetic pairs (train.stereo.calibrate)")
     args = ap.parse_args(argv)
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
     entry = export(args.ckpt, args.name, args.command, metrics, calibrate=args.calibrate)

@@ -6,18 +6,20 @@ A model maps ``(left (B, C, H, W), right (B, C, H, W), max_disp)`` with images i
 - :mod:`.cost`: chunked census(+gradient) cost volume; :mod:`.search`: searches and quadratic fits;
 - :mod:`.factors`: the factor source seam (:class:`HandsetFactors`; a learned source returns the
   same :class:`StereoFactors`); :mod:`.occlusion`: left-right check and background filling;
-- :mod:`.handset`: :class:`HandsetStereo`; :mod:`.refine`: sub-pixel photometric refinement;
+- :mod:`.handset`: :class:`HandsetStereo`; :mod:`.learned`: :class:`LearnedStereo` (a CNN's corrections of
+  the hand-set factors, :class:`LearnedFactors`, trained end to end through the implicit backward); :mod:`.refine`: sub-pixel photometric refinement;
 - :mod:`.metrics`, :mod:`.middlebury`, :mod:`.synthetic` (training / tuning pairs), :mod:`.colormap`.
 """
 
 from .cost import CostConfig, CostVolume, cost_volume
 from .factors import HandsetFactors, StereoCues, StereoFactors
 from .handset import HandsetStereo, SolveSchedule
+from .learned import LearnedFactors, LearnedStereo
 from .metrics import bad_pixels, coverage, mean_abs_error, stereo_metrics
 from .output import StereoOutput
 from .refine import RefineConfig
 from .synthetic import SyntheticConfig, synthetic_pair
 
-__all__ = ["StereoOutput", "HandsetStereo", "SolveSchedule", "RefineConfig", "CostConfig", "CostVolume", "cost_volume",
+__all__ = ["StereoOutput", "HandsetStereo", "LearnedStereo", "LearnedFactors", "SolveSchedule", "RefineConfig", "CostConfig", "CostVolume", "cost_volume",
            "HandsetFactors", "StereoCues", "StereoFactors", "bad_pixels", "coverage", "mean_abs_error",
            "stereo_metrics", "SyntheticConfig", "synthetic_pair"]

@@ -27,11 +27,14 @@ class StereoCues:
             C_2 the best outside +-1 px of it): near 0 = ambiguous.
         occluded: bool, failed the left-right check.
         cost: the best (winner-take-all) cost, C_1.
+        extra: optional further per-pixel statistics (B, K, H, W) for a learned source (None for the
+            hand-set model; :class:`~.learned.LearnedStereo` fills it, see :func:`~.learned.cost_statistics`).
     """
 
     confidence: Tensor
     occluded: Tensor
     cost: Tensor
+    extra: Tensor | None = None
 
 
 @dataclass
@@ -43,7 +46,8 @@ class StereoFactors:
         data_k_px: (B, H, W) > 0, Tukey threshold of the data term in pixels (the solver's threshold
             in Mahalanobis units is ``sqrt(precision) * data_k_px``).
         wh: (B, H, W-1), wv: (B, H-1, W) edge weights (cost units per px^2).
-        smooth_k_px: float or tensor broadcastable to the edges, Cauchy threshold in pixels.
+        smooth_k_px: Cauchy threshold in pixels: a float, a tensor broadcastable to both edge fields, or a
+            pair ``(k_h (B, H, W-1), k_v (B, H-1, W))`` of per-edge thresholds.
     """
 
     data_scale: Tensor
@@ -97,6 +101,16 @@ class HandsetFactors(nn.Module):
                 f"smooth_k_px={self.smooth_k_px}")
 
 
-def mahalanobis_threshold(precision: Tensor, k_px: Tensor | float) -> Tensor:
-    """A threshold in pixels as the solver's Mahalanobis threshold ``sqrt(precision) k_px`` (floored > 0)."""
+def mahalanobis_threshold(precision: Tensor, k_px: Tensor | float | tuple) -> Tensor:
+    """A threshold in pixels as the solver's Mahalanobis threshold ``sqrt(precision) k_px`` (floored > 0).
+
+    ``k_px`` may be a pair ``(k_h, k_v)`` of per-edge thresholds: the one of ``precision``'s shape is used
+    (wh (B, H, W-1) and wv (B, H-1, W) never have the same shape).
+    """
+    if isinstance(k_px, (tuple, list)):
+        match = [k for k in k_px if tuple(k.shape) == tuple(precision.shape)]
+        if len(match) != 1:
+            raise ValueError(f"no per-edge threshold of shape {tuple(precision.shape)} among "
+                             f"{[tuple(k.shape) for k in k_px]}")
+        k_px = match[0]
     return (precision.clamp_min(0).sqrt() * k_px).clamp_min(math.sqrt(1e-8))

@@ -111,8 +111,11 @@ class HandsetStereo(nn.Module):
         return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1))
 
     def relinearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
-                    factors: StereoFactors) -> tuple[Tensor, object]:
-        """One round: coupled search at u (B, H, W), parabola fit, robust GBP solve -> (new u, GridResult)."""
+                    factors: StereoFactors, backward: str = "unroll") -> tuple[Tensor, object]:
+        """One round: coupled search at u (B, H, W), parabola fit, robust GBP solve -> (new u, GridResult).
+
+        ``backward``: the solve's gradient mode (``"implicit"``: gradients reach the factors through the
+        solution by the adjoint solve; the search and the fit are not differentiated)."""
         s = self.schedule
         v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk)
         fit = quadratic_fit(volume, v)
@@ -123,5 +126,5 @@ class HandsetStereo(nn.Module):
                                                            mahalanobis_threshold(factors.wv, factors.smooth_k_px))),
                             outer_iters=1)
         res = solve(z, a, (factors.wh, factors.wv), iters=s.iters, x0=u, robust=robust, config=self.grid,
-                    validate=False)
+                    validate=False, backward=backward)
         return res.mean.reshape(u.shape), res

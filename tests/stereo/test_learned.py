@@ -1,0 +1,153 @@
+"""The learned stereo factor source and model: hand-set at init, gradients through the implicit solve."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from stereo_helpers import planar_pair
+
+from gbp_torch.grid import MULTIGRID, GridRobust, solve
+from gbp_torch.modes import BackwardConfig
+from gbp_torch.nets import count_parameters
+from gbp_torch.robust import RobustKernel
+from gbp_torch.tasks.stereo import HandsetFactors, HandsetStereo, LearnedFactors, LearnedStereo, StereoCues
+from gbp_torch.tasks.stereo.factors import mahalanobis_threshold
+
+
+def _cues(b, h, w, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    conf = torch.rand(b, h, w, generator=g, dtype=dtype)
+    occ = torch.rand(b, h, w, generator=g) < 0.1
+    cost = torch.rand(b, h, w, generator=g, dtype=dtype)
+    extra = torch.rand(b, 3, h, w, generator=g, dtype=dtype)
+    left = torch.rand(b, 3, h, w, generator=g, dtype=dtype)
+    return left, StereoCues(conf, occ, cost, extra)
+
+
+def _perturb(net: LearnedFactors, std=0.05, seed=1):
+    """Move the zero-initialised last layers and the gate off zero (so every parameter gets gradients)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in (net.body[-1], net.context.body[-1]):
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=m.weight.dtype) * std)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g, dtype=m.bias.dtype) * std)
+        net.gate.fill_(0.1)
+
+
+def test_untrained_source_is_the_handset_source():
+    left, cues = _cues(2, 13, 17)
+    learned, hand = LearnedFactors()(left, cues), HandsetFactors()(left, cues)
+    for f in ("data_scale", "data_k_px", "wh", "wv"):
+        torch.testing.assert_close(getattr(learned, f), getattr(hand, f), rtol=0, atol=0)
+    kh, kv = learned.smooth_k_px
+    assert kh.shape == hand.wh.shape and kv.shape == hand.wv.shape
+    assert (kh == hand.smooth_k_px).all() and (kv == hand.smooth_k_px).all()
+    # the per-edge pair gives the solver the same thresholds as the scalar
+    torch.testing.assert_close(mahalanobis_threshold(hand.wh, learned.smooth_k_px),
+                               mahalanobis_threshold(hand.wh, hand.smooth_k_px), rtol=0, atol=0)
+
+
+def test_source_is_small_and_handles_gray_and_missing_extra():
+    net = LearnedFactors()
+    assert count_parameters(net) < 100_000
+    left, cues = _cues(1, 9, 11)
+    cues.extra = None
+    f = net(left[:, :1], cues)
+    assert f.data_scale.shape == (1, 9, 11) and f.wh.shape == (1, 9, 10)
+
+
+def test_untrained_model_equals_handset_stereo():
+    left, right, _ = planar_pair(40, 64, 6.0, 0.05, 0.0)
+    with torch.no_grad():
+        a, b = LearnedStereo()(left, right, 16), HandsetStereo()(left, right, 16)
+    torch.testing.assert_close(a.disparity, b.disparity, rtol=0, atol=0)
+    torch.testing.assert_close(a.var, b.var, rtol=0, atol=0)
+    assert torch.equal(a.occluded, b.occluded)
+
+
+def test_gradients_reach_every_parameter_through_the_implicit_solve():
+    torch.manual_seed(0)
+    left, right, gt = planar_pair(32, 56, 5.0, 0.08, 0.02, seed=3)
+    model = LearnedStereo()
+    _perturb(model.factors)
+    out = model(left, right, 14)
+    assert out.disparity.requires_grad
+    F.smooth_l1_loss(out.disparity, gt).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+    # without gradients nothing is recorded
+    with torch.no_grad():
+        assert not model(left, right, 14).disparity.requires_grad
+
+
+def test_at_init_the_last_layers_receive_gradients():
+    left, right, gt = planar_pair(32, 56, 5.0, 0.08, 0.02, seed=3)
+    model = LearnedStereo()
+    F.smooth_l1_loss(model(left, right, 14).disparity, gt).backward()
+    assert model.factors.body[-1].weight.grad.abs().sum() > 0 and model.factors.gate.grad.abs() > 0
+
+
+def _recorded_solve(net, left, cues, z, curv, robust_on: bool, backward):
+    """The solve LearnedStereo records: Tukey data + per-edge Cauchy smoothness with the learned factors."""
+    f = net(left, cues)
+    a = 2.0 * f.data_scale * curv
+    robust = None
+    if robust_on:
+        robust = GridRobust(data=RobustKernel("tukey", mahalanobis_threshold(a, 4.0 * f.data_k_px)),
+                            smooth=RobustKernel("cauchy", (mahalanobis_threshold(f.wh, f.smooth_k_px),
+                                                           mahalanobis_threshold(f.wv, f.smooth_k_px))),
+                            outer_iters=80, outer_tol=1e-14)
+    return solve(z, a, (f.wh, f.wv), iters=80, tol=1e-13, x0=z if robust_on else None, robust=robust,
+                 config=MULTIGRID, backward=backward).mean
+
+
+def _tiny_problem(seed):
+    h, w = 7, 9
+    left, cues = _cues(1, h, w, seed, torch.float64)
+    g = torch.Generator().manual_seed(10 + seed)
+    z = torch.rand(1, h, w, generator=g, dtype=torch.float64) * 4
+    curv = 0.2 + torch.rand(1, h, w, generator=g, dtype=torch.float64)
+    weights = torch.linspace(-1, 1, h * w, dtype=torch.float64).view(1, h, w)
+    net = LearnedFactors(width=8, depth=3, context_width=8, context_depth=2).double()
+    _perturb(net, std=0.2, seed=seed)
+    return net, left, cues, z, curv, weights
+
+
+TIGHT = BackwardConfig("implicit", adjoint_iters=200, adjoint_tol=1e-13, adjoint_cg_iters=200)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_implicit_equals_unrolled_gradients_of_the_factor_net(seed):
+    """Least-squares version of the recorded solve, float64, converged: implicit = unrolled gradients
+    of every factor-net parameter."""
+    net, left, cues, z, curv, weights = _tiny_problem(seed)
+    grads = {}
+    for mode, back in (("unroll", "unroll"), ("implicit", TIGHT)):
+        net.zero_grad()
+        (_recorded_solve(net, left, cues, z, curv, False, back) * weights).sum().backward()
+        grads[mode] = torch.cat([p.grad.flatten() for p in net.parameters()])
+    assert grads["implicit"].abs().max() > 1e-6
+    torch.testing.assert_close(grads["implicit"], grads["unroll"], rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_implicit_robust_gradient_equals_finite_differences(seed):
+    """The robust recorded solve (Tukey + Cauchy, thresholds from the net): the implicit gradient along a
+    random parameter direction equals a central difference of the converged solution (float64)."""
+    net, left, cues, z, curv, weights = _tiny_problem(seed)
+    (_recorded_solve(net, left, cues, z, curv, True, TIGHT) * weights).sum().backward()
+    params = list(net.parameters())
+    g = torch.Generator().manual_seed(99)
+    direction = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params]
+    analytic = sum((p.grad * d).sum() for p, d in zip(params, direction))
+    eps, values = 1e-6, []
+    with torch.no_grad():
+        for sign in (1, -1):
+            for p, d in zip(params, direction):
+                p.add_(sign * eps * d)
+            values.append(float((_recorded_solve(net, left, cues, z, curv, True, "unroll") * weights).sum()))
+            for p, d in zip(params, direction):
+                p.sub_(sign * eps * d)
+    numeric = (values[0] - values[1]) / (2 * eps)
+    assert abs(float(analytic)) > 1e-4
+    assert abs(float(analytic) - numeric) <= 1e-4 * abs(numeric) + 1e-7
