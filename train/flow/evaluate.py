@@ -6,8 +6,9 @@
 Prints per sequence the end-point error (EPE, px) and angular error (AE, degrees) of every method, the
 means, Sintel all / non-occluded, KITTI EPE and Fl-all (%), the coverage of the hand-set model's
 calibrated std on non-occluded pixels (where a mask exists), and the mean time per pair. Columns:
-OpenCV DIS (medium preset), Farneback, DeepFlow (opencv-contrib), hand-set GBP. ``--png`` writes the
-colour-coded flows (torchvision's ``flow_to_image``).
+OpenCV DIS (medium preset), Farneback, DeepFlow (opencv-contrib), hand-set GBP and learned GBP (the
+shipped ``gbp_torch.pretrained.flow()``, when its checkpoint is present; ``--no-learned`` skips it).
+``--png`` writes the colour-coded flows (torchvision's ``flow_to_image``).
 """
 
 from __future__ import annotations
@@ -110,13 +111,26 @@ def format_table(rows: list[dict], methods: Sequence[str]) -> str:
                     vals = [x["scores"][m].get(key, float("nan")) for x in (block if r is None else [r])]
                     cells.append(f"{_mean(vals):>{max(12, len(m) + len(label) + 2)}.3f}")
             lines.append(f"{name:<14}" + "".join(cells))
-        cov = [x["scores"][m]["cov"] for x in block for m in methods if "cov" in x["scores"][m]]
-        if cov:
-            lines.append(f"{'std coverage':<14}{_mean(cov):>12.3f}  (|error| < 1.96 std, "
+        covs = {m: [x["scores"][m]["cov"] for x in block if "cov" in x["scores"][m]] for m in methods}
+        covs = {m: c for m, c in covs.items() if c}
+        if covs:
+            per = "  ".join(f"{m} {_mean(c):.3f}" for m, c in covs.items())
+            lines.append(f"{'std coverage':<14}{per}  (|error| < 1.96 std, "
                          f"{'non-occluded' if block[0]['scores'] and group != 'middlebury' else 'known'} pixels)")
         secs = "  ".join(f"{m} {_mean([x['seconds'][m] for x in block]):.2f}" for m in methods)
         lines.append(f"{'s / pair':<14}{secs}")
     return "\n".join(lines)
+
+
+def learned_model(name: str | None = None):
+    """The shipped learned flow model (eval mode), or None (with a note) when it is not available."""
+    from gbp_torch import pretrained
+
+    try:
+        return pretrained.flow(name or pretrained.DEFAULT_FLOW)
+    except (AttributeError, KeyError, FileNotFoundError) as e:
+        print(f"(no learned GBP column: {str(e).splitlines()[0]})")
+        return None
 
 
 def run(argv: Sequence[str] | None = None) -> list[dict]:
@@ -126,6 +140,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     ap.add_argument("--png", default=None, help="write colour-coded flows under this folder")
     ap.add_argument("--no-baselines", action="store_true", help="skip the OpenCV columns")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--no-learned", action="store_true", help="skip the learned GBP column")
+    ap.add_argument("--model", default=None, help="pretrained flow model of the learned column (default gbp_flow)")
     args = ap.parse_args(list(argv or []))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -133,6 +149,10 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     if not args.no_baselines:
         methods.update(available_baselines(["dis", "farneback", "deepflow"]))
     methods["gbp-handset"] = HandsetFlow().eval()
+    if not args.no_learned:
+        learned = learned_model(args.model)
+        if learned is not None:
+            methods["gbp-learned"] = learned
     rows = evaluate(methods, args.datasets, args.root, args.png)
     print(format_table(rows, list(methods)))
     return rows

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ...grid import GridConfig, MultigridConfig, solve
 from ...grid.forward import GridResult
+from ...modes import BackwardLike
 from ...vision import DataTerm, flow_data_term, gaussian_blur, gaussian_pyramid, upsample_flow
 from .factors import FactorSource, FlowFactors, HandsetFactors
 from .median import median_filter
@@ -124,9 +125,9 @@ class HandsetFlow(nn.Module):
             frame = frame - c.texture * gaussian_blur(frame, c.texture_sigma)
         return frame
 
-    def _warp(self, image1: Tensor, image2: Tensor, flow: Tensor, level: int,
-              robustness: float) -> tuple[Tensor, GridResult, DataTerm, FlowFactors]:
-        """One warp: linearise at ``flow`` (B, 2, h, w), IRLS solves."""
+    def _warp(self, image1: Tensor, image2: Tensor, flow: Tensor, level: int, robustness: float,
+              backward: BackwardLike = "unroll") -> tuple[Tensor, GridResult, DataTerm, FlowFactors]:
+        """One warp: linearise at ``flow`` (B, 2, h, w), IRLS solves (``backward``: their gradient mode)."""
         c = self.config
         data = flow_data_term(image1, image2, flow, gradient_weight=c.gradient_weight, blend=c.blend, mode=c.mode)
         factors = self.factors(image1, data, flow, level)
@@ -134,7 +135,8 @@ class HandsetFlow(nn.Module):
         solver = GridConfig(levels=None, multigrid=MultigridConfig(smoother=c.smoother))
         for _ in range(c.irls):
             a, wh, wv = self._weighted(data, factors, flow, x, robustness)
-            result = solve(data.z, a, (wh, wv), x0=x, iters=c.solve_iters, config=solver, validate=False)
+            result = solve(data.z, a, (wh, wv), x0=x, iters=c.solve_iters, config=solver, validate=False,
+                           backward=backward)
             x = result.mean
         return x, result, data, factors
 
@@ -154,7 +156,10 @@ class HandsetFlow(nn.Module):
     def _output(self, flow: Tensor, result: GridResult, data: DataTerm, factors: FlowFactors) -> FlowOutput:
         c = self.config
         occluded = ((data.residual > c.occlusion_ratio * torch.as_tensor(factors.k_data)) | ~data.valid)[:, None]
-        return FlowOutput(flow=flow, cov=result.var * c.var_scale, occluded=occluded)
+        cov = result.var * c.var_scale
+        if factors.var_scale is not None:
+            cov = cov * factors.var_scale[:, None, None]
+        return FlowOutput(flow=flow, cov=cov, occluded=occluded)
 
 
 def linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:

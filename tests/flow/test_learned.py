@@ -1,0 +1,97 @@
+"""The learned flow factor source: hand-set at initialisation, gradients through the implicit solve."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from gbp_torch.nets import count_parameters
+from gbp_torch.tasks.flow import HandsetFlow, HandsetFlowConfig, LearnedFactors, LearnedFlow, synthetic_flow_pair
+from gbp_torch.tasks.flow.factors import HandsetFactors
+from gbp_torch.tasks.flow.synthetic import SyntheticFlowConfig
+from gbp_torch.vision import flow_data_term
+
+
+def _pair(size=40, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    tex = torch.rand(size // 4, size // 4, generator=g, dtype=torch.float64)
+    tex = torch.nn.functional.interpolate(tex[None, None], size=(size, size), mode="bicubic", align_corners=False)[0, 0]
+    p = synthetic_flow_pair(tex.clamp(0, 1).to(dtype), g, SyntheticFlowConfig(max_translation=2.0, layers=(1, 1)))
+    return p.frame1[None], p.frame2[None], p.flow[None], p.valid[None]
+
+
+def _perturb(model, std=0.05, seed=1):
+    """Give the zero-initialised last layers small random weights (a 'trained' net)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.abs().sum() == 0:
+                p.copy_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
+
+
+def test_untrained_source_equals_handset_factors():
+    f1, f2, _, _ = _pair()
+    flow = 0.3 * torch.randn(1, 2, 40, 40, generator=torch.Generator().manual_seed(3))
+    data = flow_data_term(f1, f2, flow, gradient_weight=100.0)
+    learned, hand = LearnedFactors()(f1, data, flow, 1), HandsetFactors()(f1, data, flow, 1)
+    torch.testing.assert_close(learned.data_scale, hand.data_scale, rtol=0, atol=0)
+    torch.testing.assert_close(learned.wh, hand.wh, rtol=0, atol=0)
+    torch.testing.assert_close(learned.wv, hand.wv, rtol=0, atol=0)
+    assert torch.all(learned.k_data == hand.k_data)
+    assert all(torch.all(k == hand.k_smooth) for k in learned.k_smooth)
+    assert torch.all(learned.var_scale == 1)
+
+
+def test_untrained_learned_flow_equals_handset_flow():
+    f1, f2, _, _ = _pair(48)
+    with torch.no_grad():
+        a, b = LearnedFlow().eval()(f1, f2), HandsetFlow().eval()(f1, f2)
+    torch.testing.assert_close(a.flow, b.flow, rtol=0, atol=0)
+    torch.testing.assert_close(a.cov, b.cov, rtol=0, atol=0)
+    assert torch.equal(a.occluded, b.occluded)
+
+
+def test_small_and_configurable():
+    model = LearnedFlow()
+    assert count_parameters(model) < 100_000
+    model = LearnedFlow(factors={"width": 8, "context_depth": 0}, config={"warps": 1, "var_scale": 2.0})
+    assert model.config.warps == 1 and model.config.var_scale == 2.0 and model.factors.context is None
+
+
+def test_gradients_reach_every_parameter_through_the_implicit_solve():
+    torch.manual_seed(0)
+    f1, f2, gt, valid = _pair(40)
+    model = LearnedFlow(factors={"width": 8, "context_width": 8})
+    _perturb(model)
+    out = model(f1, f2)
+    loss = ((out.flow - gt).square().sum(1) + 1e-4).sqrt()[valid].mean() + out.cov.mean()
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("median", [1, 3])
+def test_implicit_matches_unrolled_gradients_float64(median):
+    f1, f2, gt, valid = _pair(24, seed=2, dtype=torch.float64)
+    config = replace(HandsetFlowConfig(), solve_iters=40, min_size=12, median=median)
+    grads = {}
+    for mode in ("implicit", "unroll"):
+        backward = {"mode": mode, "adjoint_iters": 200, "adjoint_tol": 1e-13} if mode == "implicit" else mode
+        torch.manual_seed(0)
+        model = LearnedFlow(factors={"width": 6, "context_width": 6}, config=config, backward=backward).double()
+        _perturb(model)
+        out = model(f1, f2)
+        loss = ((out.flow - gt).square().sum(1) + 1e-4).sqrt()[valid].mean()
+        loss.backward()
+        grads[mode] = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert grads["unroll"].abs().max() > 0
+    torch.testing.assert_close(grads["implicit"], grads["unroll"], rtol=1e-5, atol=1e-9)
+
+
+def test_eval_mode_records_nothing():
+    f1, f2, _, _ = _pair(32)
+    with torch.no_grad():
+        out = LearnedFlow().eval()(f1, f2)
+    assert not out.flow.requires_grad and out.cov.shape == (1, 2, 2, 32, 32)

@@ -1,0 +1,104 @@
+"""Export a flow training checkpoint as a shipped model: calibrate its covariance on synthetic pairs,
+write ``checkpoints/<name>.pt`` and its ``checkpoints/MANIFEST`` entry (``"task": "flow"``).
+
+    python -m train.flow.export logs/gbp_flow/runs/<run>/checkpoints/last.ckpt --name gbp_flow \\
+        --command "python -m train.train experiment=flow_learned task_name=gbp_flow" [--metrics eval.json]
+
+The global covariance factor ``var_scale`` is refit (:func:`gbp_torch.tasks.flow.calibrate.fit_variance_scale`)
+on ``--pairs`` synthetic pairs of held-out Train400 textures (the validation split of
+:class:`~train.flow.datamodule.FlowDataModule`, another seed): never on a benchmark frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
+from gbp_torch.tasks.flow.calibrate import fit_variance_scale
+
+from ..export import atomic_save, _run_config
+from .datamodule import load_textures, validation_pairs
+
+#: seed of the calibration pairs (the validation pairs use 5000)
+CALIBRATION_SEED = 7000
+
+
+def _build(target: str, kwargs: dict, state: dict):
+    module, _, cls = target.rpartition(".")
+    net = getattr(importlib.import_module(module), cls)(**kwargs)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def calibration_pairs(n: int, data: dict | None = None, root: str | None = None) -> list[tuple]:
+    """``n`` synthetic pairs of the held-out textures, as ``(frame1, frame2, flow, valid)`` with a batch dim."""
+    held_out = int((data or {}).get("val_textures", 40))
+    items = validation_pairs(load_textures(root)[-held_out:], n, CALIBRATION_SEED)
+    return [(i["frame1"][None], i["frame2"][None], i["flow"][None], i["valid"][None]) for i in items]
+
+
+def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
+                directory: Path = CHECKPOINT_DIR, pairs: int = 24, root: str | None = None) -> dict:
+    """Write ``<name>.pt`` (calibrated when ``pairs`` > 0) and its manifest entry; return the entry."""
+    raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    net_cfg = dict(raw["hyper_parameters"]["net"])
+    target = net_cfg.pop("_target_")
+    state = {k[4:]: v for k, v in raw["state_dict"].items() if k.startswith("net.")}
+    data = raw.get("datamodule_hyper_parameters") or _run_config(Path(ckpt)).get("data") or {}
+    calibration = None
+    if pairs:
+        config = dict(net_cfg.get("config") or {})
+        net = _build(target, {**net_cfg, "config": {**config, "var_scale": 1.0}}, state)
+        scale = fit_variance_scale(net, calibration_pairs(pairs, data, root))
+        net_cfg["config"] = {**config, "var_scale": scale}
+        calibration = {"var_scale": scale, "pairs": pairs, "seed": CALIBRATION_SEED, "coverage": 0.95,
+                       "data": "synthetic pairs of the held-out Train400 textures (train.flow.export)"}
+    path = directory / f"{name}.pt"
+    atomic_save({"target": target, "kwargs": net_cfg, "state_dict": state}, path)
+    best = None
+    for key, cb in raw.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
+            best = float(cb["best_model_score"])
+    entry = {
+        "task": "flow", "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "class": target,
+        "kwargs": net_cfg, "parameters": sum(v.numel() for v in state.values()),
+        "training": {"command": command, "source_checkpoint": str(ckpt), "global_step": raw.get("global_step"),
+                     "epoch": raw.get("epoch"), "data": json.loads(json.dumps(data, default=str)),
+                     "pairs_seen": (raw.get("global_step") or 0) * int(data.get("batch_size", 0))},
+        "metrics": {"best_val_epe_synthetic": best, **(metrics or {})},
+    }
+    if calibration is not None:
+        entry["calibration"] = calibration
+    manifest_path = directory / "MANIFEST"
+    entries = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    entries[name] = entry
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, manifest_path)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m train.flow.export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ckpt")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--command", required=True, help="the training command that produced the checkpoint")
+    ap.add_argument("--metrics", type=Path, help="JSON file of evaluation metrics to record")
+    ap.add_argument("--pairs", type=int, default=24, help="synthetic calibration pairs (0: keep var_scale)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    metrics = json.loads(args.metrics.read_text()) if args.metrics else None
+    entry = export_flow(args.ckpt, args.name, args.command, metrics, pairs=args.pairs)
+    print(json.dumps(entry, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""LightningModule that trains a flow model ``net(frame1, frame2) -> FlowOutput`` end to end
+(e.g. :class:`gbp_torch.tasks.flow.learned.LearnedFlow`, whose last GBP solve has the implicit backward)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from gbp_torch.tasks.flow.metrics import epe, std_coverage
+from gbp_torch.tasks.flow.output import FlowOutput
+
+from ..lit_base import TaskLitModule
+
+
+class FlowLitModule(TaskLitModule):
+    """Train/validate a flow model on batches of :class:`~train.flow.datamodule.FlowDataModule`.
+
+    Args:
+        net: the model, or its Hydra config (saved in checkpoints so that ``load_from_checkpoint`` rebuilds it).
+        optimizer, scheduler: see :class:`~train.lit_base.TaskLitModule`.
+        eps: the loss is the mean of ``sqrt(|flow - gt|^2 + eps^2)`` (a smoothed end-point error) over valid,
+            non-occluded pixels.
+        nll_weight: weight of the Gaussian negative log-likelihood of the (detached) errors under the
+            predicted per-component variances, truncated at 4 std (trains a learned covariance scale; 0: off).
+        log_images: validation pairs logged as panels (frame 1 | flow colour | |error| | std) to wandb.
+    """
+
+    task = "flow"
+
+    def __init__(self, net: nn.Module | Mapping, optimizer: Mapping | None = None, scheduler: Mapping | None = None,
+                 eps: float = 0.01, nll_weight: float = 0.02, log_images: int = 2):
+        super().__init__()
+        self.build(net, optimizer, scheduler, eps=eps, nll_weight=nll_weight, log_images=log_images)
+
+    def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
+        return self.net(frame1, frame2)
+
+    def _losses(self, out: FlowOutput, batch: dict) -> tuple[Tensor, Tensor]:
+        valid = batch["valid"]
+        n = valid.sum().clamp_min(1)
+        err = out.flow - batch["flow"]
+        loss = ((err.square().sum(1) + self.hparams.eps ** 2).sqrt() * valid).sum() / n
+        nll = loss.new_zeros(())
+        if out.cov is not None:
+            var = out.cov.diagonal(dim1=1, dim2=2).movedim(-1, 1).clamp_min(1e-8)  # (B, 2, H, W)
+            # truncated at 4 sigma: gross failures (beyond the 5 % a 95 % interval may miss) do not inflate the std
+            per = 0.5 * ((err.detach().square() / var).clamp_max(16.0) + var.log())
+            nll = (per.sum(1) * valid).sum() / (2 * n)
+        return loss, nll
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        out = self(batch["frame1"], batch["frame2"])
+        loss, nll = self._losses(out, batch)
+        total = loss + self.hparams.nll_weight * nll if self.hparams.nll_weight else loss
+        bs = batch["frame1"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        self.log("train/epe", epe(out.flow.detach(), batch["flow"], batch["valid"]).mean(), batch_size=bs)
+        self.log("train/nll", nll, batch_size=bs)
+        return total
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        out = self(batch["frame1"], batch["frame2"])
+        gt, valid, bs = batch["flow"], batch["valid"], batch["frame1"].shape[0]
+        loss, nll = self._losses(out, batch)
+        metrics = {"epe": epe(out.flow, gt, valid), "loss": loss, "nll": nll}
+        std = out.std
+        if std is not None:
+            metrics["coverage95"] = std_coverage(out.flow, std, gt, valid)
+        for k, v in metrics.items():
+            self.log(f"val/{k}", v.mean(), prog_bar=k == "epe", batch_size=bs, sync_dist=True)
+        if batch_idx < self.hparams.log_images:
+            self._log_panel(batch, out, batch_idx)
+
+    def _log_panel(self, batch: dict, out: FlowOutput, batch_idx: int) -> None:
+        """Log frame 1 | flow colour | |error| | std (RGB, side by side) of the first pair to wandb."""
+        from lightning.pytorch.loggers import WandbLogger
+
+        wandb_loggers = [lg for lg in self.loggers if isinstance(lg, WandbLogger)]
+        if not wandb_loggers or self.global_rank != 0:
+            return
+        from torchvision.utils import flow_to_image
+
+        flow = out.flow[0].detach().float().cpu()
+        gt = batch["flow"][0].float().cpu()
+        gray = batch["frame1"][0].float().cpu().mean(0).clamp(0, 1)
+        colour = flow_to_image(torch.cat([flow[None], gt[None]])).float() / 255  # (2, 3, H, W), same scale
+        err = ((flow - gt).square().sum(0).sqrt() / 2.0).clamp(0, 1) * batch["valid"][0].cpu()
+        tiles = [gray.expand(3, -1, -1), colour[0], colour[1], err.expand(3, -1, -1)]
+        std = out.std
+        if std is not None:
+            s = std[0].detach().float().cpu().square().sum(0).sqrt()
+            tiles.append((s / s.max().clamp_min(1e-12)).expand(3, -1, -1))
+        panel = torch.cat(tiles, dim=2).permute(1, 2, 0).numpy()
+        caption = f"{batch['name'][0]}: frame 1 | flow | ground truth | |error| (2 px = white) | std"
+        for lg in wandb_loggers:
+            lg.log_image(key=f"val/panel_{batch_idx}", images=[panel], caption=[caption])
