@@ -52,6 +52,10 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
     variance scale on that many Train400 images first (stereo: on that many synthetic pairs,
     :func:`train.stereo.calibrate.calibrate_network`). The entry records the checkpoint's task."""
     raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if raw.get("task") == "flow":  # flow: calibrated on synthetic pairs, train.flow.export
+        from .flow.export import export_flow
+
+        return export_flow(ckpt, name, command, metrics, directory, pairs=calibrate)
     net_cfg = dict(raw["hyper_parameters"]["net"])
     target = net_cfg.pop("_target_")
     prefix = "net."
