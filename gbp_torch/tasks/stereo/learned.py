@@ -16,9 +16,12 @@ exactly, and training starts from the hand-set model.
 
 :class:`LearnedStereo` runs :class:`~.handset.HandsetStereo`'s pipeline with that source. When
 gradients are enabled, the cost volume, the cues and all relinearisations but the last run without
-recording; the last robust multigrid GBP solve uses the implicit backward (adjoint multigrid solve
-at the solution), so gradients reach the factor network through the data precisions, thresholds and
-edge weights of that solve. The sub-pixel photometric refinement is applied as a constant
+recording. The last round's robust solve is one IRLS step from the warm start u (the hand-set
+model's solve): a least-squares solve whose precisions are the factors times the robust weights at
+u. :func:`weighted_solve` builds exactly that system with the weights recorded (so gradients reach
+the thresholds) and solves it with the implicit backward (an adjoint multigrid solve), so the
+gradient is the exact one of what the forward computes, and reaches the factor network through the
+data precisions, both robust thresholds and the edge weights. The sub-pixel photometric refinement is applied as a constant
 correction (straight-through: its <= 0.5 px step is not differentiated).
 """
 
@@ -29,19 +32,22 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
+from ...grid import solve
+from ...grid.irls import data_residual, smooth_residuals
 from ...modes import BackwardConfig
 from ...nets import ContextBranch, conv_stack
 from .cost import CostConfig, check_pair, cost_volume, to_gray
-from .factors import HandsetFactors, StereoCues, StereoFactors
+from ...robust import RobustKernel
+from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .handset import HandsetStereo, SolveSchedule, cues_of
 from .occlusion import fill_background
 from .output import StereoOutput
 from .refine import RefineConfig, photometric_refine
-from .search import quadratic_fit
+from .search import coupled_search, quadratic_fit
 
-#: the training gradient: implicit, adjoint by a few CG steps on the robust Hessian, each preconditioned by
-#: a few multigrid FCG steps (the forward solve is itself a few steps, so tighter adjoints buy little)
-TRAIN_BACKWARD = BackwardConfig("implicit", adjoint_iters=6, adjoint_tol=1e-4, adjoint_cg_iters=4)
+#: the training gradient: implicit, by a few multigrid FCG steps on the adjoint of the recorded (IRLS-weighted,
+#: least-squares) system (the forward solve is itself a few steps, so tighter adjoints buy little)
+TRAIN_BACKWARD = BackwardConfig("implicit", adjoint_iters=8, adjoint_tol=1e-5)
 
 #: channels of the factor net's input: gray, confidence, occluded, best cost, then cost_statistics
 N_INPUTS = 7
@@ -59,6 +65,24 @@ def cost_statistics(volume, v0: Tensor, left: Tensor, right: Tensor, max_disp: i
     warped = gr.gather(2, (x - v0).clamp(0, w - 1))
     return torch.stack([v0.to(gl.dtype) / max_disp, fit.curvature.clamp_min(1e-3).log10(),
                         (gl - warped).abs()], 1)
+
+
+def weighted_solve(z: Tensor, a: Tensor, factors: StereoFactors, x0: Tensor, iters: int, grid,
+                   backward=TRAIN_BACKWARD):
+    """The robust GBP solve of one relinearisation (Tukey data, Cauchy smoothness, one IRLS step from x0)
+    as a least-squares solve of the reweighted system, differentiable in ``a`` and the factors.
+
+    Same result as ``solve(z, a, (wh, wv), x0=x0, robust=GridRobust(tukey, cauchy, outer_iters=1))``
+    (which is what :meth:`HandsetStereo.relinearise` runs); z, a, x0 (B, H, W). Returns the GridResult.
+    """
+    data = RobustKernel("tukey", mahalanobis_threshold(a, factors.data_k_px))
+    smooth = RobustKernel("cauchy", 1.0)  # thresholds passed per edge field below
+    x = x0.detach().unsqueeze(1)
+    a_w = a * data.weight(data_residual(a, x, z.unsqueeze(1)))
+    rh, rv = smooth_residuals(factors.wh, factors.wv, x)
+    wh = factors.wh * smooth.weight(rh, mahalanobis_threshold(factors.wh, factors.smooth_k_px))
+    wv = factors.wv * smooth.weight(rv, mahalanobis_threshold(factors.wv, factors.smooth_k_px))
+    return solve(z, a_w, (wh, wv), iters=iters, x0=x0.detach(), config=grid, validate=False, backward=backward)
 
 
 def _edges(o: Tensor) -> tuple[Tensor, Tensor]:
@@ -155,7 +179,7 @@ class LearnedStereo(HandsetStereo):
         for t in range(outer):  # a few relinearisations; only the last is recorded
             theta = self.schedule.theta[min(t, len(self.schedule.theta) - 1)]
             if grad and t == outer - 1:
-                u, res = self.relinearise(volume, u.detach(), theta, cues, factors, backward=self.backward)
+                u, res = self.recorded_round(volume, u.detach(), theta, cues, factors)
             else:
                 with torch.no_grad():
                     u, res = self.relinearise(volume, u, theta, cues, frozen)
@@ -167,6 +191,17 @@ class LearnedStereo(HandsetStereo):
         var = None if res is None else (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)
         return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1))
 
+    def recorded_round(self, volume, u: Tensor, theta: float, cues: StereoCues, factors: StereoFactors):
+        """:meth:`relinearise` with the solve recorded (:func:`weighted_solve`, implicit backward)."""
+        s = self.schedule
+        with torch.no_grad():
+            v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk)
+            fit = quadratic_fit(volume, v)
+            z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
+        a = factors.data_scale * fit.curvature.clamp(*s.curvature)
+        res = weighted_solve(z, a, factors, u, s.iters, self.grid, self.backward)
+        return res.mean.reshape(u.shape), res
+
 
 def _detached(f: StereoFactors) -> StereoFactors:
     def d(x):
@@ -177,4 +212,4 @@ def _detached(f: StereoFactors) -> StereoFactors:
     return StereoFactors(d(f.data_scale), d(f.data_k_px), d(f.wh), d(f.wv), d(f.smooth_k_px))
 
 
-__all__ = ["LearnedFactors", "LearnedStereo", "cost_statistics"]
+__all__ = ["LearnedFactors", "LearnedStereo", "cost_statistics", "weighted_solve"]
