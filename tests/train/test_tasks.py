@@ -21,10 +21,10 @@ def test_eval_dispatch_picks_the_denoise_evaluator():
 
 
 def test_eval_unknown_task_names_the_known_ones(capsys):
-    with pytest.raises(ValueError, match=r"unknown task 'stereo'; known tasks: denoise"):
-        eval_front.run(["--task", "stereo", "--limit", "1"])
-    with pytest.raises(SystemExit, match="known tasks: denoise"):
-        eval_front.main(["--task=flow"])
+    with pytest.raises(ValueError, match=r"unknown task 'segment'; known tasks: denoise, flow, stereo"):
+        eval_front.run(["--task", "segment", "--limit", "1"])
+    with pytest.raises(SystemExit, match="known tasks: denoise, flow, stereo"):
+        eval_front.main(["--task=segment"])
 
 
 def test_eval_task_from_the_checkpoint(trained_ckpt, tmp_path):
@@ -38,9 +38,9 @@ def test_eval_task_from_the_checkpoint(trained_ckpt, tmp_path):
     assert eval_front.resolve_task([f"ckpt={tmp_path / 'old.ckpt'}"])[0] == "denoise"
     lit = DenoiseLitModule.load_from_checkpoint(tmp_path / "old.ckpt", map_location="cpu")
     torch.testing.assert_close(lit.state_dict(), raw["state_dict"])
-    torch.save({**raw, "task": "flow"}, tmp_path / "flow.ckpt")
-    with pytest.raises(ValueError, match="unknown task 'flow'; known tasks: denoise"):
-        eval_front.run([f"ckpt={tmp_path / 'flow.ckpt'}"])
+    torch.save({**raw, "task": "segment"}, tmp_path / "segment.ckpt")
+    with pytest.raises(ValueError, match="unknown task 'segment'; known tasks: denoise, flow, stereo"):
+        eval_front.run([f"ckpt={tmp_path / 'segment.ckpt'}"])
 
 
 @pytest.fixture()
@@ -55,11 +55,21 @@ def toy_conf(tmp_path):
     return tmp_path
 
 
+#: what each task's checkpoints keep: (monitored metric, mode)
+TASK_METRICS = {"denoise": ("val/psnr", "max"), "stereo": ("val/bad1", "min"), "flow": ("val/epe", "min")}
+
+
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
-def test_shipped_experiments_select_the_denoise_task(tmp_path, experiment):
-    cfg = compose_train_cfg(tmp_path, f"experiment={experiment}", "init_weights=x.pt")
-    assert cfg.task == "denoise" and cfg.callbacks.model_checkpoint.monitor == "val/psnr"
-    assert cfg.callbacks.model_checkpoint.mode == "max"
+def test_shipped_experiments_select_their_task(tmp_path, experiment):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):  # as shipped: no tiny overrides
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", "init_weights=x.pt",
+                                                      f"paths.output_dir={tmp_path}"])
+    task = next((t for t in ("stereo", "flow") if experiment.startswith(t)), "denoise")  # named by task
+    assert cfg.task == task
+    assert (cfg.callbacks.model_checkpoint.monitor, cfg.callbacks.model_checkpoint.mode) == TASK_METRICS[task]
+    assert cfg.data._target_.startswith(f"train.{task}.") and cfg.model._target_.startswith(f"train.{task}.")
 
 
 def test_an_experiment_selects_its_task_and_its_metric(tmp_path, toy_conf):
