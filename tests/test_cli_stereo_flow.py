@@ -65,8 +65,8 @@ def pair(tmp_path):
 @pytest.fixture
 def fakes(monkeypatch):
     stereo, flow = FakeStereo(), FakeFlow()
-    monkeypatch.setattr(cli, "_stereo_model", lambda name, device: stereo)
-    monkeypatch.setattr(cli, "_flow_model", lambda name, device: flow)
+    monkeypatch.setattr(cli.stereo, "_stereo_model", lambda name, device: stereo)
+    monkeypatch.setattr(cli.flow, "_flow_model", lambda name, device: flow)
     return stereo, flow
 
 
@@ -109,7 +109,7 @@ def test_stereo_default_max_disp_is_a_quarter_of_the_width_and_gray_meets_colour
 
 
 def test_stereo_without_variance_writes_the_disparity_then_says_so(pair, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_stereo_model", lambda name, device: FakeStereo(var=False))
+    monkeypatch.setattr(cli.stereo, "_stereo_model", lambda name, device: FakeStereo(var=False))
     with pytest.raises(SystemExit) as e:
         cli.stereo_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "d.pfm"),
                          "--uncertainty", str(pair / "s.pfm")])
@@ -187,11 +187,11 @@ def test_stereo_resolver_falls_back_to_the_handset_class(monkeypatch):
         pass
 
     monkeypatch.delattr(pretrained, "stereo", raising=False)
-    monkeypatch.setattr(cli, "_optional_class", lambda module, name: Handset if name == "HandsetStereo" else None)
-    assert isinstance(cli._stereo_model(None, torch.device("cpu")), Handset)
-    assert isinstance(cli._stereo_model("handset", torch.device("cpu")), Handset)
+    monkeypatch.setattr(cli.common, "optional_class", lambda module, name: Handset if name == "HandsetStereo" else None)
+    assert isinstance(cli.stereo._stereo_model(None, torch.device("cpu")), Handset)
+    assert isinstance(cli.stereo._stereo_model("handset", torch.device("cpu")), Handset)
     with pytest.raises(cli.CLIError, match="known: handset"):
-        cli._stereo_model("other", torch.device("cpu"))
+        cli.stereo._stereo_model("other", torch.device("cpu"))
 
 
 # ------------------------------------------------------------------------------------ flow

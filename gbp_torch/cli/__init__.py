@@ -1,0 +1,23 @@
+"""Console entry points (registered in pyproject.toml): ``gbp-demo``, ``gbp-denoise``, ``gbp-stereo``,
+``gbp-flow``.
+
+Every argument and file is checked before anything is computed; a bad one ends the program with a
+one-line ``PROG: error: ...`` on stderr and exit status 2 (argparse's own usage errors also exit 2).
+An unexpected failure later prints one line and exits 1; set ``GBP_DEBUG=1`` to see the traceback.
+No output path may be an input, and outputs must be distinct, in an existing folder.
+"""
+
+from .common import CLIError
+from .denoise import denoise_main
+from .flow import flow_main
+from .stereo import stereo_main
+
+
+def demo_main() -> None:
+    """``gbp-demo``: denoise the shipped sample images."""
+    from ..demo import main
+
+    main()
+
+
+__all__ = ["CLIError", "demo_main", "denoise_main", "stereo_main", "flow_main"]
