@@ -163,3 +163,28 @@ def test_nonlinear_bad_inputs(graph):
         NonlinearFactors([X.all()], lambda v: v, t(np.full((3, 1), np.nan)))
     with pytest.raises(ValueError, match="precision"):
         NonlinearFactors([X.all()], lambda v: v, t(np.zeros((3, 1))), precision=t(-1.0))
+
+
+def test_boolean_masks_select_variables_and_float_indices_are_refused():
+    import torch
+
+    from gbp_torch import FactorGraph, PriorFactors
+
+    g = FactorGraph()
+    x = g.add_variables(5, 1)
+    keep = torch.tensor([True, False, True, False, True])
+    assert x[keep].index.tolist() == [0, 2, 4]  # a mask, not the indices 1, 0, 1, 0, 1
+    assert x[[True, False, True, False, True]].index.tolist() == [0, 2, 4]
+    assert x[torch.tensor([[1, 3]])].index.tolist() == [1, 3]
+    g.add(PriorFactors(x[keep], torch.tensor([[1.0], [2.0], [3.0]]), 1.0))
+    g.add(PriorFactors(x[~keep], torch.tensor([[-1.0], [-2.0]]), 1.0))
+    res = g.solve(iters=5, tol=1e-12)
+    torch.testing.assert_close(res.mean(x)[:, 0], torch.tensor([1.0, -1.0, 2.0, -2.0, 3.0]))
+    for bad, match in ((torch.tensor([True, False]), r"boolean variable mask must have shape \(5,\)"),
+                       (torch.tensor([0.0, 2.0]), "must be integers or a boolean mask"),
+                       ([0.5, 1.5], "must be integers or a boolean mask"),
+                       (torch.tensor([0, 5]), r"out of range \[0, 5\)"),
+                       (7, r"variable index 7 out of range \[0, 5\)"),
+                       ("a", "bad variable index 'a'")):
+        with pytest.raises(ValueError, match=match):
+            x[bad]

@@ -32,7 +32,8 @@ class VariableGroup:
     """``num`` variables of dimension ``dim``; made by :meth:`FactorGraph.add_variables`.
 
     Index it to refer to variables in a factor family: ``poses[3]``, ``poses[:-1]``,
-    ``poses[torch.tensor([0, 5])]`` give a :class:`VariableRef`.
+    ``poses[torch.tensor([0, 5])]``, ``poses[[0, 5]]`` or a boolean mask ``poses[keep]`` of
+    shape (num,) give a :class:`VariableRef`; float indices raise ValueError.
     """
 
     def __init__(self, num: int, dim: int, init: Tensor | None, gid: int):
@@ -47,14 +48,33 @@ class VariableGroup:
         self.num, self.dim, self.init, self.gid = num, dim, init, gid
 
     def __getitem__(self, index: IndexLike) -> "VariableRef":
-        try:
-            idx = torch.arange(self.num)[index] if not isinstance(index, Tensor) else index.long().cpu()
-        except IndexError as err:  # int / list out of range: same error type as for tensor indices
-            raise ValueError(f"variable index out of range [0, {self.num}) in group {self.gid}: {err}") from None
+        if isinstance(index, (list, tuple)):
+            index = torch.as_tensor(index) if len(index) else torch.zeros(0, dtype=torch.long)
+        if isinstance(index, Tensor):
+            idx = self._tensor_index(index)
+        else:
+            try:
+                idx = torch.arange(self.num)[index]
+            except IndexError:
+                raise ValueError(f"variable index {index!r} out of range [0, {self.num}) in group {self.gid}") from None
+            except TypeError as err:
+                raise ValueError(f"bad variable index {index!r} for group {self.gid}: {err}") from None
         idx = idx.reshape(-1)
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.num):
             raise ValueError(f"variable index out of range [0, {self.num}) in group {self.gid}")
         return VariableRef(self, idx)
+
+    def _tensor_index(self, index: Tensor) -> Tensor:
+        """Integer indices (any shape, flattened) or a boolean mask of length ``num`` -> (F,) long."""
+        index = index.detach().cpu()
+        if index.dtype == torch.bool:
+            if index.dim() != 1 or index.numel() != self.num:
+                raise ValueError(f"a boolean variable mask must have shape ({self.num},) for group {self.gid}, "
+                                 f"got {tuple(index.shape)}")
+            return index.nonzero().reshape(-1)
+        if index.is_floating_point() or index.is_complex():
+            raise ValueError(f"variable indices must be integers or a boolean mask, got dtype {index.dtype}")
+        return index.long()
 
     def all(self) -> "VariableRef":
         """Every variable of the group, in order."""
