@@ -16,6 +16,14 @@ from .modes import BackwardLike, as_backward, override
 from .schedules import ScheduleLike, as_schedule
 
 
+def _check_iters_tol(iters, tol, allow_none: bool = False) -> None:
+    """Settings are checked when a layer is built, not at its first call."""
+    if not (iters is None and allow_none) and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 0):
+        raise ValueError(f"iters must be an int >= 0{' or None' if allow_none else ''}, got {iters!r}")
+    if tol is not None and not tol > 0:
+        raise ValueError(f"tol must be None or > 0, got {tol!r}")
+
+
 class GBPLayer(nn.Module):
     """GBP on a general factor graph as a layer.
 
@@ -37,6 +45,9 @@ class GBPLayer(nn.Module):
     def __init__(self, iters: int = 100, tol: float | None = None, damping: float = 0.0,
                  schedule: ScheduleLike = "sync", backward: BackwardLike = "unroll"):
         super().__init__()
+        _check_iters_tol(iters, tol)
+        if not 0.0 <= damping < 1.0:
+            raise ValueError(f"damping must be in [0, 1), got {damping!r}")
         self.iters, self.tol, self.damping = iters, tol, damping
         self.schedule = as_schedule(schedule)
         self.backward = as_backward(backward)
@@ -88,6 +99,11 @@ class GridGBP(nn.Module):
     def __init__(self, iters: int | None = None, tol: float | None = None, config: GridConfig | None = None,
                  backward: BackwardLike = "unroll", robust: GridRobust | None = None):
         super().__init__()
+        _check_iters_tol(iters, tol, allow_none=True)
+        if not isinstance(config, (GridConfig, type(None))):
+            raise ValueError(f"config must be a GridConfig, got {type(config).__name__}")
+        if not isinstance(robust, (GridRobust, type(None))):
+            raise ValueError(f"robust must be None or a GridRobust, got {type(robust).__name__}")
         self.iters, self.tol, self.robust = iters, tol, robust
         self.config = GridConfig() if config is None else config
         self.backward = as_backward(backward)

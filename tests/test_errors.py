@@ -188,3 +188,18 @@ def test_boolean_masks_select_variables_and_float_indices_are_refused():
                        ("a", "bad variable index 'a'")):
         with pytest.raises(ValueError, match=match):
             x[bad]
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: __import__("gbp_torch.modules").modules.GBPLayer(tol=-1.0), "tol must be None or > 0"),
+    (lambda: __import__("gbp_torch.modules").modules.GBPLayer(iters=-2), "iters must be an int >= 0"),
+    (lambda: __import__("gbp_torch.modules").modules.GBPLayer(damping=1.5), r"damping must be in \[0, 1\)"),
+    (lambda: __import__("gbp_torch.modules").modules.GBPLayer(backward="adjoint"), "unknown backward mode"),
+    (lambda: __import__("gbp_torch.modules").modules.GridGBP(tol=float("nan")), "tol must be None or > 0"),
+    (lambda: __import__("gbp_torch.modules").modules.MultigridGBP(iters=2.5), "iters must be an int >= 0 or None"),
+    (lambda: __import__("gbp_torch.modules").modules.MultigridGBP(config={"levels": None}), "config must be a Grid"),
+    (lambda: __import__("gbp_torch.modules").modules.GridGBP(robust="huber"), "robust must be None or a GridRobust"),
+])
+def test_layers_check_their_settings_when_built(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
