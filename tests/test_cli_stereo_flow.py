@@ -346,3 +346,10 @@ def test_flow_runs_the_handset_model_on_a_crop_of_the_shipped_sample(tmp_path):
     flow, std = read_flow(tmp_path / "f.flo"), read_flow(tmp_path / "s.flo")
     assert flow.shape == std.shape == (2, 96, 128) and flow_valid(flow).all() and (std >= 0).all()
     assert float(flow.abs().max()) < 20 and (tmp_path / "c.png").is_file()
+
+
+def test_denoise_blind_on_a_one_pixel_image_is_refused_before_computing(tmp_path, capsys, monkeypatch):
+    Image.fromarray(np.full((1, 1), 128, np.uint8)).save(tmp_path / "dot.png")
+    monkeypatch.chdir(tmp_path)
+    line = _fails(cli.denoise_main, ["dot.png", "-o", "o.png", "--blind"], capsys, tmp_path, "gbp-denoise")
+    assert "--blind needs an image of at least 2x2 pixels" in line and "give --sigma" in line

@@ -31,6 +31,9 @@ def _denoise(argv: list[str] | None) -> None:
         ap.error(f"--sigma must be in (0, 255), got {args.sigma}")
     check_outputs([("-o", args.output, (".png",)), ("--uncertainty", args.uncertainty, (".png",))], [args.input])
     image, bits = read_input(args.input, "input")
+    if args.blind and min(image.shape[-2:]) < 2:
+        raise CLIError(f"--blind needs an image of at least 2x2 pixels to estimate the noise; {args.input} is "
+                       f"{image.shape[-1]}x{image.shape[-2]} (give --sigma)")
     device = check_device(args.device)
 
     import torch
