@@ -95,3 +95,19 @@ def test_eval_mode_records_nothing():
     with torch.no_grad():
         out = LearnedFlow().eval()(f1, f2)
     assert not out.flow.requires_grad and out.cov.shape == (1, 2, 2, 32, 32)
+
+
+def test_forward_sequence_records_every_warp():
+    f1, f2, gt, valid = _pair(40)
+    torch.manual_seed(0)
+    model = LearnedFlow(factors={"width": 8, "context_width": 8})
+    _perturb(model)
+    out, seq = model.forward_sequence(f1, f2)
+    with torch.no_grad():
+        ref = model(f1, f2)
+    torch.testing.assert_close(out.flow, ref.flow)
+    assert seq[-1] is out.flow and all(s.requires_grad for s in seq) and len(seq) >= 2 * 3
+    seq[0].sum().backward()  # the coarsest warp alone reaches the net
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.factors.body.parameters())
+    with pytest.raises(ValueError, match="record"):
+        model.forward_sequence(f1, f2, record="some")

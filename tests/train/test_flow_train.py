@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from hydra.utils import instantiate
 from train_helpers import CONF_DIR
@@ -47,8 +48,9 @@ def test_synthetic_training_pairs_are_seeded():
     assert not torch.equal(ds[3]["frame1"], a["frame1"])
 
 
-def test_fast_dev_run_trains_one_step(tmp_path):
-    cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", *TINY_FLOW)
+@pytest.mark.parametrize("gamma", [0.0, 0.8])
+def test_fast_dev_run_trains_one_step(tmp_path, gamma):
+    cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", f"model.sequence_gamma={gamma}", *TINY_FLOW)
     metrics = train(cfg)
     assert metrics["global_step"] == 1 and math.isfinite(metrics["train/loss"])
     assert 0 <= metrics["val/epe"] < 5 and 0 <= metrics["val/coverage95"] <= 1

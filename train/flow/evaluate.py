@@ -122,6 +122,20 @@ def format_table(rows: list[dict], methods: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def summary(rows: list[dict], methods: Sequence[str]) -> dict:
+    """``{group: {method: {measure: mean over the group's pairs, "seconds": mean time}}}``."""
+    out: dict = {}
+    for group in dict.fromkeys(r["group"] for r in rows):
+        block = [r for r in rows if r["group"] == group]
+        out[group] = {}
+        for m in methods:
+            keys = dict.fromkeys(k for x in block for k in x["scores"][m])
+            out[group][m] = {k: round(_mean([x["scores"][m][k] for x in block if k in x["scores"][m]]), 4)
+                             for k in keys}
+            out[group][m]["seconds"] = round(_mean([x["seconds"][m] for x in block]), 3)
+    return out
+
+
 def learned_model(name: str | None = None):
     """The shipped learned flow model (eval mode), or None (with a note) when it is not available."""
     from gbp_torch import pretrained
@@ -140,6 +154,7 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     ap.add_argument("--png", default=None, help="write colour-coded flows under this folder")
     ap.add_argument("--no-baselines", action="store_true", help="skip the OpenCV columns")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--json", default=None, help="also write the per-group means per method to this JSON file")
     ap.add_argument("--no-learned", action="store_true", help="skip the learned GBP column")
     ap.add_argument("--model", default=None, help="pretrained flow model of the learned column (default gbp_flow)")
     args = ap.parse_args(list(argv or []))
@@ -155,4 +170,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
             methods["gbp-learned"] = learned
     rows = evaluate(methods, args.datasets, args.root, args.png)
     print(format_table(rows, list(methods)))
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(summary(rows, list(methods)), indent=2, sort_keys=True) + "\n")
     return rows

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from gbp_torch.tasks.flow.metrics import epe, std_coverage
 from gbp_torch.tasks.flow.output import FlowOutput
+from gbp_torch.vision import upsample_flow
 
 from ..lit_base import TaskLitModule
 
@@ -25,14 +26,18 @@ class FlowLitModule(TaskLitModule):
         nll_weight: weight of the Gaussian negative log-likelihood of the (detached) errors under the
             predicted per-component variances, truncated at 4 std (trains a learned covariance scale; 0: off).
         log_images: validation pairs logged as panels (frame 1 | flow colour | |error| | std) to wandb.
+        sequence_gamma: > 0: when the net has ``forward_sequence`` (e.g. LearnedFlow), train on the flow after
+            every warp (upsampled to full resolution), weighted ``gamma^(n - 1 - i)`` and normalised, so the
+            factors of every pyramid level learn; 0: the final flow only.
     """
 
     task = "flow"
 
     def __init__(self, net: nn.Module | Mapping, optimizer: Mapping | None = None, scheduler: Mapping | None = None,
-                 eps: float = 0.01, nll_weight: float = 0.02, log_images: int = 2):
+                 eps: float = 0.01, nll_weight: float = 0.02, log_images: int = 2, sequence_gamma: float = 0.0):
         super().__init__()
-        self.build(net, optimizer, scheduler, eps=eps, nll_weight=nll_weight, log_images=log_images)
+        self.build(net, optimizer, scheduler, eps=eps, nll_weight=nll_weight, log_images=log_images,
+                   sequence_gamma=sequence_gamma)
 
     def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
         return self.net(frame1, frame2)
@@ -50,9 +55,23 @@ class FlowLitModule(TaskLitModule):
             nll = (per.sum(1) * valid).sum() / (2 * n)
         return loss, nll
 
+    def _epe_loss(self, flow: Tensor, batch: dict) -> Tensor:
+        valid = batch["valid"]
+        err = (flow - batch["flow"]).square().sum(1)
+        return ((err + self.hparams.eps ** 2).sqrt() * valid).sum() / valid.sum().clamp_min(1)
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        out = self(batch["frame1"], batch["frame2"])
-        loss, nll = self._losses(out, batch)
+        gamma = self.hparams.get("sequence_gamma", 0.0)
+        if gamma and hasattr(self.net, "forward_sequence"):
+            out, seq = self.net.forward_sequence(batch["frame1"], batch["frame2"])
+            _, nll = self._losses(out, batch)
+            size = tuple(batch["flow"].shape[-2:])
+            weights = [gamma ** (len(seq) - 1 - i) for i in range(len(seq))]
+            loss = sum(wt * self._epe_loss(upsample_flow(f, size) if f.shape[-2:] != size else f, batch)
+                       for wt, f in zip(weights, seq)) / sum(weights)
+        else:
+            out = self(batch["frame1"], batch["frame2"])
+            loss, nll = self._losses(out, batch)
         total = loss + self.hparams.nll_weight * nll if self.hparams.nll_weight else loss
         bs = batch["frame1"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)

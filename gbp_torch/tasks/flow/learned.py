@@ -15,11 +15,13 @@ the reported covariance. The last convolutions are zero-initialised, so the untr
 the hand-set factors exactly (and a covariance scale of 1): training starts from the hand-set model.
 
 :class:`LearnedFlow` runs :class:`~.handset.HandsetFlow`'s loop with that source. With gradients
-enabled, every warp but the last (finest level) runs without recording; the last warp's factors are
+enabled, :meth:`LearnedFlow.forward` records only the last warp (finest level): its factors are
 recorded and its multigrid GBP solve uses the implicit backward (an adjoint multigrid solve at the
 solution), so gradients reach the factor network through the data precisions, robust weights and
-edge weights of that solve. Its linearisation point (the incoming flow) and the warps are constants;
-the final median filter passes gradients to the selected values.
+edge weights of that solve. :meth:`LearnedFlow.forward_sequence` records every warp the same way and
+returns the flow after each, for a loss on the whole coarse-to-fine sequence (what training uses, so
+the factors of every level learn). Linearisation points (the incoming flows) and the warps are
+constants; the median filter passes gradients to the selected values.
 """
 
 from __future__ import annotations
@@ -141,6 +143,15 @@ class LearnedFlow(HandsetFlow):
             (backward if backward is not None else TRAIN_BACKWARD)
 
     def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
+        return self.forward_sequence(frame1, frame2, record="last")[0]
+
+    def forward_sequence(self, frame1: Tensor, frame2: Tensor, record: str = "all") -> tuple[FlowOutput, list[Tensor]]:
+        """The output and the flow after every warp (coarse to fine, each on its level's grid, in that level's
+        pixels). With gradients enabled, ``record="all"`` records every warp (each solve with the implicit
+        backward, each linearisation point a constant), for a loss on the whole sequence; ``"last"`` only
+        the last warp (the flows of the others are then constants)."""
+        if record not in ("all", "last"):
+            raise ValueError(f"record must be 'all' or 'last', got {record!r}")
         _check_frames(frame1, frame2)
         c = self.config
         grad = torch.is_grad_enabled()
@@ -148,20 +159,22 @@ class LearnedFlow(HandsetFlow):
             pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=c.min_size)
             pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
         flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
+        sequence = []
         count = 0
         for level in range(len(pyr1) - 1, -1, -1):
-            flow = upsample_flow(flow, tuple(pyr1[level].shape[-2:]))
+            flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
             for w in range(warps):
                 robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
-                last = level == 0 and w == warps - 1
-                with torch.set_grad_enabled(grad and last):
+                on = grad and (record == "all" or (level == 0 and w == warps - 1))
+                with torch.set_grad_enabled(on):
                     flow, result, data, factors = self._warp(pyr1[level], pyr2[level], flow.detach(), level,
-                                                             robustness, self.backward if grad else "unroll")
+                                                             robustness, self.backward if on else "unroll")
                     if c.median > 1 and (c.median_every_warp or w == warps - 1):
                         flow = median_filter(flow, c.median)
+                sequence.append(flow)
                 count += 1
-        return self._output(flow, result, data, factors)
+        return self._output(flow, result, data, factors), sequence
 
 
 __all__ = ["LearnedFactors", "LearnedFlow", "TRAIN_BACKWARD", "N_INPUTS", "N_OUTPUTS"]
