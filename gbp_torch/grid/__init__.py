@@ -11,9 +11,10 @@ from .forward import GridResult
 from .gbp import GBPGains, gbp_iterate, lam_setup
 from .irls import GridRobust
 from .multigrid import build_hierarchy, fcg_solve, vcycle, vcycle_solve
+from .observability import GridUnobservableWarning
 from .solve import solve
 from .system import GridSystem, matvec
 
 __all__ = ["solve", "GridConfig", "MultigridConfig", "MULTIGRID", "GridResult", "GridRobust", "GridSystem",
-           "GBPGains", "lam_setup", "gbp_iterate", "build_hierarchy", "vcycle", "vcycle_solve", "fcg_solve",
-           "matvec"]
+           "GridUnobservableWarning", "GBPGains", "lam_setup", "gbp_iterate", "build_hierarchy", "vcycle",
+           "vcycle_solve", "fcg_solve", "matvec"]

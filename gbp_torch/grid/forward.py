@@ -31,6 +31,8 @@ class GridResult:
             weighted by level size; lam set-up and residuals not counted).
         lam_iters: lam-message iterations of the fine-level set-up (last solve).
         outer_iters: IRLS reweightings run (0 without robust kernels).
+        unobservable: (B, H, W) bool, pixels no data determines (their ``var`` is inf, their mean
+            a weakly regularised value; see :mod:`.observability`), or None.
     """
 
     mean: Tensor
@@ -41,6 +43,7 @@ class GridResult:
     work: float
     lam_iters: int
     outer_iters: int = 0
+    unobservable: Tensor | None = None
 
 
 def _default_lam_tol(dtype: torch.dtype, flat: bool) -> float:

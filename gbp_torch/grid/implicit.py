@@ -27,6 +27,7 @@ from .checks import check_inputs
 from .config import GridConfig
 from .irls import GridRobust, reweight, robust_energy
 from .multigrid import build_hierarchy, fcg_solve
+from .observability import regularise
 from .system import GridSystem, energy
 
 
@@ -52,7 +53,7 @@ def _robust_tensors(rb: GridRobust | None) -> list[Tensor]:
 
 
 def implicit_mean(x_star: Tensor, z: Tensor, data_precision, edge_weights, robust: GridRobust | None,
-                  mask, settings: AdjointSettings) -> Tensor:
+                  mask, settings: AdjointSettings, regularised: Tensor | None = None) -> Tensor:
     """``x_star`` (shape of z) made differentiable by the implicit function theorem.
 
     The inputs are those of the forward solve (tensors among them may require grad).
@@ -64,7 +65,7 @@ def implicit_mean(x_star: Tensor, z: Tensor, data_precision, edge_weights, robus
     if not slots or not torch.is_grad_enabled():
         return x_star
     problem = _Problem(z, data_precision, wh, wv, mask, isinstance(edge_weights, (tuple, list)), robust, settings,
-                       tuple(n for n, _ in slots))
+                       tuple(n for n, _ in slots), regularised)
     return _GridImplicit.apply(problem, x_star.detach(), *[t for _, t in slots])
 
 
@@ -82,6 +83,7 @@ class _Problem:
     robust: GridRobust | None
     settings: AdjointSettings
     names: tuple[str, ...]
+    regularised: Tensor | None = None  # relative regularisation of unobservable pixels (observability.py)
 
 
 def _energy_fn(problem: _Problem, inputs: dict[str, Tensor]):
@@ -95,6 +97,8 @@ def _energy_fn(problem: _Problem, inputs: dict[str, Tensor]):
         robust = _substitute_thresholds(robust, iter(thresholds))
     edges = (get("wh"), get("wv")) if problem.pair else get("wh")
     sys, zz, _ = check_inputs(get("z"), get("a"), edges, get("mask"), validate=False)
+    if problem.regularised is not None:  # the forward solve's regularisation
+        sys = regularise(sys, zz, problem.regularised)
 
     def total(x: Tensor) -> Tensor:
         xx = x.reshape(zz.shape)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -11,6 +13,7 @@ from .config import GridConfig
 from .forward import GridResult, solve_system
 from .implicit import AdjointSettings, implicit_mean
 from .irls import GridRobust
+from .observability import GridUnobservableWarning, regularise, unobservable
 
 _DEFAULT = GridConfig()
 
@@ -39,9 +42,13 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
             :class:`~gbp_torch.modes.BackwardConfig`. Implicit: exact gradients at the
             solution from adjoint multigrid solves, memory constant in ``iters``, ``var``
             detached. Truncated: solve unrecorded, then record ``truncate`` more steps.
-        validate: check values (NaN, negative precisions, asymmetric blocks, singular
-            items); False skips these device synchronisations for callers that checked.
-            Shapes are always checked.
+        validate: check values (NaN, negative precisions, asymmetric blocks, items without
+            data) and find unobservable regions (no data in a component cut off by zero edge
+            weights, or D = 2 data constraining one direction only: reported in
+            ``result.unobservable`` with a :class:`GridUnobservableWarning`, regularised, ``var``
+            inf there). Two host synchronisations for D = 1 without cut edges (more when edges
+            are cut, or D = 2: a connected-components search); False skips all of it for callers
+            that checked. Shapes are always checked.
 
     Returns:
         :class:`GridResult`. Device and dtype follow z; differentiable.
@@ -53,6 +60,10 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
         raise ValueError(f"robust must be None or a GridRobust, got {type(robust).__name__}")
     back = as_backward(backward)
     sys, zz, _ = check_inputs(z, data_precision, edge_weights, mask, validate=validate)
+    rel = unobservable(sys) if validate else None  # relative regularisation of unobservable pixels
+    if rel is not None:
+        sys = regularise(sys, zz, rel)
+        _warn_unobservable(rel > 0)
     iters = config.default_iters if iters is None else iters
     if not isinstance(iters, int) or isinstance(iters, bool) or iters < 0:
         raise ValueError(f"iters must be an int >= 0, got {iters!r}")
@@ -74,8 +85,20 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
             tail.work += result.work
             result = tail
     result.mean = result.mean.reshape(z.shape)
+    if rel is not None:
+        hidden = rel > 0
+        result.unobservable = hidden
+        result.var = result.var.masked_fill(hidden if result.var.dim() == 3 else hidden[:, None, None], float("inf"))
     if back.mode is BackwardMode.IMPLICIT:
         settings = AdjointSettings(config if not config.flat else GridConfig(levels=None),
                                    back.adjoint_iters or 100, back.tolerance(tol), back.adjoint_cg_iters)
-        result.mean = implicit_mean(result.mean, z, data_precision, edge_weights, robust, mask, settings)
+        result.mean = implicit_mean(result.mean, z, data_precision, edge_weights, robust, mask, settings, rel)
     return result
+
+
+def _warn_unobservable(hidden: Tensor) -> None:
+    counts = hidden.flatten(1).sum(1).tolist()
+    items = ", ".join(f"item {i}: {c} px" for i, c in enumerate(counts) if c)
+    warnings.warn(f"grid.solve: pixels that no data determines (a region without data cut off by zero edge "
+                  f"weights, or D = 2 data of one direction only); {items}. Their variance is inf and their "
+                  "mean only weakly regularised (GridResult.unobservable).", GridUnobservableWarning, stacklevel=3)

@@ -1,0 +1,94 @@
+"""Parts of a grid problem that no data reaches: found, reported and regularised.
+
+A pixel is unobservable when its connected component (pixels joined by edges of weight > 0)
+has a singular summed data precision: no data at all (D = 1 or 2), or, for D = 2, data blocks
+that all constrain the same direction (the aperture problem of a cut-off region). There the
+system ``A x = b`` is singular: multigrid's dense coarse solve fails and GBP's means drift.
+:func:`regularise` adds a data precision ``eps I`` toward z on those components only, so the
+rest of the image solves exactly as before: ``eps`` is the item's typical precision on components
+without any data (their values are arbitrary anyway) and :data:`RANK_DEFICIENT_EPS` of it on D = 2
+components with one-directional data (so the observed direction keeps its solution). The solver
+reports them (``GridResult.unobservable``, variance ``inf``) and warns.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import blocks
+from .system import GridSystem
+
+#: Data precision added on D = 2 components with one-directional data, relative to the item's typical
+#: precision (components without data get the typical precision itself).
+RANK_DEFICIENT_EPS = 1e-3
+
+
+class GridUnobservableWarning(RuntimeWarning):
+    """Some pixels of a grid problem are not determined by any data (see :mod:`.observability`)."""
+
+
+def components(wh: Tensor, wv: Tensor) -> Tensor:
+    """Connected components of B grids whose edges of weight > 0 join pixels.
+
+    wh (B, H, W-1), wv (B, H-1, W) -> labels (B, H, W) long: the smallest flat index (over the
+    whole batch) of each pixel's component. Hook-and-compress (Shiloach-Vishkin style):
+    O(log(pixels)) rounds of whole-tensor ops, one host sync per round.
+    """
+    b, h = wh.shape[0], wh.shape[1]
+    w = wv.shape[2]
+    ids = torch.arange(b * h * w, device=wh.device).reshape(b, h, w)
+    src = torch.cat((ids[..., :, :-1][wh > 0], ids[..., :-1, :][wv > 0]))
+    dst = torch.cat((ids[..., :, 1:][wh > 0], ids[..., 1:, :][wv > 0]))
+    lab = ids.reshape(-1).clone()
+    while True:
+        ls, ld = lab[src], lab[dst]
+        low = torch.minimum(ls, ld)
+        hooked = lab.scatter_reduce(0, ls, low, "amin").scatter_reduce(0, ld, low, "amin")
+        while True:  # pointer jumping: every label points at its root
+            jumped = hooked[hooked]
+            if torch.equal(jumped, hooked):
+                break
+            hooked = jumped
+        if torch.equal(hooked, lab):
+            return lab.reshape(b, h, w)
+        lab = hooked
+
+
+def unobservable(sys: GridSystem) -> Tensor | None:
+    """(B, H, W) relative regularisation of each pixel: 1 on components without data, RANK_DEFICIENT_EPS
+    on D = 2 components whose summed data blocks are singular, 0 elsewhere; None if every pixel is observable."""
+    d = sys.d
+    b, h, w = sys.b.shape[0], sys.b.shape[-2], sys.b.shape[-1]
+    if bool((sys.wh > 0).all() & (sys.wv > 0).all()):  # one component per item
+        if d == 1:
+            return None  # and check_inputs ensured that each item has data
+        labels = torch.arange(b, device=sys.b.device).repeat_interleave(h * w) * (h * w)
+    else:
+        labels = components(sys.wh, sys.wv).reshape(-1)
+    n = labels.numel()
+    if d == 1:
+        total = torch.zeros(n, dtype=sys.a.dtype, device=sys.a.device).index_add_(0, labels, sys.a.reshape(-1))
+        weight = (total <= 0).to(sys.a.dtype)
+    else:
+        full = blocks.to_matrix(sys.a, 2)
+        entries = torch.stack((full[:, 0, 0], full[:, 0, 1], full[:, 1, 1]), -1).reshape(-1, 3)
+        total = torch.zeros(n, 3, dtype=sys.a.dtype, device=sys.a.device).index_add_(0, labels, entries)
+        trace = total[:, 0] + total[:, 2]
+        det = total[:, 0] * total[:, 2] - total[:, 1] ** 2
+        singular = det <= 1e-10 * trace * trace
+        weight = torch.where(trace <= 0, 1.0, RANK_DEFICIENT_EPS * singular.to(sys.a.dtype))
+    rel = weight[labels].reshape(b, h, w)
+    return rel if bool((rel > 0).any()) else None
+
+
+def regularise(sys: GridSystem, z: Tensor, rel: Tensor) -> GridSystem:
+    """``sys`` with ``rel`` (B, H, W, from :func:`unobservable`) times the item's typical precision (the
+    largest of its mean data precision and mean edge weights) added to the data precision, toward
+    ``z`` (B, D, H, W)."""
+    scale = torch.stack((blocks.trace(sys.a, sys.d).flatten(1).mean(1) / sys.d,
+                         sys.wh.flatten(1).mean(1) if sys.wh.numel() else sys.wh.new_zeros(sys.wh.shape[0]),
+                         sys.wv.flatten(1).mean(1) if sys.wv.numel() else sys.wv.new_zeros(sys.wv.shape[0])))
+    extra = scale.amax(0).clamp_min(torch.finfo(z.dtype).tiny).view(-1, 1, 1) * rel
+    a = blocks.add_eye(sys.a, extra) if blocks.is_full(sys.a) else sys.a + extra
+    return GridSystem(a=a, wh=sys.wh, wv=sys.wv, b=sys.b + extra.unsqueeze(1) * z)
