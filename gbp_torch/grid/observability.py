@@ -1,8 +1,9 @@
 """Parts of a grid problem that no data reaches: found, reported and regularised.
 
-A pixel is unobservable when its connected component (pixels joined by edges of weight > 0)
-has a singular summed data precision: no data at all (D = 1 or 2), or, for D = 2, data blocks
-that all constrain the same direction (the aperture problem of a cut-off region). There the
+A pixel is unobservable when its connected component (pixels joined by edges of weight above
+100 machine epsilons of the item's typical precision) has a singular summed data precision: no
+data at all (D = 1 or 2, numerically: below the same floor), or, for D = 2, data blocks that all
+constrain the same direction (the aperture problem of a cut-off region). There the
 system ``A x = b`` is singular: multigrid's dense coarse solve fails and GBP's means drift.
 :func:`regularise` adds a data precision ``eps I`` toward z on those components only, so the
 rest of the image solves exactly as before: ``eps`` is the item's typical precision on components
@@ -28,18 +29,19 @@ class GridUnobservableWarning(RuntimeWarning):
     """Some pixels of a grid problem are not determined by any data (see :mod:`.observability`)."""
 
 
-def components(wh: Tensor, wv: Tensor) -> Tensor:
-    """Connected components of B grids whose edges of weight > 0 join pixels.
+def components(wh: Tensor, wv: Tensor, threshold: Tensor | float = 0.0) -> Tensor:
+    """Connected components of B grids whose edges of weight > threshold join pixels.
 
-    wh (B, H, W-1), wv (B, H-1, W) -> labels (B, H, W) long: the smallest flat index (over the
-    whole batch) of each pixel's component. Hook-and-compress (Shiloach-Vishkin style):
+    wh (B, H, W-1), wv (B, H-1, W), threshold a float or (B,) -> labels (B, H, W) long: the smallest
+    flat index (over the whole batch) of each pixel's component. Hook-and-compress (Shiloach-Vishkin style):
     O(log(pixels)) rounds of whole-tensor ops, one host sync per round.
     """
     b, h = wh.shape[0], wh.shape[1]
     w = wv.shape[2]
     ids = torch.arange(b * h * w, device=wh.device).reshape(b, h, w)
-    src = torch.cat((ids[..., :, :-1][wh > 0], ids[..., :-1, :][wv > 0]))
-    dst = torch.cat((ids[..., :, 1:][wh > 0], ids[..., 1:, :][wv > 0]))
+    t = torch.as_tensor(threshold, dtype=wh.dtype, device=wh.device).reshape(-1, 1, 1)
+    src = torch.cat((ids[..., :, :-1][wh > t], ids[..., :-1, :][wv > t]))
+    dst = torch.cat((ids[..., :, 1:][wh > t], ids[..., 1:, :][wv > t]))
     lab = ids.reshape(-1).clone()
     while True:
         ls, ld = lab[src], lab[dst]
@@ -55,40 +57,50 @@ def components(wh: Tensor, wv: Tensor) -> Tensor:
         lab = hooked
 
 
+def typical_precision(sys: GridSystem) -> Tensor:
+    """(B,) the largest of each item's mean data precision (per component) and mean edge weights."""
+    parts = [blocks.trace(sys.a, sys.d).flatten(1).mean(1) / sys.d]
+    parts += [w.flatten(1).mean(1) for w in (sys.wh, sys.wv) if w.numel()]
+    return torch.stack(parts).amax(0).clamp_min(torch.finfo(sys.b.dtype).tiny)
+
+
 def unobservable(sys: GridSystem) -> Tensor | None:
-    """(B, H, W) relative regularisation of each pixel: 1 on components without data, RANK_DEFICIENT_EPS
+    """(B, H, W) relative regularisation of each pixel: 1 on components without data (or with less than
+    100 machine epsilons of the item's typical precision per pixel: numerically none), RANK_DEFICIENT_EPS
     on D = 2 components whose summed data blocks are singular, 0 elsewhere; None if every pixel is observable."""
     d = sys.d
     b, h, w = sys.b.shape[0], sys.b.shape[-2], sys.b.shape[-1]
-    if bool((sys.wh > 0).all() & (sys.wv > 0).all()):  # one component per item
-        if d == 1:
-            return None  # and check_inputs ensured that each item has data
+    tiny = 100 * torch.finfo(sys.b.dtype).eps * typical_precision(sys)  # (B,) numerically zero
+    trace = blocks.trace(sys.a, d) / d  # (B, H, W)
+    t = tiny.view(-1, 1, 1)
+    connected = (sys.wh > t).all() & (sys.wv > t).all()
+    if d == 1 and bool(connected & (trace.flatten(1).sum(1) > tiny * h * w).all()):
+        return None  # one component per item, with data
+    if bool(connected):
         labels = torch.arange(b, device=sys.b.device).repeat_interleave(h * w) * (h * w)
     else:
-        labels = components(sys.wh, sys.wv).reshape(-1)
+        labels = components(sys.wh, sys.wv, tiny).reshape(-1)
     n = labels.numel()
+    size = torch.zeros(n, dtype=trace.dtype, device=trace.device).index_add_(0, labels, torch.ones_like(labels,
+                                                                                                     dtype=trace.dtype))
+    total = torch.zeros(n, dtype=trace.dtype, device=trace.device).index_add_(0, labels, trace.reshape(-1))
+    empty = total <= size * tiny.repeat_interleave(h * w)
     if d == 1:
-        total = torch.zeros(n, dtype=sys.a.dtype, device=sys.a.device).index_add_(0, labels, sys.a.reshape(-1))
-        weight = (total <= 0).to(sys.a.dtype)
+        weight = empty.to(trace.dtype)
     else:
         full = blocks.to_matrix(sys.a, 2)
         entries = torch.stack((full[:, 0, 0], full[:, 0, 1], full[:, 1, 1]), -1).reshape(-1, 3)
-        total = torch.zeros(n, 3, dtype=sys.a.dtype, device=sys.a.device).index_add_(0, labels, entries)
-        trace = total[:, 0] + total[:, 2]
-        det = total[:, 0] * total[:, 2] - total[:, 1] ** 2
-        singular = det <= 1e-10 * trace * trace
-        weight = torch.where(trace <= 0, 1.0, RANK_DEFICIENT_EPS * singular.to(sys.a.dtype))
+        summed = torch.zeros(n, 3, dtype=trace.dtype, device=trace.device).index_add_(0, labels, entries)
+        det = summed[:, 0] * summed[:, 2] - summed[:, 1] ** 2
+        singular = det <= 1e-10 * (summed[:, 0] + summed[:, 2]) ** 2
+        weight = torch.where(empty, 1.0, RANK_DEFICIENT_EPS * singular.to(trace.dtype))
     rel = weight[labels].reshape(b, h, w)
     return rel if bool((rel > 0).any()) else None
 
 
 def regularise(sys: GridSystem, z: Tensor, rel: Tensor) -> GridSystem:
-    """``sys`` with ``rel`` (B, H, W, from :func:`unobservable`) times the item's typical precision (the
-    largest of its mean data precision and mean edge weights) added to the data precision, toward
-    ``z`` (B, D, H, W)."""
-    scale = torch.stack((blocks.trace(sys.a, sys.d).flatten(1).mean(1) / sys.d,
-                         sys.wh.flatten(1).mean(1) if sys.wh.numel() else sys.wh.new_zeros(sys.wh.shape[0]),
-                         sys.wv.flatten(1).mean(1) if sys.wv.numel() else sys.wv.new_zeros(sys.wv.shape[0])))
-    extra = scale.amax(0).clamp_min(torch.finfo(z.dtype).tiny).view(-1, 1, 1) * rel
+    """``sys`` with ``rel`` (B, H, W, from :func:`unobservable`) times the item's
+    :func:`typical_precision` added to the data precision, toward ``z`` (B, D, H, W)."""
+    extra = typical_precision(sys).view(-1, 1, 1) * rel
     a = blocks.add_eye(sys.a, extra) if blocks.is_full(sys.a) else sys.a + extra
     return GridSystem(a=a, wh=sys.wh, wv=sys.wv, b=sys.b + extra.unsqueeze(1) * z)
