@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .png_check import SIGNATURE, check_png
+
 
 def _read_bytes(path: str | os.PathLike) -> Tensor:
     """The file's bytes as a uint8 tensor; a clear error if it is missing or empty."""
@@ -33,6 +35,12 @@ def _decode(path: str | os.PathLike, mode_name: str) -> Tensor:
     from torchvision.io import ImageReadMode, decode_image
 
     data = _read_bytes(path)
+    head = bytes(data[:8].tolist())
+    if head == SIGNATURE or head[1:4] == b"PNG":  # torchvision would crash on a damaged PNG: check it first
+        try:
+            check_png(data.numpy().tobytes())
+        except ValueError as e:
+            raise ValueError(f"not a readable image: {path} ({e})") from None
     try:
         return decode_image(data, mode=getattr(ImageReadMode, mode_name))
     except (RuntimeError, ValueError) as e:
