@@ -36,3 +36,21 @@ def test_disparity_refiner_example_trains_end_to_end_and_beats_its_input():
     assert refined < 0.8 * initial, (initial, refined)  # better than the network it refines
     assert refined < 0.75 * untrained, (untrained, refined)  # and it is the training that does it
     assert 0.5 < cover <= 1.0
+
+
+def test_flow_refiner_example_trains_end_to_end_and_beats_its_input():
+    import torch
+    from refine_flow import evaluate, pool, train
+
+    from gbp_torch.refine import GridRefiner
+
+    torch.manual_seed(0)
+    train_pairs, test_pairs = pool(16, 40, seed=0), pool(12, 40, seed=1)
+    refiner = GridRefiner(dim=2, feature_channels=2, width=16, depth=4, precision="full", data_scale=4.0,
+                          smooth_scale=16.0)
+    _, untrained, _ = evaluate(refiner, test_pairs)
+    train(refiner, train_pairs, steps=40)
+    initial, refined, cover = evaluate(refiner, test_pairs)
+    assert refined < 0.9 * initial, (initial, refined)  # better than the flow it refines
+    assert refined < 0.85 * untrained, (untrained, refined)  # thanks to the training
+    assert 0.3 < cover <= 1.0
