@@ -8,6 +8,10 @@ metrics. Weight files hold ``{"target", "kwargs", "state_dict"}`` and load with
     from gbp_torch.pretrained import denoiser
     model = denoiser()                      # the default GBP denoiser, eval mode
     out = model(noisy, sigma)               # noisy (B, 1, H, W) in [0, 1], sigma (B,) -> .mean, .var
+
+    from gbp_torch.pretrained import stereo
+    model = stereo()                        # the learned stereo GBP model, eval mode
+    out = model(left, right, max_disp)      # (B, C, H, W) in [0, 1] -> .disparity, .var (B, 1, H, W)
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .paths import REPO_ROOT
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 MANIFEST = CHECKPOINT_DIR / "MANIFEST"
 DEFAULT_DENOISER = "gbp_denoiser_gaussian"
+DEFAULT_STEREO = "gbp_stereo"
 
 #: Modules a checkpoint may name as its class (nothing else is imported).
 ALLOWED_MODULES = ("gbp_torch.tasks.",)
@@ -69,4 +74,11 @@ def load(name: str, device: str | torch.device = "cpu", directory: Path = CHECKP
 
 def denoiser(name: str = DEFAULT_DENOISER, device: str | torch.device = "cpu") -> nn.Module:
     """A ready pretrained denoiser: ``model(noisy (B, 1, H, W), sigma (B,) or None) -> .mean, .var``."""
+    return load(name, device)
+
+
+def stereo(name: str = DEFAULT_STEREO, device: str | torch.device = "cpu") -> nn.Module:
+    """A ready pretrained stereo model: ``model(left, right, max_disp) -> StereoOutput`` (``.disparity``,
+    ``.var``, ``.occluded`` (B, 1, H, W)); left, right (B, C, H, W) in [0, 1], ``left(x)`` matches
+    ``right(x - d)``."""
     return load(name, device)

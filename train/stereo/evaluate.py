@@ -3,7 +3,7 @@
     python -m train.eval --task stereo
     python -m train.eval --task stereo --scenes tsukuba venus --png results/stereo
     python -m train.eval --task stereo --no-sgbm --threads 2     # on an otherwise idle machine
-    python -m train.eval --task stereo --pretrained gbp_stereo   # the learned column (default when shipped)
+    python -m train.eval --task stereo --pretrained gbp_stereo   # adds the learned GBP column
 
 Prints per scene and method: bad > 1 px on nonocc / all / disc, bad > 2 px nonocc (percent), mean
 absolute error (px, nonocc), uncertainty coverage (fraction of nonocc pixels with
@@ -11,8 +11,7 @@ absolute error (px, nonocc), uncertainty coverage (fraction of nonocc pixels wit
 importable: ``pip install gbp_torch[bench]``; holes count as errors, disparity 0) and the
 hand-set GBP model (:class:`gbp_torch.tasks.stereo.HandsetStereo`, defaults tuned on synthetic
 pairs only) and the learned GBP model (``gbp_torch.pretrained.stereo(NAME)``, trained on synthetic
-pairs only; column ``learned``, present when the checkpoint is in checkpoints/MANIFEST, ``--no-learned``
-drops it). ``--png DIR`` writes colour-mapped disparities and bad > 1 maps per scene and method.
+pairs only; column ``learned``, with ``--pretrained NAME``). ``--png DIR`` writes colour-mapped disparities and bad > 1 maps per scene and method.
 """
 
 from __future__ import annotations
@@ -125,9 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--root", default=None, help="data root (default: $GBP_DATA_ROOT, else ../shared/data)")
     ap.add_argument("--png", default=None, metavar="OUTDIR", help="write disparity / error PNGs here")
     ap.add_argument("--no-sgbm", action="store_true", help="skip the OpenCV SGBM column")
-    ap.add_argument("--pretrained", default="gbp_stereo", metavar="NAME",
-                    help="the shipped learned model of the 'learned' column (default: gbp_stereo)")
-    ap.add_argument("--no-learned", action="store_true", help="skip the learned GBP column")
+    ap.add_argument("--pretrained", default=None, metavar="NAME",
+                    help="add a 'learned' column: the shipped stereo model NAME (e.g. gbp_stereo)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch / OpenCV threads (1 by default: on a shared 2-core machine OpenMP spinning makes 2 "
                          "threads several times slower for the multigrid's small tensors)")
@@ -145,11 +143,12 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     elif not args.no_sgbm:
         print("OpenCV (cv2) not importable: no SGBM column (pip install 'gbp_torch[bench]')")
     methods["gbp"] = HandsetStereo()
-    learned = None if args.no_learned else learned_method(args.pretrained)
-    if learned is not None:
+    if args.pretrained:
+        learned = learned_method(args.pretrained)
+        if learned is None:
+            raise SystemExit(f"train.eval --task stereo: error: no shipped stereo model {args.pretrained!r} "
+                             "in checkpoints/MANIFEST")
         methods["learned"] = learned
-    elif not args.no_learned:
-        print(f"no shipped stereo model {args.pretrained!r} in checkpoints/MANIFEST: no learned column")
     try:
         rows = evaluate(methods, args.scenes, args.root, args.png)
     except FileNotFoundError as e:
