@@ -161,3 +161,18 @@ def test_recorded_solve_gradient_equals_finite_differences():
     numeric = (values[0] - values[1]) / (2 * eps)
     assert abs(analytic) > 1e-4
     assert abs(analytic - numeric) <= 1e-5 * abs(numeric) + 1e-8
+
+
+def test_pretrained_stereo_is_the_shipped_learned_model():
+    from gbp_torch.pretrained import manifest, stereo
+
+    entry = manifest()["gbp_stereo"]
+    assert entry["task"] == "stereo" and entry["class"].endswith("LearnedStereo")
+    model = stereo()
+    assert isinstance(model, LearnedStereo) and not model.training
+    assert model.var_scale == entry["kwargs"]["var_scale"]
+    left, right, gt = planar_pair(40, 64, 6.0, 0.05, 0.0)
+    with torch.no_grad():
+        out = model(left, right, 16)
+    inner = (slice(None), slice(None), slice(4, -4), slice(20, -4))
+    assert (out.disparity - gt)[inner].abs().median() < 0.25 and (out.var > 0).all()
