@@ -82,3 +82,13 @@ def stereo(name: str = DEFAULT_STEREO, device: str | torch.device = "cpu") -> nn
     ``.var``, ``.occluded`` (B, 1, H, W)); left, right (B, C, H, W) in [0, 1], ``left(x)`` matches
     ``right(x - d)``."""
     return load(name, device)
+
+
+DEFAULT_FLOW = "gbp_flow"
+
+
+def flow(name: str = DEFAULT_FLOW, device: str | torch.device = "cpu") -> nn.Module:
+    """A ready pretrained optical-flow model: ``model(frame1, frame2) -> FlowOutput`` (``.flow`` (B, 2, H, W),
+    ``.cov`` (B, 2, 2, H, W) calibrated, ``.occluded`` (B, 1, H, W)); frames (B, C, H, W) in [0, 1],
+    ``frame1(x)`` matches ``frame2(x + flow(x))``."""
+    return load(name, device)
