@@ -111,3 +111,17 @@ def test_forward_sequence_records_every_warp():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.factors.body.parameters())
     with pytest.raises(ValueError, match="record"):
         model.forward_sequence(f1, f2, record="some")
+
+
+def test_shipped_learned_flow_loads_in_eval_mode():
+    from gbp_torch import pretrained
+
+    model = pretrained.flow()
+    entry = pretrained.manifest()[pretrained.DEFAULT_FLOW]
+    assert isinstance(model, LearnedFlow) and not model.training and entry["task"] == "flow"
+    assert model.config.var_scale == entry["calibration"]["var_scale"]
+    f1, f2, gt, valid = _pair(48)
+    with torch.no_grad():
+        out = model(f1, f2)
+    assert out.flow.shape == (1, 2, 48, 48) and torch.isfinite(out.cov).all()
+    assert float(((out.flow - gt).square().sum(1).sqrt())[valid].mean()) < 0.5
