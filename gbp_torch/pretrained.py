@@ -10,7 +10,7 @@ metrics. Weight files hold ``{"target", "kwargs", "state_dict"}`` and load with
     out = model(noisy, sigma)               # noisy (B, 1, H, W) in [0, 1], sigma (B,) -> .mean, .var
 
     from gbp_torch.pretrained import stereo
-    model = stereo()                        # the learned stereo GBP model, eval mode
+    model = stereo()                        # the default stereo model ("handset"; stereo("gbp_stereo"): learned)
     out = model(left, right, max_disp)      # (B, C, H, W) in [0, 1] -> .disparity, .var (B, 1, H, W)
 """
 
@@ -29,7 +29,11 @@ from .paths import REPO_ROOT
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 MANIFEST = CHECKPOINT_DIR / "MANIFEST"
 DEFAULT_DENOISER = "gbp_denoiser_gaussian"
-DEFAULT_STEREO = "gbp_stereo"
+#: The hand-set stereo model is the default: the learned ``gbp_stereo`` has the lower mean absolute error
+#: on every Middlebury scene but more pixels beyond 1 px on three of four (see its MANIFEST metrics).
+DEFAULT_STEREO = "handset"
+#: The learned flow model is the default: lower EPE on Middlebury and Sintel (see its MANIFEST metrics).
+DEFAULT_FLOW = "gbp_flow"
 
 #: Modules a checkpoint may name as its class (nothing else is imported).
 ALLOWED_MODULES = ("gbp_torch.tasks.",)
@@ -78,13 +82,14 @@ def denoiser(name: str = DEFAULT_DENOISER, device: str | torch.device = "cpu") -
 
 
 def stereo(name: str = DEFAULT_STEREO, device: str | torch.device = "cpu") -> nn.Module:
-    """A ready pretrained stereo model: ``model(left, right, max_disp) -> StereoOutput`` (``.disparity``,
-    ``.var``, ``.occluded`` (B, 1, H, W)); left, right (B, C, H, W) in [0, 1], ``left(x)`` matches
-    ``right(x - d)``."""
+    """A ready stereo model: ``model(left, right, max_disp) -> StereoOutput`` (``.disparity``, ``.var``,
+    ``.occluded`` (B, 1, H, W)); left, right (B, C, H, W) in [0, 1], ``left(x)`` matches ``right(x - d)``.
+    ``name``: ``"handset"`` (no weights) or a stereo model of the manifest (``"gbp_stereo"``)."""
+    if name == "handset":
+        from .tasks.stereo.handset import HandsetStereo
+
+        return HandsetStereo().to(device).eval()
     return load(name, device)
-
-
-DEFAULT_FLOW = "gbp_flow"
 
 
 def flow(name: str = DEFAULT_FLOW, device: str | torch.device = "cpu") -> nn.Module:

@@ -165,10 +165,13 @@ def test_recorded_solve_gradient_equals_finite_differences():
 
 def test_pretrained_stereo_is_the_shipped_learned_model():
     from gbp_torch.pretrained import manifest, stereo
+    from gbp_torch.tasks.stereo.handset import HandsetStereo
 
     entry = manifest()["gbp_stereo"]
     assert entry["task"] == "stereo" and entry["class"].endswith("LearnedStereo")
-    model = stereo()
+    default = stereo()  # the hand-set model stays the default (fewer bad pixels on Middlebury)
+    assert type(default) is HandsetStereo and not default.training
+    model = stereo("gbp_stereo")
     assert isinstance(model, LearnedStereo) and not model.training
     assert model.var_scale == entry["kwargs"]["var_scale"]
     left, right, gt = planar_pair(40, 64, 6.0, 0.05, 0.0)

@@ -2,7 +2,7 @@
 
     model = LearnedStereo()                       # untrained: exactly HandsetStereo
     out = model(left, right, max_disp=64)         # StereoOutput: disparity, var, occluded (B, 1, H, W)
-    model = gbp_torch.pretrained.stereo()         # the shipped weights
+    model = gbp_torch.pretrained.stereo("gbp_stereo")   # the shipped weights
 
 :class:`LearnedFactors` is a factor source (``(left, StereoCues) -> StereoFactors``, the seam of
 :mod:`.factors`). It reads the left image and the cost cues (confidence, occlusion flag, best cost and
@@ -21,8 +21,8 @@ model's solve): a least-squares solve whose precisions are the factors times the
 u. :func:`weighted_solve` builds exactly that system with the weights recorded (so gradients reach
 the thresholds) and solves it with the implicit backward (an adjoint multigrid solve), so the
 gradient is the exact one of what the forward computes, and reaches the factor network through the
-data precisions, both robust thresholds and the edge weights. The sub-pixel photometric refinement is applied as a constant
-correction (straight-through: its <= 0.5 px step is not differentiated).
+data precisions, both robust thresholds and the edge weights. The sub-pixel photometric refinement
+is applied as a constant correction (straight-through: its <= 0.5 px step is not differentiated).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from ...grid import solve
 from ...grid.irls import data_residual, smooth_residuals
 from ...modes import BackwardConfig
 from ...nets import ContextBranch, conv_stack
-from .cost import CostConfig, check_pair, cost_volume, to_gray
 from ...robust import RobustKernel
+from .cost import CostConfig, check_pair, cost_volume, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .handset import HandsetStereo, SolveSchedule, cues_of
 from .occlusion import fill_background
