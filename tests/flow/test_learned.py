@@ -24,7 +24,7 @@ def _perturb(model, std=0.05, seed=1):
     """Give the zero-initialised last layers small random weights (a 'trained' net)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.abs().sum() == 0:
                 p.copy_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
 

@@ -11,7 +11,8 @@ absolute error (px, nonocc), uncertainty coverage (fraction of nonocc pixels wit
 importable: ``pip install gbp_torch[bench]``; holes count as errors, disparity 0) and the
 hand-set GBP model (:class:`gbp_torch.tasks.stereo.HandsetStereo`, defaults tuned on synthetic
 pairs only) and the learned GBP model (``gbp_torch.pretrained.stereo(NAME)``, trained on synthetic
-pairs only; column ``learned``, with ``--pretrained NAME``). ``--png DIR`` writes colour-mapped disparities and bad > 1 maps per scene and method.
+pairs only; column ``learned``, with ``--pretrained NAME``). ``--png DIR`` writes colour-mapped disparities
+and bad > 1 maps per scene and method.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from .metrics import angular_error, endpoint_error, epe, fl_all, known_flow_mask
 from .output import FlowOutput
 from .synthetic import FlowPair, SyntheticFlowConfig, synthetic_flow_pair
 
-__all__ = ["HandsetFlow", "LearnedFlow", "LearnedFactors", "HandsetFlowConfig", "HandsetFactors", "HandsetFactorConfig", "FlowFactors",
-           "FactorSource", "FlowOutput", "epe", "endpoint_error", "angular_error", "mean_angular_error", "fl_all",
-           "known_flow_mask", "std_coverage", "synthetic_flow_pair", "SyntheticFlowConfig", "FlowPair"]
+__all__ = ["HandsetFlow", "LearnedFlow", "LearnedFactors", "HandsetFlowConfig", "HandsetFactors",
+           "HandsetFactorConfig", "FlowFactors", "FactorSource", "FlowOutput", "epe", "endpoint_error",
+           "angular_error", "mean_angular_error", "fl_all", "known_flow_mask", "std_coverage", "synthetic_flow_pair",
+           "SyntheticFlowConfig", "FlowPair"]

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ...modes import BackwardConfig, BackwardLike
 from ...nets import ContextBranch, conv_stack
-from ...vision import DataTerm, upsample_flow, gaussian_pyramid
+from ...vision import DataTerm, gaussian_pyramid, upsample_flow
 from .factors import FlowFactors, HandsetFactorConfig, HandsetFactors
 from .handset import HandsetFlow, HandsetFlowConfig, _check_frames
 from .median import median_filter

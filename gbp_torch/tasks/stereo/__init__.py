@@ -7,7 +7,8 @@ A model maps ``(left (B, C, H, W), right (B, C, H, W), max_disp)`` with images i
 - :mod:`.factors`: the factor source seam (:class:`HandsetFactors`; a learned source returns the
   same :class:`StereoFactors`); :mod:`.occlusion`: left-right check and background filling;
 - :mod:`.handset`: :class:`HandsetStereo`; :mod:`.learned`: :class:`LearnedStereo` (a CNN's corrections of
-  the hand-set factors, :class:`LearnedFactors`, trained end to end through the implicit backward); :mod:`.refine`: sub-pixel photometric refinement;
+  the hand-set factors, :class:`LearnedFactors`, trained end to end through the implicit backward);
+  :mod:`.refine`: sub-pixel photometric refinement;
 - :mod:`.metrics`, :mod:`.middlebury`, :mod:`.synthetic` (training / tuning pairs), :mod:`.colormap`.
 """
 
@@ -20,6 +21,6 @@ from .output import StereoOutput
 from .refine import RefineConfig
 from .synthetic import SyntheticConfig, synthetic_pair
 
-__all__ = ["StereoOutput", "HandsetStereo", "LearnedStereo", "LearnedFactors", "SolveSchedule", "RefineConfig", "CostConfig", "CostVolume", "cost_volume",
-           "HandsetFactors", "StereoCues", "StereoFactors", "bad_pixels", "coverage", "mean_abs_error",
-           "stereo_metrics", "SyntheticConfig", "synthetic_pair"]
+__all__ = ["StereoOutput", "HandsetStereo", "LearnedStereo", "LearnedFactors", "SolveSchedule", "RefineConfig",
+           "CostConfig", "CostVolume", "cost_volume", "HandsetFactors", "StereoCues", "StereoFactors", "bad_pixels",
+           "coverage", "mean_abs_error", "stereo_metrics", "SyntheticConfig", "synthetic_pair"]
