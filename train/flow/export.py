@@ -22,7 +22,7 @@ import torch
 from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
 from gbp_torch.tasks.flow.calibrate import fit_variance_scale
 
-from ..export import atomic_save, _run_config
+from ..export import _run_config, atomic_save
 from .datamodule import load_textures, validation_pairs
 
 #: seed of the calibration pairs (the validation pairs use 5000)
