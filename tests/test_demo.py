@@ -49,3 +49,16 @@ def test_demo_writes_images_and_the_learned_model_beats_the_baselines(tmp_path):
         assert 0.5 < r["coverage95"] <= 1.0
         for kind in ("noisy", "classical", "learned", "std"):
             assert (tmp_path / f"{r['image']}_{kind}.png").is_file()
+
+
+def test_demo_stereo_and_flow_rows_on_the_shipped_pairs(tmp_path):
+    from gbp_torch.demo import run_flow_demo, run_stereo_demo
+
+    torch.set_num_threads(1)
+    st = run_stereo_demo(tmp_path)
+    bad1, mae = (float(v) for v in st["value"].split(" / "))
+    assert bad1 < 10.0 and mae < 0.8 and 0.9 < st["coverage95"] <= 1.0  # hand-set: 7.85 % / 0.547 px
+    fl = run_flow_demo(tmp_path)
+    assert float(fl["value"]) < 0.3 and 0.8 < fl["coverage95"] <= 1.0  # learned: 0.136 px (DIS: 0.23 on the full frame)
+    for name in ("tsukuba_disparity.png", "tsukuba_std.png", "rubberwhale_flow.png"):
+        assert read_gray(tmp_path / name).std() > 0.05  # a picture, not a blank
