@@ -32,7 +32,7 @@ class GridResult:
         lam_iters: lam-message iterations of the fine-level set-up (last solve).
         outer_iters: IRLS reweightings run (0 without robust kernels).
         unobservable: (B, H, W) bool, pixels no data determines (their ``var`` is inf, their mean
-            a weakly regularised value; see :mod:`.observability`), or None.
+            a regularised placeholder; see :mod:`.observability`), or None.
     """
 
     mean: Tensor

@@ -54,25 +54,14 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
         :class:`GridResult`. Device and dtype follow z; differentiable.
     """
     config = _DEFAULT if config is None else config
-    if not isinstance(config, GridConfig):
-        raise ValueError(f"config must be a GridConfig, got {type(config).__name__}")
-    if robust is not None and not isinstance(robust, GridRobust):
-        raise ValueError(f"robust must be None or a GridRobust, got {type(robust).__name__}")
+    iters = _check_settings(z, iters, tol, x0, robust, config)
     back = as_backward(backward)
     sys, zz, _ = check_inputs(z, data_precision, edge_weights, mask, validate=validate)
     rel = unobservable(sys) if validate else None  # relative regularisation of unobservable pixels
     if rel is not None:
         sys = regularise(sys, zz, rel)
         _warn_unobservable(rel > 0)
-    iters = config.default_iters if iters is None else iters
-    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 0:
-        raise ValueError(f"iters must be an int >= 0, got {iters!r}")
-    if tol is not None and not tol > 0:
-        raise ValueError(f"tol must be None or > 0, got {tol!r}")
     if x0 is not None:
-        if not isinstance(x0, Tensor) or tuple(x0.shape) != tuple(z.shape):
-            raise ValueError(f"x0 must be a tensor of the shape of z {tuple(z.shape)}, got "
-                             f"{tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__}")
         x0 = x0.to(zz.dtype).reshape(zz.shape)
 
     if back.mode is BackwardMode.UNROLL:
@@ -96,9 +85,26 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
     return result
 
 
+def _check_settings(z, iters, tol, x0, robust, config) -> int:
+    """Validate the cheap arguments first; returns ``iters`` (the config's default when None)."""
+    if not isinstance(config, GridConfig):
+        raise ValueError(f"config must be a GridConfig, got {type(config).__name__}")
+    if robust is not None and not isinstance(robust, GridRobust):
+        raise ValueError(f"robust must be None or a GridRobust, got {type(robust).__name__}")
+    iters = config.default_iters if iters is None else iters
+    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 0:
+        raise ValueError(f"iters must be an int >= 0, got {iters!r}")
+    if tol is not None and not tol > 0:
+        raise ValueError(f"tol must be None or > 0, got {tol!r}")
+    if x0 is not None and (not isinstance(x0, Tensor) or not isinstance(z, Tensor) or x0.shape != z.shape):
+        raise ValueError(f"x0 must be a tensor of the shape of z {tuple(getattr(z, 'shape', ()))}, got "
+                         f"{tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__}")
+    return iters
+
+
 def _warn_unobservable(hidden: Tensor) -> None:
     counts = hidden.flatten(1).sum(1).tolist()
     items = ", ".join(f"item {i}: {c} px" for i, c in enumerate(counts) if c)
     warnings.warn(f"grid.solve: pixels that no data determines (a region without data cut off by zero edge "
                   f"weights, or D = 2 data of one direction only); {items}. Their variance is inf and their "
-                  "mean only weakly regularised (GridResult.unobservable).", GridUnobservableWarning, stacklevel=3)
+                  "mean a regularised placeholder (GridResult.unobservable).", GridUnobservableWarning, stacklevel=3)
