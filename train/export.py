@@ -91,21 +91,24 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
     }
     if calibration is not None:
         entry["calibration"] = calibration
+    write_manifest_entry(name, entry, directory)
+    return entry
+
+
+def write_manifest_entry(name: str, entry: dict, directory: Path = CHECKPOINT_DIR) -> None:
+    """Add or replace ``name`` in ``directory/MANIFEST`` (written to a temporary file, then renamed)."""
     manifest_path = directory / "MANIFEST"
     entries = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     entries[name] = entry
     tmp = manifest_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, manifest_path)
-    return entry
 
 
 def retarget(name: str, target: str, reason: str, directory: Path = CHECKPOINT_DIR) -> dict:
     """Rewrite shipped model ``name`` so that it names class ``target`` (weights unchanged) and
     record the old hash and ``reason`` in its manifest entry (``reexports``). Returns the entry."""
-    manifest_path = directory / "MANIFEST"
-    entries = json.loads(manifest_path.read_text())
-    entry = entries[name]
+    entry = json.loads((directory / "MANIFEST").read_text())[name]
     path = directory / entry["file"]
     blob = torch.load(path, map_location="cpu", weights_only=True)
     blob["target"] = target
@@ -113,9 +116,7 @@ def retarget(name: str, target: str, reason: str, directory: Path = CHECKPOINT_D
     history = entry.setdefault("reexports", [])
     history.append({"previous_sha256": entry["sha256"], "reason": reason})
     entry.update(sha256=sha256(path), bytes=path.stat().st_size, **{"class": target})
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, manifest_path)
+    write_manifest_entry(name, entry, directory)
     return entry
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ import torch
 from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
 from gbp_torch.tasks.flow.calibrate import fit_variance_scale
 
-from ..export import _run_config, atomic_save
+from ..export import _run_config, atomic_save, write_manifest_entry
 from .datamodule import load_textures, validation_pairs
 
 #: seed of the calibration pairs (the validation pairs use 5000)
@@ -75,12 +74,7 @@ def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None 
     }
     if calibration is not None:
         entry["calibration"] = calibration
-    manifest_path = directory / "MANIFEST"
-    entries = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    entries[name] = entry
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, manifest_path)
+    write_manifest_entry(name, entry, directory)
     return entry
 
 
