@@ -20,21 +20,9 @@ import lightning.pytorch as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from gbp_torch.io import read_gray
-from gbp_torch.paths import dataset_dir
 from gbp_torch.tasks.flow.synthetic import SyntheticFlowConfig, synthetic_flow_pair
 
-
-def load_textures(root=None) -> list[torch.Tensor]:
-    """Train400 images (H, W) in [0, 1], sorted by name."""
-    files = sorted(dataset_dir("denoise/train400", root).glob("*.png"))
-    if not files:
-        raise FileNotFoundError("no Train400 images found (denoise/train400 under the data root)")
-    out = []
-    for f in files:
-        x = read_gray(f).float()
-        out.append(x[0] if x.dim() == 3 else x)
-    return out
+from ..textures import load_textures, random_crop
 
 
 def _item(pair, name: str) -> dict:
@@ -54,12 +42,7 @@ class SyntheticFlowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        tex = self.textures[int(torch.randint(len(self.textures), (1,), generator=g))]
-        h, w = tex.shape
-        c = min(self.crop, h, w)
-        y0 = int(torch.randint(h - c + 1, (1,), generator=g))
-        x0 = int(torch.randint(w - c + 1, (1,), generator=g))
-        tex = tex[y0:y0 + c, x0:x0 + c]
+        tex = random_crop(self.textures, self.crop, g)
         if torch.rand((), generator=g) < 0.5:
             tex = tex.flip(-1)
         if torch.rand((), generator=g) < 0.5:

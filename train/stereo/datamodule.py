@@ -17,22 +17,12 @@ from __future__ import annotations
 
 import lightning.pytorch as L
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from gbp_torch.io import read_gray
-from gbp_torch.paths import dataset_dir
 from gbp_torch.tasks.stereo.synthetic import SyntheticConfig, synthetic_pair
 
+from ..textures import load_textures, random_crop
 from .synth_bench import TUNING, synthetic_set
-
-
-def load_textures(root=None, limit: int | None = None) -> list[torch.Tensor]:
-    """Train400 images (H, W) in [0, 1], sorted by name (the first ``limit``)."""
-    files = sorted(dataset_dir("denoise/train400", root).glob("*.png"))[:limit]
-    if not files:
-        raise FileNotFoundError("no Train400 images found (denoise/train400 under the data root)")
-    return [read_gray(f) for f in files]
 
 
 class SyntheticStereoDataset(Dataset):
@@ -48,15 +38,7 @@ class SyntheticStereoDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        tex = self.textures[int(torch.randint(len(self.textures), (1,), generator=g))]
-        if self.upscale != 1.0:
-            tex = F.interpolate(tex[None, None], scale_factor=self.upscale, mode="bicubic",
-                                align_corners=False)[0, 0].clamp(0, 1)
-        h, w = tex.shape
-        c = min(self.crop, h, w)
-        y0 = int(torch.randint(h - c + 1, (1,), generator=g))
-        x0 = int(torch.randint(w - c + 1, (1,), generator=g))
-        tex = tex[y0:y0 + c, x0:x0 + c]
+        tex = random_crop(self.textures, self.crop, g, self.upscale)
         if torch.rand((), generator=g) < 0.5:
             tex = tex.flip(-1)
         if torch.rand((), generator=g) < 0.5:
