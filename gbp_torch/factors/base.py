@@ -48,6 +48,8 @@ class VariableGroup:
         self.num, self.dim, self.init, self.gid = num, dim, init, gid
 
     def __getitem__(self, index: IndexLike) -> "VariableRef":
+        if isinstance(index, (str, bytes)):
+            raise ValueError(f"bad variable index {index!r} for group {self.gid}: use ints, slices or tensors")
         if isinstance(index, (list, tuple)):
             index = torch.as_tensor(index) if len(index) else torch.zeros(0, dtype=torch.long)
         if isinstance(index, Tensor):
