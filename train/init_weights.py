@@ -9,7 +9,8 @@ channels and zeros for the new ones, so the warm-started network computes exactl
 what the old one did until training moves the new weights. Parameters the source lacks
 (a branch added to the network, e.g. a zero-initialised ``ContextBranch``) keep their
 fresh initialisation and are listed in the log; the source may not hold parameters
-the network lacks.
+the network lacks. ``init_weights_module=NAME`` loads them into that submodule of the
+network instead (e.g. ``local``: a shipped local denoiser inside a non-local one).
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ def read_net_state(path: str | Path) -> dict[str, Tensor]:
     return state
 
 
-def load_init_weights(net: nn.Module, path: str | Path) -> None:
-    """Copy the weights at ``path`` into ``net`` (in place); see the module docstring."""
+def load_init_weights(net: nn.Module, path: str | Path, module: str | None = None) -> None:
+    """Copy the weights at ``path`` into ``net`` (or its submodule ``module``), in place; see the module docstring."""
+    if module:
+        try:
+            net = net.get_submodule(module)
+        except AttributeError as e:
+            raise ValueError(f"init_weights_module: the network has no submodule {module!r}") from e
     source = read_net_state(path)
     target = net.state_dict()
     missing = sorted(set(target) - set(source))

@@ -1,0 +1,124 @@
+"""Non-local GBP denoiser: the local model's factors plus factors between self-similar pixels.
+
+Two stages, as in block-matching denoisers, in one factor graph:
+
+1. The local :class:`~.gbp.GBPDenoiser` predicts the grid factors ``(z, a, wh, wv)`` and solves
+   them: the pilot estimate.
+2. :func:`~gbp_torch.vision.block_matching.block_match` finds, on the pilot, ``k`` partners per
+   pixel spread over a search window. :class:`MatchWeights` turns each match's patch distance
+   into a pairwise factor ``v/2 |x_i - x_n|^2`` (and a robust threshold), the noisy pixel is
+   added as a second data factor of learned precision ``c / sigma^2``, and the grid and
+   non-local factors are solved jointly (:func:`~gbp_torch.grid.extra_edges.solve_with_edges`,
+   implicit gradient). With ``robust``, a second solve reweights the non-local factors by the
+   Huber weight ``min(1, t / |x_i - x_n|)`` of the first solution (an IRLS step), so that a
+   false match stops pulling.
+
+Through the non-local factors each pixel pools the noisy values of the pixels it resembles,
+which is what a grid model with a bounded receptive field cannot do on repeated texture.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...grid.extra_edges import solve_with_edges
+from ...vision.block_matching import block_match
+from .features import denoiser_input
+from .gbp import REFERENCE_SIGMA, GBPDenoiser
+from .noise_level import estimate_noise_sigma
+from .output import DenoiseOutput
+
+
+class MatchWeights(nn.Module):
+    """Per-match factor parameters from the match's patch distance, rank and the noise level.
+
+    Features per match: ``log(d / sigma^2 + 1e-3)``, ``d / sigma^2`` and ``log(sigma / 25)``
+    (sigma on the 0-255 scale), plus a learned bias per rank. Outputs the weight ``v = s
+    softplus(o_0)`` (``s = 1 / sigma^2``) and the robust threshold ``t = sigma softplus(o_1)``.
+    """
+
+    def __init__(self, k: int, hidden: int = 16):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, 2))
+        self.rank_bias = nn.Parameter(torch.zeros(k))
+        with torch.no_grad():  # start weak: v ~ 0.05 s, t ~ 2 sigma
+            self.mlp[-1].weight.mul_(0.1)
+            self.mlp[-1].bias.copy_(torch.tensor([-3.0, 2.0]))
+
+    def forward(self, dist: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """dist (B, K, H, W) (inf: no partner), sigma (B,) on the 0-1 scale -> weight, threshold (B, K, H, W)."""
+        s2 = sigma.view(-1, 1, 1, 1).square()
+        valid = torch.isfinite(dist)
+        d = torch.where(valid, dist, torch.zeros_like(dist)) / s2
+        log_sigma = torch.log(sigma * 255.0 / 25.0).view(-1, 1, 1, 1).expand_as(d)
+        feats = torch.stack((torch.log(d + 1e-3), d, log_sigma), -1)
+        o = self.mlp(feats) + F.pad(self.rank_bias.view(1, -1, 1, 1, 1), (0, 1))
+        weight = torch.where(valid, F.softplus(o[..., 0]) / s2, torch.zeros_like(d))
+        threshold = F.softplus(o[..., 1]) * sigma.view(-1, 1, 1, 1) + 1e-4
+        return weight, threshold
+
+
+class NonLocalGBPDenoiser(nn.Module):
+    """Noisy image -> local factors -> pilot -> block matching -> joint grid + non-local GBP solve.
+
+    Args:
+        width, depth, context_width, context_depth, iters, levels, sigma_input: the local
+            :class:`~.gbp.GBPDenoiser` (``self.local``; load the shipped weights into it to fine-tune).
+        k, patch, radius, cell: block matching (see :func:`~gbp_torch.vision.block_matching.block_match`).
+        hidden: width of :class:`MatchWeights`.
+        solve_iters: FCG steps of each joint solve.
+        robust: one IRLS reweighting of the non-local factors (two joint solves).
+        train_local: let gradients reach the local network (else it is frozen inside this model).
+        var_scale, var_slope: variance calibration, as in :class:`~.gbp.GBPDenoiser`.
+    """
+
+    def __init__(self, width: int = 48, depth: int = 8, context_width: int = 64, context_depth: int = 8,
+                 iters: int = 8, levels: int | None = None, sigma_input: bool = True, k: int = 8, patch: int = 7,
+                 radius: int = 9, cell: int = 3, hidden: int = 16, solve_iters: int = 10, robust: bool = True,
+                 train_local: bool = False, var_scale: float = 1.0, var_slope: float = 0.0):
+        super().__init__()
+        self.local = GBPDenoiser(width=width, depth=depth, iters=iters, levels=levels, sigma_input=sigma_input,
+                                 var_scale=var_scale, var_slope=var_slope, context_width=context_width,
+                                 context_depth=context_depth)
+        self.match = MatchWeights(k, hidden)
+        self.noisy_gain = nn.Parameter(torch.tensor(-3.0))  # c = softplus(.): the noisy pixel's extra precision
+        self.k, self.patch, self.radius, self.cell = k, patch, radius, cell
+        self.solve_iters, self.robust, self.train_local = solve_iters, robust, train_local
+
+    def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
+        """noisy (B, 1, H, W) in [0, 1]; sigma (B,) noise std on that scale, or None (blind)."""
+        local = self.local
+        if sigma is None and local.sigma_input and noisy.dim() == 4:
+            sigma = estimate_noise_sigma(noisy)
+        feats = denoiser_input(noisy, sigma, local.sigma_input, "NonLocalGBPDenoiser")
+        if sigma is None:  # a model without sigma input: the reference level, like the local model's blind scale
+            sigma = noisy.new_full(noisy.shape[:1], REFERENCE_SIGMA)
+        sigma = sigma.to(noisy).clamp_min(1e-3)
+        scale = 1.0 / sigma.square()
+        with torch.set_grad_enabled(self.train_local and torch.is_grad_enabled()):
+            f = local.factors(feats, noisy, data_scale=scale, smooth_scale=scale)
+            pilot = local.gbp(f.z[:, 0], f.data_precision, (f.wh, f.wv)).mean.unsqueeze(1)
+        matches = block_match(pilot.detach(), self.k, self.patch, self.radius, self.cell)
+        weight, threshold = self.match(matches.dist, sigma)
+        c = F.softplus(self.noisy_gain) * scale.view(-1, 1, 1)
+        a = f.data_precision + c
+        z = (f.data_precision.unsqueeze(1) * f.z + c.unsqueeze(1) * noisy) / a.unsqueeze(1)
+        res = solve_with_edges(z, a, f.wh, f.wv, matches.index, weight, self.solve_iters)
+        if self.robust:
+            x = res.mean.detach()
+            gap = (x.flatten(2).repeat(1, 1, self.k).view_as(matches.dist)
+                   - x.flatten(2).gather(2, matches.index.flatten(1).unsqueeze(1)).view_as(matches.dist)).abs()
+            huber = torch.minimum(torch.ones_like(gap), threshold / gap.clamp_min(1e-12))
+            res = solve_with_edges(z, a, f.wh, f.wv, matches.index, weight * huber, self.solve_iters)
+        return DenoiseOutput(res.mean, local.variance_factor(sigma, res.var) * res.var.unsqueeze(1))
+
+    @property
+    def var_scale(self) -> float:
+        return self.local.var_scale
+
+    @property
+    def var_slope(self) -> float:
+        return self.local.var_slope

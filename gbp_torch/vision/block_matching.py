@@ -1,0 +1,143 @@
+"""Block matching: for every pixel, k similar patches from k different parts of a search window.
+
+The distance between the patches centred at ``i`` and ``i + o`` is the mean over a
+``patch x patch`` window and the channels of the squared difference, computed for all
+pixels at once per offset ``o`` (a shifted difference and a box filter made of two
+cumulative sums in float64). Offsets come in pairs: ``D_{-o}(i) = D_o(i - o)``, so half
+the window is computed and the other half is a shift of it. Patches reaching over the
+border read the image padded by replication (``numpy.pad(mode="edge")``); a partner
+outside the image is never chosen.
+
+The window is cut into ``cell x cell`` squares of offsets. Each pixel keeps its best offset
+per square (a running minimum: three element-wise operations per offset, where a running
+top-k costs a sort), then its ``k`` best squares. The partners are therefore spread over
+the window, not k neighbouring shifts of the same spot, and memory stays at one map per
+square. There is a Python loop over offsets (a few hundred), none over pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass
+class Matches:
+    """The result of :func:`block_match`.
+
+    Attributes:
+        index: (B, K, H, W) int64, the partner's flat index ``y * W + x`` in the same image.
+        dist: (B, K, H, W), the mean squared patch difference, ascending along K.
+        offset: (B, K, 2, H, W) int64, the partner's (dy, dx) from the pixel.
+    """
+
+    index: Tensor
+    dist: Tensor
+    offset: Tensor
+
+
+def window_cells(radius: int, cell: int, exclude: int) -> tuple[Tensor, Tensor]:
+    """The search window's offsets and their squares.
+
+    Returns (offsets (N, 2) int64: the half of the window with ``(dy, dx) > (0, 0)``
+    lexicographically, ``max(|dy|, |dx|) <= radius`` and ``> exclude``; cells (N, 2) int64:
+    the square of ``o`` and of ``-o``, numbered ``(dy + radius) // cell * n + (dx + radius) // cell``
+    with ``n = ceil((2 radius + 1) / cell)``).
+    """
+    r = torch.arange(-radius, radius + 1)
+    dy, dx = torch.meshgrid(r, r, indexing="ij")
+    off = torch.stack((dy.flatten(), dx.flatten()), 1)
+    first_half = (off[:, 0] > 0) | ((off[:, 0] == 0) & (off[:, 1] > 0))
+    off = off[first_half & (off.abs().amax(1) > exclude)]
+    n = -(-(2 * radius + 1) // cell)
+
+    def cell_of(o: Tensor) -> Tensor:
+        return (o[:, 0] + radius) // cell * n + (o[:, 1] + radius) // cell
+
+    return off, torch.stack((cell_of(off), cell_of(-off)), 1)
+
+
+def _box_mean(d: Tensor, patch: int) -> Tensor:
+    """Means over ``patch x patch`` windows (valid part only): (B, H + patch - 1, W + patch - 1) -> (B, H, W).
+    Two cumulative sums in float64, so small distances are not lost to cancellation."""
+    c = F.pad(d.double(), (1, 0, 1, 0)).cumsum(-2)
+    c = (c[:, patch:] - c[:, :-patch]).cumsum(-1)
+    return ((c[:, :, patch:] - c[:, :, :-patch]) / (patch * patch)).to(d.dtype)
+
+
+def _pair_distances(padded: Tensor, dy: int, dx: int, patch: int) -> tuple[Tensor, Tensor]:
+    """Distances to ``i + o`` and to ``i - o`` for one offset o = (dy, dx), (B, H, W) each; inf where
+    the partner is outside the image. ``padded``: the image with ``patch // 2`` replicated pixels
+    on each side."""
+    p = patch // 2
+    b, _, h, w = padded.shape
+    h, w = h - 2 * p, w - 2 * p
+    fwd = torch.full((b, h, w), float("inf"), dtype=padded.dtype, device=padded.device)
+    bwd = fwd.clone()
+    if abs(dy) >= h or abs(dx) >= w:
+        return fwd, bwd
+    # pixels i whose partner i + o is inside: rows y in [y0, y1), cols x in [x0, x1)
+    y0, y1 = max(0, -dy), min(h, h - dy)
+    x0, x1 = max(0, -dx), min(w, w - dx)
+    diff = padded[:, :, y0:y1 + 2 * p, x0:x1 + 2 * p] - padded[:, :, y0 + dy:y1 + dy + 2 * p, x0 + dx:x1 + dx + 2 * p]
+    d = _box_mean(diff.square().mean(1), patch)
+    fwd[:, y0:y1, x0:x1] = d
+    bwd[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx] = d
+    return fwd, bwd
+
+
+def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cell: int = 3,
+                exclude: int = 1) -> Matches:
+    """``k`` similar patches of every pixel: its best match in each of its ``k`` best squares of the window.
+
+    Args:
+        image: (B, C, H, W), e.g. a pilot estimate (the distances of a noisy image carry a bias of
+            ``2 sigma^2``).
+        k: partners per pixel (at most the number of non-empty squares).
+        patch: odd patch side.
+        radius: the window is ``(2 radius + 1)^2`` offsets.
+        cell: side of the squares the window is cut into (1: plain top-k over all offsets).
+        exclude: offsets with ``max(|dy|, |dx|) <= exclude`` are skipped (0: only the pixel itself;
+            1: also its 8 neighbours, which a grid model already links).
+    Returns:
+        :class:`Matches`; a pixel with fewer than ``k`` partners inside the image gets the missing ones
+        with ``dist = inf``, index of the pixel itself and offset 0.
+    """
+    if image.dim() != 4:
+        raise ValueError(f"image must be (B, C, H, W), got {tuple(image.shape)}")
+    if patch < 1 or patch % 2 == 0:
+        raise ValueError(f"patch must be a positive odd number, got {patch}")
+    if radius < 1 or cell < 1 or exclude < 0 or exclude >= radius:
+        raise ValueError(f"need radius >= 1, cell >= 1 and 0 <= exclude < radius; got {radius}, {cell}, {exclude}")
+    offsets, cells = window_cells(radius, cell, exclude)
+    used = torch.unique(cells)
+    if not 1 <= k <= len(used):
+        raise ValueError(f"k must be in [1, {len(used)}] (the non-empty squares of the window), got {k}")
+    if not torch.isfinite(image).all():
+        raise ValueError("image has NaN or inf values")
+    cells = torch.searchsorted(used, cells)  # renumber the non-empty squares 0..G-1
+    b, _, h, w = image.shape
+    dev = image.device
+    g = len(used)
+    best_d = torch.full((b, g, h, w), float("inf"), dtype=image.dtype, device=dev)
+    best_o = torch.zeros((b, g, h, w), dtype=torch.long, device=dev)  # row of `signed`
+    padded = F.pad(image, (patch // 2,) * 4, mode="replicate")
+    n = len(offsets)
+    for i in range(n):
+        for d, c, row in zip(_pair_distances(padded, int(offsets[i, 0]), int(offsets[i, 1]), patch),
+                             cells[i].tolist(), (i, i + n)):
+            better = d < best_d[:, c]
+            best_d[:, c] = torch.where(better, d, best_d[:, c])
+            best_o[:, c].masked_fill_(better, row)
+    best_d, pick = best_d.topk(k, dim=1, largest=False, sorted=True)
+    best_o = best_o.gather(1, pick)
+    signed = torch.cat((offsets, -offsets)).to(dev)  # (2N, 2): row n is o_n, row N + n is -o_n
+    off = signed[best_o].permute(0, 1, 4, 2, 3)  # (B, K, 2, H, W)
+    off = torch.where(torch.isfinite(best_d).unsqueeze(2), off, torch.zeros_like(off))
+    ys = torch.arange(h, device=dev).view(1, 1, h, 1)
+    xs = torch.arange(w, device=dev).view(1, 1, 1, w)
+    index = (ys + off[:, :, 0]) * w + (xs + off[:, :, 1])
+    return Matches(index=index, dist=best_d, offset=off)
