@@ -52,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .tiling import Tiling, map_tiles
+
 PRECISIONS = ("scalar", "full")
 
 
@@ -197,6 +199,9 @@ class GridFactorNet(nn.Module):
         precision: ``"scalar"`` (one precision per pixel, shared by the D components) or
             ``"full"`` (a D x D SPD block per pixel, Cholesky-parametrised).
         robust_smooth: also predict per-edge robust thresholds of the smoothness terms.
+        tile: images larger than ``tile x tile`` run the convolutions tile by tile with a margin of
+            the receptive radius (:mod:`gbp_torch.tiling`): the same factors, up to rounding, in
+            memory bounded by one tile (None: never tile). An attribute; set it on a built net too.
 
     Forward: ``features`` (B, C, H, W), ``measurement`` (B, D, H, W), ``data_scale`` and
     ``smooth_scale`` floats or (B,) (e.g. 1 / sigma^2) -> :class:`GridFactors`. Outputs
@@ -208,7 +213,7 @@ class GridFactorNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, width: int = 32, depth: int = 5, refine: bool = True,
                  robust: bool = False, floor: float = 1e-3, context_width: int = 0, context_depth: int = 0,
-                 dim: int = 1, precision: str = "scalar", robust_smooth: bool = False):
+                 dim: int = 1, precision: str = "scalar", robust_smooth: bool = False, tile: int | None = 1024):
         super().__init__()
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be an int >= 1, got {dim!r}")
@@ -224,6 +229,37 @@ class GridFactorNet(nn.Module):
         out = self.n_precision + 2 + dim * int(refine) + int(robust) + 2 * int(robust_smooth)
         self.body = conv_stack(in_channels, width, depth, out)
         self.context = ContextBranch(in_channels, context_width, context_depth, width) if context_depth else None
+        self.tile = tile
+
+    @property
+    def receptive_radius(self) -> int:
+        """How far (pixels) an output looks into the input: one per 3x3 conv of the body; the context
+        branch, before the last conv, two per conv at half resolution plus its 2x2 cell."""
+        body = len([m for m in self.body if isinstance(m, nn.Conv2d)])
+        if self.context is None:
+            return body
+        ctx = len([m for m in self.context.body if isinstance(m, nn.Conv2d)])
+        return max(body - 1, 2 * ctx + 1) + 1
+
+    def tiling(self) -> Tiling | None:
+        """The :class:`~gbp_torch.tiling.Tiling` of :meth:`raw` (None when ``tile`` is None)."""
+        if self.tile is None:
+            return None
+        margin = self.receptive_radius + 2
+        return Tiling(tile=self.tile + self.tile % 2, margin=margin + margin % 2, align=2)
+
+    def raw(self, features: Tensor) -> Tensor:
+        """The convolutions alone: features (B, C, H, W) -> raw outputs ``o`` (B, n_out, H, W), tiled when
+        the image is larger than ``tile x tile``."""
+        tiling = self.tiling()
+        if tiling is not None:
+            return map_tiles(self._convolve, features, tiling)
+        return self._convolve(features)
+
+    def _convolve(self, features: Tensor) -> Tensor:
+        if self.context is None:
+            return self.body(features)
+        return self.body[-1](self.body[:-1](features) + self.context(features))
 
     def _check(self, features: Tensor, measurement: Tensor) -> None:
         if features.dim() != 4 or features.shape[1] != self.in_channels:
@@ -237,10 +273,7 @@ class GridFactorNet(nn.Module):
                 smooth_scale: Tensor | float = 1.0) -> GridFactors:
         """features (B, C, H, W), measurement (B, D, H, W), scales floats or (B,) -> :class:`GridFactors`."""
         self._check(features, measurement)
-        if self.context is None:
-            o = self.body(features)
-        else:
-            o = self.body[-1](self.body[:-1](features) + self.context(features))
+        o = self.raw(features)
         o = o.to(torch.promote_types(o.dtype, measurement.dtype))  # bfloat16 under autocast -> float32
         d, p = self.dim, self.n_precision
         ss = _scale(smooth_scale, o, "smooth_scale", 2)

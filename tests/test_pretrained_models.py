@@ -78,3 +78,20 @@ def test_shipped_models_are_small_and_their_manifest_is_true(name):
     entry = manifest()[name]
     assert entry["parameters"] == count_parameters(load(name)) < 500_000
     assert entry["bytes"] == (CHECKPOINT_DIR / entry["file"]).stat().st_size < 4_000_000
+
+
+def test_cli_tiled_equals_untiled(tmp_path):
+    """--tile 96 (tiles with the network's receptive margin) against --tile 0 (the whole image at once)."""
+    from gbp_torch.cli import denoise_main
+    from gbp_torch.io import write_image
+
+    clean = read_gray(samples_dir() / "denoise" / "set12_02_house.png")[:200, :230]
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(4))
+    write_image(tmp_path / "in.png", clean + 25 / 255 * noise)
+    outs = {}
+    for tile in ("96", "0"):
+        denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / f"out{tile}.png"), "--sigma", "25",
+                      "--uncertainty", str(tmp_path / f"std{tile}.png"), "--tile", tile])
+        outs[tile] = read_gray(tmp_path / f"out{tile}.png"), read_gray(tmp_path / f"std{tile}.png")
+    for tiled, whole in zip(outs["96"], outs["0"]):
+        assert (tiled - whole).abs().max() <= 1 / 255 + 1e-6

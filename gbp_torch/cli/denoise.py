@@ -25,8 +25,12 @@ def _denoise(argv: list[str] | None) -> None:
     noise.add_argument("--blind", action="store_true", help="noise level unknown (estimated per channel)")
     ap.add_argument("--uncertainty", type=Path, help="write the per-pixel standard deviation (scaled to its max) here")
     ap.add_argument("--model", default=None, help="pretrained model name (see checkpoints/MANIFEST)")
+    ap.add_argument("--tile", type=int, default=1024,
+                    help="run the network on tiles of this side (same result, bounded memory; 0: whole image)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
+    if args.tile < 0:
+        ap.error(f"--tile must be >= 0, got {args.tile}")
     if args.sigma is not None and not 0 < args.sigma < 255:
         ap.error(f"--sigma must be in (0, 255), got {args.sigma}")
     check_outputs([("-o", args.output, (".png",)), ("--uncertainty", args.uncertainty, (".png",))], [args.input])
@@ -59,13 +63,19 @@ def _denoise(argv: list[str] | None) -> None:
         print(f"blind: estimated Gaussian noise sigma {levels} (used by sigma-conditioned models)")
         if getattr(model, "sigma_input", False):  # what the model would estimate itself; computed once
             sigma = estimate
-    with torch.no_grad():
-        out = model(channels, sigma)
-    write_image(args.output, out.mean[:, 0], bits=bits)
+    if hasattr(model, "factors"):
+        model.factors.tile = args.tile or None
+    means, variances = [], []
+    with torch.no_grad():  # one channel at a time: memory of one gray image
+        for c in range(channels.shape[0]):
+            out = model(channels[c:c + 1], None if sigma is None else sigma[c:c + 1])
+            means.append(out.mean[:, 0])
+            variances.append(out.var[:, 0] if out.var is not None else None)
+    write_image(args.output, torch.cat(means), bits=bits)
     print(f"wrote {args.output}" + (" (16-bit)" if bits == 16 else ""))
     if args.uncertainty is not None:
-        if out.var is None:
+        if variances[0] is None:
             raise CLIError("this model gives no uncertainty (--uncertainty not written)")
-        std = out.var[:, 0].clamp_min(0).sqrt()
+        std = torch.cat(variances).clamp_min(0).sqrt()
         write_image(args.uncertainty, std / std.max().clamp_min(1e-12), bits=bits)
         print(f"wrote {args.uncertainty} (std scaled by 1/{float(std.max()) * 255:.3g} on the 0-255 scale)")

@@ -67,6 +67,26 @@ class PretrainedBaseline:
         return as_denoise_output(self.model(noisy, None if self.blind else sigma))
 
 
+class BM3DBaseline:
+    """BM3D (Dabov et al. 2007; the ``bm3d`` package, an optional benchmark dependency) at the given sigma,
+    on Gaussian noise only. Runs on the CPU in float64 numpy, one image at a time."""
+
+    def __init__(self):
+        try:
+            import bm3d
+        except ImportError as e:
+            raise ImportError("the BM3D column needs the bm3d package: pip install -e '.[bench]'") from e
+        self.bm3d = bm3d
+
+    def for_condition(self, cond: Condition) -> BM3DBaseline | None:
+        return self if cond.kind == "gaussian" else None
+
+    def __call__(self, noisy: Tensor, sigma: Tensor) -> Tensor:
+        out = [torch.from_numpy(self.bm3d.bm3d(im[0].double().cpu().numpy(), sigma_psd=float(s)).astype("float64"))
+               for im, s in zip(noisy, sigma.flatten())]
+        return torch.stack(out)[:, None].to(noisy)
+
+
 def import_denoiser(target: str) -> Denoiser:
     """``pkg.module:attr`` -> the attribute (a class is instantiated without arguments)."""
     import importlib

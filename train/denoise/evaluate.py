@@ -5,6 +5,8 @@
     python -m train.eval ckpt=... --limit 4 --no-classical           # quick look
     python -m train.eval model=cnn model.net.depth=3 --limit 2        # untrained model (smoke test)
     python -m train.eval --pretrained gbp_denoiser_gaussian --pretrained gbp_denoiser_saltpepper  # shipped models
+    python -m train.eval --pretrained gbp_denoiser_nonlocal --pretrained gbp_denoiser_gaussian --bm3d --uint8 \
+        --no-classical --conditions set12:gaussian:25                   # against BM3D on 8-bit inputs
 
 ``key=value`` arguments are Hydra overrides of conf/train.yaml (``data.root=...``; ``model=...`` rebuilds
 the model from the config and loads the checkpoint's weights into it; without ``model`` overrides the model
@@ -34,7 +36,7 @@ from gbp_torch.tasks.denoise.output import DenoiseOutput, as_denoise_output
 from ..checkpoint import load_lit_module, overrides_model
 from ..config import compose_config, split_overrides
 from ..metrics import coverage, psnr, ssim
-from .baselines import ClassicalBaseline, Denoiser, PretrainedBaseline, import_denoiser
+from .baselines import BM3DBaseline, ClassicalBaseline, Denoiser, PretrainedBaseline, import_denoiser
 from .conditions import Condition, default_conditions, parse_conditions
 from .datasets import FixedNoiseDataset, load_dataset
 
@@ -42,11 +44,12 @@ from .datasets import FixedNoiseDataset, load_dataset
 def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
              conditions: Sequence[Condition] | None = None, limit: int | None = None, seed: int = 0,
              sp_sigma: float = 50.0, device: str | torch.device = "cpu", out_dir: str | Path | None = None,
-             n_png: int = 2) -> list[dict]:
+             n_png: int = 2, uint8: bool = False) -> list[dict]:
     """Run every denoiser on every condition; one row per condition:
     ``{"condition", "n", "psnr": {name: dB}, "ssim": {name: ...}, "coverage": {name: ...}, "seconds": {...}}``
     with name ``noisy`` for the input. Metrics are means over images; noise is fixed by (seed, image index).
-    A denoiser whose ``for_condition(cond)`` returns None is skipped on that condition."""
+    A denoiser whose ``for_condition(cond)`` returns None is skipped on that condition. ``uint8``: every
+    denoiser gets the noisy image rounded and clipped to 8 bits (what a PNG on disk holds)."""
     conditions = list(conditions or default_conditions())
     cache: dict[str, list] = {}
     rows = []
@@ -58,6 +61,8 @@ def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
         for i in range(len(ds)):
             item = ds[i]
             clean, noisy = item["clean"][None].to(device), item["noisy"][None].to(device)
+            if uint8:
+                noisy = (noisy * 255.0).round().clamp(0.0, 255.0) / 255.0
             sigma = item["sigma"][None].to(device)
             outs = {"noisy": DenoiseOutput(noisy)}
             for name, fn in denoisers.items():
@@ -144,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="also run the --pretrained models trained on many noise levels without sigma ('NAME/blind')")
     ap.add_argument("--self-ensemble", action="store_true",
                     help="also run each --pretrained model as a self-ensemble of 8 flips / quarter turns ('NAME/x8')")
+    ap.add_argument("--bm3d", action="store_true", help="add a BM3D column (Gaussian noise; needs the bm3d package)")
+    ap.add_argument("--uint8", action="store_true",
+                    help="give every denoiser the noisy image rounded and clipped to 8 bits (as a PNG holds it)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("results/eval"), help="folder for PNGs and results.json")
     ap.add_argument("--png", type=int, default=2, help="images per condition written as PNGs")
@@ -166,6 +174,8 @@ def _denoisers(args: argparse.Namespace, lit, ckpt: str | None) -> dict[str, Den
             denoisers[f"{name}/x8"] = PretrainedBaseline(name, args.device, self_ensemble=True)
     if not args.no_classical:
         denoisers["gbp_classical"] = ClassicalBaseline(iters=args.classical_iters)
+    if args.bm3d:
+        denoisers["bm3d"] = BM3DBaseline()
     for spec in args.baseline:
         name, _, target = spec.partition("=")
         denoisers[name] = import_denoiser(target)
@@ -184,7 +194,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     lit, cfg = load_model(ckpt, overrides, args.device)
     denoisers = _denoisers(args, lit, ckpt)
     rows = evaluate(denoisers, root=cfg.data.root, limit=args.limit, seed=args.seed, sp_sigma=args.sp_sigma,
-                    conditions=conditions, device=args.device, out_dir=args.out, n_png=args.png)
+                    conditions=conditions, device=args.device, out_dir=args.out, n_png=args.png,
+                    uint8=args.uint8)
     model_name = ckpt or ("untrained" if "model" in denoisers else "-")
     print(f"model: {model_name}; noise seed {args.seed}; PNGs in {args.out}/")
     print(format_table(rows))

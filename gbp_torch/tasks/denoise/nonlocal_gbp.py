@@ -116,6 +116,15 @@ class NonLocalGBPDenoiser(nn.Module):
         return DenoiseOutput(res.mean, local.variance_factor(sigma, res.var) * res.var.unsqueeze(1))
 
     @property
+    def factors(self) -> nn.Module:
+        """The local factor network (its ``tile`` attribute sets tiled inference)."""
+        return self.local.factors
+
+    @property
+    def sigma_input(self) -> bool:
+        return self.local.sigma_input
+
+    @property
     def var_scale(self) -> float:
         return self.local.var_scale
 
