@@ -108,7 +108,7 @@ class NonLocalGBPDenoiser(nn.Module):
         z = (f.data_precision.unsqueeze(1) * f.z + c.unsqueeze(1) * noisy) / a.unsqueeze(1)
         res = solve_with_edges(z, a, f.wh, f.wv, matches.index, weight, self.solve_iters)
         if self.robust:
-            x = res.mean.detach()
+            x = res.mean
             gap = (x.flatten(2).repeat(1, 1, self.k).view_as(matches.dist)
                    - x.flatten(2).gather(2, matches.index.flatten(1).unsqueeze(1)).view_as(matches.dist)).abs()
             huber = torch.minimum(torch.ones_like(gap), threshold / gap.clamp_min(1e-12))

@@ -1,0 +1,100 @@
+"""The public grid solver as a user calls it, against scipy's conjugate gradients.
+
+    python benchmarks/bench_public_solve.py [--size 512] [--threads 2] [--repeat 3]
+
+Problem: an n x n image with uniform data precision 1 and uniform edge weights 100 (smoothness /
+data ratio 100), a random right-hand side, float32. For each target relative error (1e-3, 1e-5,
+against a float64 sparse direct solve) it finds the smallest ``iters`` for which
+``gbp_torch.grid.solve(z, a, (wh, wv), iters=iters, config=MULTIGRID)`` reaches it (``iters=0``:
+the full-multigrid start alone) and times that call, set-up, input checks and variances
+included, best of ``--repeat``. scipy CG (float64, no preconditioner, ``rtol`` chosen the same
+way) is the baseline, timed in the same process. Also reported: the time of one more FCG step
+(the difference between ``iters + 1`` and ``iters``) against the time of copying the
+n x n float32 image once (the machine's memory bandwidth as torch sees it).
+
+Targets (issue 17): <= 0.15x CG to 1e-3 and <= 0.1x CG to 1e-5 at 512 x 512.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spl
+import torch
+
+from gbp_torch.grid import MULTIGRID, solve
+
+RATIO = 100.0
+
+
+def laplacian_system(n: int, seed: int = 0):
+    """(z float32 (n, n), a, wh, wv torch; A scipy float64; b numpy) of the uniform problem."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, n))
+    one = sp.identity(n, format="csr")
+    d = sp.diags([-np.ones(n - 1), np.ones(n)], [1, 0], shape=(n - 1, n), format="csr")
+    lap = sp.kron(one, d.T @ d) + sp.kron(d.T @ d, one)
+    mat = (sp.identity(n * n) + RATIO * lap).tocsc()
+    zt = torch.tensor(z, dtype=torch.float32)[None]
+    a = torch.ones(1, n, n)
+    wh, wv = torch.full((1, n, n - 1), RATIO), torch.full((1, n - 1, n), RATIO)
+    return zt, a, wh, wv, mat, z.flatten()
+
+
+def best_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    z, a, wh, wv, mat, b = laplacian_system(args.size)
+    exact = spl.splu(mat).solve(b)
+
+    def rel_error(x: np.ndarray) -> float:
+        return float(np.linalg.norm(x - exact) / np.linalg.norm(exact))
+
+    def gbp(iters: int):
+        return solve(z, a, (wh, wv), iters=iters, config=MULTIGRID)
+
+    src = torch.randn(1 << 24)  # 64 MB: larger than the caches, so the copy runs at memory bandwidth
+    dst = torch.empty_like(src)
+    bandwidth = 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), 10)  # bytes read + written per s
+    copy_s = 2 * args.size**2 * 4 / bandwidth
+    print(f"{args.size}x{args.size}, smoothness / data {RATIO:g}, float32, {args.threads} threads, best of "
+          f"{args.repeat}; torch copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write), so copying the "
+          f"image once takes {copy_s * 1e3:.3f} ms")
+    print(f"{'target':>8s} {'gbp iters':>9s} {'gbp ms':>8s} {'CG iters':>8s} {'CG ms':>8s} {'x CG':>6s} "
+          f"{'FCG step ms':>11s} {'step / copy':>11s}")
+    for tol in (1e-3, 1e-5):
+        iters = next(k for k in range(0, 50) if rel_error(gbp(k).mean.double().flatten().numpy()) <= tol)
+        t_gbp = best_time(lambda: gbp(iters), args.repeat)
+        t_next = best_time(lambda: gbp(iters + 1), args.repeat)
+        cg_rtol = next(r for r in np.geomspace(tol, tol * 1e-4, 30)
+                       if rel_error(spl.cg(mat, b, rtol=r, maxiter=10_000)[0]) <= tol)
+        count = [0]
+
+        def cg():
+            count[0] = 0
+            spl.cg(mat, b, rtol=cg_rtol, maxiter=10_000, callback=lambda _: count.__setitem__(0, count[0] + 1))
+
+        t_cg = best_time(cg, args.repeat)
+        step = max(t_next - t_gbp, 0.0)
+        print(f"{tol:8.0e} {iters:9d} {t_gbp * 1e3:8.1f} {count[0]:8d} {t_cg * 1e3:8.1f} {t_gbp / t_cg:6.3f} "
+              f"{step * 1e3:11.2f} {step / copy_s:11.1f}")
+
+
+if __name__ == "__main__":
+    main()

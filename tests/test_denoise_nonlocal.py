@@ -1,0 +1,78 @@
+"""The non-local GBP denoiser: reduces to its local model without non-local factors; gradients of its
+learned non-local parameters agree with finite differences; it loads and tiles like the local model."""
+
+import torch
+
+from gbp_torch.tasks.denoise.gbp import GBPDenoiser
+from gbp_torch.tasks.denoise.nonlocal_gbp import NonLocalGBPDenoiser
+
+DT = torch.float64
+
+
+def small_model(**kwargs) -> NonLocalGBPDenoiser:
+    torch.manual_seed(0)
+    model = NonLocalGBPDenoiser(width=8, depth=3, context_width=0, context_depth=0, iters=30, k=4, patch=3,
+                                radius=4, solve_iters=40, **kwargs).double()
+    for p in model.local.factors.parameters():  # the last conv starts at zero: give the factors some shape
+        torch.nn.init.normal_(p, std=0.2)
+    return model
+
+
+def noisy_image(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.linspace(0, 1, 24, dtype=DT)
+    clean = (0.5 + 0.4 * torch.sin(6.0 * x)[None, :] * torch.cos(5.0 * x)[:, None]).expand(1, 1, 24, 24)
+    return clean + 0.1 * torch.randn(1, 1, 24, 24, generator=g, dtype=DT)
+
+
+def test_without_non_local_factors_it_is_the_local_model():
+    model = small_model(robust=False)
+    with torch.no_grad():
+        model.match.mlp[-1].bias.fill_(-60.0)  # softplus -> ~1e-26: no non-local weight
+        model.match.mlp[-1].weight.zero_()
+        model.noisy_gain.fill_(-60.0)
+    local = GBPDenoiser(width=8, depth=3, iters=30, sigma_input=True).double()
+    local.load_state_dict(model.local.state_dict())
+    noisy, sigma = noisy_image(), torch.tensor([0.1], dtype=DT)
+    with torch.no_grad():
+        ours, ref = model(noisy, sigma), local(noisy, sigma)
+    torch.testing.assert_close(ours.mean, ref.mean, rtol=1e-6, atol=1e-8)
+
+
+def test_non_local_factors_change_the_result():
+    model = small_model()
+    noisy, sigma = noisy_image(), torch.tensor([0.1], dtype=DT)
+    with torch.no_grad():
+        before = model(noisy, sigma).mean
+        model.match.mlp[-1].bias[0] = 2.0  # strong non-local weights
+        after = model(noisy, sigma).mean
+    assert (after - before).abs().max() > 1e-3
+
+
+def test_gradient_of_learned_parameters_matches_finite_differences():
+    model = small_model(robust=True)
+    noisy, sigma = noisy_image(1), torch.tensor([0.1], dtype=DT)
+    target = noisy_image(2)
+    params = [model.noisy_gain, model.match.rank_bias]
+
+    def loss() -> torch.Tensor:
+        return (model(noisy, sigma).mean - target).square().sum()
+
+    grads = torch.autograd.grad(loss(), params)
+    eps = 1e-6
+    for p, g in zip(params, grads):
+        for i in range(p.numel()):
+            with torch.no_grad():
+                p.view(-1)[i] += eps
+                up = float(loss())
+                p.view(-1)[i] -= 2 * eps
+                down = float(loss())
+                p.view(-1)[i] += eps
+            assert abs((up - down) / (2 * eps) - float(g.view(-1)[i])) <= 1e-5 * max(1.0, abs(float(g.view(-1)[i])))
+
+
+def test_variance_is_positive_and_blind_input_works():
+    model = small_model().eval()
+    with torch.no_grad():
+        out = model(noisy_image())  # no sigma: estimated from the image
+    assert out.mean.shape == out.var.shape == (1, 1, 24, 24) and (out.var > 0).all()
