@@ -15,6 +15,7 @@ megapixel no worse than the untiled run (``--untiled``: the same CLI with ``--ti
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gbp_torch.io import write_image
+from gbp_torch.io import read_image, write_image
 
 
 def texture(h: int, w: int, seed: int) -> torch.Tensor:
@@ -47,6 +48,7 @@ def stereo_pair(h: int, w: int, max_disp: int, folder: Path) -> tuple[Path, Path
     gx = grid_x.expand(h, w)
     gy = torch.linspace(-1, 1, h)[:, None].expand(h, w)
     right = F.grid_sample(left[None], torch.stack((gx, gy), -1)[None], align_corners=True)[0]
+    folder = Path(folder)
     paths = folder / "left.png", folder / "right.png"
     write_image(paths[0], left[:, :, max_disp:])
     write_image(paths[1], right)
@@ -56,6 +58,7 @@ def stereo_pair(h: int, w: int, max_disp: int, folder: Path) -> tuple[Path, Path
 def flow_pair(h: int, w: int, folder: Path) -> tuple[Path, Path]:
     """A smooth texture translated by (3.5, -2.25) px."""
     img = texture(h + 8, w + 8, 1)
+    folder = Path(folder)
     paths = folder / "frame1.png", folder / "frame2.png"
     write_image(paths[0], img[:, 4:4 + h, 4:4 + w])
     theta = torch.tensor([[[1.0, 0, -3.5 * 2 / (w + 7)], [0, 1.0, 2.25 * 2 / (h + 7)]]])
@@ -69,9 +72,21 @@ def noisy_photo(h: int, w: int, folder: Path) -> Path:
     """A gray texture with Gaussian noise (sigma 25), 8-bit PNG."""
     g = torch.Generator().manual_seed(2)
     img = (texture(h, w, 3)[:1] + torch.randn(1, h, w, generator=g) * 25 / 255).clamp(0, 1)
-    path = folder / f"noisy_{w}x{h}.png"
+    path = Path(folder) / f"noisy_{w}x{h}.png"
     write_image(path, img)
     return path
+
+
+def make_input(maker: str, *args):
+    """``maker(*args)`` of this file run in a child process, so that this process stays small: a forked
+    child's peak RSS starts at its parent's, which would inflate every measurement."""
+    args = tuple(str(a) if isinstance(a, Path) else a for a in args)
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_memory; "
+            f"r = bench_memory.{maker}(*{args!r}); "
+            "print(json.dumps([str(p) for p in (r if isinstance(r, tuple) else (r,))]))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    paths = tuple(Path(p) for p in json.loads(out))
+    return paths if len(paths) > 1 else paths[0]
 
 
 def run_child(args: list[str]) -> tuple[float, float]:
@@ -109,22 +124,22 @@ def main() -> None:
         cases = []
         if args.stereo:
             w, h, disp = size(args.stereo)
-            left, right = stereo_pair(h, w, disp, folder)
+            left, right = make_input("stereo_pair", h, w, disp, folder)
             cases.append((f"stereo {w}x{h}, {disp} disparities", "gbp_torch.cli", "stereo_main",
                           [str(left), str(right), "-o", str(folder / "d.pfm"), "--max-disp", str(disp),
                            "--uncertainty", str(folder / "s.pfm"), *model], (left, right), 4.0))
         if args.flow:
             w, h, _ = size(args.flow)
-            f1, f2 = flow_pair(h, w, folder)
+            f1, f2 = make_input("flow_pair", h, w, folder)
             cases.append((f"flow {w}x{h}", "gbp_torch.cli", "flow_main",
                           [str(f1), str(f2), "-o", str(folder / "f.flo"), "--uncertainty", str(folder / "s.flo"),
                            *model],
                           (f1, f2), 6.0))
         for text, tile in [(t, True) for t in args.denoise] + [(t, False) for t in args.untiled]:
             w, h, _ = size(text)
-            photo = noisy_photo(h, w, folder)
+            photo = make_input("noisy_photo", h, w, folder)
             cases.append((f"denoise {w}x{h} ({w * h / 1e6:.1f} MP){'' if tile else ' untiled'}", "gbp_torch.cli",
-                          "denoise_main", [str(photo), "-o", str(folder / "d.png"), "--sigma", "25",
+                          "denoise_main", [str(photo), "-o", str(folder / f"d_{text}_{tile}.png"), "--sigma", "25",
                                            "--uncertainty", str(folder / "s.png"), *([] if tile else ["--tile", "0"])],
                           (photo,), 4.0))
         for name, module, fn, cli_args, inputs, target in cases:
@@ -134,10 +149,15 @@ def main() -> None:
             call = threads + f"from {module} import {fn}; {fn}({cli_args!r})"
             peak, wall = run_child(["-c", call])
             rows.append((name, base, peak, wall, target))
+        seams = [(t, (read_image(folder / f"d_{t}_True.png") - read_image(folder / f"d_{t}_False.png")).abs().max())
+                 for t in set(args.denoise) & set(args.untiled)]
     print(f"{'case':40s} {'read-only GB':>12s} {'CLI peak GB':>11s} {'x read-only':>11s} {'time s':>7s} target")
     for name, base, peak, wall, target in rows:
         ok = "ok" if peak <= target else "MISSED"
         print(f"{name:40s} {base:12.2f} {peak:11.2f} {peak / base:11.1f} {wall:7.1f} <= {target:g} GB {ok}")
+    for text, diff in seams:
+        ok = "ok" if diff <= 1 / 255 + 1e-6 else "MISSED"
+        print(f"denoise {text}: tiled vs untiled output, max |difference| {float(diff) * 255:.2f}/255 (<= 1/255 {ok})")
 
 
 if __name__ == "__main__":

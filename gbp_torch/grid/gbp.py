@@ -54,16 +54,27 @@ def _cavities(base: Tensor, m: Msgs) -> tuple[Tensor, Msgs]:
     return bel, (bel[..., :, :-1] - left, bel[..., :, 1:] - right, bel[..., :-1, :] - up, bel[..., 1:, :] - down)
 
 
-def _lam_step(sys: GridSystem, lam: Msgs) -> tuple[Msgs, Msgs, Tensor]:
-    """One synchronous lam update; returns (new lam messages, gains, belief lam)."""
-    lam_b, cav = _cavities(sys.a, lam)
-    ws = (sys.wh, sys.wh, sys.wv, sys.wv)
-    gains = tuple(_gain(w, c) for w, c in zip(ws, cav))
-    if blocks.is_full(sys.a):
-        new = tuple(blocks.add_eye(blocks.scale(g, -w), w) for g, w in zip(gains, ws))
-    else:
-        new = tuple(c * g for c, g in zip(cav, gains))
-    return new, gains, lam_b
+def _lam_step(sys: GridSystem, lam: Msgs, want_gains: bool = False) -> tuple[Msgs | None, Msgs | None, Tensor]:
+    """One synchronous lam update; returns (new lam messages, None, belief lam), or with ``want_gains``
+    (None, the gains of ``lam``, belief lam).
+
+    The four directions are done one after the other, so that only one cavity and one gain field
+    exist at a time (memory: the messages twice plus the belief, not five sets of edge fields)."""
+    right, left, down, up = lam
+    lam_b = sys.a + scatter_edges(right, left, down, up)
+    full = blocks.is_full(sys.a)
+    senders = ((lambda: lam_b[..., :, :-1] - left, sys.wh), (lambda: lam_b[..., :, 1:] - right, sys.wh),
+               (lambda: lam_b[..., :-1, :] - up, sys.wv), (lambda: lam_b[..., 1:, :] - down, sys.wv))
+    new, gains = [], []
+    for cavity, w in senders:
+        cav = cavity()
+        g = _gain(w, cav)
+        if want_gains:
+            gains.append(g)
+        else:
+            new.append(blocks.add_eye(blocks.scale(g, -w), w) if full else cav * g)
+        del cav, g
+    return (None, tuple(gains), lam_b) if want_gains else (tuple(new), None, lam_b)
 
 
 def _rel_change(new: Msgs, old: Msgs) -> float:
@@ -128,8 +139,7 @@ def lam_setup(sys: GridSystem, tol: float = 1e-6, max_iters: int = 500, check_ev
         lam = new
         if change < tol:
             break
-    _, gains, _ = _lam_step(sys, lam)
-    lam_b = sys.a + scatter_edges(*lam)
+    _, gains, lam_b = _lam_step(sys, lam, want_gains=True)
     return GBPGains(gains, lam_b, it, change)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import blocks
 from .gbp import GBPGains
-from .system import GridSystem, diagonal, scatter_edges
+from .system import GridSystem, diagonal
 
 
 def clamp_lam(lam_b: Tensor, diag: Tensor, clamp: float) -> Tensor:
@@ -36,38 +37,40 @@ class GBPSmoother:
     scalar fields the clamp is applied symmetrically, ``S' = C^1/2 S C^1/2`` with
     ``C = lam_b / max(lam_b, clamp diag(A))`` (so diag(S') = 1 / clamped lam_b);
     for full 2x2 fields lam_b itself is clamped.
+
+    Two fields are kept, with the constants folded in. Scalar: ``pre = C^1/2`` and
+    ``post = omega C^1/2 lam_b^-1``; ``S r = post (u + beta nb(u))`` with ``u = pre r``, and
+    ``S^T r = pre (y + beta nb^T(y))`` with ``y = post r``. Full: ``pre`` is None and
+    ``post = omega lam_c^-1``; ``S r = post (r + beta nb(r))``, ``S^T r = y + beta nb^T(y)``, ``y = post r``.
     """
 
     gains: GBPGains
-    inv_lam: Tensor
+    pre: Tensor | None
+    post: Tensor
     beta: float
-    omega: float
-    sc: Tensor | None = None
 
-    def _core(self, r: Tensor) -> Tensor:
+    def _neighbours(self, u: Tensor, transpose: bool) -> Tensor:
+        """``beta sum_j G_ji u_j`` at every pixel i (``G^T`` when transpose), accumulated edge kind by
+        edge kind so that one edge field exists at a time."""
         gr, gl, gd, gu = self.gains.g
-        nb = scatter_edges(blocks.mv(gr, r[..., :, :-1]), blocks.mv(gl, r[..., :, 1:]),
-                           blocks.mv(gd, r[..., :-1, :]), blocks.mv(gu, r[..., 1:, :]))
-        return blocks.mv(self.inv_lam, r + self.beta * nb)
-
-    def _core_t(self, r: Tensor) -> Tensor:
-        gr, gl, gd, gu = self.gains.g
-        y = blocks.mv(self.inv_lam, r)
-        nb = scatter_edges(blocks.mv(gl, y[..., :, :-1]), blocks.mv(gr, y[..., :, 1:]),
-                           blocks.mv(gu, y[..., :-1, :]), blocks.mv(gd, y[..., 1:, :]))
-        return y + self.beta * nb
+        if transpose:
+            gr, gl, gd, gu = gl, gr, gu, gd
+        nb = F.pad(blocks.mv(gl, u[..., :, 1:]), (0, 1))
+        nb[..., 1:] += blocks.mv(gr, u[..., :, :-1])
+        nb[..., 1:, :] += blocks.mv(gd, u[..., :-1, :])
+        nb[..., :-1, :] += blocks.mv(gu, u[..., 1:, :])
+        return nb if self.beta == 1.0 else nb.mul_(self.beta)
 
     def apply(self, r: Tensor) -> Tensor:
-        if self.sc is None:
-            return self.omega * self._core(r)
-        sc = self.sc.unsqueeze(1)
-        return (self.omega * sc) * self._core(sc * r)
+        if self.pre is None:
+            return blocks.mv(self.post, r + self._neighbours(r, False))
+        u = blocks.mv(self.pre, r)
+        return blocks.mv(self.post, u + self._neighbours(u, False))
 
     def apply_t(self, r: Tensor) -> Tensor:
-        if self.sc is None:
-            return self.omega * self._core_t(r)
-        sc = self.sc.unsqueeze(1)
-        return (self.omega * sc) * self._core_t(sc * r)
+        y = blocks.mv(self.post, r)
+        out = y + self._neighbours(y, True)
+        return out if self.pre is None else blocks.mv(self.pre, out)
 
 
 @dataclass
@@ -88,8 +91,9 @@ def gbp_smoother(sys: GridSystem, gains: GBPGains, damping: float = 0.5, relax: 
     """Frozen-gain GBP smoother (message damping ``damping``, output damping ``relax``)."""
     lam_c = clamp_lam(gains.lam_b, diagonal(sys), clamp)
     if blocks.is_full(gains.lam_b):
-        return GBPSmoother(gains, blocks.inv(lam_c), 1.0 - damping, relax)
-    return GBPSmoother(gains, 1.0 / gains.lam_b, 1.0 - damping, relax, (gains.lam_b / lam_c).sqrt())
+        return GBPSmoother(gains, None, relax * blocks.inv(lam_c), 1.0 - damping)
+    sc = (gains.lam_b / lam_c).sqrt()
+    return GBPSmoother(gains, sc, relax * sc / gains.lam_b, 1.0 - damping)
 
 
 def jacobi_smoother(sys: GridSystem, relax: float = 0.8) -> JacobiSmoother:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -46,17 +45,13 @@ def scatter_edges(eh_to_right: Tensor, eh_to_left: Tensor, ev_down: Tensor, ev_u
 
     ``eh_to_right`` (..., H, W-1) lands on (y, x+1), ``eh_to_left`` on (y, x),
     ``ev_down`` (..., H-1, W) on (y+1, x), ``ev_up`` on (y, x). Returns (..., H, W).
+    One padded copy and three in-place adds (no concatenation).
     """
-    return _merge(eh_to_right, eh_to_left, -1) + _merge(ev_down, ev_up, -2)
-
-
-def _merge(fwd: Tensor, bwd: Tensor, dim: int) -> Tensor:
-    """``pad(fwd, before) + pad(bwd, after)`` along dim, in one add and one cat."""
-    n = fwd.shape[dim]
-    if n == 0:
-        return F.pad(fwd, (1, 0) if dim == -1 else (0, 0, 1, 0))
-    mid = bwd.narrow(dim, 1, n - 1) + fwd.narrow(dim, 0, n - 1)
-    return torch.cat((bwd.narrow(dim, 0, 1), mid, fwd.narrow(dim, n - 1, 1)), dim)
+    out = F.pad(eh_to_left, (0, 1))
+    out[..., 1:] += eh_to_right
+    out[..., 1:, :] += ev_down
+    out[..., :-1, :] += ev_up
+    return out
 
 
 def degree(sys: GridSystem) -> Tensor:
@@ -73,7 +68,11 @@ def laplacian(wh: Tensor, wv: Tensor, x: Tensor) -> Tensor:
     """Weighted graph Laplacian ``L_w x`` for x (B, D, H, W)."""
     fh = wh.unsqueeze(1) * (x[..., :, 1:] - x[..., :, :-1])
     fv = wv.unsqueeze(1) * (x[..., 1:, :] - x[..., :-1, :])
-    return scatter_edges(fh, -fh, fv, -fv)
+    out = F.pad(fh, (1, 0))
+    out[..., :-1] -= fh
+    out[..., 1:, :] += fv
+    out[..., :-1, :] -= fv
+    return out
 
 
 def matvec(sys: GridSystem, x: Tensor) -> Tensor:

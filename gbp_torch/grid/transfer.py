@@ -29,30 +29,34 @@ def prolong_constant(xc: Tensor, h: int, w: int) -> Tensor:
     return xc.repeat_interleave(2, -1).repeat_interleave(2, -2)[..., :h, :w]
 
 
-def _lin_up(c: Tensor, n: int) -> Tensor:
-    """Cell-centred linear interpolation along the last dim: (..., nc) -> (..., n)."""
-    cl = torch.cat((c[..., :1], c[..., :-1]), -1)
-    cr = torch.cat((c[..., 1:], c[..., -1:]), -1)
-    f = torch.stack((0.75 * c + 0.25 * cl, 0.75 * c + 0.25 * cr), -1).flatten(-2)
-    return f[..., :n]
+#: Weights of cell-centred linear interpolation by 2 along one axis: fine pixels 2j - 1, 2j, 2j + 1, 2j + 2
+#: receive 1/4, 3/4, 3/4, 1/4 of coarse cell j.
+_LINEAR = (0.25, 0.75, 0.75, 0.25)
 
 
-def _lin_down(f: Tensor) -> Tensor:
-    """Adjoint of :func:`_lin_up` along the last dim: (..., n) -> (..., ceil(n/2))."""
-    f = F.pad(f, (0, f.shape[-1] % 2))
-    fe, fo = f[..., 0::2], f[..., 1::2]
-    return 0.75 * (fe + fo) + 0.25 * (torch.cat((fe[..., 1:], fo[..., -1:]), -1)
-                                      + torch.cat((fe[..., :1], fo[..., :-1]), -1))
+def _as_images(x: Tensor) -> Tensor:
+    """(..., H, W) -> (N, 1, H, W)."""
+    return x.reshape(-1, 1, *x.shape[-2:])
 
 
 def prolong_bilinear(xc: Tensor, h: int, w: int) -> Tensor:
-    """Cell-centred bilinear prolongation (weights 3/4, 1/4) to (..., h, w)."""
-    return _lin_up(_lin_up(xc, w).transpose(-1, -2), h).transpose(-1, -2)
+    """Cell-centred bilinear prolongation (weights 3/4, 1/4; edge cells repeated) to (..., h, w).
+
+    This is torch's bilinear 2x upsampling with ``align_corners=False``, cropped to (h, w)."""
+    up = F.interpolate(_as_images(xc), scale_factor=2, mode="bilinear", align_corners=False)
+    return up[..., :h, :w].reshape(*xc.shape[:-2], h, w)
 
 
 def restrict_bilinear(x: Tensor) -> Tensor:
-    """Adjoint of :func:`prolong_bilinear`: (..., H, W) -> (..., ceil(H/2), ceil(W/2))."""
-    return _lin_down(_lin_down(x).transpose(-1, -2)).transpose(-1, -2)
+    """Adjoint of :func:`prolong_bilinear`: (..., H, W) -> (..., ceil(H/2), ceil(W/2)).
+
+    One strided 4x4 convolution: the crop's adjoint is zero padding to even sizes, the repeated edge
+    cells' adjoint is a replicated border row / column."""
+    h, w = x.shape[-2:]
+    f = F.pad(F.pad(_as_images(x), (0, w % 2, 0, h % 2)), (1, 1, 1, 1), mode="replicate")
+    k = torch.tensor(_LINEAR, dtype=x.dtype, device=x.device)
+    out = F.conv2d(f, torch.outer(k, k)[None, None], stride=2)
+    return out.reshape(*x.shape[:-2], *out.shape[-2:])
 
 
 def _pair_mean(x: Tensor, dim: int) -> Tensor:

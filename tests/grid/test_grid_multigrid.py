@@ -1,5 +1,6 @@
 """Multigrid: same answer as the direct solve, fast contraction, transfers."""
 
+import numpy as np
 import pytest
 import torch
 from grid_reference import assemble, direct_solve, random_problem
@@ -121,3 +122,25 @@ def test_per_level_damping_schedule():
     res = solve(z, a, (wh, wv), tol=1e-11, config=GridConfig(levels=None, damping=(0.5, 0.6, 0.7)))
     assert res.converged
     torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("h,w", [(7, 5), (1, 9), (8, 8), (13, 1), (2, 3)])
+def test_bilinear_transfers_match_a_numpy_tensor_product(h, w):
+    """Prolongation = P_h X P_w^T with the 1-D cell-centred interpolation matrices built entry by entry;
+    restriction = its transpose."""
+
+    def interp(n: int) -> np.ndarray:
+        nc = (n + 1) // 2
+        m = np.zeros((n, nc))
+        for i in range(n):
+            j = i // 2
+            m[i, j] += 0.75
+            m[i, min(max(j - 1 if i % 2 == 0 else j + 1, 0), nc - 1)] += 0.25
+        return m
+
+    ph, pw = interp(h), interp(w)
+    g = torch.Generator().manual_seed(h * 31 + w)
+    xc = torch.randn(2, ph.shape[1], pw.shape[1], generator=g, dtype=torch.float64)
+    x = torch.randn(2, h, w, generator=g, dtype=torch.float64)
+    np.testing.assert_allclose(prolong_bilinear(xc, h, w).numpy(), ph @ xc.numpy() @ pw.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(restrict_bilinear(x).numpy(), ph.T @ x.numpy() @ pw, rtol=1e-12, atol=1e-12)

@@ -74,6 +74,7 @@ class GBPDenoiser(nn.Module):
         feats = denoiser_input(noisy, sigma, self.sigma_input, "GBPDenoiser")
         scale = BLIND_SCALE if sigma is None else 1.0 / sigma.to(noisy).clamp_min(1e-3).square()
         f = self.factors(feats, noisy, data_scale=scale, smooth_scale=scale)
+        del feats  # not needed by the solve: free it on big images
         if not self.use_gbp:
             return DenoiseOutput(f.z)
         res = self.gbp(f.z[:, 0], f.data_precision, (f.wh, f.wv))
