@@ -1,6 +1,6 @@
 """The public grid solver as a user calls it, against scipy's conjugate gradients.
 
-    python benchmarks/bench_public_solve.py [--size 512] [--threads 2] [--repeat 3]
+    python benchmarks/bench_public_solve.py [--size 512] [--threads 2] [--repeat 3] [--device cuda]
 
 Problem: an n x n image with uniform data precision 1 and uniform edge weights 100 (smoothness /
 data ratio 100), a random right-hand side, float32. For each target relative error (1e-3, 1e-5,
@@ -44,11 +44,16 @@ def laplacian_system(n: int, seed: int = 0):
     return zt, a, wh, wv, mat, z.flatten()
 
 
-def best_time(fn, repeat: int) -> float:
+def best_time(fn, repeat: int, device: torch.device | None = None) -> float:
+    """Fastest of ``repeat`` calls, seconds (CUDA work waited for)."""
     times = []
     for _ in range(repeat):
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
         t = time.perf_counter()
         fn()
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t)
     return min(times)
 
@@ -58,9 +63,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="device of the torch solve (scipy CG stays on the CPU)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
     z, a, wh, wv, mat, b = laplacian_system(args.size)
+    z, a, wh, wv = (t.to(dev) for t in (z, a, wh, wv))
     exact = spl.splu(mat).solve(b)
 
     def rel_error(x: np.ndarray) -> float:
@@ -69,19 +77,19 @@ def main() -> None:
     def gbp(iters: int):
         return solve(z, a, (wh, wv), iters=iters, config=MULTIGRID)
 
-    src = torch.randn(1 << 24)  # 64 MB: larger than the caches, so the copy runs at memory bandwidth
+    src = torch.randn(1 << 24, device=dev)  # 64 MB: larger than the caches, so the copy runs at memory bandwidth
     dst = torch.empty_like(src)
-    bandwidth = 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), 10)  # bytes read + written per s
+    bandwidth = 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), 10, dev)  # bytes read + written per s
     copy_s = 2 * args.size**2 * 4 / bandwidth
-    print(f"{args.size}x{args.size}, smoothness / data {RATIO:g}, float32, {args.threads} threads, best of "
+    print(f"{args.size}x{args.size}, smoothness / data {RATIO:g}, float32 on {dev}, {args.threads} threads, best of "
           f"{args.repeat}; torch copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write), so copying the "
           f"image once takes {copy_s * 1e3:.3f} ms")
     print(f"{'target':>8s} {'gbp iters':>9s} {'gbp ms':>8s} {'CG iters':>8s} {'CG ms':>8s} {'x CG':>6s} "
           f"{'FCG step ms':>11s} {'step / copy':>11s}")
     for tol in (1e-3, 1e-5):
-        iters = next(k for k in range(0, 50) if rel_error(gbp(k).mean.double().flatten().numpy()) <= tol)
-        t_gbp = best_time(lambda: gbp(iters), args.repeat)
-        t_next = best_time(lambda: gbp(iters + 1), args.repeat)
+        iters = next(k for k in range(0, 50) if rel_error(gbp(k).mean.double().flatten().cpu().numpy()) <= tol)
+        t_gbp = best_time(lambda: gbp(iters), args.repeat, dev)
+        t_next = best_time(lambda: gbp(iters + 1), args.repeat, dev)
         cg_rtol = next(r for r in np.geomspace(tol, tol * 1e-4, 30)
                        if rel_error(spl.cg(mat, b, rtol=r, maxiter=10_000)[0]) <= tol)
         count = [0]
