@@ -11,6 +11,8 @@ class, arguments, training command, data, steps, epoch, validation PSNR and any 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
 import os
 import tempfile
@@ -47,10 +49,12 @@ def _run_config(ckpt: Path) -> dict:
 
 
 def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
-           directory: Path = CHECKPOINT_DIR, calibrate: int = 0) -> dict:
+           directory: Path = CHECKPOINT_DIR, calibrate: int = 0, kwargs: dict | None = None) -> dict:
     """Write ``<name>.pt`` and its manifest entry; return the entry. ``calibrate`` > 0 fits the
     variance scale on that many Train400 images first (stereo: on that many synthetic pairs,
-    :func:`train.stereo.calibrate.calibrate_network`). The entry records the checkpoint's task."""
+    :func:`train.stereo.calibrate.calibrate_network`). ``kwargs`` replace constructor arguments of the
+    trained network (inference settings such as solver steps; recorded in the entry). The entry records
+    the checkpoint's task."""
     raw = torch.load(ckpt, map_location="cpu", weights_only=False)
     if raw.get("task") == "flow":  # flow: calibrated on synthetic pairs, train.flow.export
         from .flow.export import export_flow
@@ -58,6 +62,12 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
         return export_flow(ckpt, name, command, metrics, directory, pairs=calibrate)
     net_cfg = dict(raw["hyper_parameters"]["net"])
     target = net_cfg.pop("_target_")
+    module_name, _, cls_name = target.rpartition(".")
+    accepted = inspect.signature(getattr(importlib.import_module(module_name), cls_name)).parameters
+    unknown = sorted(set(kwargs or {}) - set(accepted))
+    if unknown:
+        raise ValueError(f"--kwarg {unknown}: not arguments of {target} ({sorted(accepted)})")
+    net_cfg.update(kwargs or {})
     prefix = "net."
     state = {k[len(prefix):]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
     datamodule = raw.get("datamodule_hyper_parameters") or _run_config(Path(ckpt)).get("data")
@@ -86,7 +96,8 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
         "kwargs": net_cfg, "parameters": sum(v.numel() for v in state.values()),
         "training": {"command": command, "source_checkpoint": str(ckpt), "global_step": raw.get("global_step"),
                      "epoch": raw.get("epoch"), "data": json.loads(json.dumps(datamodule, default=str)),
-                     "patches_seen": (raw.get("global_step") or 0) * int((datamodule or {}).get("batch_size", 0))},
+                     "patches_seen": (raw.get("global_step") or 0) * int((datamodule or {}).get("batch_size", 0)),
+                     **({"export_kwargs": kwargs} if kwargs else {})},
         "metrics": {best_key: best, **(metrics or {})},
     }
     if calibration is not None:
@@ -130,9 +141,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calibrate", type=int, default=0, metavar="N",
                     help="fit the variance scale on the first N Train400 images (train.denoise.calibrate) or, "
                     "for a stereo checkpoint, on N synthetic pairs (train.stereo.calibrate)")
+    ap.add_argument("--kwarg", action="append", default=[], metavar="KEY=VALUE",
+                    help="replace a constructor argument of the network (VALUE as JSON, e.g. solve_iters=32)")
     args = ap.parse_args(argv)
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
-    entry = export(args.ckpt, args.name, args.command, metrics, calibrate=args.calibrate)
+    kwargs = {}
+    for item in args.kwarg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--kwarg wants KEY=VALUE, got {item!r}")
+        kwargs[key] = json.loads(value)
+    entry = export(args.ckpt, args.name, args.command, metrics, calibrate=args.calibrate, kwargs=kwargs)
     print(json.dumps(entry, indent=2))
 
 

@@ -9,7 +9,7 @@ Its normal equations ``(A_g + L_v) x = b`` (``A_g`` the grid system, ``L_v`` the
 edges' Laplacian) are solved by flexible CG preconditioned by one multigrid V-cycle of the
 grid system whose diagonal also holds the extra edges' degrees, ``A_pre = A_g + deg(v)``:
 ``A = A_pre - V`` with ``V`` the extra edges' adjacency. The start is the full-multigrid
-solution of ``A_pre``. No host sync: the number of FCG steps is fixed.
+solution of ``A_pre`` or a given warm start. No host sync unless a tolerance is given.
 
 Gradients are implicit (one more preconditioned solve with the loss gradient):
 ``db = lam``, ``da_i = -lam_i . x_i``, ``dw_ij = -(lam_i - lam_j) . (x_i - x_j)``, the same
@@ -72,9 +72,11 @@ def _partner_difference(index: Tensor, u: Tensor, x: Tensor) -> Tensor:
 
 
 def _fcg(pre: GridSystem, hier: Hierarchy, index: Tensor, weight: Tensor, b: Tensor, x: Tensor,
-         iters: int) -> tuple[Tensor, Tensor]:
-    """``iters`` steps of flexible CG on ``A = A_pre - V`` from x; returns (x, residual)."""
+         iters: int, tol: float | None = None) -> tuple[Tensor, Tensor]:
+    """At most ``iters`` steps of flexible CG on ``A = A_pre - V`` from x, fewer when every item's relative
+    residual reaches ``tol`` (one host sync per step; None: exactly ``iters``); returns (x, residual)."""
     tiny = torch.finfo(b.dtype).tiny
+    b_norm = b.flatten(1).norm(dim=1).clamp_min(tiny)
 
     def apply(v: Tensor) -> Tensor:
         return matvec(pre, v) - edge_adjacency(index, weight, v)
@@ -88,6 +90,8 @@ def _fcg(pre: GridSystem, hier: Hierarchy, index: Tensor, weight: Tensor, b: Ten
         pq = bdot(p, q).clamp_min(tiny)
         alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
         x, r = x + alpha * p, r - alpha * q
+        if tol is not None and bool((r.flatten(1).norm(dim=1) <= tol * b_norm).all()):
+            break
     return x, r
 
 
@@ -99,11 +103,11 @@ def _prepare(a: Tensor, wh: Tensor, wv: Tensor, b: Tensor, index: Tensor, weight
 
 class _EdgeSolve(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, wh, wv, b, weight, index, iters):
+    def forward(ctx, a, wh, wv, b, weight, index, iters, tol, x0):
         pre, gains, hier = _prepare(a, wh, wv, b, index, weight)
-        x, r = _fcg(pre, hier, index, weight, b, fmg(hier), iters)
+        x, r = _fcg(pre, hier, index, weight, b, fmg(hier) if x0 is None else x0, iters, tol)
         ctx.save_for_backward(weight, index, x)
-        ctx.pre, ctx.hier, ctx.iters = pre, hier, iters
+        ctx.pre, ctx.hier, ctx.iters, ctx.tol = pre, hier, iters, tol
         rel = r.flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1).clamp_min(torch.finfo(b.dtype).tiny)
         var = 1.0 / gains.lam_b
         ctx.mark_non_differentiable(var, rel)
@@ -112,16 +116,16 @@ class _EdgeSolve(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g, _gvar, _grel):
         weight, index, x = ctx.saved_tensors
-        lam, _ = _fcg(ctx.pre, ctx.hier, index, weight, g, torch.zeros_like(g), ctx.iters)
+        lam, _ = _fcg(ctx.pre, ctx.hier, index, weight, g, torch.zeros_like(g), ctx.iters, ctx.tol)
         grad_a = -(lam * x).sum(1)
         grad_wh = -((lam[..., 1:] - lam[..., :-1]) * (x[..., 1:] - x[..., :-1])).sum(1)
         grad_wv = -((lam[..., 1:, :] - lam[..., :-1, :]) * (x[..., 1:, :] - x[..., :-1, :])).sum(1)
         grad_weight = -_partner_difference(index, lam, x)
-        return grad_a, grad_wh, grad_wv, lam, grad_weight, None, None
+        return grad_a, grad_wh, grad_wv, lam, grad_weight, None, None, None, None
 
 
 def solve_with_edges(z: Tensor, a: Tensor, wh: Tensor, wv: Tensor, index: Tensor, weight: Tensor,
-                     iters: int = 10) -> EdgeSolveResult:
+                     iters: int = 10, tol: float | None = None, x0: Tensor | None = None) -> EdgeSolveResult:
     """Minimise the grid energy plus the extra edges' (see the module docstring).
 
     Args:
@@ -131,6 +135,10 @@ def solve_with_edges(z: Tensor, a: Tensor, wh: Tensor, wv: Tensor, index: Tensor
         index: (B, K, H, W) int64 flat partner indices in [0, H W).
         weight: (B, K, H, W) extra edge weights, >= 0 (0 switches an edge off).
         iters: FCG steps (each one V-cycle and one product with A); the backward runs as many.
+        tol: stop early once every item's relative residual is at most tol (one host sync per step;
+            the backward's adjoint solve too). None: exactly ``iters`` steps, no sync.
+        x0: (B, D, H, W) start (e.g. the solution of a similar system; detached); None: the full-multigrid
+            solution of the preconditioning system.
     Returns:
         :class:`EdgeSolveResult`. Differentiable in z, a, wh, wv and weight (implicit gradient).
     """
@@ -153,5 +161,11 @@ def solve_with_edges(z: Tensor, a: Tensor, wh: Tensor, wv: Tensor, index: Tensor
         raise ValueError(f"{', '.join(bad) or 'index'}: NaN, inf, negative values or partner indices "
                          f"outside [0, {h * w})")
     b = a.unsqueeze(1) * z
-    x, var, rel = _EdgeSolve.apply(a, wh, wv, b, weight, index, iters)
+    if x0 is not None:
+        if tuple(x0.shape) != tuple(z.shape):
+            raise ValueError(f"x0 must have the shape of z {tuple(z.shape)}, got {tuple(x0.shape)}")
+        x0 = x0.detach().to(z.dtype)
+    if tol is not None and not tol >= 0:
+        raise ValueError(f"tol must be >= 0 or None, got {tol}")
+    x, var, rel = _EdgeSolve.apply(a, wh, wv, b, weight, index, iters, tol, x0)
     return EdgeSolveResult(x, var, rel)

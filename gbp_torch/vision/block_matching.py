@@ -3,7 +3,7 @@
 The distance between the patches centred at ``i`` and ``i + o`` is the mean over a
 ``patch x patch`` window and the channels of the squared difference, computed for all
 pixels at once per offset ``o`` (a shifted difference and a box filter made of two
-cumulative sums in float64). Offsets come in pairs: ``D_{-o}(i) = D_o(i - o)``, so half
+cumulative sums). Offsets come in pairs: ``D_{-o}(i) = D_o(i - o)``, so half
 the window is computed and the other half is a shift of it. Patches reaching over the
 border read the image padded by replication (``numpy.pad(mode="edge")``); a partner
 outside the image is never chosen.
@@ -62,31 +62,30 @@ def window_cells(radius: int, cell: int, exclude: int) -> tuple[Tensor, Tensor]:
 
 def _box_mean(d: Tensor, patch: int) -> Tensor:
     """Means over ``patch x patch`` windows (valid part only): (B, H + patch - 1, W + patch - 1) -> (B, H, W).
-    Two cumulative sums in float64, so small distances are not lost to cancellation."""
-    c = F.pad(d.double(), (1, 0, 1, 0)).cumsum(-2)
+    Two cumulative sums in the input's dtype (float32: absolute errors near 1e-7 times a row's sum)."""
+    c = F.pad(d, (1, 0, 1, 0)).cumsum(-2)
     c = (c[:, patch:] - c[:, :-patch]).cumsum(-1)
-    return ((c[:, :, patch:] - c[:, :, :-patch]) / (patch * patch)).to(d.dtype)
+    return (c[:, :, patch:] - c[:, :, :-patch]).div_(patch * patch)
 
 
-def _pair_distances(padded: Tensor, dy: int, dx: int, patch: int) -> tuple[Tensor, Tensor]:
-    """Distances to ``i + o`` and to ``i - o`` for one offset o = (dy, dx), (B, H, W) each; inf where
-    the partner is outside the image. ``padded``: the image with ``patch // 2`` replicated pixels
-    on each side."""
+def _offset_distances(padded: Tensor, dy: int, dx: int, patch: int) -> tuple[Tensor, tuple[int, int, int, int]]:
+    """Distances between the patches at i and i + o for o = (dy, dx), over the pixels i whose partner is
+    inside the image: (B, y1 - y0, x1 - x0) and (y0, y1, x0, x1). ``padded``: the image with
+    ``patch // 2`` replicated pixels on each side."""
     p = patch // 2
-    b, _, h, w = padded.shape
-    h, w = h - 2 * p, w - 2 * p
-    fwd = torch.full((b, h, w), float("inf"), dtype=padded.dtype, device=padded.device)
-    bwd = fwd.clone()
-    if abs(dy) >= h or abs(dx) >= w:
-        return fwd, bwd
-    # pixels i whose partner i + o is inside: rows y in [y0, y1), cols x in [x0, x1)
+    h, w = padded.shape[-2] - 2 * p, padded.shape[-1] - 2 * p
     y0, y1 = max(0, -dy), min(h, h - dy)
     x0, x1 = max(0, -dx), min(w, w - dx)
     diff = padded[:, :, y0:y1 + 2 * p, x0:x1 + 2 * p] - padded[:, :, y0 + dy:y1 + dy + 2 * p, x0 + dx:x1 + dx + 2 * p]
-    d = _box_mean(diff.square().mean(1), patch)
-    fwd[:, y0:y1, x0:x1] = d
-    bwd[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx] = d
-    return fwd, bwd
+    sq = diff.square_()
+    return _box_mean(sq[:, 0] if sq.shape[1] == 1 else sq.mean(1), patch), (y0, y1, x0, x1)
+
+
+def _keep_better(best_d: Tensor, best_o: Tensor, d: Tensor, row: int) -> None:
+    """Where ``d`` beats ``best_d`` (same-shaped views), store it and mark ``best_o`` with ``row`` (in place)."""
+    better = d < best_d
+    torch.where(better, d, best_d, out=best_d)
+    best_o.masked_fill_(better, row)
 
 
 def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cell: int = 3,
@@ -123,17 +122,19 @@ def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cel
     dev = image.device
     g = len(used)
     best_d = torch.full((b, g, h, w), float("inf"), dtype=image.dtype, device=dev)
-    best_o = torch.zeros((b, g, h, w), dtype=torch.long, device=dev)  # row of `signed`
+    best_o = torch.zeros((b, g, h, w), dtype=torch.int16, device=dev)  # row of `signed`
     padded = F.pad(image, (patch // 2,) * 4, mode="replicate")
     n = len(offsets)
-    for i in range(n):
-        for d, c, row in zip(_pair_distances(padded, int(offsets[i, 0]), int(offsets[i, 1]), patch),
-                             cells[i].tolist(), (i, i + n)):
-            better = d < best_d[:, c]
-            best_d[:, c] = torch.where(better, d, best_d[:, c])
-            best_o[:, c].masked_fill_(better, row)
+    for i, ((dy, dx), (c, c_mirror)) in enumerate(zip(offsets.tolist(), cells.tolist())):
+        if abs(dy) >= h or abs(dx) >= w:
+            continue
+        d, (y0, y1, x0, x1) = _offset_distances(padded, dy, dx, patch)
+        # pixel i (in the span) matches i + o; pixel i + o matches i at offset -o with the same distance
+        _keep_better(best_d[:, c, y0:y1, x0:x1], best_o[:, c, y0:y1, x0:x1], d, i)
+        span = (slice(None), c_mirror, slice(y0 + dy, y1 + dy), slice(x0 + dx, x1 + dx))
+        _keep_better(best_d[span], best_o[span], d, i + n)
     best_d, pick = best_d.topk(k, dim=1, largest=False, sorted=True)
-    best_o = best_o.gather(1, pick)
+    best_o = best_o.gather(1, pick).long()
     signed = torch.cat((offsets, -offsets)).to(dev)  # (2N, 2): row n is o_n, row N + n is -o_n
     off = signed[best_o].permute(0, 1, 4, 2, 3)  # (B, K, 2, H, W)
     off = torch.where(torch.isfinite(best_d).unsqueeze(2), off, torch.zeros_like(off))
