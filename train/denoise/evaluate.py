@@ -46,7 +46,8 @@ def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
              sp_sigma: float = 50.0, device: str | torch.device = "cpu", out_dir: str | Path | None = None,
              n_png: int = 2, uint8: bool = False) -> list[dict]:
     """Run every denoiser on every condition; one row per condition:
-    ``{"condition", "n", "psnr": {name: dB}, "ssim": {name: ...}, "coverage": {name: ...}, "seconds": {...}}``
+    ``{"condition", "n", "psnr": {name: dB}, "ssim": {name: ...}, "coverage": {name: ...}, "seconds": {...},
+    "images": [image names], "psnr_per_image": {name: [dB per image]}}``
     with name ``noisy`` for the input. Metrics are means over images; noise is fixed by (seed, image index).
     A denoiser whose ``for_condition(cond)`` returns None is skipped on that condition. ``uint8``: every
     denoiser gets the noisy image rounded and clipped to 8 bits (what a PNG on disk holds)."""
@@ -80,7 +81,8 @@ def evaluate(denoisers: Mapping[str, Denoiser], root: str | None = None,
                     acc["coverage"].setdefault(name, []).append(float(coverage(out.mean, out.var, clean)[0]))
             if out_dir is not None and i < n_png:
                 _write_pngs(Path(out_dir) / cond.label.replace(" ", "_").replace("%", "pct"), item["name"], outs)
-        row = {"condition": cond.label, "n": len(ds), "seconds": acc["seconds"]}
+        row = {"condition": cond.label, "n": len(ds), "seconds": acc["seconds"],
+               "images": [ds.images[i][0] for i in range(len(ds))], "psnr_per_image": acc["psnr"]}
         for k in ("psnr", "ssim", "coverage"):
             row[k] = {name: sum(v) / len(v) for name, v in acc[k].items()}
         rows.append(row)
