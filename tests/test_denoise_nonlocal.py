@@ -76,3 +76,34 @@ def test_variance_is_positive_and_blind_input_works():
     with torch.no_grad():
         out = model(noisy_image())  # no sigma: estimated from the image
     assert out.mean.shape == out.var.shape == (1, 1, 24, 24) and (out.var > 0).all()
+
+
+def test_tabulated_match_weights_equal_the_mlp():
+    """Without autograd the MLP is read from a table: the same weights and thresholds to 1e-4 (relative)."""
+    model = small_model().float()
+    torch.nn.init.normal_(model.match.mlp[0].weight, std=1.0)  # a wiggly function of the distance
+    g = torch.Generator().manual_seed(5)
+    dist = torch.rand(2, 4, 9, 11, generator=g) ** 3 * 0.05
+    dist[0, 1, 2, 3] = float("inf")
+    sigma = torch.tensor([0.1, 0.02])
+    with torch.no_grad():
+        table = model.match(dist, sigma)
+    direct = model.match(dist, sigma)
+    for t, d in zip(table, direct):
+        torch.testing.assert_close(t, d.detach(), rtol=1e-4, atol=1e-6)
+
+
+def test_shipped_non_local_model_beats_the_local_one_on_a_repeated_texture():
+    """The house of Set12 (a shipped sample: roof tiles and bricks), sigma 25: the non-local factors help."""
+    from gbp_torch.io import read_image
+    from gbp_torch.metrics import psnr
+    from gbp_torch.paths import samples_dir
+    from gbp_torch.pretrained import denoiser
+
+    clean = read_image(samples_dir() / "denoise" / "set12_02_house.png")[:1][None]
+    noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    sigma = torch.tensor([25 / 255])
+    with torch.no_grad():
+        ours, local = denoiser("gbp_denoiser_nonlocal")(noisy, sigma), denoiser("gbp_denoiser_gaussian")(noisy, sigma)
+    assert float(psnr(ours.mean, clean)) > float(psnr(local.mean, clean)) + 0.1
+    assert ours.var.shape == clean.shape and (ours.var > 0).all()

@@ -108,3 +108,14 @@ def test_bad_shapes_are_refused():
         solve_with_edges(z, a, wv, wv, index, weight)
     with pytest.raises(ValueError, match="int64"):
         solve_with_edges(z, a, wh, wv, index.int(), weight)
+
+
+def test_tolerance_stops_early_and_a_warm_start_at_the_answer_needs_nothing():
+    z, a, wh, wv, index, weight = problem(b=1, h=16, w=16, k=4, strength=5.0)
+    exact = solve_with_edges(z, a, wh, wv, index, weight, iters=80).mean
+    loose = solve_with_edges(z, a, wh, wv, index, weight, iters=80, tol=1e-4)
+    assert 1e-9 < float(loose.residuals.max()) <= 1e-4
+    assert (loose.mean - exact).abs().max() > 0  # it stopped before the end
+    warm = solve_with_edges(z, a, wh, wv, index, weight, iters=1, x0=exact)
+    assert float(warm.residuals.max()) < 1e-9
+    torch.testing.assert_close(warm.mean, exact, rtol=1e-9, atol=1e-11)
