@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..tiling import Tiling, map_tiles
+
 
 @dataclass
 class Matches:
@@ -89,7 +91,7 @@ def _keep_better(best_d: Tensor, best_o: Tensor, d: Tensor, row: int) -> None:
 
 
 def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cell: int = 3,
-                exclude: int = 1) -> Matches:
+                exclude: int = 1, tile: int | None = None) -> Matches:
     """``k`` similar patches of every pixel: its best match in each of its ``k`` best squares of the window.
 
     Args:
@@ -101,6 +103,9 @@ def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cel
         cell: side of the squares the window is cut into (1: plain top-k over all offsets).
         exclude: offsets with ``max(|dy|, |dx|) <= exclude`` are skipped (0: only the pixel itself;
             1: also its 8 neighbours, which a grid model already links).
+        tile: match tile by tile (:mod:`gbp_torch.tiling`, margin ``radius + patch // 2``: every partner
+            and its patch lie in the grown tile, so the result is the untiled one) when the image is
+            larger than ``tile x tile``; memory then holds one tile's per-square winners. None: whole image.
     Returns:
         :class:`Matches`; a pixel with fewer than ``k`` partners inside the image gets the missing ones
         with ``dist = inf``, index of the pixel itself and offset 0.
@@ -117,6 +122,8 @@ def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cel
         raise ValueError(f"k must be in [1, {len(used)}] (the non-empty squares of the window), got {k}")
     if not torch.isfinite(image).all():
         raise ValueError("image has NaN or inf values")
+    if tile is not None and max(image.shape[-2:]) > tile:
+        return _tiled(image, k, patch, radius, cell, exclude, tile)
     cells = torch.searchsorted(used, cells)  # renumber the non-empty squares 0..G-1
     b, _, h, w = image.shape
     dev = image.device
@@ -138,7 +145,23 @@ def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cel
     signed = torch.cat((offsets, -offsets)).to(dev)  # (2N, 2): row n is o_n, row N + n is -o_n
     off = signed[best_o].permute(0, 1, 4, 2, 3)  # (B, K, 2, H, W)
     off = torch.where(torch.isfinite(best_d).unsqueeze(2), off, torch.zeros_like(off))
-    ys = torch.arange(h, device=dev).view(1, 1, h, 1)
-    xs = torch.arange(w, device=dev).view(1, 1, 1, w)
-    index = (ys + off[:, :, 0]) * w + (xs + off[:, :, 1])
-    return Matches(index=index, dist=best_d, offset=off)
+    return _with_index(best_d, off)
+
+
+def _with_index(dist: Tensor, off: Tensor) -> Matches:
+    """Matches from distances (B, K, H, W) and offsets (B, K, 2, H, W)."""
+    h, w = dist.shape[-2:]
+    ys = torch.arange(h, device=dist.device).view(1, 1, h, 1)
+    xs = torch.arange(w, device=dist.device).view(1, 1, 1, w)
+    return Matches(index=(ys + off[:, :, 0]) * w + (xs + off[:, :, 1]), dist=dist, offset=off)
+
+
+def _tiled(image: Tensor, k: int, patch: int, radius: int, cell: int, exclude: int, tile: int) -> Matches:
+    """:func:`block_match` over tiles: distances and offsets packed as (B, 3K, h, w) per tile."""
+
+    def packed(part: Tensor) -> Tensor:
+        m = block_match(part, k, patch, radius, cell, exclude)
+        return torch.cat((m.dist, m.offset.flatten(1, 2).to(m.dist.dtype)), 1)
+
+    out = map_tiles(packed, image, Tiling(tile=tile, margin=radius + patch // 2, align=1))
+    return _with_index(out[:, :k], out[:, k:].unflatten(1, (k, 2)).round().long())

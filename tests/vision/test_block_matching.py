@@ -93,3 +93,12 @@ def test_nan_image_is_refused():
     img[0, 0, 3, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         block_match(img, k=2, radius=3)
+
+
+def test_tiled_matching_equals_whole_image():
+    g = torch.Generator().manual_seed(7)
+    img = torch.rand(2, 1, 45, 38, generator=g, dtype=torch.float64)
+    whole = block_match(img, k=5, patch=5, radius=4)
+    tiled = block_match(img, k=5, patch=5, radius=4, tile=16)
+    assert torch.equal(tiled.index, whole.index) and torch.equal(tiled.offset, whole.offset)
+    torch.testing.assert_close(tiled.dist, whole.dist, rtol=1e-12, atol=1e-14)

@@ -125,7 +125,7 @@ class NonLocalGBPDenoiser(nn.Module):
         with torch.set_grad_enabled(self.train_local and torch.is_grad_enabled()):
             f = local.factors(feats, noisy, data_scale=scale, smooth_scale=scale)
             pilot = local.gbp(f.z[:, 0], f.data_precision, (f.wh, f.wv)).mean.unsqueeze(1)
-        matches = block_match(pilot.detach(), self.k, self.patch, self.radius, self.cell)
+        matches = block_match(pilot.detach(), self.k, self.patch, self.radius, self.cell, tile=local.factors.tile)
         weight, threshold = self.match(matches.dist, sigma)
         c = F.softplus(self.noisy_gain) * scale.view(-1, 1, 1)
         a = f.data_precision + c
