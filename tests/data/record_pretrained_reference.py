@@ -9,9 +9,8 @@ blind. ``tests/test_pretrained_reference.py`` checks that every later version of
 code gives the same outputs to 1e-5.
 """
 
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import torch
 
