@@ -1,11 +1,12 @@
 """The flow training house: the real configs compose, one fast_dev_run step trains, resume, export + load."""
 
+import functools
 import math
 
 import pytest
 import torch
 from hydra.utils import instantiate
-from train_helpers import CONF_DIR
+from train_helpers import compose_experiment
 
 from gbp_torch.tasks.flow import LearnedFlow
 from train.flow.datamodule import FlowDataModule
@@ -20,12 +21,7 @@ TINY_FLOW = [
 ]
 
 
-def _compose(out_dir, *overrides):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=["experiment=flow_learned", f"paths.output_dir={out_dir}",
-                                                        *overrides])
+_compose = functools.partial(compose_experiment, experiment="flow_learned")
 
 
 def test_experiment_config_composes_and_builds(tmp_path):

@@ -1,10 +1,11 @@
 """The stereo training house: the real configs compose, one fast_dev_run step trains, export + load work."""
 
+import functools
 import math
 
 import torch
 from hydra.utils import instantiate
-from train_helpers import CONF_DIR
+from train_helpers import compose_experiment
 
 from gbp_torch.tasks.stereo import LearnedStereo
 from train.stereo.datamodule import StereoDataModule
@@ -19,12 +20,7 @@ TINY_STEREO = [
 ]
 
 
-def _compose(out_dir, *overrides):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=["experiment=stereo_learned", f"paths.output_dir={out_dir}",
-                                                        *overrides])
+_compose = functools.partial(compose_experiment, experiment="stereo_learned")
 
 
 def test_experiment_config_composes_and_builds(tmp_path):

@@ -32,6 +32,15 @@ def compose_train_cfg(out_dir: Path, *overrides: str):
         return compose(config_name="train", overrides=[*TINY, f"paths.output_dir={out_dir}", *overrides])
 
 
+def compose_experiment(out_dir: Path, *overrides: str, experiment: str):
+    """conf/train.yaml with ``experiment=...`` as shipped (no TINY), the output folder and ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train",
+                       overrides=[f"experiment={experiment}", f"paths.output_dir={out_dir}", *overrides])
+
+
 class RecordPrecision(L.Callback):
     """Callback (``+callbacks.record._target_=train_helpers.RecordPrecision``) that records
     the precision each fit ran at in the class-level list ``seen``."""
