@@ -29,7 +29,7 @@ from torch import Tensor
 from .config import MULTIGRID
 from .gbp import lam_setup
 from .multigrid import Hierarchy, build_hierarchy, fmg, vcycle
-from .system import GridSystem, bdot, matvec
+from .system import GridSystem, bdot, bnorm, matvec
 
 
 @dataclass
@@ -61,22 +61,22 @@ def edge_adjacency(index: Tensor, weight: Tensor, x: Tensor) -> Tensor:
     return (pulled + pushed).view(b, d, h, w)
 
 
-def _partner_difference(index: Tensor, u: Tensor, x: Tensor) -> Tensor:
-    """``sum_D (u_i - u_n)(x_i - x_n)`` per extra edge, (B, K, H, W)."""
+def edge_differences(index: Tensor, x: Tensor) -> Tensor:
+    """``x_i - x_(n_ik)`` along every extra edge: index (B, K, H, W), x (B, D, H, W) -> (B, D, K, H, W)."""
     b, d, h, w = x.shape
     k = index.shape[1]
-    idx = index.flatten(1).unsqueeze(1).expand(b, d, -1)
-    du = u.flatten(2).repeat(1, 1, k) - u.flatten(2).gather(2, idx)
-    dx = x.flatten(2).repeat(1, 1, k) - x.flatten(2).gather(2, idx)
-    return (du * dx).sum(1).view(b, k, h, w)
+    flat = x.flatten(2)
+    partners = flat.gather(2, index.flatten(1).unsqueeze(1).expand(b, d, -1))
+    return (flat.repeat(1, 1, k) - partners).view(b, d, k, h, w)
 
 
 def _fcg(pre: GridSystem, hier: Hierarchy, index: Tensor, weight: Tensor, b: Tensor, x: Tensor,
          iters: int, tol: float | None = None) -> tuple[Tensor, Tensor]:
     """At most ``iters`` steps of flexible CG on ``A = A_pre - V`` from x, fewer when every item's relative
-    residual reaches ``tol`` (one host sync per step; None: exactly ``iters``); returns (x, residual)."""
+    residual reaches ``tol`` (one host sync per step; None: exactly ``iters``); returns (x, relative
+    residual ``|b - A x| / |b|`` (B,))."""
     tiny = torch.finfo(b.dtype).tiny
-    b_norm = b.flatten(1).norm(dim=1).clamp_min(tiny)
+    b_norm = bnorm(b).clamp_min(tiny)
 
     def apply(v: Tensor) -> Tensor:
         return matvec(pre, v) - edge_adjacency(index, weight, v)
@@ -90,9 +90,9 @@ def _fcg(pre: GridSystem, hier: Hierarchy, index: Tensor, weight: Tensor, b: Ten
         pq = bdot(p, q).clamp_min(tiny)
         alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
         x, r = x + alpha * p, r - alpha * q
-        if tol is not None and bool((r.flatten(1).norm(dim=1) <= tol * b_norm).all()):
+        if tol is not None and bool((bnorm(r) <= tol * b_norm).all()):
             break
-    return x, r
+    return x, bnorm(r) / b_norm
 
 
 def _prepare(a: Tensor, wh: Tensor, wv: Tensor, b: Tensor, index: Tensor, weight: Tensor):
@@ -105,10 +105,9 @@ class _EdgeSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, wh, wv, b, weight, index, iters, tol, x0):
         pre, gains, hier = _prepare(a, wh, wv, b, index, weight)
-        x, r = _fcg(pre, hier, index, weight, b, fmg(hier) if x0 is None else x0, iters, tol)
+        x, rel = _fcg(pre, hier, index, weight, b, fmg(hier) if x0 is None else x0, iters, tol)
         ctx.save_for_backward(weight, index, x)
         ctx.pre, ctx.hier, ctx.iters, ctx.tol = pre, hier, iters, tol
-        rel = r.flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1).clamp_min(torch.finfo(b.dtype).tiny)
         var = 1.0 / gains.lam_b
         ctx.mark_non_differentiable(var, rel)
         return x, var, rel
@@ -120,7 +119,7 @@ class _EdgeSolve(torch.autograd.Function):
         grad_a = -(lam * x).sum(1)
         grad_wh = -((lam[..., 1:] - lam[..., :-1]) * (x[..., 1:] - x[..., :-1])).sum(1)
         grad_wv = -((lam[..., 1:, :] - lam[..., :-1, :]) * (x[..., 1:, :] - x[..., :-1, :])).sum(1)
-        grad_weight = -_partner_difference(index, lam, x)
+        grad_weight = -(edge_differences(index, lam) * edge_differences(index, x)).sum(1)
         return grad_a, grad_wh, grad_wv, lam, grad_weight, None, None, None, None
 
 

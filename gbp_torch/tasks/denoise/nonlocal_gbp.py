@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...grid.extra_edges import solve_with_edges
+from ...grid.extra_edges import edge_differences, solve_with_edges
 from ...vision.block_matching import block_match
 from .features import denoiser_input
 from .gbp import REFERENCE_SIGMA, GBPDenoiser
@@ -132,12 +132,10 @@ class NonLocalGBPDenoiser(nn.Module):
         z = (f.data_precision.unsqueeze(1) * f.z + c.unsqueeze(1) * noisy) / a.unsqueeze(1)
         res = solve_with_edges(z, a, f.wh, f.wv, matches.index, weight, self.solve_iters, self.solve_tol, x0=pilot)
         if self.robust:
-            x = res.mean
-            gap = (x.flatten(2).repeat(1, 1, self.k).view_as(matches.dist)
-                   - x.flatten(2).gather(2, matches.index.flatten(1).unsqueeze(1)).view_as(matches.dist)).abs()
+            gap = edge_differences(matches.index, res.mean)[:, 0].abs()
             huber = torch.minimum(torch.ones_like(gap), threshold / gap.clamp_min(1e-12))
             res = solve_with_edges(z, a, f.wh, f.wv, matches.index, weight * huber, self.solve_iters,
-                                   self.solve_tol, x0=x)
+                                   self.solve_tol, x0=res.mean)
         return DenoiseOutput(res.mean, local.variance_factor(sigma, res.var) * res.var.unsqueeze(1))
 
     @property
