@@ -122,12 +122,24 @@ def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cel
         raise ValueError(f"k must be in [1, {len(used)}] (the non-empty squares of the window), got {k}")
     if not torch.isfinite(image).all():
         raise ValueError("image has NaN or inf values")
-    if tile is not None and max(image.shape[-2:]) > tile:
-        return _tiled(image, k, patch, radius, cell, exclude, tile)
     cells = torch.searchsorted(used, cells)  # renumber the non-empty squares 0..G-1
+    if tile is None or max(image.shape[-2:]) <= tile:
+        return _match(image, k, patch, offsets, cells)
+
+    def packed(part: Tensor) -> Tensor:  # distances and offsets of one tile as (B, 3K, h, w)
+        m = _match(part, k, patch, offsets, cells)
+        return torch.cat((m.dist, m.offset.flatten(1, 2).to(m.dist.dtype)), 1)
+
+    out = map_tiles(packed, image, Tiling(tile=tile, margin=radius + patch // 2, align=1))
+    return _with_index(out[:, :k], out[:, k:].unflatten(1, (k, 2)).round().long())
+
+
+def _match(image: Tensor, k: int, patch: int, offsets: Tensor, cells: Tensor) -> Matches:
+    """:func:`block_match` on validated arguments: ``offsets`` and ``cells`` of :func:`window_cells`, the
+    squares renumbered 0..G-1."""
+    g = int(cells.max()) + 1
     b, _, h, w = image.shape
     dev = image.device
-    g = len(used)
     best_d = torch.full((b, g, h, w), float("inf"), dtype=image.dtype, device=dev)
     best_o = torch.zeros((b, g, h, w), dtype=torch.int16, device=dev)  # row of `signed`
     padded = F.pad(image, (patch // 2,) * 4, mode="replicate")
@@ -154,14 +166,3 @@ def _with_index(dist: Tensor, off: Tensor) -> Matches:
     ys = torch.arange(h, device=dist.device).view(1, 1, h, 1)
     xs = torch.arange(w, device=dist.device).view(1, 1, 1, w)
     return Matches(index=(ys + off[:, :, 0]) * w + (xs + off[:, :, 1]), dist=dist, offset=off)
-
-
-def _tiled(image: Tensor, k: int, patch: int, radius: int, cell: int, exclude: int, tile: int) -> Matches:
-    """:func:`block_match` over tiles: distances and offsets packed as (B, 3K, h, w) per tile."""
-
-    def packed(part: Tensor) -> Tensor:
-        m = block_match(part, k, patch, radius, cell, exclude)
-        return torch.cat((m.dist, m.offset.flatten(1, 2).to(m.dist.dtype)), 1)
-
-    out = map_tiles(packed, image, Tiling(tile=tile, margin=radius + patch // 2, align=1))
-    return _with_index(out[:, :k], out[:, k:].unflatten(1, (k, 2)).round().long())
