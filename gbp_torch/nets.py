@@ -134,6 +134,30 @@ class ContextBranch(nn.Module):
         return F.pixel_shuffle(self.body(F.pixel_unshuffle(x, 2)), 2)[..., :h, :w]
 
 
+def conv_count(stack: nn.Sequential) -> int:
+    """Number of convolutions in a :func:`conv_stack` (each 3x3 conv looks one pixel further)."""
+    return sum(isinstance(m, nn.Conv2d) for m in stack)
+
+
+def body_plus_context(body: nn.Sequential, context: ContextBranch | None, x: Tensor,
+                      tile: int | None = 512) -> Tensor:
+    """``body(x) + context(x)`` (context optional), tile by tile when ``x`` is larger than ``tile x tile``.
+
+    x (B, C, H, W) -> (B, C', H, W). The margin covers the receptive radius (one pixel per
+    full-resolution conv, two per half-resolution context conv plus its 2x2 cell), so the tiled
+    result equals the whole-image one up to rounding while memory stays that of one tile.
+    """
+    def run(part: Tensor) -> Tensor:
+        out = body(part)
+        return out if context is None else out + context(part)
+
+    if tile is None:
+        return run(x)
+    radius = max(conv_count(body), 0 if context is None else 2 * conv_count(context.body) + 1)
+    margin = radius + 2
+    return map_tiles(run, x, Tiling(tile=tile + tile % 2, margin=margin + margin % 2, align=2))
+
+
 @dataclass
 class GridFactors:
     """Parameters of a grid factor graph with D values per pixel.
@@ -235,11 +259,10 @@ class GridFactorNet(nn.Module):
     def receptive_radius(self) -> int:
         """How far (pixels) an output looks into the input: one per 3x3 conv of the body; the context
         branch, before the last conv, two per conv at half resolution plus its 2x2 cell."""
-        body = len([m for m in self.body if isinstance(m, nn.Conv2d)])
+        body = conv_count(self.body)
         if self.context is None:
             return body
-        ctx = len([m for m in self.context.body if isinstance(m, nn.Conv2d)])
-        return max(body - 1, 2 * ctx + 1) + 1
+        return max(body - 1, 2 * conv_count(self.context.body) + 1) + 1
 
     def tiling(self) -> Tiling | None:
         """The :class:`~gbp_torch.tiling.Tiling` of :meth:`raw` (None when ``tile`` is None)."""

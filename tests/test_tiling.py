@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from gbp_torch.nets import GridFactorNet
+from gbp_torch.nets import ContextBranch, GridFactorNet, body_plus_context, conv_stack
 from gbp_torch.tiling import Tiling, map_tiles, tile_spans
 
 DT = torch.float64
@@ -65,3 +65,20 @@ def test_fn_that_changes_size_is_refused():
 def test_bad_tiling_is_refused():
     with pytest.raises(ValueError, match="multiple of align"):
         Tiling(tile=15, margin=2, align=2)
+
+
+@pytest.mark.parametrize("context_depth", [0, 3])
+def test_body_plus_context_tiles_exactly_and_gradients_flow(context_depth):
+    torch.manual_seed(0)
+    body = conv_stack(3, 6, 4, 2).double()
+    nn.init.normal_(body[-1].weight, std=0.3)
+    context = ContextBranch(3, 6, context_depth, 2).double() if context_depth else None
+    if context is not None:
+        nn.init.normal_(context.body[-1].weight, std=0.3)
+    x = torch.randn(1, 3, 45, 58, dtype=DT, requires_grad=True)
+    ref = body(x) + (context(x) if context is not None else 0)
+    out = body_plus_context(body, context, x, tile=12)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    g_ref, = torch.autograd.grad(ref.square().sum(), x)
+    g_out, = torch.autograd.grad(out.square().sum(), x)
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-10, atol=1e-12)

@@ -37,18 +37,25 @@ def _keys_weights(t: Tensor) -> list[Tensor]:
     return [(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2]
 
 
-def _keys_cubic(image: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    """Cubic convolution at in-range positions x, y (B, H', W'); taps beyond the border are replicated."""
+def _keys_cubic(image: Tensor, x: Tensor, y: Tensor, rows: int = 128) -> Tensor:
+    """Cubic convolution at in-range positions x, y (B, H', W'); taps beyond the border are replicated.
+
+    Works on bands of ``rows`` output rows, so its temporaries stay a band's size on large frames.
+    """
+    if x.shape[1] > rows:
+        bands = [_keys_cubic(image, x[:, r:r + rows], y[:, r:r + rows], rows) for r in range(0, x.shape[1], rows)]
+        return torch.cat(bands, dim=2)
     batch, channels, height, width = image.shape
     x0, y0 = x.detach().floor(), y.detach().floor()
     wx, wy = _keys_weights(x - x0), _keys_weights(y - y0)
     x0, y0 = x0.long(), y0.long()
     flat = image.reshape(batch, channels, height * width)
-    out = 0
+    out = None
     for j in range(4):
         row = (y0 + j - 1).clamp(0, height - 1) * width
         for i in range(4):
             index = (row + (x0 + i - 1).clamp(0, width - 1)).reshape(batch, 1, -1).expand(-1, channels, -1)
             tap = flat.gather(2, index).reshape(batch, channels, *x.shape[1:])
-            out = out + (wy[j] * wx[i])[:, None] * tap
+            weight = (wy[j] * wx[i])[:, None]
+            out = weight * tap if out is None else out.addcmul_(weight, tap)
     return out

@@ -125,3 +125,18 @@ def test_shipped_learned_flow_loads_in_eval_mode():
         out = model(f1, f2)
     assert out.flow.shape == (1, 2, 48, 48) and torch.isfinite(out.cov).all()
     assert float(((out.flow - gt).square().sum(1).sqrt())[valid].mean()) < 0.5
+
+
+def test_factor_cnn_tiled_equals_whole_frame():
+    f1, f2, _, _ = _pair(64, dtype=torch.float64)
+    flow = 0.3 * torch.randn(1, 2, 64, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    data = flow_data_term(f1, f2, flow, gradient_weight=100.0)
+    net = LearnedFactors(tile=None).double()
+    _perturb(net)
+    whole = net(f1, data, flow, 0)
+    net.tile = 16
+    tiled = net(f1, data, flow, 0)
+    for a, b in ((whole.data_scale, tiled.data_scale), (whole.wh, tiled.wh), (whole.k_data, tiled.k_data),
+                 (whole.k_smooth[1], tiled.k_smooth[1]), (whole.var_scale, tiled.var_scale)):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(whole.var_scale, torch.ones_like(whole.var_scale))  # the net does something

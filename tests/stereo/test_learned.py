@@ -179,3 +179,15 @@ def test_pretrained_stereo_is_the_shipped_learned_model():
         out = model(left, right, 16)
     inner = (slice(None), slice(None), slice(4, -4), slice(20, -4))
     assert (out.disparity - gt)[inner].abs().median() < 0.25 and (out.var > 0).all()
+
+
+def test_factor_cnn_tiled_equals_whole_frame():
+    left, cues = _cues(1, 37, 52, 4, torch.float64)
+    net = LearnedFactors(width=8, depth=3, context_width=8, context_depth=2, tile=None).double()
+    _perturb(net, std=0.2, seed=4)
+    whole = net(left, cues)
+    net.tile = 12
+    tiled = net(left, cues)
+    for a, b in zip((whole.data_scale, whole.wh, whole.wv, whole.data_k_px), (tiled.data_scale, tiled.wh,
+                                                                            tiled.wv, tiled.data_k_px)):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)

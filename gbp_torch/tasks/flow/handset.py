@@ -106,6 +106,7 @@ class HandsetFlow(nn.Module):
             flow = upsample_flow(flow, tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
             for w in range(warps):
+                result = data = factors = None  # drop the last warp's full-size fields first
                 robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
                 flow, result, data, factors = self._warp(pyr1[level], pyr2[level], flow, level, robustness)
                 if c.median > 1 and (c.median_every_warp or w == warps - 1):

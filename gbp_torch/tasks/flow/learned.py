@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...modes import BackwardConfig, BackwardLike
-from ...nets import ContextBranch, conv_stack
+from ...nets import ContextBranch, body_plus_context, conv_stack
 from ...vision import DataTerm, gaussian_pyramid, upsample_flow
 from .factors import FlowFactors, HandsetFactorConfig, HandsetFactors
 from .handset import HandsetFlow, HandsetFlowConfig, _check_frames
@@ -68,14 +68,17 @@ class LearnedFactors(nn.Module):
         max_log: bound of every log-correction (``max_log tanh(o / max_log)``): factors move at most
             ``e^max_log`` times from the hand-set values.
         handset: keyword arguments of the base :class:`~.factors.HandsetFactorConfig`.
+        tile: frames larger than ``tile x tile`` run the CNN tile by tile
+            (:func:`~gbp_torch.nets.body_plus_context`): the same output in bounded memory (None: whole frame).
 
     Call: see :class:`~.factors.FactorSource`; returns a :class:`~.factors.FlowFactors` with tensor
     thresholds and ``var_scale`` (B, H, W).
     """
 
     def __init__(self, width: int = 24, depth: int = 5, context_width: int = 24, context_depth: int = 4,
-                 max_log: float = 3.0, handset: dict | None = None):
+                 max_log: float = 3.0, handset: dict | None = None, tile: int | None = 512):
         super().__init__()
+        self.tile = tile
         self.base = HandsetFactors(HandsetFactorConfig(**(handset or {})))
         self.max_log = max_log
         self.body = conv_stack(N_INPUTS, width, depth, N_OUTPUTS)
@@ -103,9 +106,7 @@ class LearnedFactors(nn.Module):
     def forward(self, image1: Tensor, data: DataTerm, flow: Tensor, level: int) -> FlowFactors:
         base = self.base(image1, data, flow, level)
         x = self.features(image1, data, flow, level)
-        o = self.body(x)
-        if self.context is not None:
-            o = o + self.context(x)
+        o = body_plus_context(self.body, self.context, x, self.tile)
         o = (self.max_log * torch.tanh(o / self.max_log)).to(data.residual.dtype)
         log_s, log_kd, log_wh, log_wv, log_kh, log_kv, log_var = o.unbind(1)
         c = self.base.config
@@ -165,6 +166,7 @@ class LearnedFlow(HandsetFlow):
             flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
             for w in range(warps):
+                result = data = factors = None  # drop the last warp's full-size fields first
                 robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
                 on = grad and (record == "all" or (level == 0 and w == warps - 1))
                 with torch.set_grad_enabled(on):

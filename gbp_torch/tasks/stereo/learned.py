@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ...grid import solve
 from ...grid.irls import data_residual, smooth_residuals
 from ...modes import BackwardConfig
-from ...nets import ContextBranch, conv_stack
+from ...nets import ContextBranch, body_plus_context, conv_stack
 from ...robust import RobustKernel
 from .cost import CostConfig, check_pair, cost_volume, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
@@ -100,14 +100,17 @@ class LearnedFactors(nn.Module):
         max_log: bound of every log-correction (``max_log tanh(o / max_log)``): factors move at most
             ``e^max_log`` times from the hand-set values.
         handset: keyword arguments of the base :class:`~.factors.HandsetFactors`.
+        tile: frames larger than ``tile x tile`` run the CNN tile by tile
+            (:func:`~gbp_torch.nets.body_plus_context`): the same output in bounded memory (None: whole frame).
 
     Call: ``left (B, C, H, W)`` in [0, 1], :class:`~.factors.StereoCues` (with ``extra`` (B, 3, H, W)
     from :func:`cost_statistics`; zeros when absent) -> :class:`~.factors.StereoFactors`.
     """
 
     def __init__(self, width: int = 32, depth: int = 5, context_width: int = 32, context_depth: int = 4,
-                 max_log: float = 3.0, handset: dict | None = None):
+                 max_log: float = 3.0, handset: dict | None = None, tile: int | None = 512):
         super().__init__()
+        self.tile = tile
         self.base = HandsetFactors(**(handset or {}))
         self.max_log = max_log
         self.body = conv_stack(N_INPUTS, width, depth, N_OUTPUTS)
@@ -124,9 +127,7 @@ class LearnedFactors(nn.Module):
     def forward(self, left: Tensor, cues: StereoCues) -> StereoFactors:
         base = self.base(left, cues)
         x = self.features(left, cues)
-        o = self.body(x)
-        if self.context is not None:
-            o = o + self.context(x)
+        o = body_plus_context(self.body, self.context, x, self.tile)
         o = self.max_log * torch.tanh(o / self.max_log)
         log_a, add_a, log_k, log_wh, log_wv, log_kh, log_kv = o.unbind(1)
         data_scale = (base.data_scale * log_a.exp() + self.base.data * self.gate * torch.sigmoid(add_a)).clamp_min(0)
