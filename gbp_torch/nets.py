@@ -226,6 +226,7 @@ class GridFactorNet(nn.Module):
         tile: images larger than ``tile x tile`` run the convolutions tile by tile with a margin of
             the receptive radius (:mod:`gbp_torch.tiling`): the same factors, up to rounding, in
             memory bounded by one tile (None: never tile). An attribute; set it on a built net too.
+            Setting the attribute ``progress = True`` shows a tqdm bar over the tiles (the CLI does).
 
     Forward: ``features`` (B, C, H, W), ``measurement`` (B, D, H, W), ``data_scale`` and
     ``smooth_scale`` floats or (B,) (e.g. 1 / sigma^2) -> :class:`GridFactors`. Outputs
@@ -254,6 +255,7 @@ class GridFactorNet(nn.Module):
         self.body = conv_stack(in_channels, width, depth, out)
         self.context = ContextBranch(in_channels, context_width, context_depth, width) if context_depth else None
         self.tile = tile
+        self.progress = False
 
     @property
     def receptive_radius(self) -> int:
@@ -276,7 +278,7 @@ class GridFactorNet(nn.Module):
         the image is larger than ``tile x tile``."""
         tiling = self.tiling()
         if tiling is not None:
-            return map_tiles(self._convolve, features, tiling)
+            return map_tiles(self._convolve, features, tiling, progress=self.progress)
         return self._convolve(features)
 
     def _convolve(self, features: Tensor) -> Tensor:

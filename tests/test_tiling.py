@@ -82,3 +82,16 @@ def test_body_plus_context_tiles_exactly_and_gradients_flow(context_depth):
     g_ref, = torch.autograd.grad(ref.square().sum(), x)
     g_out, = torch.autograd.grad(out.square().sum(), x)
     torch.testing.assert_close(g_out, g_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_factor_net_progress_bar_over_tiles(capsys):
+    pytest.importorskip("tqdm")
+    net = GridFactorNet(in_channels=1, width=4, depth=2, tile=16).double()
+    x = torch.rand(1, 1, 40, 40, dtype=DT)
+    with torch.no_grad():
+        quiet = net(x, x, 1.0, 1.0)
+        assert "tiles" not in capsys.readouterr().err
+        net.progress = True
+        shown = net(x, x, 1.0, 1.0)
+    assert "tiles" in capsys.readouterr().err  # tqdm writes its bar (9 tiles) to stderr
+    torch.testing.assert_close(shown.z, quiet.z, rtol=0, atol=0)

@@ -65,6 +65,7 @@ def _denoise(argv: list[str] | None) -> None:
             sigma = estimate
     if hasattr(model, "factors"):
         model.factors.tile = args.tile or None
+        model.factors.progress = True  # a bar over the network's tiles on big images
     means, variances = [], []
     with torch.no_grad():  # one channel at a time: memory of one gray image
         for c in range(channels.shape[0]):

@@ -163,3 +163,15 @@ def test_bad_config_raises():
         CostConfig(census=4)
     with pytest.raises(ValueError, match="store"):
         CostConfig(store="int4")
+
+
+def test_big_images_use_smaller_chunks_and_the_volume_does_not_change(monkeypatch):
+    import gbp_torch.tasks.stereo.cost as cost_module
+
+    left, right = torch.rand(2, 1, 3, 20, 30, generator=torch.Generator().manual_seed(0))
+    cfg = CostConfig(chunk=16)
+    assert cfg.chunk_for(left) == 16
+    ref = cost_volume(left, right, 12, cfg).cost
+    monkeypatch.setattr(cost_module, "CHUNK_VALUES", 20 * 30)  # one disparity per chunk at this size
+    assert cfg.chunk_for(left) == 1
+    assert torch.equal(cost_volume(left, right, 12, cfg).cost, ref)

@@ -10,9 +10,9 @@ with the centre of a ``census`` x ``census`` window (bits packed 24 to an int32 
 a SWAR popcount); gx is the central x-difference of the gray image. Pixels with
 ``x - d < 0`` (no partner in the right image) get :data:`INVALID`.
 
-Memory: the chunk loop touches only ``chunk`` disparities at once (temporaries ~
-``B H W chunk`` x 16 bytes), and the stored volume is uint8 (quantised to 1/254 of the cost's
-range) or float16: a 3000 x 2000 pair with 257 disparities is 1.5 GB in uint8.
+Memory: the chunk loop touches only a few disparities at once (temporaries ~ ``B H W chunk`` x 16
+bytes, at most ~256 MB: :meth:`CostConfig.chunk_for`), and the stored volume is uint8 (quantised to
+1/254 of the cost's range) or float16: a 3000 x 2000 pair with 257 disparities is 1.5 GB in uint8.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from torch import Tensor
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
 INVALID = 255
 STORES = ("uint8", "float16")
+#: Most values (B H W disparities) of one chunk: 64 MB per float32 temporary of the chunk loops.
+CHUNK_VALUES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class CostConfig:
         gradient_weight: weight of the truncated x-gradient difference (0: census only).
         gradient_trunc: truncation of the gradient difference (0-1 intensity units per pixel).
         aggregate_radius: box aggregation radius r (0: none).
-        chunk: disparities per chunk (memory ~ B H W chunk x 16 bytes).
+        chunk: most disparities per chunk; big images use fewer (:meth:`chunk_for`), so that a chunk
+            holds at most :data:`CHUNK_VALUES` values (temporaries ~ 16 bytes per value).
         store: ``"uint8"`` (value / max * 254, 255 = invalid) or ``"float16"`` (value / max, 1 = invalid).
     """
 
@@ -60,6 +63,11 @@ class CostConfig:
             raise ValueError(f"chunk must be an int >= 1, got {self.chunk!r}")
         if self.store not in STORES:
             raise ValueError(f"store must be one of {STORES}, got {self.store!r}")
+
+    def chunk_for(self, image: Tensor) -> int:
+        """Disparities per chunk for ``image`` (B, C, H, W): ``chunk``, fewer when B H W chunk > CHUNK_VALUES."""
+        b, _, h, w = image.shape
+        return max(1, min(self.chunk, CHUNK_VALUES // (b * h * w)))
 
     @property
     def max_cost(self) -> float:
@@ -107,15 +115,13 @@ def census_transform(gray: Tensor, window: int = 7) -> Tensor:
     r = window // 2
     b, _, h, w = gray.shape
     pad = F.pad(gray, (r, r, r, r), mode="replicate")
-    patches = F.unfold(pad, window).view(b, window * window, h, w)
-    centre = window * window // 2
-    neigh = torch.cat([patches[:, :centre], patches[:, centre + 1:]], 1)
-    bits = (neigh < gray).to(torch.int32)
-    n_bits = bits.shape[1]
-    n_words = (n_bits + 23) // 24
-    bits = F.pad(bits, (0, 0, 0, 0, 0, 24 * n_words - n_bits)).view(b, n_words, 24, h, w)
-    weights = (2 ** torch.arange(24, device=gray.device, dtype=torch.int32)).view(1, 1, 24, 1, 1)
-    return (bits * weights).sum(2, dtype=torch.int32)
+    n_bits = window * window - 1
+    codes = torch.zeros(b, (n_bits + 23) // 24, h, w, dtype=torch.int32, device=gray.device)
+    offsets = [(dy, dx) for dy in range(window) for dx in range(window) if (dy, dx) != (r, r)]
+    for k, (dy, dx) in enumerate(offsets):  # one neighbour at a time: memory of two words per pixel
+        darker = (pad[:, 0, dy:dy + h, dx:dx + w] < gray[:, 0]).to(torch.int32)
+        codes[:, k // 24].bitwise_or_(darker.bitwise_left_shift_(k % 24))
+    return codes
 
 
 def popcount(x: Tensor) -> Tensor:
@@ -152,9 +158,12 @@ def _features(image: Tensor, config: CostConfig) -> _Features:
 
 def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostConfig) -> Tensor:
     """Unaggregated cost for disparities [d0, d1): (B, d1 - d0, H, W) float32; invalid = max_cost."""
-    cr = shift_right_image(fr.census, d0, d1)  # (B, n_words, k, H, W)
-    x = popcount(fl.census.unsqueeze(2) ^ cr)  # (B, n_words, k, H, W)
-    ham = x[:, 0] if x.shape[1] == 1 else x.sum(1, dtype=torch.int32)
+    ham = None
+    for word in range(fl.census.shape[1]):  # one census word at a time: temporaries of B k H W int32
+        cr = shift_right_image(fr.census[:, word:word + 1], d0, d1)[:, 0]  # (B, k, H, W)
+        bits = popcount(cr.bitwise_xor_(fl.census[:, word:word + 1]))
+        ham = bits if ham is None else ham.add_(bits)
+        del cr, bits
     cost = ham.float().mul_(1.0 / fl.n_bits)
     if config.gradient_weight > 0:
         gr = shift_right_image(fr.gx, d0, d1)[:, 0]
@@ -196,8 +205,9 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
     b, _, h, w = left.shape
     dtype = torch.uint8 if config.store == "uint8" else torch.float16
     out = torch.empty(b, max_disp + 1, h, w, dtype=dtype, device=left.device)
-    for d0 in range(0, max_disp + 1, config.chunk):  # chunk loop: bounded memory
-        d1 = min(d0 + config.chunk, max_disp + 1)
+    chunk = config.chunk_for(left)
+    for d0 in range(0, max_disp + 1, chunk):  # chunk loop: bounded memory
+        d1 = min(d0 + chunk, max_disp + 1)
         c = aggregate(raw_cost_chunk(fl, fr, d0, d1, config), config.aggregate_radius)
         invalid = torch.arange(w, device=c.device).view(1, 1, -1) < torch.arange(d0, d1, device=c.device).view(-1, 1, 1)
         if config.store == "uint8":

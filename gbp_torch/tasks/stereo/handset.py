@@ -98,13 +98,14 @@ class HandsetStereo(nn.Module):
         check_pair(left, right, max_disp)
         left, right = left.float(), right.float()
         volume = cost_volume(left, right, max_disp, self.cost)
-        cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk)
+        cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
         factors = self.factors(left, cues)
         u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
         res = None
         for t in range(self.schedule.outer):  # a few relinearisations
             theta = self.schedule.theta[min(t, len(self.schedule.theta) - 1)]
             u, res = self.relinearise(volume, u, theta, cues, factors)
+        del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
         u, res_refine = photometric_refine(left, right, u, cues.occluded, factors, self.refine, self.grid)
         res = res_refine if res_refine is not None else res
         var = None if res is None else (res.var.reshape(u.shape) * self.var_scale).unsqueeze(1)
@@ -117,7 +118,7 @@ class HandsetStereo(nn.Module):
         ``backward``: the solve's gradient mode (``"implicit"``: gradients reach the factors through the
         solution by the adjoint solve; the search and the fit are not differentiated)."""
         s = self.schedule
-        v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk)
+        v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))
         fit = quadratic_fit(volume, v)
         z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
         a = factors.data_scale * fit.curvature.clamp(*s.curvature)

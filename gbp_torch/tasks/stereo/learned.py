@@ -170,7 +170,7 @@ class LearnedStereo(HandsetStereo):
         grad = torch.is_grad_enabled()
         with torch.no_grad():
             volume = cost_volume(left, right, max_disp, self.cost)
-            cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk)
+            cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
             cues = replace(cues, extra=cost_statistics(volume, v0, left, right, max_disp))
             u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
         factors = self.factors(left, cues)
@@ -184,6 +184,7 @@ class LearnedStereo(HandsetStereo):
             else:
                 with torch.no_grad():
                     u, res = self.relinearise(volume, u, theta, cues, frozen)
+        del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
         with torch.no_grad():
             refined, res_refine = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine,
                                                      self.grid)
@@ -196,7 +197,7 @@ class LearnedStereo(HandsetStereo):
         """:meth:`relinearise` with the solve recorded (:func:`weighted_solve`, implicit backward)."""
         s = self.schedule
         with torch.no_grad():
-            v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk)
+            v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))
             fit = quadratic_fit(volume, v)
             z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
         a = factors.data_scale * fit.curvature.clamp(*s.curvature)
