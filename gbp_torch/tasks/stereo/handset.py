@@ -101,9 +101,11 @@ class HandsetStereo(nn.Module):
         cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
         factors = self.factors(left, cues)
         u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
+        del v0
         res = None
         for t in range(self.schedule.outer):  # a few relinearisations
             theta = self.schedule.theta[min(t, len(self.schedule.theta) - 1)]
+            res = None  # the last round's fields go before the next round's are made
             u, res = self.relinearise(volume, u, theta, cues, factors)
         del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
         u, res_refine = photometric_refine(left, right, u, cues.occluded, factors, self.refine, self.grid)
@@ -122,6 +124,7 @@ class HandsetStereo(nn.Module):
         fit = quadratic_fit(volume, v)
         z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
         a = factors.data_scale * fit.curvature.clamp(*s.curvature)
+        del v, fit
         robust = GridRobust(data=RobustKernel("tukey", mahalanobis_threshold(a, factors.data_k_px)),
                             smooth=RobustKernel("cauchy", (mahalanobis_threshold(factors.wh, factors.smooth_k_px),
                                                            mahalanobis_threshold(factors.wv, factors.smooth_k_px))),
