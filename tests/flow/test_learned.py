@@ -39,7 +39,6 @@ def test_untrained_source_equals_handset_factors():
     torch.testing.assert_close(learned.wv, hand.wv, rtol=0, atol=0)
     assert torch.all(learned.k_data == hand.k_data)
     assert all(torch.all(k == hand.k_smooth) for k in learned.k_smooth)
-    assert torch.all(learned.var_scale == 1)
 
 
 def test_untrained_learned_flow_equals_handset_flow():
@@ -137,6 +136,6 @@ def test_factor_cnn_tiled_equals_whole_frame():
     net.tile = 16
     tiled = net(f1, data, flow, 0)
     for a, b in ((whole.data_scale, tiled.data_scale), (whole.wh, tiled.wh), (whole.k_data, tiled.k_data),
-                 (whole.k_smooth[1], tiled.k_smooth[1]), (whole.var_scale, tiled.var_scale)):
+                 (whole.k_smooth[1], tiled.k_smooth[1])):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
-    assert not torch.allclose(whole.var_scale, torch.ones_like(whole.var_scale))  # the net does something
+    assert not torch.allclose(whole.k_data, torch.full_like(whole.k_data, net.base.config.k_data))  # the net acts

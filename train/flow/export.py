@@ -78,6 +78,45 @@ def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None 
     return entry
 
 
+def drop_covariance_channel(name: str, reason: str, pairs: int = 24, directory: Path = CHECKPOINT_DIR,
+                            root: str | None = None) -> dict:
+    """Rewrite shipped flow model ``name``, trained when :class:`~gbp_torch.tasks.flow.learned.LearnedFactors`
+    still predicted a per-pixel covariance scale (a 7th output channel), for the current 6-output net.
+
+    The factor outputs are the first 6 channels of the body's last conv and, pixel-shuffled in groups of 4,
+    the first 24 of the context branch's: dropping the rest leaves every factor, hence the flow, unchanged.
+    The global ``var_scale`` is refit as :func:`export_flow` does, and the old hash and ``reason`` are kept
+    in the manifest entry (``reexports``). Returns the entry.
+    """
+    from gbp_torch.tasks.flow.learned import N_OUTPUTS
+
+    entry = json.loads((directory / "MANIFEST").read_text())[name]
+    path = directory / entry["file"]
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    state = blob["state_dict"]
+    for prefix, keep in (("factors.body.", N_OUTPUTS), ("factors.context.body.", 4 * N_OUTPUTS)):
+        last = max(int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix))
+        for kind in ("weight", "bias"):
+            key = f"{prefix}{last}.{kind}"
+            if state[key].shape[0] <= keep:
+                raise ValueError(f"{name}: {key} has {state[key].shape[0]} outputs already, nothing to drop")
+            state[key] = state[key][:keep].clone()
+    kwargs = blob["kwargs"]
+    config = dict(kwargs.get("config") or {})
+    net = _build(blob["target"], {**kwargs, "config": {**config, "var_scale": 1.0}}, state)
+    data = entry.get("training", {}).get("data")
+    scale = fit_variance_scale(net, calibration_pairs(pairs, data, root))
+    kwargs["config"] = {**config, "var_scale": scale}
+    atomic_save(blob, path)
+    entry.setdefault("reexports", []).append({"previous_sha256": entry["sha256"], "reason": reason})
+    entry["kwargs"] = kwargs
+    entry["calibration"] = {"var_scale": scale, "pairs": pairs, "seed": CALIBRATION_SEED, "coverage": 0.95,
+                            "data": "synthetic pairs of the held-out Train400 textures (train.flow.export)"}
+    entry.update(sha256=sha256(path), bytes=path.stat().st_size, parameters=sum(v.numel() for v in state.values()))
+    write_manifest_entry(name, entry, directory)
+    return entry
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m train.flow.export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -23,8 +23,6 @@ class FlowLitModule(TaskLitModule):
         optimizer, scheduler: see :class:`~train.lit_base.TaskLitModule`.
         eps: the loss is the mean of ``sqrt(|flow - gt|^2 + eps^2)`` (a smoothed end-point error) over valid,
             non-occluded pixels.
-        nll_weight: weight of the Gaussian negative log-likelihood of the (detached) errors under the
-            predicted per-component variances, truncated at 4 std (trains a learned covariance scale; 0: off).
         log_images: validation pairs logged as panels (frame 1 | flow colour | |error| | std) to wandb.
         sequence_gamma: > 0: when the net has ``forward_sequence`` (e.g. LearnedFlow), train on the flow after
             every warp (upsampled to full resolution), weighted ``gamma^(n - 1 - i)`` and normalised, so the
@@ -34,26 +32,12 @@ class FlowLitModule(TaskLitModule):
     task = "flow"
 
     def __init__(self, net: nn.Module | Mapping, optimizer: Mapping | None = None, scheduler: Mapping | None = None,
-                 eps: float = 0.01, nll_weight: float = 0.02, log_images: int = 2, sequence_gamma: float = 0.0):
+                 eps: float = 0.01, log_images: int = 2, sequence_gamma: float = 0.0):
         super().__init__()
-        self.build(net, optimizer, scheduler, eps=eps, nll_weight=nll_weight, log_images=log_images,
-                   sequence_gamma=sequence_gamma)
+        self.build(net, optimizer, scheduler, eps=eps, log_images=log_images, sequence_gamma=sequence_gamma)
 
     def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
         return self.net(frame1, frame2)
-
-    def _losses(self, out: FlowOutput, batch: dict) -> tuple[Tensor, Tensor]:
-        valid = batch["valid"]
-        n = valid.sum().clamp_min(1)
-        err = out.flow - batch["flow"]
-        loss = ((err.square().sum(1) + self.hparams.eps ** 2).sqrt() * valid).sum() / n
-        nll = loss.new_zeros(())
-        if out.cov is not None:
-            var = out.cov.diagonal(dim1=1, dim2=2).movedim(-1, 1).clamp_min(1e-8)  # (B, 2, H, W)
-            # truncated at 4 sigma: gross failures (beyond the 5 % a 95 % interval may miss) do not inflate the std
-            per = 0.5 * ((err.detach().square() / var).clamp_max(16.0) + var.log())
-            nll = (per.sum(1) * valid).sum() / (2 * n)
-        return loss, nll
 
     def _epe_loss(self, flow: Tensor, batch: dict) -> Tensor:
         valid = batch["valid"]
@@ -64,26 +48,22 @@ class FlowLitModule(TaskLitModule):
         gamma = self.hparams.get("sequence_gamma", 0.0)
         if gamma and hasattr(self.net, "forward_sequence"):
             out, seq = self.net.forward_sequence(batch["frame1"], batch["frame2"])
-            _, nll = self._losses(out, batch)
             size = tuple(batch["flow"].shape[-2:])
             weights = [gamma ** (len(seq) - 1 - i) for i in range(len(seq))]
             loss = sum(wt * self._epe_loss(upsample_flow(f, size) if f.shape[-2:] != size else f, batch)
                        for wt, f in zip(weights, seq)) / sum(weights)
         else:
             out = self(batch["frame1"], batch["frame2"])
-            loss, nll = self._losses(out, batch)
-        total = loss + self.hparams.nll_weight * nll if self.hparams.nll_weight else loss
+            loss = self._epe_loss(out.flow, batch)
         bs = batch["frame1"].shape[0]
-        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/epe", epe(out.flow.detach(), batch["flow"], batch["valid"]).mean(), batch_size=bs)
-        self.log("train/nll", nll, batch_size=bs)
-        return total
+        return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self(batch["frame1"], batch["frame2"])
         gt, valid, bs = batch["flow"], batch["valid"], batch["frame1"].shape[0]
-        loss, nll = self._losses(out, batch)
-        metrics = {"epe": epe(out.flow, gt, valid), "loss": loss, "nll": nll}
+        metrics = {"epe": epe(out.flow, gt, valid), "loss": self._epe_loss(out.flow, batch)}
         std = out.std
         if std is not None:
             metrics["coverage95"] = std_coverage(out.flow, std, gt, valid)

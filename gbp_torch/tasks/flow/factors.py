@@ -40,7 +40,6 @@ class FlowFactors:
         wv: (B, H-1, W) smoothness weights of vertical edges.
         k_smooth: a number or a pair ``(k_h (B, H, W-1), k_v (B, H-1, W))``: robust threshold on
             ``|x_i - x_j|`` (pixels).
-        var_scale: (B, H, W) per-pixel factor on the reported covariance (a learned calibration), or None.
     """
 
     data_scale: Tensor
@@ -48,7 +47,6 @@ class FlowFactors:
     wh: Tensor
     wv: Tensor
     k_smooth: Tensor | float | tuple[Tensor, Tensor]
-    var_scale: Tensor | None = None
 
 
 class FactorSource(Protocol):

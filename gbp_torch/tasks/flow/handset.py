@@ -157,10 +157,7 @@ class HandsetFlow(nn.Module):
     def _output(self, flow: Tensor, result: GridResult, data: DataTerm, factors: FlowFactors) -> FlowOutput:
         c = self.config
         occluded = ((data.residual > c.occlusion_ratio * torch.as_tensor(factors.k_data)) | ~data.valid)[:, None]
-        cov = result.var * c.var_scale
-        if factors.var_scale is not None:
-            cov = cov * factors.var_scale[:, None, None]
-        return FlowOutput(flow=flow, cov=cov, occluded=occluded)
+        return FlowOutput(flow=flow, cov=result.var * c.var_scale, occluded=occluded)
 
 
 def linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:

@@ -10,9 +10,11 @@ its gradients), the linearised data term (constancy residual, log trace of the 2
 validity), the current flow (magnitude and the size of its horizontal / vertical differences, a cue
 for motion boundaries) and the level index, and predicts *log-space multiplicative corrections* of
 the hand-set factors (:class:`~.factors.HandsetFactors`): data precision scale, robust data threshold,
-horizontal / vertical edge weights, per-edge robust smoothness thresholds, and a per-pixel scale of
-the reported covariance. The last convolutions are zero-initialised, so the untrained source returns
-the hand-set factors exactly (and a covariance scale of 1): training starts from the hand-set model.
+horizontal / vertical edge weights and per-edge robust smoothness thresholds. The reported covariance
+is GBP's, times the one global calibration factor (a learned per-pixel scale was tried: fitted on
+synthetic pairs, it made the coverage worse on synthetic pairs of other motion and noise ranges). The
+last convolutions are zero-initialised, so the untrained source returns
+the hand-set factors exactly: training starts from the hand-set model.
 
 :class:`LearnedFlow` runs :class:`~.handset.HandsetFlow`'s loop with that source. With gradients
 enabled, :meth:`LearnedFlow.forward` records only the last warp (finest level): its factors are
@@ -44,8 +46,8 @@ TRAIN_BACKWARD = BackwardConfig("implicit", adjoint_iters=10, adjoint_tol=1e-5)
 
 #: input channels: image, dI/dx, dI/dy, log residual, log trace a, valid, log |flow|, log |dflow| h / v, level
 N_INPUTS = 10
-#: output channels: log data scale, log k_data, log wh, log wv, log k_h, log k_v, log covariance scale
-N_OUTPUTS = 7
+#: output channels: log data scale, log k_data, log wh, log wv, log k_h, log k_v
+N_OUTPUTS = 6
 
 
 def _edges(o: Tensor) -> tuple[Tensor, Tensor]:
@@ -72,7 +74,7 @@ class LearnedFactors(nn.Module):
             (:func:`~gbp_torch.nets.body_plus_context`): the same output in bounded memory (None: whole frame).
 
     Call: see :class:`~.factors.FactorSource`; returns a :class:`~.factors.FlowFactors` with tensor
-    thresholds and ``var_scale`` (B, H, W).
+    thresholds.
     """
 
     def __init__(self, width: int = 24, depth: int = 5, context_width: int = 24, context_depth: int = 4,
@@ -108,14 +110,13 @@ class LearnedFactors(nn.Module):
         x = self.features(image1, data, flow, level)
         o = body_plus_context(self.body, self.context, x, self.tile)
         o = (self.max_log * torch.tanh(o / self.max_log)).to(data.residual.dtype)
-        log_s, log_kd, log_wh, log_wv, log_kh, log_kv, log_var = o.unbind(1)
+        log_s, log_kd, log_wh, log_wv, log_kh, log_kv = o.unbind(1)
         c = self.base.config
         return FlowFactors(
             data_scale=base.data_scale * log_s.exp(),
             k_data=c.k_data * log_kd.exp(),
             wh=base.wh * _edges(log_wh)[0].exp(), wv=base.wv * _edges(log_wv)[1].exp(),
-            k_smooth=(c.k_smooth * _edges(log_kh)[0].exp(), c.k_smooth * _edges(log_kv)[1].exp()),
-            var_scale=log_var.exp())
+            k_smooth=(c.k_smooth * _edges(log_kh)[0].exp(), c.k_smooth * _edges(log_kv)[1].exp()))
 
 
 class LearnedFlow(HandsetFlow):
