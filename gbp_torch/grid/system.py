@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -66,18 +67,24 @@ def diagonal(sys: GridSystem) -> Tensor:
 
 def laplacian(wh: Tensor, wv: Tensor, x: Tensor) -> Tensor:
     """Weighted graph Laplacian ``L_w x`` for x (B, D, H, W)."""
-    fh = wh.unsqueeze(1) * (x[..., :, 1:] - x[..., :, :-1])
-    fv = wv.unsqueeze(1) * (x[..., 1:, :] - x[..., :-1, :])
-    out = F.pad(fh, (1, 0))
-    out[..., :-1] -= fh
-    out[..., 1:, :] += fv
-    out[..., :-1, :] -= fv
+    return add_laplacian_(torch.zeros_like(x), wh, wv, x)
+
+
+def add_laplacian_(out: Tensor, wh: Tensor, wv: Tensor, x: Tensor) -> Tensor:
+    """``out += L_w x`` in place (out, x (B, D, H, W)): per edge, ``w (x_j - x_i)`` onto j and minus it onto i."""
+    wh, wv = wh.unsqueeze(1), wv.unsqueeze(1)
+    dh = x[..., :, 1:] - x[..., :, :-1]
+    out[..., :, :-1].addcmul_(wh, dh, value=-1)
+    out[..., :, 1:].addcmul_(wh, dh)
+    dv = x[..., 1:, :] - x[..., :-1, :]
+    out[..., :-1, :].addcmul_(wv, dv, value=-1)
+    out[..., 1:, :].addcmul_(wv, dv)
     return out
 
 
 def matvec(sys: GridSystem, x: Tensor) -> Tensor:
     """``A x`` for x (B, D, H, W)."""
-    return blocks.mv(sys.a, x) + laplacian(sys.wh, sys.wv, x)
+    return add_laplacian_(blocks.mv(sys.a, x), sys.wh, sys.wv, x)
 
 
 def residual(sys: GridSystem, x: Tensor) -> Tensor:

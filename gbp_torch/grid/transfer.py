@@ -29,9 +29,6 @@ def prolong_constant(xc: Tensor, h: int, w: int) -> Tensor:
     return xc.repeat_interleave(2, -1).repeat_interleave(2, -2)[..., :h, :w]
 
 
-#: Weights of cell-centred linear interpolation by 2 along one axis: fine pixels 2j - 1, 2j, 2j + 1, 2j + 2
-#: receive 1/4, 3/4, 3/4, 1/4 of coarse cell j.
-_LINEAR = (0.25, 0.75, 0.75, 0.25)
 
 
 def _as_images(x: Tensor) -> Tensor:
@@ -50,13 +47,20 @@ def prolong_bilinear(xc: Tensor, h: int, w: int) -> Tensor:
 def restrict_bilinear(x: Tensor) -> Tensor:
     """Adjoint of :func:`prolong_bilinear`: (..., H, W) -> (..., ceil(H/2), ceil(W/2)).
 
-    One strided 4x4 convolution: the crop's adjoint is zero padding to even sizes, the repeated edge
-    cells' adjoint is a replicated border row / column."""
+    The crop's adjoint is zero padding to even sizes, the repeated edge cells' adjoint is a replicated
+    border row / column; then weights 1/4, 3/4, 3/4, 1/4 along each axis, from strided views of the
+    padded image (cheaper than a 4x4 strided convolution on one channel)."""
     h, w = x.shape[-2:]
-    f = F.pad(F.pad(_as_images(x), (0, w % 2, 0, h % 2)), (1, 1, 1, 1), mode="replicate")
-    k = torch.tensor(_LINEAR, dtype=x.dtype, device=x.device)
-    out = F.conv2d(f, torch.outer(k, k)[None, None], stride=2)
-    return out.reshape(*x.shape[:-2], *out.shape[-2:])
+    hc, wc = coarse_shape(h, w)
+    f = F.pad(F.pad(_as_images(x), (0, w % 2, 0, h % 2)), (1, 1, 1, 1), mode="replicate")[:, 0]
+    out = _restrict_axis(_restrict_axis(f, wc).transpose(-1, -2), hc).transpose(-1, -2)
+    return out.reshape(*x.shape[:-2], hc, wc)
+
+
+def _restrict_axis(f: Tensor, n: int) -> Tensor:
+    """``(f[2j] + 3 f[2j+1] + 3 f[2j+2] + f[2j+3]) / 4`` for j < n along the last axis (length 2n + 2)."""
+    a, b, c, d = f[..., 0:2 * n:2], f[..., 1:2 * n + 1:2], f[..., 2:2 * n + 2:2], f[..., 3:2 * n + 3:2]
+    return (b + c).mul_(3).add_(a).add_(d).mul_(0.25)
 
 
 def _pair_mean(x: Tensor, dim: int) -> Tensor:
