@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .progress import progress_bar
+
 
 @dataclass(frozen=True)
 class Tiling:
@@ -57,14 +59,7 @@ def map_tiles(fn: Callable[[Tensor], Tensor], x: Tensor, tiling: Tiling, progres
     if len(rows) == 1 and len(cols) == 1:
         return fn(x)
     jobs = [(r, c) for r in rows for c in cols]
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(jobs), desc="tiles", unit="tile", leave=False)
-        except ImportError:
-            pass
+    bar = progress_bar(len(jobs), "tiles", "tile", progress)
     out = None
     for (y0, y1, cy0, cy1), (x0, x1, cx0, cx1) in jobs:
         part = fn(x[..., y0:y1, x0:x1])
@@ -73,8 +68,6 @@ def map_tiles(fn: Callable[[Tensor], Tensor], x: Tensor, tiling: Tiling, progres
         if out is None:
             out = torch.empty((*part.shape[:-2], h, w), dtype=part.dtype, device=part.device)
         out[..., cy0:cy1, cx0:cx1] = part[..., cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
+        bar.update()
+    bar.close()
     return out

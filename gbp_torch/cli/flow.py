@@ -49,6 +49,7 @@ def _flow(argv: list[str] | None) -> None:
     f1, f2 = pair(f1, f2, ("frame1", "frame2"), (args.frame1, args.frame2))
     device = check_device(args.device)
     model = _flow_model(args.model, device)
+    model.progress = True  # a bar over the warps: big frames take minutes
 
     import torch
 

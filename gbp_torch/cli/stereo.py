@@ -63,6 +63,7 @@ def _stereo(argv: list[str] | None) -> None:
         raise CLIError(f"--max-disp {max_disp} must be smaller than the image width {width}")
     device = check_device(args.device)
     model = _stereo_model(args.model, device)
+    model.progress = True  # a bar over the stages: big pairs take minutes
 
     import torch
 

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ...grid import GridConfig, MultigridConfig, solve
 from ...grid.forward import GridResult
 from ...modes import BackwardLike
+from ...progress import progress_bar
 from ...vision import DataTerm, flow_data_term, gaussian_blur, gaussian_pyramid, upsample_flow
 from .factors import FactorSource, FlowFactors, HandsetFactors
 from .median import median_filter
@@ -92,6 +93,7 @@ class HandsetFlow(nn.Module):
         super().__init__()
         self.config = config
         self.factors = factors if factors is not None else HandsetFactors()
+        self.progress = False  # True: a tqdm bar over the warps (the CLI sets it)
 
     def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
         """Flow of ``frame1`` (B, C, H, W) in [0, 1] towards ``frame2`` (same shape) -> :class:`FlowOutput`
@@ -102,6 +104,7 @@ class HandsetFlow(nn.Module):
         pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
         flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
         count = 0
+        bar = progress_bar(self.total_warps(len(pyr1)), "flow", "warp", self.progress)
         for level in range(len(pyr1) - 1, -1, -1):
             flow = upsample_flow(flow, tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
@@ -112,7 +115,14 @@ class HandsetFlow(nn.Module):
                 if c.median > 1 and (c.median_every_warp or w == warps - 1):
                     flow = median_filter(flow, c.median)
                 count += 1
+                bar.update()
+        bar.close()
         return self._output(flow, result, data, factors)
+
+    def total_warps(self, levels: int) -> int:
+        """Warps of a run over a pyramid of ``levels`` levels."""
+        c = self.config
+        return (levels - 1) * c.warps + (c.warps if c.fine_warps is None else c.fine_warps)
 
     def preprocess(self, frame: Tensor) -> Tensor:
         """Luma (B, 1, H, W) of an RGB / gray frame, optionally its texture part."""

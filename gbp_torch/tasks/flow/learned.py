@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from ...modes import BackwardConfig, BackwardLike
 from ...nets import ContextBranch, body_plus_context, conv_stack
+from ...progress import progress_bar
 from ...vision import DataTerm, gaussian_pyramid, upsample_flow
 from .factors import FlowFactors, HandsetFactorConfig, HandsetFactors
 from .handset import HandsetFlow, HandsetFlowConfig, _check_frames
@@ -163,6 +164,7 @@ class LearnedFlow(HandsetFlow):
         flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
         sequence = []
         count = 0
+        bar = progress_bar(self.total_warps(len(pyr1)), "flow", "warp", self.progress)
         for level in range(len(pyr1) - 1, -1, -1):
             flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
@@ -177,6 +179,8 @@ class LearnedFlow(HandsetFlow):
                         flow = median_filter(flow, c.median)
                 sequence.append(flow)
                 count += 1
+                bar.update()
+        bar.close()
         return self._output(flow, result, data, factors), sequence
 
 

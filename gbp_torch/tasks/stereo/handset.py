@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ...grid import MULTIGRID, GridConfig, GridRobust, solve
+from ...progress import progress_bar
 from ...robust import RobustKernel
 from .cost import CostConfig, CostVolume, check_pair, cost_volume
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
@@ -93,22 +94,28 @@ class HandsetStereo(nn.Module):
         self.grid = grid or MULTIGRID
         self.refine = refine or RefineConfig()
         self.var_scale = var_scale
+        self.progress = False  # True: a tqdm bar over the stages (the CLI sets it)
 
     def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
         check_pair(left, right, max_disp)
         left, right = left.float(), right.float()
+        bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         volume = cost_volume(left, right, max_disp, self.cost)
         cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
         factors = self.factors(left, cues)
         u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
         del v0
+        bar.update()
         res = None
         for t in range(self.schedule.outer):  # a few relinearisations
             theta = self.schedule.theta[min(t, len(self.schedule.theta) - 1)]
             res = None  # the last round's fields go before the next round's are made
             u, res = self.relinearise(volume, u, theta, cues, factors)
+            bar.update()
         del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
         u, res_refine = photometric_refine(left, right, u, cues.occluded, factors, self.refine, self.grid)
+        bar.update()
+        bar.close()
         res = res_refine if res_refine is not None else res
         var = None if res is None else (res.var.reshape(u.shape) * self.var_scale).unsqueeze(1)
         return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1))

@@ -36,6 +36,7 @@ from ...grid import solve
 from ...grid.irls import data_residual, smooth_residuals
 from ...modes import BackwardConfig
 from ...nets import ContextBranch, body_plus_context, conv_stack
+from ...progress import progress_bar
 from ...robust import RobustKernel
 from .cost import CostConfig, check_pair, cost_volume, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
@@ -168,6 +169,7 @@ class LearnedStereo(HandsetStereo):
         check_pair(left, right, max_disp)
         left, right = left.float(), right.float()
         grad = torch.is_grad_enabled()
+        bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         with torch.no_grad():
             volume = cost_volume(left, right, max_disp, self.cost)
             cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
@@ -175,6 +177,7 @@ class LearnedStereo(HandsetStereo):
             u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
         factors = self.factors(left, cues)
         frozen = _detached(factors)
+        bar.update()
         res = None
         outer = self.schedule.outer
         for t in range(outer):  # a few relinearisations; only the last is recorded
@@ -184,11 +187,14 @@ class LearnedStereo(HandsetStereo):
             else:
                 with torch.no_grad():
                     u, res = self.relinearise(volume, u, theta, cues, frozen)
+            bar.update()
         del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
         with torch.no_grad():
             refined, res_refine = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine,
                                                      self.grid)
         u = u + (refined - u.detach())  # straight-through: the refinement step is a constant
+        bar.update()
+        bar.close()
         res = res_refine if res_refine is not None else res
         var = None if res is None else (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)
         return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1))
