@@ -13,8 +13,8 @@ the hand-set factors (:class:`~.factors.HandsetFactors`): data precision scale, 
 horizontal / vertical edge weights and per-edge robust smoothness thresholds. The reported covariance
 is GBP's, times the one global calibration factor (a learned per-pixel scale was tried: fitted on
 synthetic pairs, it made the coverage worse on synthetic pairs of other motion and noise ranges). The
-last convolutions are zero-initialised, so the untrained source returns
-the hand-set factors exactly: training starts from the hand-set model.
+last convolutions are zero-initialised, so the untrained source returns the hand-set factors exactly:
+training starts from the hand-set model.
 
 :class:`LearnedFlow` runs :class:`~.handset.HandsetFlow`'s loop with that source. With gradients
 enabled, :meth:`LearnedFlow.forward` records only the last warp (finest level): its factors are
