@@ -127,7 +127,7 @@ class HandsetStereo(nn.Module):
         ``backward``: the solve's gradient mode (``"implicit"``: gradients reach the factors through the
         solution by the adjoint solve; the search and the fit are not differentiated)."""
         s = self.schedule
-        v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))
+        v = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))[0]
         fit = quadratic_fit(volume, v)
         z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
         a = factors.data_scale * fit.curvature.clamp(*s.curvature)

@@ -203,7 +203,7 @@ class LearnedStereo(HandsetStereo):
         """:meth:`relinearise` with the solve recorded (:func:`weighted_solve`, implicit backward)."""
         s = self.schedule
         with torch.no_grad():
-            v, _ = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))
+            v = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))[0]
             fit = quadratic_fit(volume, v)
             z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
         a = factors.data_scale * fit.curvature.clamp(*s.curvature)
