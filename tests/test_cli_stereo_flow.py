@@ -214,6 +214,14 @@ def test_flow_writes_flow_colour_and_std_in_each_format(pair, fakes, ext):
     assert torch.allclose(std, torch.tensor([0.2, 0.3]).view(2, 1, 1).expand(2, H, W))
 
 
+def test_flow_uncertainty_png_is_a_gray_map_of_the_std_size(pair, fakes, capsys):
+    cli.flow_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "f.flo"), "--uncertainty",
+                   str(pair / "s.png")])
+    image = np.asarray(Image.open(pair / "s.png"))
+    assert image.shape == (H, W) and (image == 255).all()  # the fake's std is the same everywhere
+    assert f"white = {(0.2**2 + 0.3**2) ** 0.5:.3g} px, the 99th percentile" in capsys.readouterr().out
+
+
 FLOW_BAD = {
     "missing frame2": (["a.png", "nope.png", "-o", "f.flo"], "not found"),
     "empty frame1": (["empty.png", "b.png", "-o", "f.flo"], "empty"),
@@ -227,7 +235,7 @@ FLOW_BAD = {
     "output is a directory": (["a.png", "b.png", "-o", "folder"], "is a directory"),
     "output in a missing folder": (["a.png", "b.png", "-o", "nofolder/f.flo"], "does not exist"),
     "unsupported output": (["a.png", "b.png", "-o", "f.pfm"], "unsupported extension"),
-    "uncertainty as png": (["a.png", "b.png", "-o", "f.flo", "--uncertainty", "s.png"], "unsupported"),
+    "uncertainty as pfm": (["a.png", "b.png", "-o", "f.flo", "--uncertainty", "s.pfm"], "unsupported"),
     "png not png": (["a.png", "b.png", "-o", "f.flo", "--png", "c.jpg"], "unsupported"),
 }
 

@@ -9,7 +9,7 @@ from .common import CLIError, check_device, check_outputs, pair, read_input, res
 
 #: Flow outputs accepted by extension (see gbp_torch.io.dense).
 FLOW_OUTPUTS = (".flo", ".npy", ".png")
-FLOW_STD_OUTPUTS = (".flo", ".npy")
+FLOW_STD_OUTPUTS = (".flo", ".npy", ".png")
 
 
 def _flow_model(name: str | None, device):
@@ -19,11 +19,12 @@ def _flow_model(name: str | None, device):
 
 _FLOW_EPILOG = """output formats (by extension): .flo Middlebury (u right, v down, px; frame1(x) matches
 frame2(x + flow)), .npy float32 (H, W, 2), .png the colour coding (torchvision flow_to_image; for
-viewing only). --uncertainty writes the per-pixel standard deviations (std_u, std_v) as .flo or .npy."""
+viewing only). --uncertainty writes the per-pixel standard deviations (std_u, std_v) as .flo or .npy,
+or as .png a gray map of sqrt(std_u^2 + std_v^2), white at its 99th percentile (printed), for viewing."""
 
 
 def flow_main(argv: list[str] | None = None) -> None:
-    """``gbp-flow FRAME1 FRAME2 -o FLOW.{flo,npy,png} [--png FLOW.png] [--uncertainty STD.{flo,npy}]
+    """``gbp-flow FRAME1 FRAME2 -o FLOW.{flo,npy,png} [--png FLOW.png] [--uncertainty STD.{flo,npy,png}]
     [--model NAME] [--device cuda]``."""
     run("gbp-flow", _flow, argv)
 
@@ -36,7 +37,7 @@ def _flow(argv: list[str] | None) -> None:
     ap.add_argument("frame2", type=Path, help="second frame (same size)")
     ap.add_argument("-o", "--output", type=Path, required=True, help="flow: .flo, .npy or .png (colour coding)")
     ap.add_argument("--png", type=Path, help="also write the colour-coded flow here (.png)")
-    ap.add_argument("--uncertainty", type=Path, help="per-pixel (std_u, std_v): .flo or .npy")
+    ap.add_argument("--uncertainty", type=Path, help="per-pixel (std_u, std_v): .flo or .npy; .png: a gray map")
     ap.add_argument("--model", default=None, help="model name: a pretrained flow model, or 'handset' "
                     "(default: the default pretrained model, else the hand-set one)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -53,7 +54,7 @@ def _flow(argv: list[str] | None) -> None:
 
     import torch
 
-    from ..io import write_flow, write_flow_color
+    from ..io import write_flow, write_flow_color, write_image
 
     with torch.no_grad():
         out = model(f1[None].to(device), f2[None].to(device))
@@ -72,5 +73,12 @@ def _flow(argv: list[str] | None) -> None:
         if cov is None:
             raise CLIError("this model gives no uncertainty (--uncertainty not written)")
         std = torch.stack([cov[0, 0, 0], cov[0, 1, 1]]).float().cpu().clamp_min(0).sqrt()
-        write_flow(args.uncertainty, std)
-        print(f"wrote {args.uncertainty} (std_u, std_v, px)")
+        if args.uncertainty.suffix.lower() == ".png":
+            size = std.square().sum(0).sqrt()
+            top = float(torch.quantile(size.flatten()[:1 << 24], 0.99))  # a few huge stds would blacken the rest
+            write_image(args.uncertainty, size / max(top, 1e-12))
+            print(f"wrote {args.uncertainty} (sqrt(std_u^2 + std_v^2); white = {top:.3g} px, the 99th "
+                  "percentile, and above)")
+        else:
+            write_flow(args.uncertainty, std)
+            print(f"wrote {args.uncertainty} (std_u, std_v, px)")
