@@ -154,8 +154,14 @@ def body_plus_context(body: nn.Sequential, context: ContextBranch | None, x: Ten
     if tile is None:
         return run(x)
     radius = max(conv_count(body), 0 if context is None else 2 * conv_count(context.body) + 1)
+    return map_tiles(run, x, even_tiling(tile, radius))
+
+
+def even_tiling(tile: int, radius: int) -> Tiling:
+    """Tiles of about ``tile`` pixels with a margin of ``radius + 2``, both even and aligned to 2, so that
+    the half-resolution context branch sees the same 2x2 cells as on the whole image."""
     margin = radius + 2
-    return map_tiles(run, x, Tiling(tile=tile + tile % 2, margin=margin + margin % 2, align=2))
+    return Tiling(tile=tile + tile % 2, margin=margin + margin % 2, align=2)
 
 
 @dataclass
@@ -270,8 +276,7 @@ class GridFactorNet(nn.Module):
         """The :class:`~gbp_torch.tiling.Tiling` of :meth:`raw` (None when ``tile`` is None)."""
         if self.tile is None:
             return None
-        margin = self.receptive_radius + 2
-        return Tiling(tile=self.tile + self.tile % 2, margin=margin + margin % 2, align=2)
+        return even_tiling(self.tile, self.receptive_radius)
 
     def raw(self, features: Tensor) -> Tensor:
         """The convolutions alone: features (B, C, H, W) -> raw outputs ``o`` (B, n_out, H, W), tiled when

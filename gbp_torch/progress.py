@@ -8,11 +8,13 @@ from __future__ import annotations
 
 
 class _Silent:
+    """The bar shown when none is wanted: its methods do nothing."""
+
     def update(self, n: int = 1) -> None:
-        pass
+        """Nothing to advance."""
 
     def close(self) -> None:
-        pass
+        """Nothing to clear."""
 
 
 def progress_bar(total: int, desc: str, unit: str, enabled: bool = True):
