@@ -123,10 +123,17 @@ def retarget(name: str, target: str, reason: str, directory: Path = CHECKPOINT_D
     path = directory / entry["file"]
     blob = torch.load(path, map_location="cpu", weights_only=True)
     blob["target"] = target
+    entry["class"] = target
+    return rewrite_shipped(name, entry, blob, reason, directory)
+
+
+def rewrite_shipped(name: str, entry: dict, blob: dict, reason: str, directory: Path = CHECKPOINT_DIR) -> dict:
+    """Save ``blob`` over shipped model ``name``'s file and update its manifest ``entry``: new hash and size,
+    the old hash and ``reason`` appended to ``reexports``. Returns the entry."""
+    path = directory / entry["file"]
     atomic_save(blob, path)
-    history = entry.setdefault("reexports", [])
-    history.append({"previous_sha256": entry["sha256"], "reason": reason})
-    entry.update(sha256=sha256(path), bytes=path.stat().st_size, **{"class": target})
+    entry.setdefault("reexports", []).append({"previous_sha256": entry["sha256"], "reason": reason})
+    entry.update(sha256=sha256(path), bytes=path.stat().st_size)
     write_manifest_entry(name, entry, directory)
     return entry
 

@@ -21,7 +21,7 @@ import torch
 from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
 from gbp_torch.tasks.flow.calibrate import fit_variance_scale
 
-from ..export import _run_config, atomic_save, write_manifest_entry
+from ..export import _run_config, atomic_save, rewrite_shipped, write_manifest_entry
 from .datamodule import load_textures, validation_pairs
 
 #: seed of the calibration pairs (the validation pairs use 5000)
@@ -42,6 +42,17 @@ def calibration_pairs(n: int, data: dict | None = None, root: str | None = None)
     return [(i["frame1"][None], i["frame2"][None], i["flow"][None], i["valid"][None]) for i in items]
 
 
+def calibrate(target: str, kwargs: dict, state: dict, data: dict | None, pairs: int, root: str | None) -> dict:
+    """Fit the global ``var_scale`` of the net (class ``target``, ``kwargs``, weights ``state``) on ``pairs``
+    synthetic calibration pairs, write it into ``kwargs["config"]`` and return the manifest's record of it."""
+    config = dict(kwargs.get("config") or {})
+    net = _build(target, {**kwargs, "config": {**config, "var_scale": 1.0}}, state)
+    scale = fit_variance_scale(net, calibration_pairs(pairs, data, root))
+    kwargs["config"] = {**config, "var_scale": scale}
+    return {"var_scale": scale, "pairs": pairs, "seed": CALIBRATION_SEED, "coverage": 0.95,
+            "data": "synthetic pairs of the held-out Train400 textures (train.flow.export)"}
+
+
 def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
                 directory: Path = CHECKPOINT_DIR, pairs: int = 24, root: str | None = None) -> dict:
     """Write ``<name>.pt`` (calibrated when ``pairs`` > 0) and its manifest entry; return the entry."""
@@ -50,14 +61,7 @@ def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None 
     target = net_cfg.pop("_target_")
     state = {k[4:]: v for k, v in raw["state_dict"].items() if k.startswith("net.")}
     data = raw.get("datamodule_hyper_parameters") or _run_config(Path(ckpt)).get("data") or {}
-    calibration = None
-    if pairs:
-        config = dict(net_cfg.get("config") or {})
-        net = _build(target, {**net_cfg, "config": {**config, "var_scale": 1.0}}, state)
-        scale = fit_variance_scale(net, calibration_pairs(pairs, data, root))
-        net_cfg["config"] = {**config, "var_scale": scale}
-        calibration = {"var_scale": scale, "pairs": pairs, "seed": CALIBRATION_SEED, "coverage": 0.95,
-                       "data": "synthetic pairs of the held-out Train400 textures (train.flow.export)"}
+    calibration = calibrate(target, net_cfg, state, data, pairs, root) if pairs else None
     path = directory / f"{name}.pt"
     atomic_save({"target": target, "kwargs": net_cfg, "state_dict": state}, path)
     best = None
@@ -91,8 +95,7 @@ def drop_covariance_channel(name: str, reason: str, pairs: int = 24, directory: 
     from gbp_torch.tasks.flow.learned import N_OUTPUTS
 
     entry = json.loads((directory / "MANIFEST").read_text())[name]
-    path = directory / entry["file"]
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = torch.load(directory / entry["file"], map_location="cpu", weights_only=True)
     state = blob["state_dict"]
     for prefix, keep in (("factors.body.", N_OUTPUTS), ("factors.context.body.", 4 * N_OUTPUTS)):
         last = max(int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix))
@@ -101,20 +104,10 @@ def drop_covariance_channel(name: str, reason: str, pairs: int = 24, directory: 
             if state[key].shape[0] <= keep:
                 raise ValueError(f"{name}: {key} has {state[key].shape[0]} outputs already, nothing to drop")
             state[key] = state[key][:keep].clone()
-    kwargs = blob["kwargs"]
-    config = dict(kwargs.get("config") or {})
-    net = _build(blob["target"], {**kwargs, "config": {**config, "var_scale": 1.0}}, state)
-    data = entry.get("training", {}).get("data")
-    scale = fit_variance_scale(net, calibration_pairs(pairs, data, root))
-    kwargs["config"] = {**config, "var_scale": scale}
-    atomic_save(blob, path)
-    entry.setdefault("reexports", []).append({"previous_sha256": entry["sha256"], "reason": reason})
-    entry["kwargs"] = kwargs
-    entry["calibration"] = {"var_scale": scale, "pairs": pairs, "seed": CALIBRATION_SEED, "coverage": 0.95,
-                            "data": "synthetic pairs of the held-out Train400 textures (train.flow.export)"}
-    entry.update(sha256=sha256(path), bytes=path.stat().st_size, parameters=sum(v.numel() for v in state.values()))
-    write_manifest_entry(name, entry, directory)
-    return entry
+    entry["calibration"] = calibrate(blob["target"], blob["kwargs"], state, entry.get("training", {}).get("data"),
+                                     pairs, root)
+    entry.update(kwargs=blob["kwargs"], parameters=sum(v.numel() for v in state.values()))
+    return rewrite_shipped(name, entry, blob, reason, directory)
 
 
 def main(argv: list[str] | None = None) -> None:
