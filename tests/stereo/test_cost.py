@@ -6,6 +6,7 @@ import torch
 
 from gbp_torch.tasks.stereo.cost import CostConfig, CostVolume, census_transform, cost_volume, popcount
 from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_winner
+from gbp_torch.tasks.stereo.sgm import SGMConfig
 
 
 def _census_np(g, win):
@@ -75,7 +76,8 @@ def test_popcount():
 @pytest.mark.parametrize("store", ["float16", "uint8"])
 def test_cost_volume_matches_bruteforce(pair, store):
     left, right = pair
-    cfg = CostConfig(census=5, gradient_weight=0.5, aggregate_radius=1, chunk=3, store=store)
+    cfg = CostConfig(census=5, gradient_weight=0.5, aggregate_radius=1, guided_eps=0.0, sgm=SGMConfig(paths=0),
+                     chunk=3, store=store)
     vol = cost_volume(left, right, 6, cfg)
     ref, maxc = _cost_np(left[0].double().numpy(), right[0].double().numpy(), 6, cfg)
     got = vol.as_float()[0].double().numpy()

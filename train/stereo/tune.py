@@ -16,6 +16,7 @@ import torch
 from gbp_torch.tasks.stereo.cost import CostConfig
 from gbp_torch.tasks.stereo.factors import HandsetFactors
 from gbp_torch.tasks.stereo.handset import HandsetStereo, SolveSchedule
+from gbp_torch.tasks.stereo.sgm import SGMConfig
 
 from .synth_bench import evaluate_on, synthetic_set
 
@@ -29,6 +30,11 @@ GRID = {
     "cost.aggregate_radius": [2, 3, 4],
     "cost.census": [5, 7],
     "cost.gradient_weight": [0.0, 0.5, 1.0],
+    "cost.guided_eps": [0.0, 0.0003, 0.001, 0.003],
+    "sgm.paths": [0, 4, 8],
+    "sgm.p1": [0.01, 0.03, 0.06],
+    "sgm.p2": [0.3, 0.6, 1.0],
+    "sgm.edge_t": [0.0, 0.02, 0.05, 0.1],
     "schedule.theta": [(0.0005, 0.005, 0.05, 0.2), (0.002, 0.01, 0.05, 0.2), (0.01, 0.03, 0.1, 0.3)],
     "schedule.outer": [3, 4, 6],
 }
@@ -36,11 +42,12 @@ GRID = {
 
 def build(settings: dict) -> HandsetStereo:
     """A model from ``{"factors.smooth": 0.1, "cost.census": 5, ...}``."""
-    groups: dict[str, dict] = {"factors": {}, "cost": {}, "schedule": {}}
+    groups: dict[str, dict] = {"factors": {}, "cost": {}, "schedule": {}, "sgm": {}}
     for key, val in settings.items():
         g, name = key.split(".")
         groups[g][name] = val
-    return HandsetStereo(cost=CostConfig(**groups["cost"]), factors=HandsetFactors(**groups["factors"]),
+    cost = CostConfig(**groups["cost"], sgm=SGMConfig(**groups["sgm"]))
+    return HandsetStereo(cost=cost, factors=HandsetFactors(**groups["factors"]),
                          schedule=SolveSchedule(**groups["schedule"]))
 
 
@@ -50,7 +57,7 @@ def defaults() -> dict:
     out = {}
     for key in GRID:
         g, name = key.split(".")
-        obj = getattr(model, g)
+        obj = model.cost.sgm if g == "sgm" else getattr(model, g)
         out[key] = getattr(obj, name) if not dataclasses.is_dataclass(obj) else dataclasses.asdict(obj)[name]
     return out
 

@@ -5,14 +5,16 @@ Cost of left pixel (y, x) at integer disparity d (``left(x)`` matches ``right(x 
     c(y, x, d) = hamming(census_L(y, x), census_R(y, x - d)) / n_bits
                  + gradient_weight * min(|gx_L(y, x) - gx_R(y, x - d)|, gradient_trunc) / gradient_trunc
 
-then averaged over a (2 r + 1)^2 box (``aggregate_radius`` r). Census compares the gray image
-with the centre of a ``census`` x ``census`` window (bits packed 24 to an int32 word, Hamming distance by
-a SWAR popcount); gx is the central x-difference of the gray image. Pixels with
-``x - d < 0`` (no partner in the right image) get :data:`INVALID`.
+then aggregated over (2 r + 1)^2 windows (``aggregate_radius`` r; a box mean or the guided filter of
+each slice, guided by the left image) and optionally along scanlines by SGM (:mod:`.sgm`). Census
+compares the gray image with the centre of a ``census`` x ``census`` window (bits packed 24 to an
+int32 word, Hamming distance by a SWAR popcount); gx is the central x-difference of the gray image.
+Pixels with ``x - d < 0`` (no partner in the right image) get :data:`INVALID`.
 
 Memory: the chunk loop touches only a few disparities at once (temporaries ~ ``B H W chunk`` x 16
 bytes, at most ~256 MB: :meth:`CostConfig.chunk_for`), and the stored volume is uint8 (quantised to
 1/254 of the cost's range) or float16: a 3000 x 2000 pair with 257 disparities is 1.5 GB in uint8.
+SGM makes a second volume of the same size (the first is freed when it returns).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .sgm import SGMConfig, semi_global
 
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
 INVALID = 255
@@ -38,7 +42,10 @@ class CostConfig:
         census: odd census window size (3, 5 or 7).
         gradient_weight: weight of the truncated x-gradient difference (0: census only).
         gradient_trunc: truncation of the gradient difference (0-1 intensity units per pixel).
-        aggregate_radius: box aggregation radius r (0: none).
+        aggregate_radius: aggregation window radius r (0: none).
+        guided_eps: 0: box mean over the window; > 0: guided filter of each cost slice by the left
+            gray image with this regulariser (edge-preserving: less foreground fattening).
+        sgm: :class:`~.sgm.SGMConfig`, semi-global aggregation after the window (``paths=0``: off).
         chunk: most disparities per chunk; big images use fewer (:meth:`chunk_for`), so that a chunk
             holds at most :data:`CHUNK_VALUES` values (temporaries ~ 16 bytes per value).
         store: ``"uint8"`` (value / max * 254, 255 = invalid) or ``"float16"`` (value / max, 1 = invalid).
@@ -47,7 +54,9 @@ class CostConfig:
     census: int = 7
     gradient_weight: float = 0.0
     gradient_trunc: float = 0.08
-    aggregate_radius: int = 4
+    aggregate_radius: int = 3
+    guided_eps: float = 0.003
+    sgm: SGMConfig = SGMConfig()
     chunk: int = 16
     store: str = "uint8"
 
@@ -175,12 +184,61 @@ def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostC
     return cost.masked_fill_(invalid, config.max_cost)
 
 
-def aggregate(cost: Tensor, radius: int) -> Tensor:
-    """Box mean over (2 radius + 1)^2 pixels of every slice of (B, K, H, W); borders use the pixels inside."""
+def _window_sum(x: Tensor, radius: int, dim: int) -> Tensor:
+    """Sum over ``[i - radius, i + radius]`` along ``dim`` (-1 or -2), clipped at the borders (by cumsum)."""
+    k = 2 * radius + 1
+    pad = (radius + 1, radius) if dim == -1 else (0, 0, radius + 1, radius)
+    c = F.pad(x, pad).cumsum(dim)
+    n = c.shape[dim]
+    return c.narrow(dim, k, n - k) - c.narrow(dim, 0, n - k)
+
+
+def _window_count(n: int, radius: int, like: Tensor) -> Tensor:
+    """Pixels of each clipped window along an axis of length n: (n,)."""
+    i = torch.arange(n, device=like.device, dtype=like.dtype)
+    return (i + radius).clamp(max=n - 1) - (i - radius).clamp(min=0) + 1
+
+
+def box_mean(x: Tensor, radius: int) -> Tensor:
+    """Mean over (2 radius + 1)^2 pixels of every slice of (B, K, H, W); borders use the pixels inside.
+
+    Separable running sums (cumsum) along x and y, divided by the clipped window's pixel count."""
+    if radius == 0:
+        return x
+    h, w = x.shape[-2:]
+    count = _window_count(h, radius, x).view(-1, 1) * _window_count(w, radius, x)
+    return _window_sum(_window_sum(x, radius, -1), radius, -2).div_(count)
+
+
+@dataclass
+class Guide:
+    """The guided filter's per-pixel statistics of the guide image, all (B, 1, H, W)."""
+
+    image: Tensor
+    mean: Tensor
+    var: Tensor
+
+    @classmethod
+    def of(cls, gray: Tensor, radius: int) -> "Guide":
+        mean = box_mean(gray, radius)
+        return cls(gray, mean, box_mean(gray * gray, radius) - mean * mean)
+
+
+def aggregate(cost: Tensor, radius: int, guide: Guide | None = None, eps: float = 0.0) -> Tensor:
+    """Aggregate every slice of cost (B, K, H, W) over (2 radius + 1)^2 windows.
+
+    Without ``guide``: the box mean. With it: the guided filter (He et al.) of each slice, guided
+    by the gray image: the cost is fitted as ``a I + b`` in every window (``eps`` regularises
+    ``a``), so windows that straddle an image edge do not smear the cost of one side over the other.
+    """
     if radius == 0:
         return cost
-    k = 2 * radius + 1
-    return F.avg_pool2d(cost, k, stride=1, padding=radius, count_include_pad=False)
+    if guide is None:
+        return box_mean(cost, radius)
+    mean_c = box_mean(cost, radius)
+    a = (box_mean(cost * guide.image, radius) - guide.mean * mean_c) / (guide.var + eps)
+    b = mean_c - a * guide.mean
+    return box_mean(a, radius).mul_(guide.image).add_(box_mean(b, radius))
 
 
 def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
@@ -202,17 +260,23 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
     config = config or CostConfig()
     check_pair(left, right, max_disp)
     fl, fr = _features(left, config), _features(right, config)
+    guide_gray = to_gray(left.float())
+    guide = Guide.of(guide_gray, config.aggregate_radius) if config.guided_eps > 0 else None
     b, _, h, w = left.shape
     dtype = torch.uint8 if config.store == "uint8" else torch.float16
     out = torch.empty(b, max_disp + 1, h, w, dtype=dtype, device=left.device)
     chunk = config.chunk_for(left)
     for d0 in range(0, max_disp + 1, chunk):  # chunk loop: bounded memory
         d1 = min(d0 + chunk, max_disp + 1)
-        c = aggregate(raw_cost_chunk(fl, fr, d0, d1, config), config.aggregate_radius)
+        c = aggregate(raw_cost_chunk(fl, fr, d0, d1, config), config.aggregate_radius, guide, config.guided_eps)
         invalid = torch.arange(w, device=c.device).view(1, 1, -1) < torch.arange(d0, d1, device=c.device).view(-1, 1, 1)
         if config.store == "uint8":
             q = (c * (254.0 / config.max_cost)).round_().clamp_(0, 254).masked_fill_(invalid, INVALID)
         else:
             q = (c / config.max_cost).masked_fill_(invalid, 1.0)
         out[:, d0:d1] = q.to(dtype)
-    return CostVolume(out, config.max_cost)
+    volume = CostVolume(out, config.max_cost)
+    if config.sgm.paths == 0:
+        return volume
+    cost, max_cost = semi_global(volume.cost, volume.as_float, volume.max_cost, guide_gray, config.sgm)
+    return CostVolume(cost, max_cost)

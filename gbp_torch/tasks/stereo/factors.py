@@ -74,8 +74,8 @@ class HandsetFactors(nn.Module):
     """
 
     def __init__(self, data: float = 1.0, conf_power: float = 1.0, occluded_scale: float = 0.02,
-                 data_k_px: float = 1.5, smooth: float = 0.2, edge_t: float = 0.02, floor: float = 0.02,
-                 smooth_k_px: float = 0.5):
+                 data_k_px: float = 1.5, smooth: float = 0.4, edge_t: float = 0.04, floor: float = 0.02,
+                 smooth_k_px: float = 0.25):
         super().__init__()
         self.data, self.conf_power, self.occluded_scale = data, conf_power, occluded_scale
         self.data_k_px, self.smooth, self.edge_t, self.floor = data_k_px, smooth, edge_t, floor

@@ -5,7 +5,8 @@
 
 Steps (one cost volume, then ``outer`` relinearisations):
 
-1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8);
+1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8), aggregated
+   by a guided filter of each slice and then by semi-global (SGM) scanline recursions (:mod:`.sgm`);
 2. cues: winner-take-all (WTA) v0, the peak-ratio confidence, the right view's WTA and the
    left-right check (occlusions);
 3. the factor source (:class:`~.factors.HandsetFactors`, or a learned one) turns cues and the
@@ -86,7 +87,7 @@ class HandsetStereo(nn.Module):
 
     def __init__(self, cost: CostConfig | None = None, factors: nn.Module | None = None,
                  schedule: SolveSchedule | None = None, grid: GridConfig | None = None,
-                 refine: RefineConfig | None = None, var_scale: float = 1.33):
+                 refine: RefineConfig | None = None, var_scale: float = 0.144):
         super().__init__()
         self.cost = cost or CostConfig()
         self.factors = factors if factors is not None else HandsetFactors()

@@ -157,7 +157,7 @@ class LearnedStereo(HandsetStereo):
 
     def __init__(self, factors: LearnedFactors | dict | None = None, cost: CostConfig | None = None,
                  schedule: SolveSchedule | None = None, grid=None, refine: RefineConfig | None = None,
-                 var_scale: float = 1.33, backward: BackwardConfig | dict | None = None):
+                 var_scale: float = 0.144, backward: BackwardConfig | dict | None = None):
         if not isinstance(factors, nn.Module):
             factors = LearnedFactors(**(factors or {}))
         super().__init__(cost=cost, factors=factors, schedule=schedule, grid=grid, refine=refine,
