@@ -19,7 +19,7 @@ def test_missing_root_names_the_folder(tmp_path):
 
 
 @pytest.mark.skipif(not _have_data(), reason="Middlebury 2003 data not under the data root")
-def test_reader_and_eval_front_end(capsys):
+def test_reader_and_eval_front_end(capsys, tmp_path):
     sc = load_scene("tsukuba")
     assert sc.left.shape == (1, 3, 288, 384) and sc.gt.shape == (1, 1, 288, 384) and sc.max_disp == 15
     assert float(sc.gt.max()) == pytest.approx(14.0)
@@ -27,7 +27,13 @@ def test_reader_and_eval_front_end(capsys):
     assert bool((sc.masks["nonocc"] <= sc.masks["all"]).all())
     from train.eval import run
 
-    rows = run(["--task", "stereo", "--scenes", "tsukuba", "--no-sgbm", "--threads", "1"])
+    rows = run(["--task", "stereo", "--scenes", "tsukuba", "--no-sgbm", "--threads", "1",
+                "--json", str(tmp_path / "m.json")])
     assert [r["method"] for r in rows] == ["gbp"]
     assert 0 <= rows[0]["bad1_nonocc"] < 100
     assert "tsukuba" in capsys.readouterr().out
+    import json
+
+    metrics = json.loads((tmp_path / "m.json").read_text())  # the MANIFEST's keys: hand-set = "handset"
+    assert metrics["middlebury_tsukuba_handset_bad1_nonocc"] == pytest.approx(rows[0]["bad1_nonocc"], abs=1e-4)
+    assert metrics["middlebury_tsukuba_handset_coverage"] == pytest.approx(rows[0]["coverage"], abs=1e-4)

@@ -18,6 +18,7 @@ and bad > 1 maps per scene and method.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -118,6 +119,23 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def manifest_metrics(rows: Sequence[dict]) -> dict:
+    """The rows as flat MANIFEST keys: ``middlebury_<scene>[_<method>]_<measure>`` (no method part for
+    ``learned``, the model the MANIFEST entry describes)."""
+    out = {}
+    for r in rows:
+        method = METHOD_KEYS[r["method"]]
+        prefix = f"middlebury_{r['scene']}" + (f"_{method}" if method else "")
+        for key in ("bad1_nonocc", "bad1_all", "bad1_disc", "bad2_nonocc", "mae", "coverage", "seconds"):
+            if r.get(key) is not None:
+                out[f"{prefix}_{key}"] = round(float(r[key]), 4)
+    return out
+
+
+#: Method names of the table -> their part of the MANIFEST keys.
+METHOD_KEYS = {"sgbm": "sgbm", "gbp": "handset", "learned": ""}
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m train.eval --task stereo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-sgbm", action="store_true", help="skip the OpenCV SGBM column")
     ap.add_argument("--pretrained", default=None, metavar="NAME",
                     help="add a 'learned' column: the shipped stereo model NAME (e.g. gbp_stereo)")
+    ap.add_argument("--json", default=None, help="also write the rows as MANIFEST metric keys to this JSON file")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch / OpenCV threads (1 by default: on a shared 2-core machine OpenMP spinning makes 2 "
                          "threads several times slower for the multigrid's small tensors)")
@@ -155,6 +174,8 @@ def run(argv: Sequence[str] | None = None) -> list[dict]:
     except FileNotFoundError as e:
         raise SystemExit(f"train.eval --task stereo: error: {e}") from None
     print(format_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(manifest_metrics(rows), indent=2, sort_keys=True) + "\n")
     return rows
 
 

@@ -25,8 +25,10 @@ from torch import Tensor
 #: The path directions (dy, dx) in opposite pairs: 2 axis-parallel pairs, then 2 diagonal pairs.
 #: The first of each pair runs toward increasing x (or y, for vertical paths).
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (-1, 1), (1, -1))
-#: Scanline positions converted to float (and written back) at once.
+#: Most scanline positions converted to float (and written back) at once; big images take fewer, so
+#: that a block holds at most :data:`BLOCK_VALUES` values (two float32 block buffers of 16 MB).
 BLOCK = 32
+BLOCK_VALUES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,9 @@ def _sweep_pair(cost: Tensor, to_float, dy: int, dx: int, gray: Tensor, config: 
     p2 = [_penalty_p2(gray, dy, dx, config), _penalty_p2(gray, -dy, -dx, config)]
     p2 = None if p2[0] is None else torch.stack([p2[0], p2[1].flip(axis)]).unsqueeze(2)  # (2, B, 1, H, W)
     prev = None
-    for i0 in range(0, n, BLOCK):  # blocks of scanline positions: one float conversion / write-back each
-        nb = min(BLOCK, n - i0)
+    block = max(1, min(BLOCK, BLOCK_VALUES // (2 * cost.numel() // n)))  # two directions of n positions each
+    for i0 in range(0, n, block):  # blocks of scanline positions: one float conversion / write-back each
+        nb = min(block, n - i0)
         fwd, bwd = cost.narrow(axis, i0, nb), cost.narrow(axis, n - i0 - nb, nb).flip(axis)
         c_blk = to_float(torch.stack([fwd, bwd]))  # (2, B, N, H, W) with nb positions on axis
         agg_blk = torch.empty_like(c_blk)
