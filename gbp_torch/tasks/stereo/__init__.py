@@ -3,7 +3,8 @@
 A model maps ``(left (B, C, H, W), right (B, C, H, W), max_disp)`` with images in [0, 1] to a
 :class:`~.output.StereoOutput` (disparity, variance, occlusions).
 
-- :mod:`.cost`: chunked census(+gradient) cost volume; :mod:`.search`: searches and quadratic fits;
+- :mod:`.cost`: chunked census(+gradient) cost volume with box or guided-filter windows;
+  :mod:`.sgm`: semi-global scanline aggregation; :mod:`.search`: searches and quadratic fits;
 - :mod:`.factors`: the factor source seam (:class:`HandsetFactors`; a learned source returns the
   same :class:`StereoFactors`); :mod:`.occlusion`: left-right check and background filling;
 - :mod:`.handset`: :class:`HandsetStereo`; :mod:`.learned`: :class:`LearnedStereo` (a CNN's corrections of
@@ -19,8 +20,9 @@ from .learned import LearnedFactors, LearnedStereo
 from .metrics import bad_pixels, coverage, mean_abs_error, stereo_metrics
 from .output import StereoOutput
 from .refine import RefineConfig
+from .sgm import SGMConfig
 from .synthetic import SyntheticConfig, synthetic_pair
 
 __all__ = ["StereoOutput", "HandsetStereo", "LearnedStereo", "LearnedFactors", "SolveSchedule", "RefineConfig",
-           "CostConfig", "CostVolume", "cost_volume", "HandsetFactors", "StereoCues", "StereoFactors", "bad_pixels",
-           "coverage", "mean_abs_error", "stereo_metrics", "SyntheticConfig", "synthetic_pair"]
+           "CostConfig", "CostVolume", "cost_volume", "SGMConfig", "HandsetFactors", "StereoCues", "StereoFactors",
+           "bad_pixels", "coverage", "mean_abs_error", "stereo_metrics", "SyntheticConfig", "synthetic_pair"]

@@ -106,9 +106,9 @@ def _sweep_pair(cost: Tensor, to_float, dy: int, dx: int, gray: Tensor, config: 
                 if shift:
                     prev = torch.stack([_shift_rows(prev[0], shift), _shift_rows(prev[1], -shift)])
                 low = prev.amin(2, keepdim=True)
-                cap_p2 = low + (config.p2 if p2 is None else p2.select(axis, i0 + j))
+                jump = low + (config.p2 if p2 is None else p2.select(axis, i0 + j))  # any larger change
                 step = prev + config.p1
-                best = torch.minimum(prev, cap_p2)
+                best = torch.minimum(prev, jump)
                 best[:, :, 1:].clamp_(max=step[:, :, :-1])
                 best[:, :, :-1].clamp_(max=step[:, :, 1:])
                 agg = best.sub_(low).add_(c)
