@@ -278,5 +278,6 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
     volume = CostVolume(out, config.max_cost)
     if config.sgm.paths == 0:
         return volume
+    del fl, fr, guide, c, q  # census codes, guide statistics and the last chunk: not needed by SGM
     cost, max_cost = semi_global(volume.cost, volume.as_float, volume.max_cost, guide_gray, config.sgm)
     return CostVolume(cost, max_cost)

@@ -65,10 +65,8 @@ def _shift_rows(x: Tensor, dy: int) -> Tensor:
     return out
 
 
-def _penalty_p2(gray: Tensor, dy: int, dx: int, config: SGMConfig) -> Tensor | None:
-    """P2 per pixel for direction (dy, dx): (B, H, W) float, or None for a constant P2."""
-    if config.edge_t == 0:
-        return None
+def _penalty_p2(gray: Tensor, dy: int, dx: int, config: SGMConfig) -> Tensor:
+    """P2 per pixel for direction (dy, dx) (``config.edge_t`` > 0): gray (B, H, W) -> (B, H, W)."""
     h, w = gray.shape[-2:]
     prev = torch.zeros_like(gray)
     ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
@@ -89,14 +87,19 @@ def _sweep_pair(cost: Tensor, to_float, dy: int, dx: int, gray: Tensor, config: 
     axis = -1 if dx != 0 else -2
     shift = dy if dx != 0 else 0  # a diagonal's predecessor is one row up (or down) in the last column
     n = cost.shape[axis]
-    p2 = [_penalty_p2(gray, dy, dx, config), _penalty_p2(gray, -dy, -dx, config)]
-    p2 = None if p2[0] is None else torch.stack([p2[0], p2[1].flip(axis)]).unsqueeze(2)  # (2, B, 1, H, W)
+    p2 = None
+    if config.edge_t > 0:  # (2, B, 1, H, W) float16, the opposite direction's flipped: 4 bytes a pixel
+        p2 = torch.empty((2, *gray.shape), dtype=torch.float16, device=gray.device)
+        p2[0] = _penalty_p2(gray, dy, dx, config)
+        p2[1] = _penalty_p2(gray, -dy, -dx, config).flip(axis)
+        p2 = p2.unsqueeze(2)
     prev = None
     block = max(1, min(BLOCK, BLOCK_VALUES // (2 * cost.numel() // n)))  # two directions of n positions each
     for i0 in range(0, n, block):  # blocks of scanline positions: one float conversion / write-back each
         nb = min(block, n - i0)
         fwd, bwd = cost.narrow(axis, i0, nb), cost.narrow(axis, n - i0 - nb, nb).flip(axis)
         c_blk = to_float(torch.stack([fwd, bwd]))  # (2, B, N, H, W) with nb positions on axis
+        p2_blk = None if p2 is None else p2.narrow(axis, i0, nb).float()
         agg_blk = torch.empty_like(c_blk)
         for j in range(nb):  # the scanline recursion, both directions at once
             c = c_blk.select(axis, j)
@@ -106,7 +109,7 @@ def _sweep_pair(cost: Tensor, to_float, dy: int, dx: int, gray: Tensor, config: 
                 if shift:
                     prev = torch.stack([_shift_rows(prev[0], shift), _shift_rows(prev[1], -shift)])
                 low = prev.amin(2, keepdim=True)
-                jump = low + (config.p2 if p2 is None else p2.select(axis, i0 + j))  # any larger change
+                jump = low + (config.p2 if p2 is None else p2_blk.select(axis, j))  # any larger change
                 step = prev + config.p1
                 best = torch.minimum(prev, jump)
                 best[:, :, 1:].clamp_(max=step[:, :, :-1])
