@@ -119,6 +119,10 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+#: Method names of the table -> their part of the MANIFEST keys.
+METHOD_KEYS = {"sgbm": "sgbm", "gbp": "handset", "learned": ""}
+
+
 def manifest_metrics(rows: Sequence[dict]) -> dict:
     """The rows as flat MANIFEST keys: ``middlebury_<scene>[_<method>]_<measure>`` (no method part for
     ``learned``, the model the MANIFEST entry describes)."""
@@ -130,10 +134,6 @@ def manifest_metrics(rows: Sequence[dict]) -> dict:
             if r.get(key) is not None:
                 out[f"{prefix}_{key}"] = round(float(r[key]), 4)
     return out
-
-
-#: Method names of the table -> their part of the MANIFEST keys.
-METHOD_KEYS = {"sgbm": "sgbm", "gbp": "handset", "learned": ""}
 
 
 def _parser() -> argparse.ArgumentParser:
