@@ -56,6 +56,16 @@ class StereoFactors:
     wv: Tensor
     smooth_k_px: Tensor | float
 
+    def detached(self) -> "StereoFactors":
+        """The same factors cut from the autograd graph (a per-edge threshold pair stays a pair)."""
+        def cut(x):
+            if isinstance(x, (tuple, list)):
+                return tuple(cut(v) for v in x)
+            return x.detach() if isinstance(x, Tensor) else x
+
+        return StereoFactors(cut(self.data_scale), cut(self.data_k_px), cut(self.wh), cut(self.wv),
+                             cut(self.smooth_k_px))
+
 
 def edge_gradients(image: Tensor) -> tuple[Tensor, Tensor]:
     """Max over channels of |I(y, x+1) - I(y, x)| (B, H, W-1) and |I(y+1, x) - I(y, x)| (B, H-1, W)."""

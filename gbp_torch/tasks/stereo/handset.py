@@ -97,29 +97,56 @@ class HandsetStereo(nn.Module):
         self.var_scale = var_scale
         self.progress = False  # True: a tqdm bar over the stages (the CLI sets it)
 
+    #: whether the last relinearisation is recorded for gradients when autograd is on (a learned factor
+    #: source sets it, see :class:`~.learned.LearnedStereo`); the hand-set model runs without a graph.
+    records_gradients = False
+
     def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
         check_pair(left, right, max_disp)
         left, right = left.float(), right.float()
+        record = self.records_gradients and torch.is_grad_enabled()
         bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
-        volume = cost_volume(left, right, max_disp, self.cost)
-        cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
-        factors = self.factors(left, cues)
-        u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
-        del v0
+        with torch.no_grad():
+            volume = cost_volume(left, right, max_disp, self.cost)
+            cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
+            cues = self.extend_cues(cues, volume, v0, left, right, max_disp)
+            u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
+            del v0
+        with torch.set_grad_enabled(record):
+            factors = self.factors(left, cues)
+        frozen = factors.detached()
         bar.update()
         res = None
-        for t in range(self.schedule.outer):  # a few relinearisations
+        outer = self.schedule.outer
+        for t in range(outer):  # a few relinearisations; with gradients only the last is recorded
             theta = self.schedule.theta[min(t, len(self.schedule.theta) - 1)]
             res = None  # the last round's fields go before the next round's are made
-            u, res = self.relinearise(volume, u, theta, cues, factors)
+            if record and t == outer - 1:
+                u, res = self.recorded_round(volume, u.detach(), theta, cues, factors)
+            else:
+                with torch.no_grad():
+                    u, res = self.relinearise(volume, u, theta, cues, frozen)
             bar.update()
         del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
-        u, res_refine = photometric_refine(left, right, u, cues.occluded, factors, self.refine, self.grid)
+        with torch.no_grad():
+            refined, res_refine = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine,
+                                                     self.grid)
+        u = u + (refined - u.detach()) if record else refined  # straight-through: the refinement is a constant
         bar.update()
         bar.close()
         res = res_refine if res_refine is not None else res
-        var = None if res is None else (res.var.reshape(u.shape) * self.var_scale).unsqueeze(1)
+        var = None if res is None else (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)
         return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1))
+
+    def extend_cues(self, cues: StereoCues, volume: CostVolume, v0: Tensor, left: Tensor, right: Tensor,
+                    max_disp: int) -> StereoCues:
+        """Hook for a factor source that reads more than :class:`StereoCues`'s basic fields (default: none)."""
+        return cues
+
+    def recorded_round(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
+                       factors: StereoFactors) -> tuple[Tensor, object]:
+        """The last round with its solve recorded for gradients (only when :attr:`records_gradients`)."""
+        raise NotImplementedError(f"{type(self).__name__} records no gradients")
 
     def relinearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
                     factors: StereoFactors, backward: str = "unroll") -> tuple[Tensor, object]:

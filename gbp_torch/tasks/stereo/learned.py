@@ -36,14 +36,12 @@ from ...grid import solve
 from ...grid.irls import data_residual, smooth_residuals
 from ...modes import BackwardConfig
 from ...nets import ContextBranch, body_plus_context, conv_stack
-from ...progress import progress_bar
 from ...robust import RobustKernel
-from .cost import CostConfig, check_pair, cost_volume, to_gray
+from .cost import CostConfig, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
-from .handset import HandsetStereo, SolveSchedule, cues_of
+from .handset import HandsetStereo, SolveSchedule
 from .occlusion import fill_background
-from .output import StereoOutput
-from .refine import RefineConfig, photometric_refine
+from .refine import RefineConfig
 from .search import coupled_search, quadratic_fit
 
 #: the training gradient: implicit, by a few multigrid FCG steps on the adjoint of the recorded (IRLS-weighted,
@@ -165,39 +163,12 @@ class LearnedStereo(HandsetStereo):
         self.backward = backward if isinstance(backward, BackwardConfig) else \
             BackwardConfig(**backward) if backward else TRAIN_BACKWARD
 
-    def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
-        check_pair(left, right, max_disp)
-        left, right = left.float(), right.float()
-        grad = torch.is_grad_enabled()
-        bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
-        with torch.no_grad():
-            volume = cost_volume(left, right, max_disp, self.cost)
-            cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
-            cues = replace(cues, extra=cost_statistics(volume, v0, left, right, max_disp))
-            u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)
-        factors = self.factors(left, cues)
-        frozen = _detached(factors)
-        bar.update()
-        res = None
-        outer = self.schedule.outer
-        for t in range(outer):  # a few relinearisations; only the last is recorded
-            theta = self.schedule.theta[min(t, len(self.schedule.theta) - 1)]
-            if grad and t == outer - 1:
-                u, res = self.recorded_round(volume, u.detach(), theta, cues, factors)
-            else:
-                with torch.no_grad():
-                    u, res = self.relinearise(volume, u, theta, cues, frozen)
-            bar.update()
-        del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
-        with torch.no_grad():
-            refined, res_refine = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine,
-                                                     self.grid)
-        u = u + (refined - u.detach())  # straight-through: the refinement step is a constant
-        bar.update()
-        bar.close()
-        res = res_refine if res_refine is not None else res
-        var = None if res is None else (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)
-        return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1))
+    records_gradients = True
+
+    def extend_cues(self, cues: StereoCues, volume, v0: Tensor, left: Tensor, right: Tensor,
+                    max_disp: int) -> StereoCues:
+        """The cues plus :func:`cost_statistics` (``extra``), which the factor CNN reads."""
+        return replace(cues, extra=cost_statistics(volume, v0, left, right, max_disp))
 
     def recorded_round(self, volume, u: Tensor, theta: float, cues: StereoCues, factors: StereoFactors):
         """:meth:`relinearise` with the solve recorded (:func:`weighted_solve`, implicit backward)."""
@@ -209,15 +180,6 @@ class LearnedStereo(HandsetStereo):
         a = factors.data_scale * fit.curvature.clamp(*s.curvature)
         res = weighted_solve(z, a, factors, u, s.iters, self.grid, self.backward)
         return res.mean.reshape(u.shape), res
-
-
-def _detached(f: StereoFactors) -> StereoFactors:
-    def d(x):
-        if isinstance(x, (tuple, list)):
-            return tuple(d(v) for v in x)
-        return x.detach() if isinstance(x, Tensor) else x
-
-    return StereoFactors(d(f.data_scale), d(f.data_k_px), d(f.wh), d(f.wv), d(f.smooth_k_px))
 
 
 __all__ = ["LearnedFactors", "LearnedStereo", "cost_statistics", "weighted_solve"]
