@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...memory import release_free_memory
 from .sgm import SGMConfig, semi_global
 
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
@@ -279,5 +280,6 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
     if config.sgm.paths == 0:
         return volume
     del fl, fr, guide, c, q  # census codes, guide statistics and the last chunk: not needed by SGM
+    release_free_memory()  # the chunk loop's freed temporaries, before SGM's second volume
     cost, max_cost = semi_global(volume.cost, volume.as_float, volume.max_cost, guide_gray, config.sgm)
     return CostVolume(cost, max_cost)
