@@ -55,14 +55,14 @@ class SGMConfig:
                              f"edge_t={self.edge_t!r}")
 
 
-def _shift_rows(x: Tensor, dy: int) -> Tensor:
-    """``x[..., y - dy]`` along the last axis, 0 where y - dy is outside."""
-    out = torch.zeros_like(x)
+def _shift_rows_into(out: Tensor, x: Tensor, dy: int) -> None:
+    """``out[..., y] = x[..., y - dy]`` along the last axis, 0 where y - dy is outside (out and x distinct)."""
+    h = x.shape[-1]
+    out.zero_()
     if dy > 0:
-        out[..., dy:] = x[..., :-dy]
+        out[..., dy:] = x[..., :h - dy]
     else:
-        out[..., :dy] = x[..., -dy:]
-    return out
+        out[..., :h + dy] = x[..., -dy:]
 
 
 def _penalty_p2(gray: Tensor, dy: int, dx: int, config: SGMConfig) -> Tensor:
@@ -93,8 +93,8 @@ def _sweep_pair(cost: Tensor, to_float, dy: int, dx: int, gray: Tensor, config: 
         p2[0] = _penalty_p2(gray, dy, dx, config)
         p2[1] = _penalty_p2(gray, -dy, -dx, config).flip(axis)
         p2 = p2.unsqueeze(2)
-    prev = None
     block = max(1, min(BLOCK, BLOCK_VALUES // (2 * cost.numel() // n)))  # two directions of n positions each
+    prev = cur = best = step = low = jump = None  # per-step buffers, made once: no allocation per step
     for i0 in range(0, n, block):  # blocks of scanline positions: one float conversion / write-back each
         nb = min(block, n - i0)
         fwd, bwd = cost.narrow(axis, i0, nb), cost.narrow(axis, n - i0 - nb, nb).flip(axis)
@@ -104,19 +104,23 @@ def _sweep_pair(cost: Tensor, to_float, dy: int, dx: int, gray: Tensor, config: 
         for j in range(nb):  # the scanline recursion, both directions at once
             c = c_blk.select(axis, j)
             if prev is None:
-                agg = c.clone()
+                prev, cur, best, step = (torch.empty_like(c) for _ in range(4))
+                low, jump = torch.empty_like(c[:, :, :1]), torch.empty_like(c[:, :, :1])
+                cur.copy_(c)
             else:
-                if shift:
-                    prev = torch.stack([_shift_rows(prev[0], shift), _shift_rows(prev[1], -shift)])
-                low = prev.amin(2, keepdim=True)
-                jump = low + (config.p2 if p2 is None else p2_blk.select(axis, j))  # any larger change
-                step = prev + config.p1
-                best = torch.minimum(prev, jump)
+                if shift:  # the diagonal's predecessors: the last column moved one row (best as scratch)
+                    best.copy_(prev)
+                    _shift_rows_into(prev[0], best[0], shift)
+                    _shift_rows_into(prev[1], best[1], -shift)
+                torch.amin(prev, 2, keepdim=True, out=low)
+                torch.add(low, config.p2 if p2 is None else p2_blk.select(axis, j), out=jump)  # any larger change
+                torch.add(prev, config.p1, out=step)
+                torch.minimum(prev, jump, out=best)
                 best[:, :, 1:].clamp_(max=step[:, :, :-1])
                 best[:, :, :-1].clamp_(max=step[:, :, 1:])
-                agg = best.sub_(low).add_(c)
-            agg_blk.select(axis, j).copy_(agg)
-            prev = agg
+                torch.sub(best, low, out=cur).add_(c)
+            agg_blk.select(axis, j).copy_(cur)
+            prev, cur = cur, prev
         for part, start in ((agg_blk[0], i0), (agg_blk[1].flip(axis), n - i0 - nb)):
             target = out.narrow(axis, start, nb)
             if out.dtype == torch.uint8:
