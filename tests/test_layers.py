@@ -12,7 +12,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "gbp_torch"
 
 LAYERS = [
-    ["linalg", "robust", "gaussian", "modes", "adjoint", "paths", "metrics", "io", "tiling", "progress"],
+    ["linalg", "robust", "gaussian", "modes", "adjoint", "paths", "metrics", "io", "tiling", "progress",
+     "memory"],
     ["", "factors", "messages", "schedules", "factor_graph", "backward"],
     ["grid"],
     ["modules", "nets", "refine"],
