@@ -4,7 +4,8 @@ This is the seam between the stereo model and what sets its factors. :class:`Han
 computes them with fixed formulas; a learned source (e.g. a
 :class:`~gbp_torch.nets.GridFactorNet` on the left image, the cost cues and the current
 disparity) returns the same :class:`StereoFactors` and plugs into
-:class:`~.handset.HandsetStereo` unchanged (``HandsetStereo(factors=MySource())``).
+:class:`~.handset.HandsetStereo` unchanged (``HandsetStereo(factors=MySource())``) for inference; to train
+it, use :class:`~.learned.LearnedStereo` (``records_gradients``: the last solve is recorded).
 
 Contract of a factor source: ``source(left (B, C, H, W), cues: StereoCues) -> StereoFactors``.
 """

@@ -141,8 +141,8 @@ def semi_global(cost: Tensor, to_float, max_cost: float, gray: Tensor, config: S
 
     Returns: (the aggregated cost in ``cost``'s storage dtype and shape, its ``max_cost``:
     ``max_cost + p2``, the largest value of an aggregated cost). uint8 output is accumulated path
-    by path in place, each path's term rounded to whole steps of the output (up to ``paths / 2``
-    steps of error in all, ~``sqrt(paths / 12)`` RMS; no float copy of the volume is made).
+    by path in place, each path's term rounded to whole steps of the output (at most 3/4 step per
+    path, ~``sqrt(paths / 12)`` steps RMS in all; no float copy of the volume is made).
     """
     new_max = max_cost + config.p2
     if cost.dtype == torch.uint8:
