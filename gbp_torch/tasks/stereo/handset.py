@@ -148,22 +148,26 @@ class HandsetStereo(nn.Module):
         """The last round with its solve recorded for gradients (only when :attr:`records_gradients`)."""
         raise NotImplementedError(f"{type(self).__name__} records no gradients")
 
-    def relinearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
-                    factors: StereoFactors, backward: str = "unroll") -> tuple[Tensor, object]:
-        """One round: coupled search at u (B, H, W), parabola fit, robust GBP solve -> (new u, GridResult).
+    def linearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues) -> tuple[Tensor, Tensor]:
+        """Coupled search at u (B, H, W) and parabola fit, without gradients -> (target z, clamped curvature),
+        both (B, H, W); occluded pixels' targets come from the background side of their row."""
+        with torch.no_grad():
+            v = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))[0]
+            fit = quadratic_fit(volume, v)
+            z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
+            return z, fit.curvature.clamp(*self.schedule.curvature)
 
-        ``backward``: the solve's gradient mode (``"implicit"``: gradients reach the factors through the
-        solution by the adjoint solve; the search and the fit are not differentiated)."""
+    def relinearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
+                    factors: StereoFactors) -> tuple[Tensor, object]:
+        """One round: :meth:`linearise` at u (B, H, W), robust GBP solve -> (new u, GridResult)."""
         s = self.schedule
-        v = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))[0]
-        fit = quadratic_fit(volume, v)
-        z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
-        a = factors.data_scale * fit.curvature.clamp(*s.curvature)
-        del v, fit
+        z, curvature = self.linearise(volume, u, theta, cues)
+        a = factors.data_scale * curvature
+        del curvature
         robust = GridRobust(data=RobustKernel("tukey", mahalanobis_threshold(a, factors.data_k_px)),
                             smooth=RobustKernel("cauchy", (mahalanobis_threshold(factors.wh, factors.smooth_k_px),
                                                            mahalanobis_threshold(factors.wv, factors.smooth_k_px))),
                             outer_iters=1)
         res = solve(z, a, (factors.wh, factors.wv), iters=s.iters, x0=u, robust=robust, config=self.grid,
-                    validate=False, backward=backward)
+                    validate=False)
         return res.mean.reshape(u.shape), res

@@ -40,9 +40,8 @@ from ...robust import RobustKernel
 from .cost import CostConfig, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .handset import HandsetStereo, SolveSchedule
-from .occlusion import fill_background
 from .refine import RefineConfig
-from .search import coupled_search, quadratic_fit
+from .search import quadratic_fit
 
 #: the training gradient: implicit, by a few multigrid FCG steps on the adjoint of the recorded (IRLS-weighted,
 #: least-squares) system (the forward solve is itself a few steps, so tighter adjoints buy little)
@@ -172,13 +171,9 @@ class LearnedStereo(HandsetStereo):
 
     def recorded_round(self, volume, u: Tensor, theta: float, cues: StereoCues, factors: StereoFactors):
         """:meth:`relinearise` with the solve recorded (:func:`weighted_solve`, implicit backward)."""
-        s = self.schedule
-        with torch.no_grad():
-            v = coupled_search(volume, u, theta, chunk=self.cost.chunk_for(volume.cost))[0]
-            fit = quadratic_fit(volume, v)
-            z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
-        a = factors.data_scale * fit.curvature.clamp(*s.curvature)
-        res = weighted_solve(z, a, factors, u, s.iters, self.grid, self.backward)
+        z, curvature = self.linearise(volume, u, theta, cues)
+        res = weighted_solve(z, factors.data_scale * curvature, factors, u, self.schedule.iters, self.grid,
+                             self.backward)
         return res.mean.reshape(u.shape), res
 
 
