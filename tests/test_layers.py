@@ -12,8 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "gbp_torch"
 
 LAYERS = [
-    ["linalg", "robust", "gaussian", "modes", "adjoint", "paths", "metrics", "io", "tiling", "progress",
-     "memory"],
+    ["linalg", "robust", "gaussian", "modes", "adjoint", "paths", "metrics", "io", "tiling", "progress"],
     ["", "factors", "messages", "schedules", "factor_graph", "backward"],
     ["grid"],
     ["modules", "nets", "refine"],

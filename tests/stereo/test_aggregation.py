@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import gbp_torch.tasks.stereo.cost as cost_module
 import gbp_torch.tasks.stereo.sgm as sgm_module
 from gbp_torch.tasks.stereo.cost import CostConfig, CostVolume, Guide, aggregate, box_mean, cost_volume
 from gbp_torch.tasks.stereo.search import coupled_search
@@ -90,16 +91,21 @@ def _sgm_np(c, gray, cfg):
     return total / cfg.paths
 
 
+def _rows_of(cost):
+    return lambda y0, y1: cost[..., y0:y1, :]
+
+
+@pytest.mark.parametrize("band", [7, 3])  # 3: bands of 3, 3 and 1 rows, the last row's L carried between them
 @pytest.mark.parametrize("block", [32, 2])  # 2: several blocks of scanline positions and a remainder
 @pytest.mark.parametrize("cfg", [SGMConfig(paths=4, p1=0.05, p2=0.4, edge_t=0.0),
                                  SGMConfig(paths=8, p1=0.03, p2=0.6, edge_t=0.1)])
-def test_sgm_matches_the_recursion_pixel_by_pixel(cfg, block, monkeypatch):
+def test_sgm_matches_the_recursion_pixel_by_pixel(cfg, block, band, monkeypatch):
     monkeypatch.setattr(sgm_module, "BLOCK", block)
     g = torch.Generator().manual_seed(cfg.paths)
     cost = torch.rand(1, 6, 7, 9, generator=g)
     gray = torch.rand(1, 1, 7, 9, generator=g)
     vol = CostVolume(cost.half(), 1.0)
-    out, max_cost = semi_global(vol.cost, vol.as_float, vol.max_cost, gray, cfg)
+    out, max_cost = semi_global(_rows_of(vol.cost), band, vol.as_float, vol.max_cost, gray, cfg)
     assert max_cost == pytest.approx(1.0 + cfg.p2) and out.dtype == torch.float16
     ref = _sgm_np(vol.as_float()[0].double().numpy(), gray[0, 0].double().numpy(), cfg)
     assert ref.max() <= max_cost + 1e-9
@@ -111,13 +117,41 @@ def test_sgm_uint8_accumulation_stays_within_its_rounding_bound():
     g = torch.Generator().manual_seed(3)
     vol = CostVolume(torch.randint(0, 255, (1, 5, 6, 8), generator=g, dtype=torch.uint8), 1.0)
     gray = torch.rand(1, 1, 6, 8, generator=g)
-    out, max_cost = semi_global(vol.cost, vol.as_float, vol.max_cost, gray, cfg)
+    out, max_cost = semi_global(_rows_of(vol.cost), 3, vol.as_float, vol.max_cost, gray, cfg)
     assert out.dtype == torch.uint8 and int(out.max()) <= 254
     ref = _sgm_np(vol.as_float()[0].double().numpy(), gray[0, 0].double().numpy(), cfg)
     step = max_cost / 254
     err = np.abs(CostVolume(out, max_cost).as_float()[0].double().numpy() - ref)
     assert err.max() <= 0.75 * cfg.paths * step + 1e-6  # each path's term is rounded to whole steps
     assert err.mean() < 0.5 * np.sqrt(cfg.paths) * step  # the roundings are not all of one sign
+
+
+def test_sgm_reads_each_band_twice_and_keeps_a_single_one():
+    cost = torch.randint(0, 255, (1, 4, 10, 6), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    gray = torch.rand(1, 1, 10, 6, generator=torch.Generator().manual_seed(2))
+    calls = []
+
+    def rows(y0, y1):
+        calls.append((y0, y1))
+        return cost[..., y0:y1, :]
+
+    semi_global(rows, 4, lambda c: c.float() / 254, 1.0, gray, SGMConfig())
+    assert calls == [(0, 4), (4, 8), (8, 10), (8, 10), (4, 8), (0, 4)]  # down, then up
+    calls.clear()
+    semi_global(rows, 10, lambda c: c.float() / 254, 1.0, gray, SGMConfig())
+    assert calls == [(0, 10)]
+
+
+def test_banded_cost_volume_equals_the_whole_one(monkeypatch):
+    """Bands of rows with their census + guided-filter margin give the whole image's volume (to rounding)."""
+    g = torch.Generator().manual_seed(4)
+    left = F.avg_pool2d(torch.rand(1, 3, 30, 40, generator=g), 3, 1, 1)
+    right = torch.roll(left, -3, -1)
+    whole = cost_volume(left, right, 8, CostConfig()).cost
+    monkeypatch.setattr(cost_module, "BAND_VALUES", 9 * 40 * 5)  # bands of 5 rows
+    banded = cost_volume(left, right, 8, CostConfig()).cost
+    diff = (whole.int() - banded.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3
 
 
 def test_sgm_recovers_a_plane_where_the_window_cost_is_ambiguous():

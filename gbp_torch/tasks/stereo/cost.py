@@ -14,7 +14,8 @@ Pixels with ``x - d < 0`` (no partner in the right image) get :data:`INVALID`.
 Memory: the chunk loop touches only a few disparities at once (temporaries ~ ``B H W chunk`` x 16
 bytes, at most ~256 MB: :meth:`CostConfig.chunk_for`), and the stored volume is uint8 (quantised to
 1/254 of the cost's range) or float16: a 3000 x 2000 pair with 257 disparities is 1.5 GB in uint8.
-SGM makes a second volume of the same size (the first is freed when it returns).
+With SGM, the window cost is only ever held in bands of rows (:data:`BAND_VALUES`), so SGM's output
+is the one full-size volume.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...memory import release_free_memory
 from .sgm import SGMConfig, semi_global
 
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
@@ -33,6 +33,8 @@ INVALID = 255
 STORES = ("uint8", "float16")
 #: Most values (B H W disparities) of one chunk: 64 MB per float32 temporary of the chunk loops.
 CHUNK_VALUES = 1 << 24
+#: Most values (B, rows, W, disparities) of one band of the stored window cost read by SGM (64 MB in uint8).
+BAND_VALUES = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -255,14 +257,10 @@ def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
         raise ValueError(f"max_disp must be an int in [1, W - 1] = [1, {w - 1}], got {max_disp!r}")
 
 
-def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig | None = None) -> CostVolume:
-    """Cost of every disparity 0..max_disp: left, right (B, C, H, W) in [0, 1] -> :class:`CostVolume`
-    with ``cost`` (B, max_disp + 1, H, W) in ``config.store``'s dtype."""
-    config = config or CostConfig()
-    check_pair(left, right, max_disp)
+def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig) -> Tensor:
+    """The window-aggregated cost of every disparity 0..max_disp, stored: (B, max_disp + 1, H, W)."""
     fl, fr = _features(left, config), _features(right, config)
-    guide_gray = to_gray(left.float())
-    guide = Guide.of(guide_gray, config.aggregate_radius) if config.guided_eps > 0 else None
+    guide = Guide.of(to_gray(left.float()), config.aggregate_radius) if config.guided_eps > 0 else None
     b, _, h, w = left.shape
     dtype = torch.uint8 if config.store == "uint8" else torch.float16
     out = torch.empty(b, max_disp + 1, h, w, dtype=dtype, device=left.device)
@@ -276,10 +274,30 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
         else:
             q = (c / config.max_cost).masked_fill_(invalid, 1.0)
         out[:, d0:d1] = q.to(dtype)
-    volume = CostVolume(out, config.max_cost)
+    return out
+
+
+def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig | None = None) -> CostVolume:
+    """Cost of every disparity 0..max_disp: left, right (B, C, H, W) in [0, 1] -> :class:`CostVolume`
+    with ``cost`` (B, max_disp + 1, H, W) in ``config.store``'s dtype.
+
+    With SGM, the window cost is computed in bands of rows (with a margin of rows on each side
+    that reaches the census and the guided filter's support, so a band's rows equal the whole
+    image's up to float rounding) and handed to :func:`~.sgm.semi_global`, which reads each band
+    twice: the only full-size array is SGM's output.
+    """
+    config = config or CostConfig()
+    check_pair(left, right, max_disp)
     if config.sgm.paths == 0:
-        return volume
-    del fl, fr, guide, c, q  # census codes, guide statistics and the last chunk: not needed by SGM
-    release_free_memory()  # the chunk loop's freed temporaries, before SGM's second volume
-    cost, max_cost = semi_global(volume.cost, volume.as_float, volume.max_cost, guide_gray, config.sgm)
+        return CostVolume(_window_cost(left, right, max_disp, config), config.max_cost)
+    b, _, h, w = left.shape
+    margin = config.census // 2 + 2 * config.aggregate_radius
+
+    def rows(y0: int, y1: int) -> Tensor:
+        lo, hi = max(0, y0 - margin), min(h, y1 + margin)
+        return _window_cost(left[..., lo:hi, :], right[..., lo:hi, :], max_disp, config)[..., y0 - lo:y1 - lo, :]
+
+    band = max(1, BAND_VALUES // (b * (max_disp + 1) * w))
+    to_float = CostVolume(torch.empty(0), config.max_cost).as_float
+    cost, max_cost = semi_global(rows, band, to_float, config.max_cost, to_gray(left.float()), config.sgm)
     return CostVolume(cost, max_cost)
