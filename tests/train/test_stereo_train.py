@@ -85,4 +85,4 @@ def test_truncated_loss_is_smooth_l1_up_to_the_threshold_and_flat_beyond():
     (grad,) = torch.autograd.grad(loss, err)
     assert torch.all(grad[..., :4] > 0) and torch.all(grad[..., 4:] == 0)  # no pull on gross errors
     plain = StereoLitModule(LearnedStereo(), beta=0.1)._loss(StereoOutput(err, None, None), batch)
-    assert float(plain) > float(loss.detach())
+    assert float(plain.detach()) > float(loss.detach())
