@@ -10,7 +10,9 @@ what the old one did until training moves the new weights. Parameters the source
 (a branch added to the network, e.g. a zero-initialised ``ContextBranch``) keep their
 fresh initialisation and are listed in the log; the source may not hold parameters
 the network lacks. ``init_weights_module=NAME`` loads them into that submodule of the
-network instead (e.g. ``local``: a shipped local denoiser inside a non-local one).
+network instead (e.g. ``local``: a shipped local denoiser inside a non-local one). Both may be
+lists of the same length, loaded in order (e.g. a model's factor net from one run and its matching
+features, ``init_weights_module=[null, matching]``, from another).
 """
 
 from __future__ import annotations
@@ -67,3 +69,13 @@ def load_init_weights(net: nn.Module, path: str | Path, module: str | None = Non
             raise ValueError(f"init_weights: {key} has shape {tuple(old.shape)} in {path}, "
                              f"the network needs {tuple(new.shape)}")
     net.load_state_dict(target)
+
+
+def load_init_sources(net: nn.Module, paths, modules=None) -> None:
+    """:func:`load_init_weights` for a path or a list of paths, with a module name or a list of names (or None)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    modules = [modules] * len(paths) if modules is None or isinstance(modules, str) else list(modules)
+    if len(modules) != len(paths):
+        raise ValueError(f"init_weights_module: {len(modules)} names for {len(paths)} init_weights paths")
+    for path, module in zip(paths, modules):
+        load_init_weights(net, path, module)

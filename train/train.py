@@ -22,7 +22,7 @@ import hydra
 import lightning.pytorch as L
 from omegaconf import DictConfig, OmegaConf
 
-from train.init_weights import load_init_weights
+from train.init_weights import load_init_sources
 from train.precision import resolve_precision
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     model = hydra.utils.instantiate(cfg.model, _recursive_=False)
     _check_task(cfg, datamodule, model)
     if cfg.get("init_weights") and not cfg.get("ckpt_path"):
-        load_init_weights(model.net, cfg.init_weights, cfg.get("init_weights_module"))
+        load_init_sources(model.net, cfg.init_weights, cfg.get("init_weights_module"))
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger

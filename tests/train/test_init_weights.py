@@ -66,3 +66,28 @@ def test_mismatched_networks_are_refused(tmp_path):
         load_init_weights(GBPDenoiser(width=8, depth=3), tmp_path / "b.ckpt")
     with pytest.raises(FileNotFoundError, match="no file"):
         load_init_weights(GBPDenoiser(width=8, depth=3), tmp_path / "nothing.ckpt")
+
+
+def test_two_sources_fill_a_model_and_its_submodule(tmp_path):
+    """A learned stereo model: its factor net from one file, its matching features (submodule) from another."""
+    from gbp_torch.tasks.stereo.features import MatchingFeatures
+    from gbp_torch.tasks.stereo.learned import LearnedStereo
+    from train.init_weights import load_init_sources
+
+    kw = {"factors": {"width": 4, "depth": 2, "context_width": 0}, "features": {"channels": 2, "width": 4, "depth": 2}}
+    torch.manual_seed(0)
+    factors_src = LearnedStereo(factors=kw["factors"])
+    for p in factors_src.parameters():
+        p.data.normal_(0, 0.1)
+    features_src = MatchingFeatures(**kw["features"])
+    atomic_save({"state_dict": factors_src.state_dict()}, tmp_path / "factors.pt")
+    _save_lightning_style(features_src, tmp_path / "features.ckpt")
+    torch.manual_seed(1)
+    dst = LearnedStereo(**kw)
+    load_init_sources(dst, [tmp_path / "factors.pt", tmp_path / "features.ckpt"], [None, "matching"])
+    for name, value in factors_src.state_dict().items():
+        assert torch.equal(dst.state_dict()[name], value)
+    for name, value in features_src.state_dict().items():
+        assert torch.equal(dst.matching.state_dict()[name], value)
+    with pytest.raises(ValueError, match="names"):
+        load_init_sources(dst, [tmp_path / "factors.pt"], [None, "matching"])

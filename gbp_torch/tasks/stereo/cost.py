@@ -154,22 +154,42 @@ def shift_right_image(feat: Tensor, d0: int, d1: int) -> Tensor:
     return feat[..., idx].permute(0, 1, 3, 2, 4)  # (B, C, H, k, W) -> (B, C, k, H, W)
 
 
+def feature_cost(fl: Tensor, fr: Tensor, d0: int, d1: int) -> Tensor:
+    """``(1 - <fl(x), fr(x - d)>) / 2`` for d in [d0, d1): unit features (B, F, H, W) -> (B, d1 - d0, H, W).
+
+    One feature channel at a time (temporaries of B (d1 - d0) H W values); where x - d < 0 the value
+    is that of column 0 (the caller marks those entries invalid)."""
+    dot = None
+    for c in range(fl.shape[1]):  # out of place: differentiable in both views' features
+        part = shift_right_image(fr[:, c:c + 1], d0, d1)[:, 0] * fl[:, c:c + 1]
+        dot = part if dot is None else dot + part
+    return (1.0 - dot) * 0.5
+
+
+
+
 @dataclass
 class _Features:
     census: Tensor  # (B, n_words, H, W) int32
     gx: Tensor  # (B, 1, H, W)
     n_bits: int
+    learned: Tensor | None = None  # (B, F, H, W) unit vectors of a MatchingFeatures net
+    learned_weight: float = 0.0
 
 
-def _features(image: Tensor, config: CostConfig) -> _Features:
+def _features(image: Tensor, config: CostConfig, net=None) -> _Features:
     gray = to_gray(image.float())
     gx = torch.zeros_like(gray)
     gx[..., 1:-1] = 0.5 * (gray[..., 2:] - gray[..., :-2])
-    return _Features(census_transform(gray, config.census), gx, config.census ** 2 - 1)
+    learned = None if net is None else net(image.float())
+    return _Features(census_transform(gray, config.census), gx, config.census ** 2 - 1, learned,
+                     0.0 if net is None else float(net.weight))
 
 
 def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostConfig) -> Tensor:
-    """Unaggregated cost for disparities [d0, d1): (B, d1 - d0, H, W) float32; invalid = max_cost."""
+    """Unaggregated cost for disparities [d0, d1): (B, d1 - d0, H, W) float32; invalid = max_cost.
+
+    With learned features of weight w, the census term is ``(1 - w) census + w feature_cost``."""
     ham = None
     for word in range(fl.census.shape[1]):  # one census word at a time: temporaries of B k H W int32
         cr = shift_right_image(fr.census[:, word:word + 1], d0, d1)[:, 0]  # (B, k, H, W)
@@ -177,6 +197,9 @@ def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostC
         ham = bits if ham is None else ham.add_(bits)
         del cr, bits
     cost = ham.float().mul_(1.0 / fl.n_bits)
+    if fl.learned is not None:
+        w = fl.learned_weight
+        cost = cost.mul_(1.0 - w).add_(feature_cost(fl.learned, fr.learned, d0, d1).mul_(w))
     if config.gradient_weight > 0:
         gr = shift_right_image(fr.gx, d0, d1)[:, 0]
         diff = (fl.gx - gr).abs_().clamp_(max=config.gradient_trunc)
@@ -257,9 +280,9 @@ def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
         raise ValueError(f"max_disp must be an int in [1, W - 1] = [1, {w - 1}], got {max_disp!r}")
 
 
-def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig) -> Tensor:
+def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig, features=None) -> Tensor:
     """The window-aggregated cost of every disparity 0..max_disp, stored: (B, max_disp + 1, H, W)."""
-    fl, fr = _features(left, config), _features(right, config)
+    fl, fr = _features(left, config, features), _features(right, config, features)
     guide = Guide.of(to_gray(left.float()), config.aggregate_radius) if config.guided_eps > 0 else None
     b, _, h, w = left.shape
     dtype = torch.uint8 if config.store == "uint8" else torch.float16
@@ -277,9 +300,13 @@ def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig)
     return out
 
 
-def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig | None = None) -> CostVolume:
+def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig | None = None,
+                features=None) -> CostVolume:
     """Cost of every disparity 0..max_disp: left, right (B, C, H, W) in [0, 1] -> :class:`CostVolume`
     with ``cost`` (B, max_disp + 1, H, W) in ``config.store``'s dtype.
+
+    ``features``: a :class:`~.features.MatchingFeatures` net (None: census only); its cost replaces the
+    fraction ``features.weight`` of the census cost (:func:`raw_cost_chunk`).
 
     With SGM, the window cost is computed in bands of rows (with a margin of rows on each side
     that reaches the census and the guided filter's support, so a band's rows equal the whole
@@ -289,13 +316,14 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
     config = config or CostConfig()
     check_pair(left, right, max_disp)
     if config.sgm.paths == 0:
-        return CostVolume(_window_cost(left, right, max_disp, config), config.max_cost)
+        return CostVolume(_window_cost(left, right, max_disp, config, features), config.max_cost)
     b, _, h, w = left.shape
-    margin = config.census // 2 + 2 * config.aggregate_radius
+    margin = config.census // 2 + 2 * config.aggregate_radius + (0 if features is None else features.radius)
 
     def rows(y0: int, y1: int) -> Tensor:
         lo, hi = max(0, y0 - margin), min(h, y1 + margin)
-        return _window_cost(left[..., lo:hi, :], right[..., lo:hi, :], max_disp, config)[..., y0 - lo:y1 - lo, :]
+        window = _window_cost(left[..., lo:hi, :], right[..., lo:hi, :], max_disp, config, features)
+        return window[..., y0 - lo:y1 - lo, :]
 
     band = max(1, BAND_VALUES // (b * (max_disp + 1) * w))
     to_float = CostVolume(torch.empty(0), config.max_cost).as_float

@@ -80,6 +80,7 @@ class HandsetStereo(nn.Module):
         refine: :class:`~.refine.RefineConfig` of the sub-pixel refinement (``RefineConfig(steps=0)``: off).
         var_scale: calibration factor of GBP's variances (default fitted on synthetic pairs by
             ``python -m train.stereo.calibrate``, seed 200; refit when the defaults change).
+        features: a :class:`~.features.MatchingFeatures` net whose cost joins the census cost (None: census only).
 
     Forward: ``left, right`` (B, C, H, W) in [0, 1], ``max_disp`` int in [1, W - 1] ->
     :class:`~.output.StereoOutput` with disparity, var and occluded (B, 1, H, W).
@@ -87,8 +88,9 @@ class HandsetStereo(nn.Module):
 
     def __init__(self, cost: CostConfig | None = None, factors: nn.Module | None = None,
                  schedule: SolveSchedule | None = None, grid: GridConfig | None = None,
-                 refine: RefineConfig | None = None, var_scale: float = 0.144):
+                 refine: RefineConfig | None = None, var_scale: float = 0.144, features: nn.Module | None = None):
         super().__init__()
+        self.matching = features
         self.cost = cost or CostConfig()
         self.factors = factors if factors is not None else HandsetFactors()
         self.schedule = schedule or SolveSchedule()
@@ -107,7 +109,7 @@ class HandsetStereo(nn.Module):
         record = self.records_gradients and torch.is_grad_enabled()
         bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         with torch.no_grad():
-            volume = cost_volume(left, right, max_disp, self.cost)
+            volume = cost_volume(left, right, max_disp, self.cost, self.matching)
             cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
             cues = self.extend_cues(cues, volume, v0, left, right, max_disp)
             u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)

@@ -39,6 +39,7 @@ from ...nets import ContextBranch, body_plus_context, conv_stack
 from ...robust import RobustKernel
 from .cost import CostConfig, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
+from .features import MatchingFeatures
 from .handset import HandsetStereo, SolveSchedule
 from .refine import RefineConfig
 from .search import quadratic_fit
@@ -147,6 +148,8 @@ class LearnedStereo(HandsetStereo):
         cost, schedule, grid, refine: as :class:`~.handset.HandsetStereo`.
         backward: gradient mode of the recorded (last) solve, a :class:`~gbp_torch.modes.BackwardConfig`
             or its fields (default: implicit with short adjoint solves, :data:`TRAIN_BACKWARD`).
+        features: a :class:`~.features.MatchingFeatures` or its keyword arguments (None: census cost only);
+            it is not trained here (see ``experiment=stereo_features``): its weights come with the model's.
 
     Forward: ``left, right`` (B, C, H, W) in [0, 1], ``max_disp`` -> :class:`~.output.StereoOutput`.
     With gradients enabled only the last solve is recorded (implicit backward).
@@ -154,11 +157,16 @@ class LearnedStereo(HandsetStereo):
 
     def __init__(self, factors: LearnedFactors | dict | None = None, cost: CostConfig | None = None,
                  schedule: SolveSchedule | None = None, grid=None, refine: RefineConfig | None = None,
-                 var_scale: float = 0.144, backward: BackwardConfig | dict | None = None):
+                 var_scale: float = 0.144, backward: BackwardConfig | dict | None = None,
+                 features: MatchingFeatures | dict | None = None):
         if not isinstance(factors, nn.Module):
             factors = LearnedFactors(**(factors or {}))
+        if features is not None and not isinstance(features, nn.Module):
+            features = MatchingFeatures(**features)
+        if features is not None:
+            features.requires_grad_(False)
         super().__init__(cost=cost, factors=factors, schedule=schedule, grid=grid, refine=refine,
-                         var_scale=var_scale)
+                         var_scale=var_scale, features=features)
         self.backward = backward if isinstance(backward, BackwardConfig) else \
             BackwardConfig(**backward) if backward else TRAIN_BACKWARD
 
