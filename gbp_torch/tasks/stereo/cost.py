@@ -157,15 +157,15 @@ def shift_right_image(feat: Tensor, d0: int, d1: int) -> Tensor:
 def feature_cost(fl: Tensor, fr: Tensor, d0: int, d1: int) -> Tensor:
     """``(1 - <fl(x), fr(x - d)>) / 2`` for d in [d0, d1): unit features (B, F, H, W) -> (B, d1 - d0, H, W).
 
-    One feature channel at a time (temporaries of B (d1 - d0) H W values); where x - d < 0 the value
-    is that of column 0 (the caller marks those entries invalid)."""
-    dot = None
-    for c in range(fl.shape[1]):  # out of place: differentiable in both views' features
-        part = shift_right_image(fr[:, c:c + 1], d0, d1)[:, 0] * fl[:, c:c + 1]
-        dot = part if dot is None else dot + part
+    One disparity at a time (contiguous slices, differentiable); where x - d < 0 the partner is
+    column 0 (the caller marks those entries invalid)."""
+    b, _, h, w = fl.shape
+    dot = fl.new_empty(b, d1 - d0, h, w)
+    for j, d in enumerate(range(d0, d1)):
+        dot[:, j, :, d:] = (fl[..., d:] * fr[..., :w - d]).sum(1)
+        if d > 0:
+            dot[:, j, :, :d] = (fl[..., :d] * fr[..., :1]).sum(1)
     return (1.0 - dot) * 0.5
-
-
 
 
 @dataclass
