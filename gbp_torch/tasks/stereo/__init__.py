@@ -3,7 +3,8 @@
 A model maps ``(left (B, C, H, W), right (B, C, H, W), max_disp)`` with images in [0, 1] to a
 :class:`~.output.StereoOutput` (disparity, variance, occlusions).
 
-- :mod:`.cost`: chunked census(+gradient) cost volume with box or guided-filter windows;
+- :mod:`.cost`: chunked census(+gradient) cost volume with box or guided-filter windows, optionally
+  mixed with the cost of learned matching features (:mod:`.features`, :class:`MatchingFeatures`);
   :mod:`.sgm`: semi-global scanline aggregation; :mod:`.search`: searches and quadratic fits;
 - :mod:`.factors`: the factor source seam (:class:`HandsetFactors`; a learned source returns the
   same :class:`StereoFactors`); :mod:`.occlusion`: left-right check and background filling;
@@ -15,6 +16,7 @@ A model maps ``(left (B, C, H, W), right (B, C, H, W), max_disp)`` with images i
 
 from .cost import CostConfig, CostVolume, cost_volume
 from .factors import HandsetFactors, StereoCues, StereoFactors
+from .features import MatchingFeatures
 from .handset import HandsetStereo, SolveSchedule
 from .learned import LearnedFactors, LearnedStereo
 from .metrics import bad_pixels, coverage, mean_abs_error, stereo_metrics
@@ -25,4 +27,4 @@ from .synthetic import SyntheticConfig, synthetic_pair
 
 __all__ = ["StereoOutput", "HandsetStereo", "LearnedStereo", "LearnedFactors", "SolveSchedule", "RefineConfig",
            "CostConfig", "CostVolume", "cost_volume", "SGMConfig", "HandsetFactors", "StereoCues", "StereoFactors",
-           "bad_pixels", "coverage", "mean_abs_error", "stereo_metrics", "SyntheticConfig", "synthetic_pair"]
+           "MatchingFeatures", "bad_pixels", "coverage", "mean_abs_error", "stereo_metrics", "SyntheticConfig", "synthetic_pair"]

@@ -5,8 +5,9 @@
 
 Steps (one cost volume, then ``outer`` relinearisations):
 
-1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8), aggregated
-   by a guided filter of each slice and then by semi-global (SGM) scanline recursions (:mod:`.sgm`);
+1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8; optionally
+   mixed with the cost of learned matching features, ``features``), aggregated by a guided filter of
+   each slice and then by semi-global (SGM) scanline recursions (:mod:`.sgm`);
 2. cues: winner-take-all (WTA) v0, the peak-ratio confidence, the right view's WTA and the
    left-right check (occlusions);
 3. the factor source (:class:`~.factors.HandsetFactors`, or a learned one) turns cues and the
