@@ -27,4 +27,5 @@ from .synthetic import SyntheticConfig, synthetic_pair
 
 __all__ = ["StereoOutput", "HandsetStereo", "LearnedStereo", "LearnedFactors", "SolveSchedule", "RefineConfig",
            "CostConfig", "CostVolume", "cost_volume", "SGMConfig", "HandsetFactors", "StereoCues", "StereoFactors",
-           "MatchingFeatures", "bad_pixels", "coverage", "mean_abs_error", "stereo_metrics", "SyntheticConfig", "synthetic_pair"]
+           "MatchingFeatures", "bad_pixels", "coverage", "mean_abs_error", "stereo_metrics", "SyntheticConfig",
+           "synthetic_pair"]
