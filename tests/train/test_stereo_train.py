@@ -86,3 +86,29 @@ def test_truncated_loss_is_smooth_l1_up_to_the_threshold_and_flat_beyond():
     assert torch.all(grad[..., :4] > 0) and torch.all(grad[..., 4:] == 0)  # no pull on gross errors
     plain = StereoLitModule(LearnedStereo(), beta=0.1)._loss(StereoOutput(err, None, None), batch)
     assert float(plain.detach()) > float(loss.detach())
+
+
+def test_features_train_then_carry_into_the_learned_model_and_its_export(tmp_path):
+    """experiment=stereo_features trains the features (validated in the hand-set model); a learned model
+    started from that run keeps them frozen, and its export loads with the same features."""
+    from gbp_torch.pretrained import load
+    from train.export import export
+
+    tiny = ["data.crop=48", "data.batch_size=2", "data.max_disp=12", "data.train_limit=4", "data.val_pairs=1",
+            "data.pairs_per_epoch=4", "trainer.enable_progress_bar=false", "callbacks.progress_bar=null"]
+    feats = {"channels": 2, "width": 4, "depth": 2}
+    run = train(compose_experiment(tmp_path / "f", "logger=none", "trainer.max_steps=2", "trainer.val_check_interval=2",
+                                   "model.net.channels=2", "model.net.width=4", "model.net.depth=2", *tiny,
+                                   experiment="stereo_features"))
+    assert run["global_step"] == 2 and 0 <= run["val/bad1"] <= 100 and run["train/loss"] > 0
+    trained = torch.load(run["last_ckpt"], map_location="cpu", weights_only=False)["state_dict"]
+    learned = train(_compose(tmp_path / "l", "logger=none", "trainer.max_steps=1", "trainer.val_check_interval=1",
+                             "+model.net.features={channels:2,width:4,depth:2}", f"init_weights=[{run['last_ckpt']}]",
+                             "init_weights_module=[matching]", *TINY_STEREO))
+    state = torch.load(learned["last_ckpt"], map_location="cpu", weights_only=False)["state_dict"]
+    for key, value in trained.items():
+        if key.startswith("net."):
+            assert torch.equal(state["net.matching." + key[len("net."):]], value)  # loaded, then frozen
+    export(learned["last_ckpt"], "tiny_features", "test", directory=tmp_path)
+    model = load("tiny_features", directory=tmp_path)
+    assert model.matching is not None and model.matching.net[0].out_channels == feats["width"]
