@@ -72,22 +72,6 @@ def test_two_steps_change_the_net_and_resume(tmp_path):
     assert isinstance(model, LearnedStereo) and not model.training
 
 
-def test_truncated_loss_is_smooth_l1_up_to_the_threshold_and_flat_beyond():
-    from gbp_torch.tasks.stereo.output import StereoOutput
-
-    gt = torch.zeros(1, 1, 1, 6)
-    batch = {"gt": gt, "nonocc": torch.ones(1, 1, 1, 6, dtype=torch.bool)}
-    err = torch.tensor([0.05, 0.3, 1.0, 2.9, 3.5, 40.0]).view(1, 1, 1, 6).requires_grad_()
-    module = StereoLitModule(LearnedStereo(), beta=0.1, truncate=3.0)
-    loss = module._loss(StereoOutput(err, None, None), batch)
-    ref = torch.where(err.abs() < 0.1, 0.5 * err ** 2 / 0.1, err.abs() - 0.05).clamp(max=3.0 - 0.05).mean()
-    assert torch.allclose(loss, ref)
-    (grad,) = torch.autograd.grad(loss, err)
-    assert torch.all(grad[..., :4] > 0) and torch.all(grad[..., 4:] == 0)  # no pull on gross errors
-    plain = StereoLitModule(LearnedStereo(), beta=0.1)._loss(StereoOutput(err, None, None), batch)
-    assert float(plain.detach()) > float(loss.detach())
-
-
 def test_features_train_then_carry_into_the_learned_model_and_its_export(tmp_path):
     """experiment=stereo_features trains the features (validated in the hand-set model); a learned model
     started from that run keeps them frozen, and its export loads with the same features."""

@@ -23,19 +23,15 @@ class StereoLitModule(TaskLitModule):
         optimizer, scheduler: see :class:`~train.lit_base.TaskLitModule`.
         beta: the loss is the smooth L1 (Huber) of the disparity error with this transition (px), averaged
             over non-occluded pixels.
-        truncate: errors beyond this many px add a constant (no gradient), so that, like the bad > 1 px
-            count, the loss spends nothing on pulling gross mismatches closer (None: no truncation).
         log_images: validation pairs logged as panels (left | disparity | |error| | std) to wandb.
     """
 
     task = "stereo"
 
     def __init__(self, net: nn.Module | Mapping, optimizer: Mapping | None = None, scheduler: Mapping | None = None,
-                 beta: float = 0.5, truncate: float | None = None, log_images: int = 2):
+                 beta: float = 0.5, log_images: int = 2):
         super().__init__()
-        if truncate is not None and not truncate > 0:
-            raise ValueError(f"truncate must be > 0 px or None, got {truncate!r}")
-        self.build(net, optimizer, scheduler, beta=beta, truncate=truncate, log_images=log_images)
+        self.build(net, optimizer, scheduler, beta=beta, log_images=log_images)
 
     def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
         return self.net(left, right, max_disp)
@@ -47,10 +43,7 @@ class StereoLitModule(TaskLitModule):
 
     def _loss(self, out: StereoOutput, batch: dict) -> Tensor:
         mask = batch["nonocc"] & (batch["gt"] >= 0)
-        gt, beta, truncate = batch["gt"], self.hparams.beta, self.hparams.get("truncate")
-        err = F.smooth_l1_loss(out.disparity, gt, beta=beta, reduction="none")
-        if truncate is not None:
-            err = err.clamp(max=truncate - 0.5 * beta if truncate >= beta else 0.5 * truncate ** 2 / beta)
+        err = F.smooth_l1_loss(out.disparity, batch["gt"], beta=self.hparams.beta, reduction="none")
         return (err * mask).sum() / mask.sum().clamp_min(1)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:

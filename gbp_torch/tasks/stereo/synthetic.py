@@ -34,9 +34,6 @@ class SyntheticConfig:
         gain: (min, max) multiplicative change of the right view.
         bias: max |additive change| of the right view.
         noise: (min, max) std of the Gaussian noise on both views (0-1 intensities).
-        brightness: max |shift| of each layer's mean intensity (0: every layer keeps the texture's mean).
-            Real objects usually differ in brightness from what is behind them, so their depth edges
-            are intensity edges; with 0 a layer boundary is only a change of texture.
     """
 
     layers: tuple[int, int] = (1, 4)
@@ -45,7 +42,6 @@ class SyntheticConfig:
     gain: tuple[float, float] = (0.85, 1.15)
     bias: float = 0.05
     noise: tuple[float, float] = (0.0, 0.02)
-    brightness: float = 0.0
 
 
 def _u(g: torch.Generator, lo: float, hi: float, n: int = 1) -> Tensor:
@@ -87,10 +83,8 @@ def _sample(texture: Tensor, x: Tensor, y: Tensor) -> Tensor:
     return out[0]
 
 
-def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple[float, float],
-                    brightness: float = 0.0) -> list[Tensor]:
-    """n variants of the texture: rolled, maybe flipped, contrast-scaled about its mean, the mean shifted
-    by up to +-brightness (kept in [0.1, 0.9])."""
+def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple[float, float]) -> list[Tensor]:
+    """n variants of the texture: rolled, maybe flipped, contrast-scaled about its mean."""
     out = []
     h, w = texture.shape[-2:]
     for _ in range(n):  # a handful of layers
@@ -100,8 +94,7 @@ def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple
             t = t.flip(-1)
         k = float(_u(g, *contrast))
         m = t.mean()
-        shifted = m if brightness == 0 else (m + float(_u(g, -brightness, brightness))).clamp(0.1, 0.9)
-        out.append(((t - m) * k + shifted).clamp(0, 1))
+        out.append(((t - m) * k + m).clamp(0, 1))
     return out
 
 
@@ -155,7 +148,7 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
         planes.append(_plane(g, h, w, lo, float(_u(g, lo, max_disp)), config.slant))
     planes = torch.stack(planes)
     shapes = [None] + list(_shapes(g, n, h, w))
-    textures = _layer_textures(tex, g, n + 1, config.contrast, config.brightness)
+    textures = _layer_textures(tex, g, n + 1, config.contrast)
     left, d_left, _ = _render(planes, shapes, textures, h, w, right=False)
     right, d_right, xl_right = _render(planes, shapes, textures, h, w, right=True)
     # nonocc: the right pixel at x - d shows the same surface point (nearest-pixel lookup of its x_l)
