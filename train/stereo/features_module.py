@@ -19,6 +19,7 @@ from gbp_torch.tasks.stereo.handset import HandsetStereo
 from gbp_torch.tasks.stereo.metrics import bad_pixels, mean_abs_error
 
 from ..lit_base import TaskLitModule
+from .lit_module import batch_max_disp
 
 
 class MatchingLitModule(TaskLitModule):
@@ -40,14 +41,9 @@ class MatchingLitModule(TaskLitModule):
         self.build(net, optimizer, scheduler, temperature=temperature)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
 
-    @staticmethod
-    def _max_disp(batch: dict) -> int:
-        m = batch["max_disp"]
-        return int(m[0]) if isinstance(m, Tensor) else int(m)
-
     def _loss(self, batch: dict) -> Tensor:
         fl, fr = self.net(batch["left"]), self.net(batch["right"])
-        return matching_loss(fl, fr, batch["gt"], batch["nonocc"], self._max_disp(batch), self.log_temperature.exp())
+        return matching_loss(fl, fr, batch["gt"], batch["nonocc"], batch_max_disp(batch), self.log_temperature.exp())
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss = self._loss(batch)
@@ -56,7 +52,7 @@ class MatchingLitModule(TaskLitModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        out = HandsetStereo(features=self.net)(batch["left"], batch["right"], self._max_disp(batch))
+        out = HandsetStereo(features=self.net)(batch["left"], batch["right"], batch_max_disp(batch))
         gt, m, bs = batch["gt"], batch["nonocc"], batch["left"].shape[0]
         metrics = {"bad1": bad_pixels(out.disparity, gt, m, 1.0), "bad2": bad_pixels(out.disparity, gt, m, 2.0),
                    "mae": mean_abs_error(out.disparity, gt, m), "loss": self._loss(batch)}

@@ -15,6 +15,12 @@ from gbp_torch.tasks.stereo.output import StereoOutput
 from ..lit_base import TaskLitModule
 
 
+def batch_max_disp(batch: dict) -> int:
+    """The disparity range of a batch (one value for the whole batch)."""
+    m = batch["max_disp"]
+    return int(m[0]) if isinstance(m, Tensor) else int(m)
+
+
 class StereoLitModule(TaskLitModule):
     """Train/validate a stereo model on batches of :class:`~train.stereo.datamodule.StereoDataModule`.
 
@@ -36,18 +42,13 @@ class StereoLitModule(TaskLitModule):
     def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
         return self.net(left, right, max_disp)
 
-    @staticmethod
-    def _max_disp(batch: dict) -> int:
-        m = batch["max_disp"]
-        return int(m[0]) if isinstance(m, Tensor) else int(m)
-
     def _loss(self, out: StereoOutput, batch: dict) -> Tensor:
         mask = batch["nonocc"] & (batch["gt"] >= 0)
         err = F.smooth_l1_loss(out.disparity, batch["gt"], beta=self.hparams.beta, reduction="none")
         return (err * mask).sum() / mask.sum().clamp_min(1)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        out = self(batch["left"], batch["right"], self._max_disp(batch))
+        out = self(batch["left"], batch["right"], batch_max_disp(batch))
         loss = self._loss(out, batch)
         bs = batch["left"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
@@ -55,7 +56,7 @@ class StereoLitModule(TaskLitModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        out = self(batch["left"], batch["right"], self._max_disp(batch))
+        out = self(batch["left"], batch["right"], batch_max_disp(batch))
         gt, m, bs = batch["gt"], batch["nonocc"], batch["left"].shape[0]
         metrics = {"bad1": bad_pixels(out.disparity, gt, m, 1.0), "bad2": bad_pixels(out.disparity, gt, m, 2.0),
                    "mae": mean_abs_error(out.disparity, gt, m), "loss": self._loss(out, batch)}
@@ -73,7 +74,7 @@ class StereoLitModule(TaskLitModule):
         wandb_loggers = [lg for lg in self.loggers if isinstance(lg, WandbLogger)]
         if not wandb_loggers or self.global_rank != 0:
             return
-        md = float(self._max_disp(batch))
+        md = float(batch_max_disp(batch))
         disp, gt = out.disparity[0, 0].detach().float(), batch["gt"][0, 0].float()
         tiles = [batch["left"][0].float().mean(0), disp / md, ((disp - gt).abs() / 4.0) * batch["nonocc"][0, 0]]
         if out.var is not None:
