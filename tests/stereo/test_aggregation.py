@@ -142,6 +142,23 @@ def test_sgm_reads_each_band_twice_and_keeps_a_single_one():
     assert calls == [(0, 10)]
 
 
+def test_sgm_progress_bar_counts_the_bands_of_both_passes(monkeypatch):
+    steps = []
+
+    class Bar:
+        def update(self, n=1):
+            steps.append(n)
+
+        def close(self):
+            steps.append("closed")
+
+    monkeypatch.setattr(sgm_module, "progress_bar", lambda total, desc, unit, enabled: steps.append(total) or Bar())
+    cost = torch.randint(0, 255, (1, 4, 10, 6), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    semi_global(lambda y0, y1: cost[..., y0:y1, :], 4, lambda c: c.float() / 254, 1.0, torch.rand(1, 1, 10, 6),
+                SGMConfig(), progress=True)
+    assert steps == [6] + [1] * 6 + ["closed"]  # 3 bands down, 3 up
+
+
 def test_banded_cost_volume_equals_the_whole_one(monkeypatch):
     """Bands of rows with their census + guided-filter margin give the whole image's volume (to rounding)."""
     g = torch.Generator().manual_seed(4)

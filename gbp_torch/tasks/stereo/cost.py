@@ -301,12 +301,13 @@ def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
 
 
 def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig | None = None,
-                features=None) -> CostVolume:
+                features=None, progress: bool = False) -> CostVolume:
     """Cost of every disparity 0..max_disp: left, right (B, C, H, W) in [0, 1] -> :class:`CostVolume`
     with ``cost`` (B, max_disp + 1, H, W) in ``config.store``'s dtype.
 
     ``features``: a :class:`~.features.MatchingFeatures` net (None: census only); its cost replaces the
-    fraction ``features.weight`` of the census cost (:func:`raw_cost_chunk`).
+    fraction ``features.weight`` of the census cost (:func:`raw_cost_chunk`). ``progress``: a bar over
+    SGM's bands on big images.
 
     With SGM, the window cost is computed in bands of rows (with a margin of rows on each side
     that reaches the census and the guided filter's support, so a band's rows equal the whole
@@ -327,5 +328,6 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
 
     band = max(1, BAND_VALUES // (b * (max_disp + 1) * w))
     to_float = CostVolume(torch.empty(0), config.max_cost).as_float
-    cost, max_cost = semi_global(rows, band, to_float, config.max_cost, to_gray(left.float()), config.sgm)
+    cost, max_cost = semi_global(rows, band, to_float, config.max_cost, to_gray(left.float()), config.sgm,
+                                 progress)
     return CostVolume(cost, max_cost)

@@ -110,7 +110,7 @@ class HandsetStereo(nn.Module):
         record = self.records_gradients and torch.is_grad_enabled()
         bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         with torch.no_grad():
-            volume = cost_volume(left, right, max_disp, self.cost, self.matching)
+            volume = cost_volume(left, right, max_disp, self.cost, self.matching, self.progress)
             cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
             cues = self.extend_cues(cues, volume, v0, left, right, max_disp)
             u = fill_background(quadratic_fit(volume, v0).z, ~cues.occluded)

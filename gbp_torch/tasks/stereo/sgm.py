@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ...progress import progress_bar
+
 #: The path directions (dy, dx) in opposite pairs: the horizontal pair, the vertical pair, then 2 diagonal pairs.
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, -1), (-1, 1), (1, -1))
 #: Most scanline positions converted to float (and written back) at once; big images take fewer, so
@@ -183,7 +185,7 @@ def _sweep_rows(cost: Tensor, to_float, directions, p2: Tensor | None, config: S
 
 
 def semi_global(cost_rows: Callable[[int, int], Tensor], band: int, to_float, max_cost: float, gray: Tensor,
-                config: SGMConfig) -> tuple[Tensor, float]:
+                config: SGMConfig, progress: bool = False) -> tuple[Tensor, float]:
     """The mean over ``config.paths`` directions of the SGM recursion of a cost volume read in bands of rows.
 
     Args:
@@ -195,6 +197,7 @@ def semi_global(cost_rows: Callable[[int, int], Tensor], band: int, to_float, ma
         max_cost: the largest cost value.
         gray: (B, 1, H, W) the left image's gray levels in [0, 1] (for the edge-adaptive P2).
         config: :class:`SGMConfig` (``paths`` > 0).
+        progress: a tqdm bar over the bands of both passes (when there is more than one band).
 
     Returns: (the aggregated cost (B, D + 1, H, W) in the stored dtype, its ``max_cost``:
     ``max_cost + p2``, the largest value of an aggregated cost). uint8 output is accumulated path
@@ -210,6 +213,7 @@ def semi_global(cost_rows: Callable[[int, int], Tensor], band: int, to_float, ma
     bands = [(y0, min(y0 + band, h)) for y0 in range(0, h, band)]
     out = kept = prev = None
     scale = cap = None
+    bar = progress_bar(2 * len(bands) if len(bands) > 1 else 1, "SGM", "band", progress)
     for y0, y1 in bands:  # top to bottom: the horizontal and downward paths
         cost = cost_rows(y0, y1)
         if out is None:
@@ -226,10 +230,13 @@ def semi_global(cost_rows: Callable[[int, int], Tensor], band: int, to_float, ma
                            prev)
         kept = cost if len(bands) == 1 else None
         del cost
+        bar.update()
     prev = None
     for y0, y1 in reversed(bands):  # bottom to top: the upward paths, on the bands read again
         cost = kept if kept is not None else cost_rows(y0, y1)
         prev = _sweep_rows(cost, to_float, up, _band_penalty(gray, y0, y1, up, config), config,
                            out.narrow(-2, y0, y1 - y0), scale, cap, prev)
         del cost
+        bar.update()
+    bar.close()
     return (out if out.dtype == torch.uint8 else out.to(torch.float16)), new_max
