@@ -97,15 +97,3 @@ def test_features_train_then_carry_into_the_learned_model_and_its_export(tmp_pat
     model = load("tiny_features", directory=tmp_path)
     assert model.matching is not None and model.matching.net[0].out_channels == feats["width"]
 
-
-def test_scene_override_reaches_training_and_validation_pairs():
-    from gbp_torch.tasks.stereo.synthetic import SyntheticConfig
-
-    plain = StereoDataModule(crop=48, max_disp=12, train_limit=4, val_pairs=1, pairs_per_epoch=2)
-    busy = StereoDataModule(crop=48, max_disp=12, train_limit=4, val_pairs=1, pairs_per_epoch=2,
-                            scene={"layers": [6, 6], "noise": [0.0, 0.0]})
-    plain.setup("fit")
-    busy.setup("fit")
-    assert busy.train_ds.config == SyntheticConfig(layers=[6, 6], noise=[0.0, 0.0])
-    assert plain.train_ds.config == SyntheticConfig()
-    assert not torch.equal(busy.val_ds[0]["gt"], plain.val_ds[0]["gt"])
