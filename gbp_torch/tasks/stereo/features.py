@@ -31,7 +31,7 @@ class MatchingFeatures(nn.Module):
     """
 
     def __init__(self, channels: int = 16, width: int = 32, depth: int = 4, norm_radius: int = 4,
-                 weight: float = 1.0):
+                 weight: float = 0.5):
         super().__init__()
         if channels < 1 or width < 1 or depth < 1 or norm_radius < 1 or not 0 < weight <= 1:
             raise ValueError(f"need channels, width, depth, norm_radius >= 1 and 0 < weight <= 1, got {channels}, "
