@@ -80,3 +80,26 @@ def test_synthetic_bad_input():
         synthetic_pair(torch.rand(2, 3, 8, 8), g, 4)
     with pytest.raises(ValueError, match="max_disp"):
         synthetic_pair(torch.rand(8, 8), g, 8)
+
+
+def test_near_depth_edge_matches_a_pixel_loop():
+    from gbp_torch.tasks.stereo.metrics import near_depth_edge
+
+    g = torch.Generator().manual_seed(0)
+    gt = torch.where(torch.rand(2, 1, 9, 12, generator=g) < 0.15, 8.0, 2.0) + 0.5 * torch.rand(2, 1, 9, 12, generator=g)
+    got = near_depth_edge(gt, radius=1, jump=1.0)
+    a = gt[:, 0].numpy()
+    edge = np.zeros(a.shape, bool)
+    for b in range(2):
+        for y in range(9):
+            for x in range(12):
+                for yy, xx in ((y, x + 1), (y + 1, x)):
+                    if yy < 9 and xx < 12 and abs(a[b, y, x] - a[b, yy, xx]) > 1.0:
+                        edge[b, y, x] = edge[b, yy, xx] = True
+    ref = np.zeros_like(edge)
+    for b in range(2):
+        for y in range(9):
+            for x in range(12):
+                ref[b, y, x] = edge[b, max(0, y - 1):y + 2, max(0, x - 1):x + 2].any()
+    assert np.array_equal(got[:, 0].numpy(), ref) and ref.any() and not ref.all()
+    assert torch.equal(near_depth_edge(gt[:, 0], 1), got[:, 0])  # (B, H, W) in, (B, H, W) out

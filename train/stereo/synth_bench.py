@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from gbp_torch.io import read_gray
 from gbp_torch.paths import dataset_dir
-from gbp_torch.tasks.stereo.metrics import bad_pixels, coverage, mean_abs_error
+from gbp_torch.tasks.stereo.metrics import bad_pixels, coverage, mean_abs_error, near_depth_edge
 from gbp_torch.tasks.stereo.synthetic import SyntheticConfig, synthetic_pair
 
 #: milder than the generator's defaults: low noise and contrast >= 0.5, like well-lit photographs
@@ -41,8 +41,9 @@ def synthetic_set(n: int = 8, seed: int = 100, max_disp: int = 40, upscale: floa
 
 
 def evaluate_on(model, pairs) -> dict:
-    """Mean bad>1 / bad>2 (nonocc), MAE, coverage and seconds of ``model`` over ``pairs``."""
-    acc = {"bad1": [], "bad2": [], "mae": [], "coverage": [], "seconds": []}
+    """Mean bad>1 / bad>2 (nonocc), bad>1 within 3 px of a depth edge and elsewhere, MAE, coverage and
+    seconds of ``model`` over ``pairs``."""
+    acc = {"bad1": [], "bad2": [], "bad1_edge": [], "bad1_interior": [], "mae": [], "coverage": [], "seconds": []}
     for left, right, gt, nonocc, max_disp in pairs:
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -50,6 +51,10 @@ def evaluate_on(model, pairs) -> dict:
         acc["seconds"].append(time.perf_counter() - t0)
         acc["bad1"].append(float(bad_pixels(out.disparity, gt, nonocc, 1.0)[0]))
         acc["bad2"].append(float(bad_pixels(out.disparity, gt, nonocc, 2.0)[0]))
+        edge = near_depth_edge(gt)
+        for name, part in (("bad1_edge", nonocc & edge), ("bad1_interior", nonocc & ~edge)):
+            if part.any():
+                acc[name].append(float(bad_pixels(out.disparity, gt, part, 1.0)[0]))
         acc["mae"].append(float(mean_abs_error(out.disparity, gt, nonocc)[0]))
         if out.var is not None:
             acc["coverage"].append(float(coverage(out.disparity, out.var, gt, nonocc)[0]))

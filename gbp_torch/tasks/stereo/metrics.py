@@ -7,6 +7,7 @@ excluded. Each returns a (B,) tensor (NaN for an item with no evaluated pixel).
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -45,6 +46,20 @@ def coverage(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tensor | None = N
         raise ValueError(f"var must have the shape of gt {tuple(gt.shape)}, got {tuple(var.shape)}")
     inside = (disparity - gt).abs() < z * var.clamp_min(0).sqrt()
     return _mean(inside.double(), valid)
+
+
+def near_depth_edge(gt: Tensor, radius: int = 3, jump: float = 1.0) -> Tensor:
+    """Pixels within ``radius`` px (in x and y) of a depth edge of the ground truth: bool, gt's shape.
+
+    A depth edge lies between 4-neighbours whose ground truth differs by more than ``jump`` px; both
+    pixels of such a pair are edge pixels, and the mask is their dilation by a (2 radius + 1)^2 square.
+    """
+    g = gt.unsqueeze(1) if gt.dim() == 3 else gt
+    dx = (g[..., :, 1:] - g[..., :, :-1]).abs() > jump
+    dy = (g[..., 1:, :] - g[..., :-1, :]).abs() > jump
+    edge = F.pad(dx, (0, 1)) | F.pad(dx, (1, 0)) | F.pad(dy, (0, 0, 0, 1)) | F.pad(dy, (0, 0, 1, 0))
+    near = F.max_pool2d(edge.float(), 2 * radius + 1, 1, radius) > 0
+    return near[:, 0] if gt.dim() == 3 else near
 
 
 def stereo_metrics(disparity: Tensor, gt: Tensor, masks: dict[str, Tensor], var: Tensor | None = None) -> dict:
