@@ -16,10 +16,9 @@ from torch import Tensor, nn
 
 from gbp_torch.tasks.stereo.features import matching_loss
 from gbp_torch.tasks.stereo.handset import HandsetStereo
-from gbp_torch.tasks.stereo.metrics import bad_pixels, mean_abs_error
 
 from ..lit_base import TaskLitModule
-from .lit_module import batch_max_disp
+from .lit_module import batch_max_disp, log_validation
 
 
 class MatchingLitModule(TaskLitModule):
@@ -53,8 +52,4 @@ class MatchingLitModule(TaskLitModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = HandsetStereo(features=self.net)(batch["left"], batch["right"], batch_max_disp(batch))
-        gt, m, bs = batch["gt"], batch["nonocc"], batch["left"].shape[0]
-        metrics = {"bad1": bad_pixels(out.disparity, gt, m, 1.0), "bad2": bad_pixels(out.disparity, gt, m, 2.0),
-                   "mae": mean_abs_error(out.disparity, gt, m), "loss": self._loss(batch)}
-        for k, v in metrics.items():
-            self.log(f"val/{k}", v.mean(), prog_bar=k == "bad1", batch_size=bs)
+        log_validation(self, out, batch, self._loss(batch))

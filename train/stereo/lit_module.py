@@ -21,6 +21,25 @@ def batch_max_disp(batch: dict) -> int:
     return int(m[0]) if isinstance(m, Tensor) else int(m)
 
 
+def log_validation(module: TaskLitModule, out: StereoOutput, batch: dict, loss: Tensor) -> None:
+    """Log ``val/``: bad > 1 and > 2 px, MAE, coverage (with a variance), bad > 1 px near depth edges and
+    in interiors (where synthetic and real scenes differ most, see the README) and ``loss``."""
+    gt, m, bs = batch["gt"], batch["nonocc"], batch["left"].shape[0]
+    edge = near_depth_edge(gt)
+    metrics = {"bad1": bad_pixels(out.disparity, gt, m, 1.0), "bad2": bad_pixels(out.disparity, gt, m, 2.0),
+               "mae": mean_abs_error(out.disparity, gt, m), "loss": loss,
+               "bad1_edge": bad_pixels(out.disparity, gt, m & edge, 1.0),
+               "bad1_interior": bad_pixels(out.disparity, gt, m & ~edge, 1.0)}
+    if out.var is not None:
+        metrics["coverage95"] = coverage(out.disparity, out.var, gt, m)
+    for k, v in metrics.items():
+        v = v.reshape(-1)
+        kept = v[~v.isnan()]  # an item without edge pixels has no edge measure
+        if kept.numel():
+            n = kept.numel() if v.numel() > 1 else bs
+            module.log(f"val/{k}", kept.mean(), prog_bar=k == "bad1", batch_size=n, sync_dist=True)
+
+
 class StereoLitModule(TaskLitModule):
     """Train/validate a stereo model on batches of :class:`~train.stereo.datamodule.StereoDataModule`.
 
@@ -57,20 +76,7 @@ class StereoLitModule(TaskLitModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self(batch["left"], batch["right"], batch_max_disp(batch))
-        gt, m, bs = batch["gt"], batch["nonocc"], batch["left"].shape[0]
-        metrics = {"bad1": bad_pixels(out.disparity, gt, m, 1.0), "bad2": bad_pixels(out.disparity, gt, m, 2.0),
-                   "mae": mean_abs_error(out.disparity, gt, m), "loss": self._loss(out, batch)}
-        if out.var is not None:
-            metrics["coverage95"] = coverage(out.disparity, out.var, gt, m)
-        edge = near_depth_edge(gt)  # where synthetic and real scenes differ most (see the README)
-        metrics["bad1_edge"] = bad_pixels(out.disparity, gt, m & edge, 1.0)
-        metrics["bad1_interior"] = bad_pixels(out.disparity, gt, m & ~edge, 1.0)
-        for k, v in metrics.items():
-            v = v.reshape(-1)
-            kept = v[~v.isnan()]  # an item without edge pixels has no edge measure
-            if kept.numel():
-                n = kept.numel() if v.numel() > 1 else bs
-                self.log(f"val/{k}", kept.mean(), prog_bar=k == "bad1", batch_size=n, sync_dist=True)
+        log_validation(self, out, batch, self._loss(out, batch))
         if batch_idx < self.hparams.log_images:
             self._log_panel(batch, out, batch_idx)
 
