@@ -30,10 +30,24 @@ class _ValueChecks:
             self.messages.append(message)
 
     def finite(self, x: Tensor, name: str) -> None:
-        self.require(lambda: ~torch.isfinite(x), f"{name} contains NaN or infinite values")
+        def bad() -> Tensor:
+            low, high = extremes(x)
+            return ~(torch.isfinite(low) & torch.isfinite(high))
+
+        self.require(bad, f"{name} contains NaN or infinite values")
 
     def nonneg(self, x: Tensor, name: str) -> None:
-        self.require(lambda: x < 0, lambda: f"{name} must be >= 0 everywhere (found {float(x.detach().min()):.3g})")
+        """(after :meth:`finite`: a NaN passes here)"""
+        self.require(lambda: extremes(x)[0] < 0,
+                     lambda: f"{name} must be >= 0 everywhere (found {float(x.detach().min()):.3g})")
+
+    def within(self, x: Tensor, low: float, high: float, message: str) -> None:
+        """Every value in [low, high] (NaN fails)."""
+        def bad() -> Tensor:
+            lo, hi = extremes(x)
+            return ~((lo >= low) & (hi <= high))
+
+        self.require(bad, message)
 
     def raise_first(self) -> None:
         if not self.flags:
@@ -41,6 +55,15 @@ class _ValueChecks:
         for hit, message in zip(torch.stack(self.flags).tolist(), self.messages):
             if hit:
                 raise ValueError(message() if callable(message) else message)
+
+
+def extremes(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(min, max) of x as 0-dim tensors, in one pass (NaN propagates; one op where ``isfinite(x).all()``
+    takes four full passes); (0, 0) for an empty x."""
+    if x.numel() == 0:
+        zero = x.new_zeros(())
+        return zero, zero
+    return torch.aminmax(x.detach())
 
 
 def _tensor(x, name: str, like: Tensor) -> Tensor:
@@ -155,7 +178,7 @@ def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
         checks.nonneg(a, "data_precision")
     if mask is not None:
         m = _shape(_tensor(mask, "mask", z), "mask", (bsz, h, w), "(B, H, W)")
-        checks.require(lambda: ~((m >= 0) & (m <= 1)), "mask must lie in [0, 1] (found values outside or NaN)")
+        checks.within(m, 0.0, 1.0, "mask must lie in [0, 1] (found values outside or NaN)")
         a = blocks.scale(a, m)
     wh, wv = _edges(edge_weights, z, bsz, h, w, checks)
     def empty() -> Tensor:

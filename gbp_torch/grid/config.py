@@ -46,7 +46,7 @@ class MultigridConfig:
     cycle: tuple[int, int] = (1, 1)
     transfer: str = "bilinear"
     fmg: bool = True
-    coarse_size: int = 64
+    coarse_size: int = 256
 
     def __post_init__(self) -> None:
         _check_choice("method", self.method, METHODS)

@@ -2,8 +2,9 @@
 
 The hierarchy is built once per call by 2x2 aggregation (coarse data
 precision = block sum, coarse edge weight = mean of the fine edges it crosses)
-down to ``coarse_size`` pixels, where A is factorised densely. Each level
-holds a smoother (frozen-gain damped GBP or damped Jacobi). The V-cycle is a
+down to ``coarse_size`` pixels, where A is inverted densely. Each level
+holds its operator as a 5-point stencil and a smoother (frozen-gain damped
+GBP or damped Jacobi). The V-cycle is a
 coarse-grid *correction* scheme on ``A e = r``; it is used as a stand-alone
 iteration (``"vcycle"``) or as the preconditioner of flexible CG (``"fcg"``),
 both optionally started by full multigrid (FMG). ``"c2f"`` is plain
@@ -12,7 +13,7 @@ coarse-to-fine initialisation followed by flat GBP (no correction).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -20,19 +21,22 @@ from torch import Tensor
 from .config import MULTIGRID, GridConfig
 from .gbp import GBPGains, gbp_iterate, lam_setup
 from .smoothers import gbp_smoother, jacobi_smoother
+from .stencil import Stencil, system_stencil
 from .system import GridSystem, bdot, bnorm, matvec
 from .transfer import aggregate, coarsen, prolong_bilinear, prolong_constant, restrict_bilinear
 
 
 @dataclass
 class Level:
-    """One level: its system (b = restricted fine rhs), smoother, gains, dense factor."""
+    """One level: its system (b = restricted fine rhs), operator, smoother, gains (c2f only) and,
+    on the coarsest, the dense inverse of A (B, n, n)."""
 
     sys: GridSystem
     frac: float
+    op: Stencil
     smoother: object = None
     gains: GBPGains | None = None
-    chol: Tensor | None = None
+    inverse: Tensor | None = None
 
 
 @dataclass
@@ -44,7 +48,6 @@ class Hierarchy:
     cycle: tuple[int, int] = (1, 1)
     coarse_sweeps: int = 50
     work: float = 0.0
-    lam_iters: list[int] = field(default_factory=list)
 
     def restrict(self, r: Tensor) -> Tensor:
         return aggregate(r) if self.transfer == "constant" else restrict_bilinear(r)
@@ -67,8 +70,10 @@ def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains:
                     max_dense: int = 1024) -> Hierarchy:
     """Build levels until <= ``config.multigrid.coarse_size`` pixels (or ``config.levels`` levels).
 
-    The levels' lam-messages converge to ``config.lam_tol`` (default 1e-2);
-    ``fine_gains`` reuses already converged fine-level gains.
+    The fine level's lam-messages converge to ``config.lam_tol`` (default 1e-2) unless
+    ``fine_gains`` gives them; coarser levels' GBP smoothers use the locally homogeneous gains
+    (:func:`~.gbp.local_init`, no iterations), except for ``"c2f"``, which runs GBP to its fixed
+    point on them.
     """
     mg = config.multigrid
     lam_tol = 1e-2 if config.lam_tol is None else config.lam_tol
@@ -77,43 +82,41 @@ def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains:
     cur = sys
     while True:
         h, w = cur.shape
-        lev = Level(cur, h * w / (h0 * w0))
+        lev = Level(cur, h * w / (h0 * w0), system_stencil(cur))
         depth = len(hier.levels)
         last = (config.levels is not None and depth + 1 >= config.levels) or h * w <= mg.coarse_size \
             or (h == 1 and w == 1)
         if last and cur.b.shape[1] * h * w <= max_dense:
-            lev.chol = torch.linalg.cholesky(dense_matrix(cur))
+            lev.inverse = torch.cholesky_inverse(torch.linalg.cholesky(dense_matrix(cur)))
         else:
-            if mg.smoother == "gbp" or depth == 0:
-                lev.gains = fine_gains if (fine_gains is not None and depth == 0) else lam_setup(cur, lam_tol)
-                hier.lam_iters.append(lev.gains.iters)
+            if mg.smoother == "gbp" or mg.method == "c2f":
+                converged = mg.method == "c2f" or depth == 0
+                gains = fine_gains if (fine_gains is not None and depth == 0) else \
+                    lam_setup(cur, lam_tol, max_iters=500 if converged else 0)
+                lev.gains = gains if mg.method == "c2f" else None
             if mg.smoother == "gbp":
-                lev.smoother = gbp_smoother(cur, lev.gains, config.smoother_damping(depth), mg.relax, mg.clamp)
+                lev.smoother = gbp_smoother(lev.op.centre, gains, config.smoother_damping(depth), mg.relax, mg.clamp)
             else:
-                lev.smoother = jacobi_smoother(cur, mg.relax)
+                lev.smoother = jacobi_smoother(lev.op.centre, mg.relax)
         hier.levels.append(lev)
         if last:
             break
-        nxt = coarsen(cur)
-        if mg.transfer == "bilinear":
-            nxt.b = restrict_bilinear(cur.b)
-        cur = nxt
+        cur = coarsen(cur, hier.restrict)
     return hier
 
 
 def _smooth(hier: Hierarchy, lev: Level, r: Tensor, e: Tensor | None, transpose: bool) -> Tensor:
     """One smoothing step ``e += S (r - A e)`` (S^T when transpose)."""
     hier.work += lev.frac
-    res = r if e is None else r - matvec(lev.sys, e)
+    res = r if e is None else lev.op.residual(r, e)
     step = lev.smoother.apply_t(res) if transpose else lev.smoother.apply(res)
     return step if e is None else e + step
 
 
 def coarse_solve(hier: Hierarchy, lev: Level, r: Tensor) -> Tensor:
-    """Dense Cholesky solve (or many smoothing sweeps when the level is too big)."""
-    if lev.chol is not None:
-        shp = r.shape
-        return torch.cholesky_solve(r.reshape(shp[0], -1, 1), lev.chol).reshape(shp)
+    """Dense solve with the precomputed inverse (or many smoothing sweeps when the level is too big)."""
+    if lev.inverse is not None:
+        return torch.bmm(lev.inverse, r.reshape(r.shape[0], -1, 1)).reshape(r.shape)
     e = None
     for _ in range(hier.coarse_sweeps):
         e = _smooth(hier, lev, r, e, False)
@@ -129,7 +132,7 @@ def vcycle(hier: Hierarchy, r: Tensor, level: int = 0) -> Tensor:
     e = None
     for _ in range(nu1):
         e = _smooth(hier, lev, r, e, False)
-    rc = hier.restrict(r if e is None else r - matvec(lev.sys, e))
+    rc = hier.restrict(r if e is None else lev.op.residual(r, e))
     h, w = lev.sys.shape
     corr = hier.prolong(vcycle(hier, rc, level + 1), h, w)
     e = corr if e is None else e + corr
@@ -144,7 +147,7 @@ def fmg(hier: Hierarchy) -> Tensor:
     for k in range(len(hier.levels) - 2, -1, -1):
         lev = hier.levels[k]
         x = prolong_bilinear(x, *lev.sys.shape)
-        x = x + vcycle(hier, lev.sys.b - matvec(lev.sys, x), k)
+        x = x + vcycle(hier, lev.op.residual(lev.sys.b, x), k)
     return x
 
 
@@ -159,33 +162,28 @@ def c2f(hier: Hierarchy, iters_per_level: int = 20) -> Tensor:
     return prolong_bilinear(x, *hier.levels[0].sys.shape)
 
 
-def _record(sys: GridSystem, x: Tensor, bn: Tensor, r: Tensor | None = None) -> Tensor:
-    r = sys.b - matvec(sys, x) if r is None else r
-    return (bnorm(r) / bn).detach()
-
-
 def vcycle_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None):
-    """Stationary V-cycle iteration ``x += V(b - A x)``. Returns (x, history, iters, converged).
-
-    ``callback(it, x)`` may return True to stop.
+    """Stationary V-cycle iteration ``x += V(b - A x)`` on ``sys.b`` (A: the hierarchy's finest
+    operator). Returns (x, history, iters, converged); ``callback(it, x)`` may return True to stop.
     """
+    op = hier.levels[0].op
     bn = bnorm(sys.b).clamp_min(torch.finfo(sys.b.dtype).tiny)
     hist, it, conv = [], 0, False
-    r = sys.b - matvec(sys, x)
+    r = op.residual(sys.b, x)
     while it < iters:
         x = x + vcycle(hier, r)
         it += 1
-        r = sys.b - matvec(sys, x)
-        stop, conv = _check(sys, x, bn, r, hist, it, tol, callback)
+        r = op.residual(sys.b, x)
+        stop, conv = _check(x, bn, r, hist, it, tol, callback)
         if stop:
             break
     return x, hist, it, conv
 
 
-def _check(sys: GridSystem, x: Tensor, bn: Tensor, r: Tensor, hist: list, it: int, tol: float | None,
+def _check(x: Tensor, bn: Tensor, r: Tensor, hist: list, it: int, tol: float | None,
            callback) -> tuple[bool, bool]:
-    """Record the relative residual; return (stop, converged) after iteration ``it``."""
-    hist.append(_record(sys, x, bn, r))
+    """Record the relative residual ``|r| / |b|``; return (stop, converged) after iteration ``it``."""
+    hist.append((bnorm(r) / bn).detach())
     if callback is not None and callback(it, x):
         return True, False
     converged = tol is not None and float(hist[-1].max()) <= tol
@@ -193,29 +191,27 @@ def _check(sys: GridSystem, x: Tensor, bn: Tensor, r: Tensor, hist: list, it: in
 
 
 def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None):
-    """Flexible CG (FCG(1), Notay) preconditioned by one V-cycle per iteration.
+    """Flexible CG (FCG(1), Notay) on ``sys.b`` (A: the hierarchy's finest operator), preconditioned by
+    one V-cycle per iteration.
 
     Returns (x, history, iters, converged); ``callback(it, x)`` may return True to stop.
     """
+    op = hier.levels[0].op
     bn = bnorm(sys.b).clamp_min(torch.finfo(sys.b.dtype).tiny)
     tiny = torch.finfo(sys.b.dtype).tiny
     hist, it, conv = [], 0, False
-    r = sys.b - matvec(sys, x)
+    r = op.residual(sys.b, x)
     p = q = pq = None
     while it < iters:
         zk = vcycle(hier, r)
-        if p is None:
-            p = zk
-        else:
-            beta = -bdot(zk, q) / pq
-            p = zk + beta.view(-1, 1, 1, 1) * p
-        q = matvec(sys, p)
+        p = zk if p is None else torch.addcmul(zk, (-bdot(zk, q) / pq).view(-1, 1, 1, 1), p)
+        q = op.apply(p)
         pq = bdot(p, q).clamp_min(tiny)
         alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
-        x = x + alpha * p
-        r = r - alpha * q
+        x = torch.addcmul(x, alpha, p)
+        r = torch.addcmul(r, alpha, q, value=-1)
         it += 1
-        stop, conv = _check(sys, x, bn, r, hist, it, tol, callback)
+        stop, conv = _check(x, bn, r, hist, it, tol, callback)
         if stop:
             break
     return x, hist, it, conv

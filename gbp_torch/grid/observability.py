@@ -64,6 +64,13 @@ def typical_precision(sys: GridSystem) -> Tensor:
     return torch.stack(parts).amax(0).clamp_min(torch.finfo(sys.b.dtype).tiny)
 
 
+def _all_above(w: Tensor, tiny: Tensor) -> Tensor:
+    """Whether every edge weight of each item exceeds its ``tiny`` (B,): one reduction, 0-dim bool."""
+    if w.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=w.device)
+    return (w.detach().flatten(1).amin(1) > tiny).all()
+
+
 def unobservable(sys: GridSystem) -> Tensor | None:
     """(B, H, W) relative regularisation of each pixel: 1 on components without data (or with less than
     100 machine epsilons of the item's typical precision per pixel: numerically none), RANK_DEFICIENT_EPS
@@ -72,8 +79,7 @@ def unobservable(sys: GridSystem) -> Tensor | None:
     b, h, w = sys.b.shape[0], sys.b.shape[-2], sys.b.shape[-1]
     tiny = 100 * torch.finfo(sys.b.dtype).eps * typical_precision(sys)  # (B,) numerically zero
     trace = blocks.trace(sys.a, d) / d  # (B, H, W)
-    t = tiny.view(-1, 1, 1)
-    connected = (sys.wh > t).all() & (sys.wv > t).all()
+    connected = _all_above(sys.wh, tiny) & _all_above(sys.wv, tiny)
     if d == 1 and bool(connected & (trace.flatten(1).sum(1) > tiny * h * w).all()):
         return None  # one component per item, with data
     if bool(connected):

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from . import blocks
 from .gbp import GBPGains
-from .system import GridSystem, diagonal
+from .stencil import Stencil
 
 
 def clamp_lam(lam_b: Tensor, diag: Tensor, clamp: float) -> Tensor:
@@ -29,23 +29,15 @@ def clamp_lam(lam_b: Tensor, diag: Tensor, clamp: float) -> Tensor:
 
 
 @dataclass
-class GBPSmoother:
-    """One damped GBP step from zero eta-messages on the residual system.
+class BlockGBPSmoother:
+    """One damped GBP step from zero eta-messages for full 2x2 lam fields.
 
-    ``S r = omega lam_b^-1 (r + beta sum_i G_ij r_i)`` with frozen gains G,
-    beta = 1 - message damping and omega = output damping (relaxation). For
-    scalar fields the clamp is applied symmetrically, ``S' = C^1/2 S C^1/2`` with
-    ``C = lam_b / max(lam_b, clamp diag(A))`` (so diag(S') = 1 / clamped lam_b);
-    for full 2x2 fields lam_b itself is clamped.
-
-    Two fields are kept, with the constants folded in. Scalar: ``pre = C^1/2`` and
-    ``post = omega C^1/2 lam_b^-1``; ``S r = post (u + beta nb(u))`` with ``u = pre r``, and
-    ``S^T r = pre (y + beta nb^T(y))`` with ``y = post r``. Full: ``pre`` is None and
-    ``post = omega lam_c^-1``; ``S r = post (r + beta nb(r))``, ``S^T r = y + beta nb^T(y)``, ``y = post r``.
+    ``S r = post (r + beta sum_j G_ji r_j)`` with frozen gains G, ``post = omega lam_c^-1``
+    (omega = output damping, lam_c = clamped belief precision) and beta = 1 - message damping;
+    ``S^T r = y + beta sum_j G_ij^T y_j`` with ``y = post r``.
     """
 
     gains: GBPGains
-    pre: Tensor | None
     post: Tensor
     beta: float
 
@@ -62,15 +54,11 @@ class GBPSmoother:
         return nb if self.beta == 1.0 else nb.mul_(self.beta)
 
     def apply(self, r: Tensor) -> Tensor:
-        if self.pre is None:
-            return blocks.mv(self.post, r + self._neighbours(r, False))
-        u = blocks.mv(self.pre, r)
-        return blocks.mv(self.post, u + self._neighbours(u, False))
+        return blocks.mv(self.post, r + self._neighbours(r, False))
 
     def apply_t(self, r: Tensor) -> Tensor:
         y = blocks.mv(self.post, r)
-        out = y + self._neighbours(y, True)
-        return out if self.pre is None else blocks.mv(self.pre, out)
+        return y + self._neighbours(y, True)
 
 
 @dataclass
@@ -86,15 +74,30 @@ class JacobiSmoother:
     apply_t = apply
 
 
-def gbp_smoother(sys: GridSystem, gains: GBPGains, damping: float = 0.5, relax: float = 0.8,
-                 clamp: float = 0.6) -> GBPSmoother:
-    """Frozen-gain GBP smoother (message damping ``damping``, output damping ``relax``)."""
-    lam_c = clamp_lam(gains.lam_b, diagonal(sys), clamp)
+def gbp_smoother(diag: Tensor, gains: GBPGains, damping: float = 0.5, relax: float = 0.8,
+                 clamp: float = 0.6) -> Stencil | BlockGBPSmoother:
+    """Frozen-gain GBP smoother (message damping ``damping``, output damping ``relax``).
+
+    diag: the diagonal blocks of A, a lam field (the system stencil's centre).
+    Scalar fields: ``S r = post (u + beta sum_j G_ji u_j)`` with ``u = pre r``, where the clamp is
+    applied symmetrically, ``pre = C^1/2``, ``post = omega C^1/2 lam_b^-1``,
+    ``C = lam_b / max(lam_b, clamp diag(A))`` (so diag(S) = omega / clamped lam_b), folded into one
+    5-point :class:`~.stencil.Stencil`. Full 2x2 fields: lam_b itself is clamped (:class:`BlockGBPSmoother`).
+    """
+    lam_c = clamp_lam(gains.lam_b, diag, clamp)
+    beta = 1.0 - damping
     if blocks.is_full(gains.lam_b):
-        return GBPSmoother(gains, None, relax * blocks.inv(lam_c), 1.0 - damping)
-    sc = (gains.lam_b / lam_c).sqrt()
-    return GBPSmoother(gains, sc, relax * sc / gains.lam_b, 1.0 - damping)
+        return BlockGBPSmoother(gains, relax * blocks.inv(lam_c), beta)
+    pre = (gains.lam_b / lam_c).sqrt()
+    post = relax * pre / gains.lam_b
+    send = (beta * pre).unsqueeze(1)
+    gr, gl, gd, gu = (g.unsqueeze(1) for g in gains.g)
+    post = post.unsqueeze(1)
+    k = (post[..., :, 1:] * gr * send[..., :, :-1], post[..., :, :-1] * gl * send[..., :, 1:],
+         post[..., 1:, :] * gd * send[..., :-1, :], post[..., :-1, :] * gu * send[..., 1:, :])
+    return Stencil((post * pre.unsqueeze(1))[:, 0], k)
 
 
-def jacobi_smoother(sys: GridSystem, relax: float = 0.8) -> JacobiSmoother:
-    return JacobiSmoother(blocks.inv(diagonal(sys)), relax)
+def jacobi_smoother(diag: Tensor, relax: float = 0.8) -> JacobiSmoother:
+    """diag: the diagonal blocks of A, a lam field."""
+    return JacobiSmoother(blocks.inv(diag), relax)
