@@ -10,9 +10,14 @@ the full-multigrid start alone) and times that call, set-up, input checks and va
 included, best of ``--repeat``. scipy CG (float64, no preconditioner, ``rtol`` chosen the same
 way) is the baseline, timed in the same process. Also reported: the time of one more FCG step
 (the difference between ``iters + 1`` and ``iters``) against the time of copying the
-n x n float32 image once (the machine's memory bandwidth as torch sees it).
+n x n float32 image once (the machine's memory bandwidth as torch sees it), and against the
+time to stream the least an FCG step must touch at that bandwidth: the 8 operator fields once
+(A: diagonal and two edge-weight fields; the GBP smoother: centre and four weights), 4/3 of
+that for the coarser levels, and 9 image-sized vector reads / writes (r, z, p twice, q, x
+twice, r twice): about 20 images.
 
-Targets (issue 17): <= 0.15x CG to 1e-3 and <= 0.1x CG to 1e-5 at 512 x 512.
+Targets (issue 17): <= 0.15x CG to 1e-3 and <= 0.1x CG to 1e-5 at 512 x 512; an FCG step
+within 2x of its traffic time.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 from gbp_torch.grid import MULTIGRID, solve
 
 RATIO = 100.0
+STEP_TRAFFIC_IMAGES = 8 * 4 / 3 + 9  # image-sized arrays an FCG step reads or writes at least once
 
 
 def laplacian_system(n: int, seed: int = 0):
@@ -81,11 +87,13 @@ def main() -> None:
     dst = torch.empty_like(src)
     bandwidth = 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), 10, dev)  # bytes read + written per s
     copy_s = 2 * args.size**2 * 4 / bandwidth
+    traffic_s = STEP_TRAFFIC_IMAGES * args.size**2 * 4 / bandwidth
     print(f"{args.size}x{args.size}, smoothness / data {RATIO:g}, float32 on {dev}, {args.threads} threads, best of "
           f"{args.repeat}; torch copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write), so copying the "
-          f"image once takes {copy_s * 1e3:.3f} ms")
+          f"image once takes {copy_s * 1e3:.3f} ms and an FCG step's least traffic "
+          f"({STEP_TRAFFIC_IMAGES:.1f} images) {traffic_s * 1e3:.3f} ms")
     print(f"{'target':>8s} {'gbp iters':>9s} {'gbp ms':>8s} {'CG iters':>8s} {'CG ms':>8s} {'x CG':>6s} "
-          f"{'FCG step ms':>11s} {'step / copy':>11s}")
+          f"{'FCG step ms':>11s} {'step / copy':>11s} {'step / traffic':>14s}")
     for tol in (1e-3, 1e-5):
         iters = next(k for k in range(0, 50) if rel_error(gbp(k).mean.double().flatten().cpu().numpy()) <= tol)
         t_gbp = best_time(lambda: gbp(iters), args.repeat, dev)
@@ -101,7 +109,7 @@ def main() -> None:
         t_cg = best_time(cg, args.repeat)
         step = max(t_next - t_gbp, 0.0)
         print(f"{tol:8.0e} {iters:9d} {t_gbp * 1e3:8.1f} {count[0]:8d} {t_cg * 1e3:8.1f} {t_gbp / t_cg:6.3f} "
-              f"{step * 1e3:11.2f} {step / copy_s:11.1f}")
+              f"{step * 1e3:11.2f} {step / copy_s:11.1f} {step / traffic_s:14.1f}")
 
 
 if __name__ == "__main__":
