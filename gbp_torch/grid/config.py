@@ -36,7 +36,7 @@ class MultigridConfig:
         cycle: (pre, post) smoothing steps of the V-cycle.
         transfer: ``"bilinear"`` (cell-centred) or ``"constant"`` grid transfers.
         fmg: start from a full-multigrid pass (else from zero) when no warm start is given.
-        coarse_size: pixels at which coarsening stops (A inverted densely there).
+        coarse_size: pixels at which coarsening stops (dense Cholesky there).
     """
 
     method: str = "fcg"

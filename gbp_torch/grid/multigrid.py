@@ -2,7 +2,7 @@
 
 The hierarchy is built once per call by 2x2 aggregation (coarse data
 precision = block sum, coarse edge weight = mean of the fine edges it crosses)
-down to ``coarse_size`` pixels, where A is inverted densely. Each level
+down to ``coarse_size`` pixels, where A is factorised densely. Each level
 holds its operator as a 5-point stencil and a smoother (frozen-gain damped
 GBP or damped Jacobi). The V-cycle is a
 coarse-grid *correction* scheme on ``A e = r``; it is used as a stand-alone
@@ -29,14 +29,14 @@ from .transfer import aggregate, coarsen, prolong_bilinear, prolong_constant, re
 @dataclass
 class Level:
     """One level: its system (b = restricted fine rhs), operator, smoother, gains (c2f only) and,
-    on the coarsest, the dense inverse of A (B, n, n)."""
+    on the coarsest, the dense Cholesky factor of A (B, n, n)."""
 
     sys: GridSystem
     frac: float
     op: Stencil
     smoother: object = None
     gains: GBPGains | None = None
-    inverse: Tensor | None = None
+    chol: Tensor | None = None
 
 
 @dataclass
@@ -87,7 +87,7 @@ def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains:
         last = (config.levels is not None and depth + 1 >= config.levels) or h * w <= mg.coarse_size \
             or (h == 1 and w == 1)
         if last and cur.b.shape[1] * h * w <= max_dense:
-            lev.inverse = torch.cholesky_inverse(torch.linalg.cholesky(dense_matrix(cur)))
+            lev.chol = torch.linalg.cholesky(dense_matrix(cur))
         else:
             if mg.smoother == "gbp" or mg.method == "c2f":
                 converged = mg.method == "c2f" or depth == 0
@@ -114,9 +114,11 @@ def _smooth(hier: Hierarchy, lev: Level, r: Tensor, e: Tensor | None, transpose:
 
 
 def coarse_solve(hier: Hierarchy, lev: Level, r: Tensor) -> Tensor:
-    """Dense solve with the precomputed inverse (or many smoothing sweeps when the level is too big)."""
-    if lev.inverse is not None:
-        return torch.bmm(lev.inverse, r.reshape(r.shape[0], -1, 1)).reshape(r.shape)
+    """Dense solve with the Cholesky factor, two triangular solves without a host synchronisation
+    (or many smoothing sweeps when the level is too big)."""
+    if lev.chol is not None:
+        y = torch.linalg.solve_triangular(lev.chol, r.reshape(r.shape[0], -1, 1), upper=False)
+        return torch.linalg.solve_triangular(lev.chol.mT, y, upper=True).reshape(r.shape)
     e = None
     for _ in range(hier.coarse_sweeps):
         e = _smooth(hier, lev, r, e, False)
