@@ -6,6 +6,7 @@
 - :mod:`.gradients`: 5-point image derivatives.
 - :mod:`.constancy`: brightness / gradient constancy linearised into the
   per-pixel ``(z, a)`` data terms of :func:`gbp_torch.grid.solve`.
+- :mod:`.median`: plain and guide-weighted median filters of flow / disparity fields.
 
 Conventions: images (B, C, H, W); flow (B, 2, H, W) in pixels, u to the right,
 v down, pixel centres at integer coordinates; disparity (B, 1, H, W) or
@@ -14,9 +15,10 @@ v down, pixel centres at integer coordinates; disparity (B, 1, H, W) or
 
 from .constancy import DataTerm, disparity_data_term, flow_data_term
 from .gradients import image_gradients
+from .median import median_filter, weighted_median_filter
 from .pyramid import gaussian_blur, gaussian_pyramid, pyramid_sizes, upsample_disparity, upsample_flow
 from .warp import Warped, pixel_grid, warp, warp_disparity
 
 __all__ = ["warp", "warp_disparity", "pixel_grid", "Warped", "gaussian_pyramid", "pyramid_sizes", "gaussian_blur",
            "upsample_flow", "upsample_disparity", "image_gradients", "flow_data_term", "disparity_data_term",
-           "DataTerm"]
+           "DataTerm", "median_filter", "weighted_median_filter"]

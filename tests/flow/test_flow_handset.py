@@ -10,8 +10,7 @@ import torch
 
 from gbp_torch.tasks.flow.factors import FlowFactors, HandsetFactors
 from gbp_torch.tasks.flow.handset import HandsetFlow, HandsetFlowConfig, linearised_residual
-from gbp_torch.tasks.flow.median import median_filter
-from gbp_torch.vision import flow_data_term, image_gradients, warp
+from gbp_torch.vision import flow_data_term, image_gradients, median_filter, warp
 
 H, W = 72, 80
 

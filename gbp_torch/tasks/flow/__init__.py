@@ -9,7 +9,7 @@ A model maps ``(frame1 (B, C, H, W), frame2 (B, C, H, W))`` with images in [0, 1
   source returns the same :class:`FlowFactors`.
 - :mod:`.learned`: :class:`LearnedFlow` (the same loop with :class:`LearnedFactors`, a small CNN's
   log-space corrections of the hand-set factors, trained end to end through the implicit backward).
-- :mod:`.penalty`, :mod:`.median`: generalised Charbonnier IRLS weights, the median filter.
+- :mod:`.penalty`: generalised Charbonnier IRLS weights (the median filter is :func:`gbp_torch.vision.median_filter`).
 - :mod:`.calibrate`: the covariance calibration factor, fitted on synthetic pairs.
 - :mod:`.datasets`: Middlebury / Sintel / KITTI readers under the data root.
 - :mod:`.output`: :class:`FlowOutput`.

@@ -8,7 +8,7 @@ Per pyramid level (coarse to fine, ratio ~0.75) and per warp:
 3. IRLS: generalised-Charbonnier weights of the linearised data residual and of the flow differences
    (:mod:`.penalty`, graduated from least squares over the first warps), then a warm-started multigrid
    GBP solve (:func:`gbp_torch.grid.solve`, D = 2);
-4. a median filter of the flow (:mod:`.median`), the cheap form of the non-local term.
+4. a median filter of the flow (:func:`~gbp_torch.vision.median_filter`), the cheap form of the non-local term.
 
 The flow goes up the pyramid with :func:`gbp_torch.vision.upsample_flow`. The covariance is GBP's
 marginal 2x2 covariance of the last solve times ``var_scale``, a calibration factor fitted on synthetic
@@ -27,9 +27,8 @@ from ...grid import GridConfig, MultigridConfig, solve
 from ...grid.forward import GridResult
 from ...modes import BackwardLike
 from ...progress import progress_bar
-from ...vision import DataTerm, flow_data_term, gaussian_blur, gaussian_pyramid, upsample_flow
+from ...vision import DataTerm, flow_data_term, gaussian_blur, gaussian_pyramid, median_filter, upsample_flow
 from .factors import FactorSource, FlowFactors, HandsetFactors
-from .median import median_filter
 from .output import FlowOutput
 from .penalty import charbonnier_weight, gnc_weight
 
@@ -77,8 +76,6 @@ class HandsetFlowConfig:
     smoother: str = "jacobi"
     median_every_warp: bool = False
     var_scale: float = 145.0
-
-
 
 
 class HandsetFlow(nn.Module):

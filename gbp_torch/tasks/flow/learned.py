@@ -35,10 +35,9 @@ from torch import Tensor, nn
 from ...modes import BackwardConfig, BackwardLike
 from ...nets import ContextBranch, body_plus_context, conv_stack
 from ...progress import progress_bar
-from ...vision import DataTerm, gaussian_pyramid, upsample_flow
+from ...vision import DataTerm, gaussian_pyramid, median_filter, upsample_flow
 from .factors import FlowFactors, HandsetFactorConfig, HandsetFactors
 from .handset import HandsetFlow, HandsetFlowConfig, _check_frames
-from .median import median_filter
 from .output import FlowOutput
 
 #: the training gradient of the recorded solve: implicit, a short adjoint multigrid solve (the forward

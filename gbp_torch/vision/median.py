@@ -1,0 +1,83 @@
+"""Median filters of dense fields (flow, disparity): plain, and weighted by a guide image.
+
+Both work on bands of rows, so the unfolded windows (size^2 values per pixel) stay bounded in
+memory on large frames; borders are replicated.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: window values per band (about 100 MB of float32 / int64 work arrays for the weighted median)
+BAND_VALUES = 1 << 22
+
+
+def _check(field: Tensor, size: int) -> None:
+    if not isinstance(field, Tensor) or field.dim() != 4:
+        shape = tuple(field.shape) if isinstance(field, Tensor) else type(field).__name__
+        raise ValueError(f"field must be a (B, C, H, W) tensor, got {shape}")
+    if not isinstance(size, int) or size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be an odd int >= 1, got {size!r}")
+
+
+def _bands(height: int, width: int, size: int, rows_per_chunk: int | None):
+    """(top, rows) of consecutive row bands."""
+    rows = rows_per_chunk or max(1, BAND_VALUES // max(1, width * size * size))
+    return [(top, min(rows, height - top)) for top in range(0, height, rows)]
+
+
+def _windows(padded: Tensor, top: int, rows: int, size: int) -> Tensor:
+    """The size x size windows of ``rows`` output rows from ``top``: (B, C, rows, W, size^2)."""
+    band = padded[..., top:top + rows + size - 1, :]
+    windows = band.unfold(-2, size, 1).unfold(-2, size, 1)
+    return windows.reshape(*windows.shape[:4], -1)
+
+
+def median_filter(field: Tensor, size: int = 5, rows_per_chunk: int | None = None) -> Tensor:
+    """Per-channel ``size x size`` median, (B, C, H, W) -> (B, C, H, W)."""
+    _check(field, size)
+    if size == 1:
+        return field
+    r = size // 2
+    padded = F.pad(field, (r, r, r, r), mode="replicate")
+    bands = [_windows(padded, top, rows, size).median(-1).values
+             for top, rows in _bands(field.shape[-2], field.shape[-1], size, rows_per_chunk)]
+    return bands[0] if len(bands) == 1 else torch.cat(bands, dim=-2)
+
+
+def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: float = 0.03,
+                           rows_per_chunk: int | None = None) -> Tensor:
+    """Per-channel weighted median over ``size x size`` windows, (B, C, H, W) -> (B, C, H, W).
+
+    Window value j of pixel i weighs ``exp(-|g_i - g_j|^2 / (2 sigma^2))`` with g the guide (B, G, H, W)
+    (for example the gray image in [0, 1]): values from across an intensity edge hardly count, so the
+    filter removes outliers without moving a depth or motion edge to the middle of a window, the
+    guided form of the non-local term of Sun, Roth and Black. The output is the smallest window
+    value whose cumulative weight (values sorted) reaches half the total; gradients reach the
+    selected values.
+    """
+    _check(field, size)
+    if not isinstance(guide, Tensor) or guide.dim() != 4 or guide.shape[0] != field.shape[0] \
+            or guide.shape[-2:] != field.shape[-2:]:
+        raise ValueError(f"guide must be (B, G, H, W) with the field's B, H, W {tuple(field.shape)}, got "
+                         f"{tuple(guide.shape) if isinstance(guide, Tensor) else type(guide).__name__}")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    if size == 1:
+        return field
+    r = size // 2
+    padded = F.pad(field, (r, r, r, r), mode="replicate")
+    guide = guide.detach().to(field.dtype)
+    padded_guide = F.pad(guide, (r, r, r, r), mode="replicate")
+    bands = []
+    for top, rows in _bands(field.shape[-2], field.shape[-1], size, rows_per_chunk):
+        centre = guide[..., top:top + rows, :].unsqueeze(-1)
+        distance = (_windows(padded_guide, top, rows, size) - centre).square().sum(1, keepdim=True)
+        weight = torch.exp(distance.mul_(-0.5 / sigma**2))  # (B, 1, rows, W, size^2)
+        values, order = _windows(padded, top, rows, size).sort(-1)
+        cumulative = weight.expand_as(values).gather(-1, order).cumsum_(-1)
+        pick = (cumulative < 0.5 * cumulative[..., -1:]).sum(-1, keepdim=True)
+        bands.append(values.gather(-1, pick).squeeze(-1))
+    return bands[0] if len(bands) == 1 else torch.cat(bands, dim=-2)

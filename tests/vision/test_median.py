@@ -1,0 +1,68 @@
+"""Weighted median filter against a per-pixel loop of its definition; its edge behaviour; its errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from gbp_torch.vision import median_filter, weighted_median_filter
+
+
+def loop_weighted_median(field: np.ndarray, guide: np.ndarray, size: int, sigma: float) -> np.ndarray:
+    """Per pixel and channel: the smallest window value whose cumulative weight reaches half the total."""
+    r = size // 2
+    _, h, w = field.shape
+    fp = np.pad(field, ((0, 0), (r, r), (r, r)), mode="edge")
+    gp = np.pad(guide, ((0, 0), (r, r), (r, r)), mode="edge")
+    out = np.empty_like(field)
+    for y in range(h):
+        for x in range(w):
+            gw = gp[:, y:y + size, x:x + size].reshape(guide.shape[0], -1)
+            weight = np.exp(-((gw - guide[:, y, x, None]) ** 2).sum(0) / (2 * sigma**2))
+            for c in range(field.shape[0]):
+                values = fp[c, y:y + size, x:x + size].reshape(-1)
+                order = np.argsort(values, kind="stable")
+                cum = np.cumsum(weight[order])
+                out[c, y, x] = values[order][np.searchsorted(cum, 0.5 * cum[-1])]
+    return out
+
+
+@pytest.mark.parametrize("size,sigma", [(3, 0.1), (5, 0.03)])
+def test_weighted_median_matches_a_loop_over_pixels(size, sigma):
+    g = torch.Generator().manual_seed(0)
+    field = torch.randn(2, 2, 13, 11, generator=g, dtype=torch.float64)
+    guide = torch.rand(2, 3, 13, 11, generator=g, dtype=torch.float64)
+    got = weighted_median_filter(field, guide, size, sigma, rows_per_chunk=4)
+    for b in range(2):
+        ref = loop_weighted_median(field[b].numpy(), guide[b].numpy(), size, sigma)
+        np.testing.assert_allclose(got[b].numpy(), ref)
+
+
+def test_constant_guide_gives_the_plain_median():
+    field = torch.randn(1, 2, 20, 17, generator=torch.Generator().manual_seed(1))
+    guide = torch.full((1, 1, 20, 17), 0.3)
+    torch.testing.assert_close(weighted_median_filter(field, guide, 5, 0.05), median_filter(field, 5))
+
+
+def test_edge_aligned_with_the_guide_stays_and_an_outlier_goes():
+    """A disparity step on an intensity step survives an 11x11 weighted median exactly (a plain median
+    of that size rounds the step's corners away); a one-pixel outlier inside a region is removed."""
+    disparity = torch.full((1, 1, 32, 32), 10.0)
+    disparity[..., 8:24, 8:24] = 20.0  # a foreground square
+    guide = torch.where(disparity > 15, 0.8, 0.2)
+    noisy = disparity.clone()
+    noisy[..., 4, 4] = 50.0
+    out = weighted_median_filter(noisy, guide, 11, 0.05)
+    torch.testing.assert_close(out, disparity)
+    assert (median_filter(noisy, 11) != disparity).any()
+
+
+def test_bad_arguments():
+    field = torch.zeros(1, 1, 8, 8)
+    with pytest.raises(ValueError, match="odd"):
+        weighted_median_filter(field, field, 4)
+    with pytest.raises(ValueError, match="guide"):
+        weighted_median_filter(field, torch.zeros(1, 1, 8, 7))
+    with pytest.raises(ValueError, match="sigma"):
+        weighted_median_filter(field, field, 3, 0.0)
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        weighted_median_filter(field[0], field, 3)
