@@ -135,7 +135,7 @@ def main() -> None:
                           [str(f1), str(f2), "-o", str(folder / "f.flo"), "--uncertainty", str(folder / "s.flo"),
                            *model],
                           (f1, f2), 6.0))
-        for text, tile in [(t, True) for t in args.denoise] + [(t, False) for t in args.untiled]:
+        for text, tile in [(t, True) for t in args.denoise if t] + [(t, False) for t in args.untiled if t]:
             w, h, _ = size(text)
             photo = make_input("noisy_photo", h, w, folder)
             cases.append((f"denoise {w}x{h} ({w * h / 1e6:.1f} MP){'' if tile else ' untiled'}", "gbp_torch.cli",

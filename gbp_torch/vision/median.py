@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: window values per band (about 100 MB of float32 / int64 work arrays for the weighted median)
-BAND_VALUES = 1 << 22
+#: window values per band (about 35 MB of float32 / int64 work arrays for the weighted median)
+BAND_VALUES = 1 << 20
 
 
 def _check(field: Tensor, size: int) -> None:
