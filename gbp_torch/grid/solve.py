@@ -51,8 +51,16 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
             that checked. Shapes are always checked.
 
     Returns:
-        :class:`GridResult`. Device and dtype follow z; differentiable.
+        :class:`GridResult`. Device and dtype follow z; differentiable. float16 / bfloat16 inputs
+        (for example under autocast) are solved in float32 and the mean and variance cast back:
+        their 3 or 8 mantissa bits would stall the iteration and cannot hold a Cholesky factor.
     """
+    if isinstance(z, Tensor) and z.dtype in (torch.float16, torch.bfloat16):
+        res = solve(z.float(), _float(data_precision), _float(edge_weights), iters=iters, tol=tol,
+                    x0=_float(x0), mask=_float(mask), robust=robust, config=config, backward=backward,
+                    validate=validate)
+        res.mean, res.var = res.mean.to(z.dtype), res.var.to(z.dtype)
+        return res
     config = _DEFAULT if config is None else config
     iters = _check_settings(z, iters, tol, x0, robust, config)
     back = as_backward(backward)
@@ -83,6 +91,15 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
                                    back.adjoint_iters or 100, back.tolerance(tol), back.adjoint_cg_iters)
         result.mean = implicit_mean(result.mean, z, data_precision, edge_weights, robust, mask, settings, rel)
     return result
+
+
+def _float(x):
+    """Low-precision tensors (alone or in a pair) as float32; anything else unchanged."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(_float(t) for t in x)
+    if isinstance(x, Tensor) and x.dtype in (torch.float16, torch.bfloat16):
+        return x.float()
+    return x
 
 
 def _check_settings(z, iters, tol, x0, robust, config) -> int:

@@ -1,5 +1,7 @@
 """Multigrid: same answer as the direct solve, fast contraction, transfers."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +146,17 @@ def test_bilinear_transfers_match_a_numpy_tensor_product(h, w):
     x = torch.randn(2, h, w, generator=g, dtype=torch.float64)
     np.testing.assert_allclose(prolong_bilinear(xc, h, w).numpy(), ph @ xc.numpy() @ pw.T, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(restrict_bilinear(x).numpy(), ph.T @ x.numpy() @ pw, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)])
+def test_low_precision_inputs_are_solved_in_float32(dtype, atol):
+    """float16 / bfloat16 inputs (autocast): the answer of the direct solve on the rounded inputs, to the
+    output dtype's rounding, in that dtype; no spurious unobservable pixels (bfloat16's 100 eps is 0.8)."""
+    z, a, wh, wv = random_problem(2, 21, 26, seed=4, ratio=10.0)
+    low = [t.to(dtype) for t in (z, a, wh, wv)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = solve(low[0], low[1], (low[2], low[3]), tol=1e-6, iters=50, config=MULTIGRID)
+    assert res.mean.dtype == dtype and res.var.dtype == dtype and res.unobservable is None
+    exact = direct_solve(*(t.double() for t in low))
+    torch.testing.assert_close(res.mean.double(), exact, rtol=0, atol=atol)
