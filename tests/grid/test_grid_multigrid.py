@@ -10,6 +10,7 @@ from grid_reference import assemble, direct_solve, random_problem
 from gbp_torch.grid import MULTIGRID, GridConfig, GridRobust, MultigridConfig, solve
 from gbp_torch.grid.checks import check_inputs
 from gbp_torch.grid.multigrid import build_hierarchy, dense_matrix, vcycle_solve
+from gbp_torch.grid.stencil import Stencil, system_stencil
 from gbp_torch.grid.transfer import aggregate, coarse_shape, prolong_bilinear, prolong_constant, restrict_bilinear
 
 
@@ -160,3 +161,24 @@ def test_low_precision_inputs_are_solved_in_float32(dtype, atol):
     assert res.mean.dtype == dtype and res.var.dtype == dtype and res.unobservable is None
     exact = direct_solve(*(t.double() for t in low))
     torch.testing.assert_close(res.mean.double(), exact, rtol=0, atol=atol)
+
+
+def test_stencils_match_dense_matrices():
+    """A as a stencil equals the dense A (apply and residual); a random stencil's transpose is the dense
+    transpose of its matrix (built column by column from unit vectors)."""
+    z, a, wh, wv = random_problem(2, 5, 7, seed=5)
+    sys = check_inputs(z, a, (wh, wv))[0]
+    dense = dense_matrix(sys)
+    op = system_stencil(sys)
+    g = torch.Generator().manual_seed(0)
+    x, r = (torch.randn(2, 1, 5, 7, generator=g, dtype=torch.float64) for _ in range(2))
+    ax = (dense @ x.reshape(2, -1, 1)).reshape(x.shape)
+    torch.testing.assert_close(op.apply(x), ax)
+    torch.testing.assert_close(op.residual(r, x), r - ax)
+    shapes = ((2, 1, 5, 6), (2, 1, 5, 6), (2, 1, 4, 7), (2, 1, 4, 7))
+    st = Stencil(torch.randn(2, 5, 7, generator=g, dtype=torch.float64),
+                 tuple(torch.randn(s, generator=g, dtype=torch.float64) for s in shapes))
+    eye = torch.eye(35, dtype=torch.float64).reshape(35, 1, 5, 7)
+    cols = torch.stack([st.apply(eye[i:i + 1].expand(2, 1, 5, 7)) for i in range(35)], -1)  # (2, 1, 5, 7, 35)
+    m = cols.reshape(2, 35, 35)
+    torch.testing.assert_close(st.apply_t(r), (m.mT @ r.reshape(2, -1, 1)).reshape(r.shape))
