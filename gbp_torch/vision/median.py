@@ -1,7 +1,7 @@
 """Median filters of dense fields (flow, disparity): plain, and weighted by a guide image.
 
-Both work on bands of rows, so the unfolded windows (size^2 values per pixel) stay bounded in
-memory on large frames; borders are replicated.
+Both work on bands of rows, padded one at a time, so the unfolded windows (size^2 values per pixel)
+stay bounded in memory on large frames; borders are replicated.
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ def _bands(height: int, width: int, size: int, rows_per_chunk: int | None):
     return [(top, min(rows, height - top)) for top in range(0, height, rows)]
 
 
-def _windows(padded: Tensor, top: int, rows: int, size: int) -> Tensor:
-    """The size x size windows of ``rows`` output rows from ``top``: (B, C, rows, W, size^2)."""
-    band = padded[..., top:top + rows + size - 1, :]
+def _windows(field: Tensor, top: int, rows: int, size: int) -> Tensor:
+    """The size x size windows (borders replicated) of ``rows`` output rows from ``top``:
+    (B, C, rows, W, size^2). Only the band's rows are padded, so no padded copy of the whole field exists."""
+    r = size // 2
+    height = field.shape[-2]
+    lo, hi = max(0, top - r), min(height, top + rows + r)
+    band = F.pad(field[..., lo:hi, :], (r, r, r - (top - lo), r - (hi - top - rows)), mode="replicate")
     windows = band.unfold(-2, size, 1).unfold(-2, size, 1)
     return windows.reshape(*windows.shape[:4], -1)
 
@@ -40,9 +44,7 @@ def median_filter(field: Tensor, size: int = 5, rows_per_chunk: int | None = Non
     _check(field, size)
     if size == 1:
         return field
-    r = size // 2
-    padded = F.pad(field, (r, r, r, r), mode="replicate")
-    bands = [_windows(padded, top, rows, size).median(-1).values
+    bands = [_windows(field, top, rows, size).median(-1).values
              for top, rows in _bands(field.shape[-2], field.shape[-1], size, rows_per_chunk)]
     return bands[0] if len(bands) == 1 else torch.cat(bands, dim=-2)
 
@@ -67,16 +69,13 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
     if size == 1:
         return field
-    r = size // 2
-    padded = F.pad(field, (r, r, r, r), mode="replicate")
     guide = guide.detach().to(field.dtype)
-    padded_guide = F.pad(guide, (r, r, r, r), mode="replicate")
     bands = []
     for top, rows in _bands(field.shape[-2], field.shape[-1], size, rows_per_chunk):
         centre = guide[..., top:top + rows, :].unsqueeze(-1)
-        distance = (_windows(padded_guide, top, rows, size) - centre).square().sum(1, keepdim=True)
+        distance = (_windows(guide, top, rows, size) - centre).square().sum(1, keepdim=True)
         weight = torch.exp(distance.mul_(-0.5 / sigma**2))  # (B, 1, rows, W, size^2)
-        values, order = _windows(padded, top, rows, size).sort(-1)
+        values, order = _windows(field, top, rows, size).sort(-1)
         cumulative = weight.expand_as(values).gather(-1, order).cumsum_(-1)
         pick = (cumulative < 0.5 * cumulative[..., -1:]).sum(-1, keepdim=True)
         bands.append(values.gather(-1, pick).squeeze(-1))
