@@ -53,7 +53,7 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
     Returns:
         :class:`GridResult`. Device and dtype follow z; differentiable. float16 / bfloat16 inputs
         (for example under autocast) are solved in float32 and the mean and variance cast back:
-        their 3 or 8 mantissa bits would stall the iteration and cannot hold a Cholesky factor.
+        their 11 or 8 significant bits would stall the iteration and cannot hold a Cholesky factor.
     """
     if isinstance(z, Tensor) and z.dtype in (torch.float16, torch.bfloat16):
         res = solve(z.float(), _float(data_precision), _float(edge_weights), iters=iters, tol=tol,
