@@ -9,7 +9,7 @@ from torch import Tensor
 
 from . import blocks
 from .config import GridConfig
-from .gbp import GBPGains, gbp_iterate, lam_setup
+from .gbp import gbp_iterate, lam_setup
 from .irls import GridRobust, reweight
 from .multigrid import build_hierarchy, c2f, fcg_solve, fmg, vcycle_solve
 from .system import GridSystem
@@ -53,27 +53,30 @@ def _default_lam_tol(dtype: torch.dtype, flat: bool) -> float:
 
 
 def solve_once(sys: GridSystem, x0: Tensor | None, iters: int, tol: float | None,
-               config: GridConfig) -> tuple[Tensor, list, int, bool, GBPGains, float]:
-    """One least-squares solve of ``sys``; returns (x, residual history, iters, converged, fine gains, work)."""
+               config: GridConfig) -> tuple[Tensor, list, int, bool, Tensor, int, float]:
+    """One least-squares solve of ``sys``; returns (x, residual history, iters, converged, the fine
+    belief precision lam_b, its lam iterations, work)."""
     c2f_method = config.multigrid.method == "c2f"
     lam_tol = config.lam_tol if config.lam_tol is not None else \
         _default_lam_tol(sys.b.dtype, config.flat or c2f_method)
     gains = lam_setup(sys, lam_tol, init="zero" if config.flat or c2f_method else "local")
+    lam_b, lam_iters = gains.lam_b, gains.iters
     if config.flat:
         x, hist, it, conv = gbp_iterate(sys, gains, iters, x0=x0, tol=tol, damping=config.damping or 0.0,
                                         schedule=config.schedule, check_every=config.check_every)
-        return x, hist, it, conv, gains, float(it)
+        return x, hist, it, conv, lam_b, lam_iters, float(it)
     hier = build_hierarchy(sys, config, fine_gains=gains)
     if c2f_method:
         start = c2f(hier) if x0 is None else x0
         x, hist, it, conv = gbp_iterate(sys, gains, iters, x0=start, tol=tol, schedule=config.schedule,
                                         check_every=config.check_every)
-        return x, hist, it, conv, gains, hier.work + it
+        return x, hist, it, conv, lam_b, lam_iters, hier.work + it
+    del gains  # the smoothers hold what they need: the fine gain fields go before the iteration
     if x0 is None:
         x0 = fmg(hier) if config.multigrid.fmg else torch.zeros_like(sys.b)
     run = fcg_solve if config.multigrid.method == "fcg" else vcycle_solve
     x, hist, it, conv = run(sys, hier, x0, iters, tol)
-    return x, hist, it, conv, gains, hier.work
+    return x, hist, it, conv, lam_b, lam_iters, hier.work
 
 
 def solve_system(sys: GridSystem, z: Tensor, iters: int, tol: float | None, x0: Tensor | None,
@@ -83,23 +86,24 @@ def solve_system(sys: GridSystem, z: Tensor, iters: int, tol: float | None, x0: 
     Returns a :class:`GridResult` whose ``mean`` is (B, D, H, W) (the caller reshapes).
     """
     if robust is not None and x0 is not None:  # robust weights are first evaluated at x0
-        x, hist, it, conv, gains, work = x0, [], 0, False, None, 0.0
+        x, hist, it, conv, lam_b, lam_iters, work = x0, [], 0, False, None, 0, 0.0
     else:
-        x, hist, it, conv, gains, work = solve_once(sys, x0, iters, tol, config)
+        x, hist, it, conv, lam_b, lam_iters, work = solve_once(sys, x0, iters, tol, config)
     outer = 0
     if robust is not None:
-        for _ in range(max(robust.outer_iters, 1 if gains is None else 0)):
-            x_new, hist, it, conv, gains, w = solve_once(reweight(sys, z, x, robust), x, iters, tol, config)
+        for _ in range(max(robust.outer_iters, 1 if lam_b is None else 0)):
+            x_new, hist, it, conv, lam_b, lam_iters, w = solve_once(reweight(sys, z, x, robust), x, iters, tol,
+                                                                    config)
             work += w
             outer += 1
             done = robust.outer_tol is not None and _relative_change(x_new, x) <= robust.outer_tol
             x = x_new
             if done:
                 break
-    var = blocks.to_matrix(blocks.inv(gains.lam_b), sys.d)
+    var = blocks.to_matrix(blocks.inv(lam_b), sys.d)
     res = torch.stack(hist) if hist else z.new_zeros(0, z.shape[0])
     return GridResult(mean=x, var=var, iters=it, converged=conv, residuals=res, work=work,
-                      lam_iters=gains.iters, outer_iters=outer)
+                      lam_iters=lam_iters, outer_iters=outer)
 
 
 def _relative_change(new: Tensor, old: Tensor) -> float:
