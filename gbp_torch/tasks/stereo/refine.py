@@ -5,8 +5,6 @@ toward integers (about 0.1 px). A few robust GBP solves on the linearised consta
 contrast-normalised images (:func:`local_contrast`, invariant to gain and bias), starting from
 the census estimate and kept within ``max_step`` px of it (the census fit's rounding range),
 remove that bias where there is texture; elsewhere a weak prior holds the census estimate.
-Last, a weighted median guided by the gray image (:func:`final_median`) removes isolated errors
-and foreground fattening without moving depth edges that coincide with intensity edges.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from torch import Tensor
 
 from ...grid import GridConfig, GridRobust, solve
 from ...robust import RobustKernel
-from ...vision import disparity_data_term, gaussian_blur, weighted_median_filter
+from ...vision import disparity_data_term, gaussian_blur
 from .factors import StereoFactors, mahalanobis_threshold
 
 
@@ -36,10 +34,6 @@ class RefineConfig:
         radius: window radius of the contrast normalisation.
         blur: Gaussian blur sigma of the images before normalisation (px).
         iters: multigrid FCG steps per solve.
-        median: window size of the final weighted median (1: off).
-        median_sigma: gray-level distance (images in [0, 1]) at which a window value's weight in the
-            median falls to exp(-1/2). Size and sigma were chosen on synthetic pairs (train.stereo.synth_bench,
-            seed 100, then checked on seed 200: bad > 1 px 4.32 -> 3.91 %).
     """
 
     steps: int = 2
@@ -50,8 +44,6 @@ class RefineConfig:
     radius: int = 3
     blur: float = 0.7
     iters: int = 6
-    median: int = 11
-    median_sigma: float = 0.03
 
 
 def local_contrast(image: Tensor, radius: int = 3, eps: float = 0.01) -> Tensor:
@@ -85,10 +77,3 @@ def photometric_refine(left: Tensor, right: Tensor, u: Tensor, occluded: Tensor,
         u = u0 + (res.mean.reshape(u.shape) - u0).clamp(-config.max_step, config.max_step)
     return u, res
 
-
-def final_median(u: Tensor, left: Tensor, config: RefineConfig) -> Tensor:
-    """The weighted median of u (B, H, W) guided by the channel mean of left (B, C, H, W), (B, H, W)."""
-    if config.median == 1:
-        return u
-    gray = left.mean(1, keepdim=True)
-    return weighted_median_filter(u.unsqueeze(1), gray, config.median, config.median_sigma).squeeze(1)
