@@ -76,4 +76,3 @@ def photometric_refine(left: Tensor, right: Tensor, u: Tensor, occluded: Tensor,
                     validate=False)
         u = u0 + (res.mean.reshape(u.shape) - u0).clamp(-config.max_step, config.max_step)
     return u, res
-
