@@ -73,8 +73,10 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
     bands = []
     for top, rows in _bands(field.shape[-2], field.shape[-1], size, rows_per_chunk):
         centre = guide[..., top:top + rows, :].unsqueeze(-1)
-        distance = (_windows(guide, top, rows, size) - centre).square().sum(1, keepdim=True)
-        weight = torch.exp(distance.mul_(-0.5 / sigma**2))  # (B, 1, rows, W, size^2)
+        distance = (_windows(guide, top, rows, size) - centre).square_()
+        if distance.shape[1] > 1:
+            distance = distance.sum(1, keepdim=True)
+        weight = distance.mul_(-0.5 / sigma**2).exp_()  # (B, 1, rows, W, size^2)
         values, order = _windows(field, top, rows, size).sort(-1)
         cumulative = weight.expand_as(values).gather(-1, order).cumsum_(-1)
         pick = (cumulative < 0.5 * cumulative[..., -1:]).sum(-1, keepdim=True)
