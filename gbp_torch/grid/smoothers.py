@@ -90,12 +90,12 @@ def gbp_smoother(diag: Tensor, gains: GBPGains, damping: float = 0.5, relax: flo
         return BlockGBPSmoother(gains, relax * blocks.inv(lam_c), beta)
     pre = (gains.lam_b / lam_c).sqrt()
     post = relax * pre / gains.lam_b
-    send = (beta * pre).unsqueeze(1)
+    centre = post * pre
+    post, send = post.unsqueeze(1), (beta * pre).unsqueeze(1)
     gr, gl, gd, gu = (g.unsqueeze(1) for g in gains.g)
-    post = post.unsqueeze(1)
     k = (post[..., :, 1:] * gr * send[..., :, :-1], post[..., :, :-1] * gl * send[..., :, 1:],
          post[..., 1:, :] * gd * send[..., :-1, :], post[..., :-1, :] * gu * send[..., 1:, :])
-    return Stencil((post * pre.unsqueeze(1))[:, 0], k)
+    return Stencil(centre, k)
 
 
 def jacobi_smoother(diag: Tensor, relax: float = 0.8) -> JacobiSmoother:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gbp_torch.tasks.stereo.metrics import bad_pixels, coverage, mean_abs_error, near_depth_edge
+from gbp_torch.tasks.stereo.metrics import bad_pixels, pair_measures
 from gbp_torch.tasks.stereo.output import StereoOutput
 
 from ..lit_base import TaskLitModule
@@ -24,14 +24,11 @@ def batch_max_disp(batch: dict) -> int:
 def log_validation(module: TaskLitModule, out: StereoOutput, batch: dict, loss: Tensor) -> None:
     """Log ``val/``: bad > 1 and > 2 px, MAE, coverage (with a variance), bad > 1 px near depth edges and
     in interiors (where synthetic and real scenes differ most, see the README) and ``loss``."""
-    gt, m, bs = batch["gt"], batch["nonocc"], batch["left"].shape[0]
-    edge = near_depth_edge(gt)
-    metrics = {"bad1": bad_pixels(out.disparity, gt, m, 1.0), "bad2": bad_pixels(out.disparity, gt, m, 2.0),
-               "mae": mean_abs_error(out.disparity, gt, m), "loss": loss,
-               "bad1_edge": bad_pixels(out.disparity, gt, m & edge, 1.0),
-               "bad1_interior": bad_pixels(out.disparity, gt, m & ~edge, 1.0)}
-    if out.var is not None:
-        metrics["coverage95"] = coverage(out.disparity, out.var, gt, m)
+    bs = batch["left"].shape[0]
+    metrics = pair_measures(out.disparity, batch["gt"], batch["nonocc"], out.var)
+    if "coverage" in metrics:
+        metrics["coverage95"] = metrics.pop("coverage")
+    metrics["loss"] = loss
     for k, v in metrics.items():
         v = v.reshape(-1)
         kept = v[~v.isnan()]  # an item without edge pixels has no edge measure

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from gbp_torch.io import read_gray
 from gbp_torch.paths import dataset_dir
-from gbp_torch.tasks.stereo.metrics import bad_pixels, coverage, mean_abs_error, near_depth_edge
+from gbp_torch.tasks.stereo.metrics import pair_measures
 from gbp_torch.tasks.stereo.synthetic import SyntheticConfig, synthetic_pair
 
 #: milder than the generator's defaults: low noise and contrast >= 0.5, like well-lit photographs
@@ -49,15 +49,9 @@ def evaluate_on(model, pairs) -> dict:
         with torch.no_grad():
             out = model(left, right, max_disp)
         acc["seconds"].append(time.perf_counter() - t0)
-        acc["bad1"].append(float(bad_pixels(out.disparity, gt, nonocc, 1.0)[0]))
-        acc["bad2"].append(float(bad_pixels(out.disparity, gt, nonocc, 2.0)[0]))
-        edge = near_depth_edge(gt)
-        for name, part in (("bad1_edge", nonocc & edge), ("bad1_interior", nonocc & ~edge)):
-            if part.any():
-                acc[name].append(float(bad_pixels(out.disparity, gt, part, 1.0)[0]))
-        acc["mae"].append(float(mean_abs_error(out.disparity, gt, nonocc)[0]))
-        if out.var is not None:
-            acc["coverage"].append(float(coverage(out.disparity, out.var, gt, nonocc)[0]))
+        for name, value in pair_measures(out.disparity, gt, nonocc, out.var).items():
+            if not (name in ("bad1_edge", "bad1_interior") and value[0].isnan()):  # a pair may lack edges
+                acc[name].append(float(value[0]))
     return {k: sum(v) / len(v) for k, v in acc.items() if v}
 
 

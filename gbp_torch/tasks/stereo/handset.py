@@ -35,7 +35,7 @@ from ...grid import MULTIGRID, GridConfig, GridRobust, solve
 from ...progress import progress_bar
 from ...robust import RobustKernel
 from ...vision import weighted_median_filter
-from .cost import CostConfig, CostVolume, check_pair, cost_volume
+from .cost import CostConfig, CostVolume, check_pair, cost_volume, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .occlusion import fill_background, left_right_check
 from .output import StereoOutput
@@ -72,12 +72,13 @@ class SolveSchedule:
     median_sigma: float = 0.03
 
 
-def guided_median(u: Tensor, left: Tensor, size: int, sigma: float) -> Tensor:
-    """The weighted median of u (B, H, W) guided by the channel mean of left (B, C, H, W): removes isolated
-    errors and foreground fattening without moving depth edges that follow intensity edges; (B, H, W)."""
+def guided_median(u: Tensor, gray: Tensor, size: int, sigma: float) -> Tensor:
+    """The weighted median of u (B, H, W) guided by the left image's gray levels (B, 1, H, W): removes
+    isolated errors and foreground fattening without moving depth edges that follow intensity edges;
+    (B, H, W)."""
     if size == 1:
         return u
-    return weighted_median_filter(u.unsqueeze(1), left.mean(1, keepdim=True), size, sigma).squeeze(1)
+    return weighted_median_filter(u.unsqueeze(1), gray, size, sigma).squeeze(1)
 
 
 def cues_of(volume: CostVolume, lr_threshold: float, chunk: int) -> tuple[StereoCues, Tensor]:
@@ -134,7 +135,8 @@ class HandsetStereo(nn.Module):
             volume = cost_volume(left, right, max_disp, self.cost, self.matching, self.progress)
             cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
             cues = self.extend_cues(cues, volume, v0, left, right, max_disp)
-            u = guided_median(fill_background(quadratic_fit(volume, v0).z, ~cues.occluded), left,
+            gray = to_gray(left)
+            u = guided_median(fill_background(quadratic_fit(volume, v0).z, ~cues.occluded), gray,
                               self.schedule.median[0], self.schedule.median_sigma)
             del v0
         with torch.set_grad_enabled(record):
@@ -156,7 +158,7 @@ class HandsetStereo(nn.Module):
         with torch.no_grad():
             refined, res_refine = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine,
                                                      self.grid)
-            refined = guided_median(refined, left, self.schedule.median[1], self.schedule.median_sigma)
+            refined = guided_median(refined, gray, self.schedule.median[1], self.schedule.median_sigma)
         u = u + (refined - u.detach()) if record else refined  # straight-through: the refinement is a constant
         bar.update()
         bar.close()

@@ -62,6 +62,20 @@ def near_depth_edge(gt: Tensor, radius: int = 3, jump: float = 1.0) -> Tensor:
     return near[:, 0] if gt.dim() == 3 else near
 
 
+def pair_measures(disparity: Tensor, gt: Tensor, nonocc: Tensor, var: Tensor | None = None) -> dict[str, Tensor]:
+    """Per item (B,) on the non-occluded pixels: ``bad1``, ``bad2``, ``mae``, ``bad1_edge`` and
+    ``bad1_interior`` (bad > 1 px within 3 px of a depth edge and elsewhere, :func:`near_depth_edge`; NaN for
+    an item without such pixels) and, with ``var``, ``coverage``."""
+    edge = near_depth_edge(gt)
+    out = {"bad1": bad_pixels(disparity, gt, nonocc, 1.0), "bad2": bad_pixels(disparity, gt, nonocc, 2.0),
+           "mae": mean_abs_error(disparity, gt, nonocc),
+           "bad1_edge": bad_pixels(disparity, gt, nonocc & edge, 1.0),
+           "bad1_interior": bad_pixels(disparity, gt, nonocc & ~edge, 1.0)}
+    if var is not None:
+        out["coverage"] = coverage(disparity, var, gt, nonocc)
+    return out
+
+
 def stereo_metrics(disparity: Tensor, gt: Tensor, masks: dict[str, Tensor], var: Tensor | None = None) -> dict:
     """Item 0's measures as floats: ``bad1_<m>`` and ``bad2_<m>`` for each mask name m, ``mae`` and
     ``coverage`` (None without var) on the ``nonocc`` mask (or all known pixels without one)."""
