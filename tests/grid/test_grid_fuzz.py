@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import torch
-from grid_reference import direct_solve
+from grid_reference import assemble, direct_solve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +35,18 @@ def problems(draw):
     return z, a, (wh, wv)
 
 
+def observed_condition_number(a, wh, wv, observed) -> float:
+    """The largest 2-norm condition number over batch items of A restricted to the observed pixels (dense, numpy;
+    the problems are tiny)."""
+    conds = [1.0]
+    for i in range(a.shape[0]):
+        keep = observed[i].numpy().ravel()
+        if keep.any():
+            dense = assemble(*(t[i].numpy() for t in (a, wh, wv))).toarray()[np.ix_(keep, keep)]
+            conds.append(float(np.linalg.cond(dense)))
+    return max(conds)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=problems(), config=st.sampled_from([GridConfig(), MULTIGRID]))
 def test_solve_is_exact_or_raises_a_named_value_error(problem, config):
@@ -62,13 +74,12 @@ def test_solve_is_exact_or_raises_a_named_value_error(problem, config):
     if z.dim() == 4:
         a_ref = torch.eye(2, dtype=a.dtype)[None, :, :, None, None] * a_ref[:, None, None]
     mask = observed if z.dim() == 3 else observed[:, None].expand_as(z)
-    # tol bounds the relative residual; the error is at most the condition number times that (a component
-    # with one data pixel among n: lambda_min ~ a / n)
-    a_pos = a[observed & (a > 0)]
-    cond = 1.0 + 8.0 * max(float(wh.max()) if wh.numel() else 0.0, float(wv.max()) if wv.numel() else 0.0) / (
-        float(a_pos.min()) if a_pos.numel() else 1.0)
+    # tol bounds the relative residual; the relative error is at most the condition number of the observable
+    # part times that, and |x| <= sqrt(n) max|z| (10x slack; weak edges to pixels without data beside strong
+    # data make the condition number large: ~ max(a) / min(w))
+    cond = observed_condition_number(a, wh, wv, observed)
     if cond > 1e10:  # numerically singular (e.g. a precision of 1e-30 beside weights of 1e-3): the oracle fails too
         return
     ref = direct_solve(z_ref, a_ref, wh, wv)
     np.testing.assert_allclose(res.mean[mask].numpy(), ref[mask].numpy(), rtol=0,
-                               atol=1e-8 * cond * a[0].numel() * (1.0 + float(z.abs().max())))
+                               atol=1e-10 * cond * z[0].numel() ** 0.5 * (1.0 + float(z.abs().max())))
