@@ -27,6 +27,17 @@ def test_plane_recovered_subpixel(model, plane):
     assert bool((out.var > 0).all())
 
 
+@pytest.mark.parametrize("d", [0.8, 1.0])
+def test_two_disparities_give_a_finite_subpixel_answer(model, d):
+    """max_disp = 1 (also the default for images narrower than 8 px): no disparity lies outside +-1 px of the
+    best, so the peak-ratio confidence has no competitor; it used to be NaN and the solve refused the data."""
+    left, right, gt = planar_pair(24, 40, d, 0.0, 0.0)
+    out = model(left, right, 1)
+    assert bool(torch.isfinite(out.disparity).all()) and bool((out.var > 0).all())
+    err = (out.disparity - gt).abs()[..., 4:-4, 4:-4]
+    assert float(err.mean()) < 0.1
+
+
 def _square_scene(h=48, w=80, d_bg=3.0, d_fg=11.0, x0=30, x1=54, y0=12, y1=36):
     """Background at d_bg, a fronto-parallel square [x0, x1) x [y0, y1) (left coordinates) at d_fg in front.
     Right view: the square covers right columns [x0 - d_fg, x1 - d_fg); elsewhere the background."""

@@ -85,7 +85,8 @@ def cues_of(volume: CostVolume, lr_threshold: float, chunk: int) -> tuple[Stereo
     """(:class:`StereoCues`, WTA disparity v0 (B, H, W) long) of a cost volume."""
     v0, c1 = coupled_search(volume, chunk=chunk)
     _, c2 = coupled_search(volume, exclude=v0, radius=1, chunk=chunk)
-    conf = ((c2 - c1) / c2.clamp_min(1e-6)).clamp(0, 1)
+    # with 2 disparities nothing lies outside +-1 px of the best (c2 = inf): no competitor, full confidence
+    conf = torch.where(torch.isfinite(c2), ((c2 - c1) / c2.clamp_min(1e-6)).clamp(0, 1), torch.ones_like(c1))
     occ = left_right_check(v0.float(), right_winner(volume, chunk).float(), lr_threshold)
     return StereoCues(conf, occ, c1), v0
 
