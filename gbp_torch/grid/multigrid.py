@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import blocks
 from .config import MULTIGRID, GridConfig
 from .gbp import GBPGains, gbp_iterate, lam_setup
 from .smoothers import gbp_smoother, jacobi_smoother
@@ -66,6 +67,18 @@ def dense_matrix(sys: GridSystem) -> Tensor:
     return matvec(rep, eye).reshape(bsz, n, n).transpose(1, 2)
 
 
+def safe_cholesky(mat: Tensor, shift: float = 1e-5) -> Tensor:
+    """Cholesky factors of SPD matrices (B, n, n); an item whose factorisation fails (singular or numerically
+    singular: a level without data, as from textureless frames with ``validate=False``) gets the factor of
+    ``mat + shift max(diag) I`` instead, so its coarse solve is a regularised one (exact items are untouched).
+    Both factorisations run for every item: no host synchronisation."""
+    chol, info = torch.linalg.cholesky_ex(mat)
+    diag = mat.diagonal(dim1=-2, dim2=-1)
+    jitter = (shift * diag.amax(-1).clamp_min(torch.finfo(mat.dtype).tiny)).view(-1, 1, 1)
+    shifted, _ = torch.linalg.cholesky_ex(mat + jitter * torch.eye(mat.shape[-1], dtype=mat.dtype, device=mat.device))
+    return torch.where((info == 0).view(-1, 1, 1), chol, shifted)
+
+
 def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains: GBPGains | None = None,
                     max_dense: int = 1024) -> Hierarchy:
     """Build levels until <= ``config.multigrid.coarse_size`` pixels (or ``config.levels`` levels).
@@ -87,7 +100,7 @@ def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains:
         last = (config.levels is not None and depth + 1 >= config.levels) or h * w <= mg.coarse_size \
             or (h == 1 and w == 1)
         if last and cur.b.shape[1] * h * w <= max_dense:
-            lev.chol = torch.linalg.cholesky(dense_matrix(cur))
+            lev.chol = safe_cholesky(dense_matrix(cur))
         else:
             if mg.smoother == "gbp" or mg.method == "c2f":
                 converged = mg.method == "c2f" or depth == 0
@@ -196,11 +209,18 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
     """Flexible CG (FCG(1), Notay) on ``sys.b`` (A: the hierarchy's finest operator), preconditioned by
     one V-cycle per iteration.
 
+    The curvature ``p^T A p`` of a search direction is floored at its rounding level, ``16 eps lam_max |p|^2``
+    (lam_max bounded by twice the largest diagonal trace): on a nearly singular system (data precisions
+    ~1e-12 beside edge weights ~100, as from textureless frames) a rounding-level or negative curvature
+    would otherwise give a huge step and overflow to NaN; directions with curvature above rounding level are
+    untouched.
+
     Returns (x, history, iters, converged); ``callback(it, x)`` may return True to stop.
     """
     op = hier.levels[0].op
-    bn = bnorm(sys.b).clamp_min(torch.finfo(sys.b.dtype).tiny)
-    tiny = torch.finfo(sys.b.dtype).tiny
+    info = torch.finfo(sys.b.dtype)
+    bn = bnorm(sys.b).clamp_min(info.tiny)
+    lam_max = 2 * blocks.trace(op.centre, 1).flatten(1).amax(1)  # >= the largest eigenvalue of A (Gershgorin)
     hist, it, conv = [], 0, False
     r = op.residual(sys.b, x)
     p = q = pq = None
@@ -208,7 +228,8 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
         zk = vcycle(hier, r)
         p = zk if p is None else torch.addcmul(zk, (-bdot(zk, q) / pq).view(-1, 1, 1, 1), p)
         q = op.apply(p)
-        pq = bdot(p, q).clamp_min(tiny)
+        # p^T A p at rounding level (or below it: negative, zero) is raised to that level
+        pq = torch.maximum(bdot(p, q), (16 * info.eps * lam_max * bdot(p, p)).clamp_min(info.tiny))
         alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
         x = torch.addcmul(x, alpha, p)
         r = torch.addcmul(r, alpha, q, value=-1)

@@ -139,3 +139,12 @@ def test_bad_inputs_raise(model):
         model(f, torch.rand(1, 1, 16, 17))
     with pytest.raises(ValueError, match="at least 8"):
         model(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("level2", [0.0, 1.0])
+def test_textureless_frames_give_a_finite_flow(level2):
+    """Constant frames carry no motion information: the data precisions are zero or rounding noise, and the
+    solves (validate=False) used to raise a Cholesky error (equal frames) or return NaN (black vs white)."""
+    out = HandsetFlow()(torch.zeros(1, 3, 40, 50), torch.full((1, 3, 40, 50), level2))
+    assert bool(torch.isfinite(out.flow).all()) and bool(torch.isfinite(out.cov).all())
+    assert float(out.flow.abs().max()) < 1e-3  # nothing pulls the zero start away

@@ -9,7 +9,7 @@ from grid_reference import assemble, direct_solve, random_problem
 
 from gbp_torch.grid import MULTIGRID, GridConfig, GridRobust, MultigridConfig, solve
 from gbp_torch.grid.checks import check_inputs
-from gbp_torch.grid.multigrid import build_hierarchy, dense_matrix, vcycle_solve
+from gbp_torch.grid.multigrid import build_hierarchy, dense_matrix, safe_cholesky, vcycle_solve
 from gbp_torch.grid.stencil import Stencil, system_stencil
 from gbp_torch.grid.transfer import aggregate, coarse_shape, prolong_bilinear, prolong_constant, restrict_bilinear
 
@@ -182,3 +182,39 @@ def test_stencils_match_dense_matrices():
     cols = torch.stack([st.apply(eye[i:i + 1].expand(2, 1, 5, 7)) for i in range(35)], -1)  # (2, 1, 5, 7, 35)
     m = cols.reshape(2, 35, 35)
     torch.testing.assert_close(st.apply_t(r), (m.mT @ r.reshape(2, -1, 1)).reshape(r.shape))
+
+
+def test_safe_cholesky_leaves_spd_items_exact_and_factors_singular_ones_shifted():
+    g = torch.Generator().manual_seed(4)
+    m = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    spd = m @ m.T + 6 * torch.eye(6, dtype=torch.float64)
+    lap = torch.diag(torch.full((6,), 2.0, dtype=torch.float64)) - torch.diag(torch.ones(5, dtype=torch.float64), 1) \
+        - torch.diag(torch.ones(5, dtype=torch.float64), -1)
+    lap[0, 0] = lap[-1, -1] = 1.0  # a path graph's Laplacian: singular (constants)
+    chol = safe_cholesky(torch.stack((spd, lap)))
+    torch.testing.assert_close(chol[0], torch.linalg.cholesky(spd), rtol=0, atol=0)
+    shifted = lap + 1e-5 * 2.0 * torch.eye(6, dtype=torch.float64)
+    torch.testing.assert_close(chol[1] @ chol[1].T, shifted)
+
+
+def _roughness(x):
+    return float(x.diff(dim=-1).square().sum() + x.diff(dim=-2).square().sum())
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-14, 1e-12, 1e-10])
+def test_solve_without_validation_stays_finite_on_a_system_without_usable_data(scale):
+    """Data precisions zero or far below rounding beside edge weights 100 (textureless frames in flow, which
+    calls solve with validate=False): the coarse Cholesky and FCG used to raise or overflow to NaN."""
+    bad = 0
+    for seed in range(10):
+        g = torch.Generator().manual_seed(seed)
+        a = torch.zeros(1, 2, 2, 16, 21)
+        a[:, 0, 0], a[:, 1, 1] = (scale * torch.rand(2, 1, 16, 21, generator=g)).unbind(0)
+        z, x0 = torch.randn(2, 1, 2, 16, 21, generator=g).unbind(0)
+        wh, wv = torch.full((1, 16, 20), 100.0), torch.full((1, 15, 21), 100.0)
+        for smoother in ("gbp", "jacobi"):
+            res = solve(z, a, (wh, wv), x0=x0, iters=6, validate=False,
+                        config=GridConfig(levels=None, multigrid=MultigridConfig(smoother=smoother)))
+            bad += int(not torch.isfinite(res.mean).all())
+            assert _roughness(res.mean) < _roughness(x0)  # it still smooths
+    assert bad == 0
