@@ -54,11 +54,22 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load(name: str, device: str | torch.device = "cpu", directory: Path = CHECKPOINT_DIR) -> nn.Module:
-    """The model ``name`` of the manifest, weights loaded and hash checked, in eval mode."""
+def task_of(entry: dict) -> str:
+    """The task (``"denoise"``, ``"stereo"``, ``"flow"``) of a manifest entry: the package of its class."""
+    return entry["class"].removeprefix("gbp_torch.tasks.").partition(".")[0]
+
+
+def load(name: str, device: str | torch.device = "cpu", directory: Path = CHECKPOINT_DIR,
+         task: str | None = None) -> nn.Module:
+    """The model ``name`` of the manifest, weights loaded and hash checked, in eval mode. With ``task``, a model
+    of another task (a denoiser given to the stereo loader, say) is refused with a ValueError before loading."""
     entries = manifest(directory / "MANIFEST")
     if name not in entries:
-        raise KeyError(f"no pretrained model {name!r}; available: {sorted(entries)}")
+        known = sorted(n for n, e in entries.items() if task is None or task_of(e) == task)
+        raise KeyError(f"no pretrained {task + ' ' if task else ''}model {name!r}; available: {known}")
+    if task is not None and task_of(entries[name]) != task:
+        known = sorted(n for n, e in entries.items() if task_of(e) == task)
+        raise ValueError(f"{name!r} is a {task_of(entries[name])} model, not a {task} model; {task} models: {known}")
     entry = entries[name]
     path = directory / entry["file"]
     if not path.is_file():
@@ -78,7 +89,7 @@ def load(name: str, device: str | torch.device = "cpu", directory: Path = CHECKP
 
 def denoiser(name: str = DEFAULT_DENOISER, device: str | torch.device = "cpu") -> nn.Module:
     """A ready pretrained denoiser: ``model(noisy (B, 1, H, W), sigma (B,) or None) -> .mean, .var``."""
-    return load(name, device)
+    return load(name, device, task="denoise")
 
 
 def stereo(name: str = DEFAULT_STEREO, device: str | torch.device = "cpu") -> nn.Module:
@@ -89,11 +100,11 @@ def stereo(name: str = DEFAULT_STEREO, device: str | torch.device = "cpu") -> nn
         from .tasks.stereo.handset import HandsetStereo
 
         return HandsetStereo().to(device).eval()
-    return load(name, device)
+    return load(name, device, task="stereo")
 
 
 def flow(name: str = DEFAULT_FLOW, device: str | torch.device = "cpu") -> nn.Module:
     """A ready pretrained optical-flow model: ``model(frame1, frame2) -> FlowOutput`` (``.flow`` (B, 2, H, W),
     ``.cov`` (B, 2, 2, H, W) calibrated, ``.occluded`` (B, 1, H, W)); frames (B, C, H, W) in [0, 1],
     ``frame1(x)`` matches ``frame2(x + flow(x))``."""
-    return load(name, device)
+    return load(name, device, task="flow")

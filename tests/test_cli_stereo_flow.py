@@ -287,6 +287,7 @@ DENOISE_BAD = {
     "output in a missing folder": (["a.png", "-o", "nofolder/o.png"], "does not exist"),
     "output not png": (["a.png", "-o", "o.jpg"], "unsupported extension"),
     "unknown model": (["a.png", "-o", "o.png", "--model", "no_such_model"], "unknown --model 'no_such_model'"),
+    "model of another task": (["a.png", "-o", "o.png", "--model", "gbp_flow"], "is a flow model, not a denoise"),
 }
 
 
@@ -297,7 +298,19 @@ def test_denoise_bad_input_is_one_line_and_touches_nothing(pair, capsys, case, m
     line = _fails(cli.denoise_main, [*argv, "--sigma", "25"], capsys, pair, "gbp-denoise")
     assert match in line
     if "model" in case:
-        assert "available" in line  # the manifest's names
+        assert "gbp_denoiser_gaussian" in line and "gbp_stereo" not in line  # the manifest's denoisers only
+
+
+@pytest.mark.parametrize("main,prog,argv,other", [
+    (cli.stereo_main, "gbp-stereo", ["a.png", "b.png", "-o", "d.pfm"], "gbp_denoiser_gaussian"),
+    (cli.flow_main, "gbp-flow", ["a.png", "b.png", "-o", "f.flo"], "gbp_stereo"),
+])
+def test_a_model_of_another_task_is_refused_before_computing(pair, capsys, monkeypatch, main, prog, argv, other):
+    """Once a traceback from the wrong forward signature after loading; now one line naming the task's models."""
+    monkeypatch.chdir(pair)
+    line = _fails(main, [*argv, "--model", other], capsys, pair, prog)
+    task = prog.removeprefix("gbp-")
+    assert f"not a {task} model" in line and f"gbp_{task}" in line
 
 
 def test_denoise_keeps_16_bit_depth(tmp_path, monkeypatch):

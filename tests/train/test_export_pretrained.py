@@ -47,6 +47,10 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(exported, tmp_path):
         pretrained.load("tiny_gbp", directory=bad)
     with pytest.raises(KeyError, match="available"):
         pretrained.load("nope", directory=ckpt_dir)
+    with pytest.raises(ValueError, match="is a denoise model, not a stereo model"):
+        pretrained.load("tiny_gbp", directory=ckpt_dir, task="stereo")
+    with pytest.raises(KeyError, match=r"no pretrained flow model 'nope'; available: \[\]"):
+        pretrained.load("nope", directory=ckpt_dir, task="flow")
     (bad / "tiny_gbp.pt").unlink()
     with pytest.raises(FileNotFoundError, match="missing"):
         pretrained.load("tiny_gbp", directory=bad)
