@@ -1,4 +1,5 @@
-"""gbp_torch.io against Pillow's own decoding: gray / gray+alpha / colour / colour+alpha / palette PNGs."""
+"""gbp_torch.io against Pillow's own decoding: gray / gray+alpha / colour / colour+alpha / palette PNGs; BMP, TIFF and
+PNM files (8- and 16-bit) written by Pillow."""
 
 import numpy as np
 import pytest
@@ -47,3 +48,41 @@ def test_write_image_round_trips_gray_and_colour_and_rejects_other_shapes(tmp_pa
         write_image(tmp_path / "bad.png", torch.rand(2, 9, 7))
     with pytest.raises(FileNotFoundError, match="not found"):
         read_image(tmp_path / "missing.png")
+
+
+GRAY16 = RNG.integers(0, 65536, (9, 7), dtype=np.uint16)
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".tif", ".ppm"])
+@pytest.mark.parametrize("mode", ["L", "RGB", "P"])
+def test_bmp_tiff_and_pnm_are_read_like_png(tmp_path, suffix, mode):
+    """Formats torchvision does not decode go through Pillow, with PNG's conventions (gray stays 1 channel)."""
+    image, expected = _expected(mode)
+    if suffix == ".ppm" and mode == "P":
+        image = image.convert("RGB")
+    path = tmp_path / f"x{suffix if not (suffix == '.ppm' and mode == 'L') else '.pgm'}"
+    image.save(path)
+    got, bits = read_image(path, return_bits=True)
+    assert bits == 8 and got.shape == expected.shape
+    assert torch.equal((got * 255).round().to(torch.uint8), torch.from_numpy(expected.copy()))
+    assert read_gray(path).shape == expected.shape[1:]
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".pgm"])
+def test_16_bit_gray_tiff_and_pgm_keep_their_depth(tmp_path, suffix):
+    Image.fromarray(GRAY16).save(tmp_path / f"x{suffix}")
+    got, bits = read_gray(tmp_path / f"x{suffix}", return_bits=True)
+    assert bits == 16
+    torch.testing.assert_close(got, torch.from_numpy(GRAY16.astype(np.float32)) / 65535.0, rtol=0, atol=1e-7)
+    colour, bits = read_image(tmp_path / f"x{suffix}", return_bits=True)
+    assert bits == 16 and colour.shape == (1, 9, 7)
+
+
+def test_truncated_or_float_tiff_is_a_one_line_value_error(tmp_path):
+    Image.fromarray(RGB).save(tmp_path / "x.tif")
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "x.tif").read_bytes()[:60])
+    with pytest.raises(ValueError, match="cut.tif"):
+        read_image(tmp_path / "cut.tif")
+    Image.fromarray(GRAY.astype(np.float32)).save(tmp_path / "f.tif")
+    with pytest.raises(ValueError, match="float"):
+        read_gray(tmp_path / "f.tif")

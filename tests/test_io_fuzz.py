@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from gbp_torch.io import read_flo, read_image, read_pfm, write_flo, write_image, write_pfm
 
@@ -16,10 +17,15 @@ def _valid_files(tmp_path):
     write_image(tmp_path / "v.png", torch.rand(3, 5, 4, generator=g))
     write_pfm(tmp_path / "v.pfm", torch.rand(5, 4, generator=g))
     write_flo(tmp_path / "v.flo", torch.randn(2, 5, 4, generator=g))
-    return {ext: (tmp_path / f"v.{ext}").read_bytes() for ext in ("png", "pfm", "flo")}
+    pixels = (torch.rand(5, 4, 3, generator=g) * 255).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(tmp_path / "v.bmp")  # the formats read through Pillow
+    Image.fromarray(pixels).save(tmp_path / "v.tif")
+    return {ext: (tmp_path / f"v.{ext}").read_bytes() for ext in READERS}
 
 
-READERS = {"png": read_image, "pfm": read_pfm, "flo": read_flo}
+READERS = {"png": read_image, "pfm": read_pfm, "flo": read_flo, "bmp": read_image, "tif": read_image}
+HEADERS = {"png": b"\x89PNG\r\n\x1a\n", "pfm": b"Pf\n4 5\n-1\n", "flo": np.float32(202021.25).tobytes(),
+           "bmp": b"BM", "tif": b"II*\x00"}
 
 
 def _check(reader, ext, data, path):
@@ -51,8 +57,7 @@ def test_damaged_files_read_or_raise_one_line(tmp_path, ext, data):
             blob[i] = data.draw(st.integers(0, 255))
         blob = bytes(blob)
     else:  # a plausible header followed by junk
-        head = {"png": b"\x89PNG\r\n\x1a\n", "pfm": b"Pf\n4 5\n-1\n", "flo": np.float32(202021.25).tobytes()}[ext]
-        blob = head + data.draw(st.binary(max_size=100))
+        blob = HEADERS[ext] + data.draw(st.binary(max_size=100))
     _check(READERS[ext], ext, blob, tmp_path / f"f.{ext}")
 
 

@@ -15,7 +15,7 @@ def denoise_main(argv: list[str] | None = None) -> None:
 
 
 def _denoise(argv: list[str] | None) -> None:
-    ap = argparse.ArgumentParser(prog="gbp-denoise", description="Denoise a PNG/JPEG image with a pretrained "
+    ap = argparse.ArgumentParser(prog="gbp-denoise", description="Denoise an image (PNG, JPEG, TIFF, ...) with a pretrained "
                                  "GBP denoiser (a colour image is denoised channel by channel). A 16-bit PNG "
                                  "gives 16-bit outputs.")
     ap.add_argument("input", type=Path)

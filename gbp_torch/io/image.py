@@ -1,14 +1,17 @@
 """Image reading and writing (torchvision.io decoders; a small 16-bit PNG encoder of our own).
 
-Readers return float32 in [0, 1] scaled by the range of the file's sample type: 8-bit files by 255,
-16-bit PNGs by 65535. ``return_bits=True`` also gives the bit depth (8 or 16) so that a writer can
-keep it (``write_image(..., bits=16)``).
+PNG, JPEG, GIF and WEBP are decoded by torchvision; BMP, TIFF and PNM (PGM / PPM), which it does not
+decode, by Pillow (installed with torchvision). Readers return float32 in [0, 1] scaled by the range
+of the file's sample type: 8-bit files by 255, 16-bit PNGs, TIFFs and PGMs by 65535.
+``return_bits=True`` also gives the bit depth (8 or 16) so that a writer can keep it
+(``write_image(..., bits=16)``).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -30,12 +33,20 @@ def _read_bytes(path: str | os.PathLike) -> Tensor:
     return read_file(str(path))
 
 
+#: Leading bytes of the formats read with Pillow: BMP, TIFF (little- and big-endian), binary and ASCII PNM.
+PILLOW_MAGIC = (b"BM", b"II*\x00", b"MM\x00*", b"P2", b"P3", b"P5", b"P6")
+FORMATS = "PNG, JPEG, GIF, WEBP, BMP, TIFF, PGM/PPM"
+
+
 def _decode(path: str | os.PathLike, mode_name: str) -> Tensor:
-    """Decode with torchvision; a one-line ValueError for a file that is not a readable image."""
+    """Decode with torchvision (or Pillow, see :data:`PILLOW_MAGIC`); a one-line ValueError for a file that
+    is not a readable image."""
     from torchvision.io import ImageReadMode, decode_image
 
     data = _read_bytes(path)
     head = bytes(data[:8].tolist())
+    if head.startswith(PILLOW_MAGIC):
+        return _decode_pillow(path, mode_name)
     if head == SIGNATURE or head[1:4] == b"PNG":  # torchvision would crash on a damaged PNG: check it first
         try:
             check_png(data.numpy().tobytes())
@@ -44,8 +55,44 @@ def _decode(path: str | os.PathLike, mode_name: str) -> Tensor:
     try:
         return decode_image(data, mode=getattr(ImageReadMode, mode_name))
     except (RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"not a readable image (PNG/JPEG/...) or truncated: {path} ({first})") from None
+        raise ValueError(f"not a readable image ({FORMATS}) or truncated: {path} ({_message(e)})") from None
+
+
+def _decode_pillow(path: str | os.PathLike, mode_name: str) -> Tensor:
+    """A BMP / TIFF / PNM file as (C, H, W) uint8, or uint16 for 16-bit gray files (C = 1 for ``GRAY``, 3 for
+    ``RGB``: gray repeated; ``UNCHANGED`` keeps gray as 1 channel and colour as RGB)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # corrupt files: warnings, then an error
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
+                mode = im.mode
+                if mode.startswith("I"):  # 16-bit (I;16, I;16B) or 32-bit integer gray
+                    arr = np.asarray(im).astype(np.int64)
+                elif mode != "F":
+                    colour = mode not in ("1", "L", "LA", "P") or (mode == "P" and mode_name != "GRAY")
+                    target = "L" if mode_name == "GRAY" or (mode_name == "UNCHANGED" and not colour) else "RGB"
+                    arr = np.asarray(im.convert(target))
+        if mode == "F":
+            raise ValueError("32-bit float samples are not supported; save as 8- or 16-bit")
+        if mode.startswith("I"):
+            if arr.size and (arr.min() < 0 or arr.max() > 65535):
+                raise ValueError(f"integer samples outside [0, 65535] (mode {mode})")
+            gray = torch.from_numpy(arr.astype(np.int32)).to(torch.uint16)[None]
+            return gray.expand(3, -1, -1).clone() if mode_name == "RGB" else gray
+    except Exception as e:  # noqa: BLE001 - whatever the decoder raises on a damaged file (bombs included)
+        raise ValueError(f"not a readable image ({FORMATS}) or truncated: {path} ({_message(e)})") from None
+    out = torch.from_numpy(arr.copy())
+    return out[None] if out.dim() == 2 else out.permute(2, 0, 1).contiguous()
+
+
+def _message(e: BaseException) -> str:
+    """The first line of a decoder's exception message (its type's name when empty)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _to_float(img: Tensor) -> tuple[Tensor, int]:
