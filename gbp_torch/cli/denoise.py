@@ -15,9 +15,9 @@ def denoise_main(argv: list[str] | None = None) -> None:
 
 
 def _denoise(argv: list[str] | None) -> None:
-    ap = argparse.ArgumentParser(prog="gbp-denoise", description="Denoise an image (PNG, JPEG, TIFF, ...) with a pretrained "
-                                 "GBP denoiser (a colour image is denoised channel by channel). A 16-bit PNG "
-                                 "gives 16-bit outputs.")
+    ap = argparse.ArgumentParser(prog="gbp-denoise", description="Denoise an image (PNG, JPEG, TIFF, ...) with a "
+                                 "pretrained GBP denoiser (a colour image is denoised channel by channel). A 16-bit "
+                                 "input gives 16-bit outputs.")
     ap.add_argument("input", type=Path)
     ap.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
     noise = ap.add_mutually_exclusive_group(required=True)
