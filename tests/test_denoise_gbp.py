@@ -22,6 +22,11 @@ def test_outputs_ablation_and_parameter_budget():
     assert tv(out.mean) < 0.7 * tv(noisy)
     with pytest.raises(ValueError, match="B, 1, H, W"):
         full(torch.rand(2, 20, 24))
+    with pytest.raises(ValueError, match="noisy contains NaN"):  # once 'z contains NaN', from the solver
+        full(noisy.clone().fill_(float("nan")), torch.tensor([0.1, 0.2]))
+    for bad_sigma in (-0.1, float("nan")):  # a negative sigma was clamped silently
+        with pytest.raises(ValueError, match="sigma must be finite and >= 0"):
+            full(noisy, torch.tensor([0.1, bad_sigma]))
 
 
 def test_implicit_and_unrolled_gradients_agree_for_the_denoiser():

@@ -139,6 +139,10 @@ def test_bad_inputs_raise(model):
         model(f, torch.rand(1, 1, 16, 17))
     with pytest.raises(ValueError, match="at least 8"):
         model(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4))
+    bad = f.clone()
+    bad[0, 0, 3, 3] = float("nan")  # once a NaN flow, silently
+    with pytest.raises(ValueError, match="frame2 contains NaN"):
+        model(f, bad)
 
 
 @pytest.mark.parametrize("level2", [0.0, 1.0])

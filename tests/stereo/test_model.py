@@ -95,6 +95,8 @@ def test_fill_background_oracle():
     ((torch.rand(1, 8, 20), torch.rand(1, 8, 20), 4), r"\(B, C, H, W\)"),
     ((torch.rand(1, 1, 8, 20), torch.rand(1, 1, 8, 20), 20), "max_disp"),
     ((torch.rand(1, 1, 8, 20), torch.rand(1, 1, 8, 20), 0), "max_disp"),
+    ((torch.full((1, 1, 8, 20), float("nan")), torch.rand(1, 1, 8, 20), 4), "left contains NaN"),
+    ((torch.rand(1, 1, 8, 20), torch.full((1, 1, 8, 20), float("inf")), 4), "right contains NaN or infinite"),
 ])
 def test_model_bad_input(model, args, match):
     with pytest.raises(ValueError, match=match):

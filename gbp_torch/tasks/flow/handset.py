@@ -184,6 +184,8 @@ def _check_frames(frame1: Tensor, frame2: Tensor) -> None:
         if not isinstance(f, Tensor) or f.dim() != 4 or not f.is_floating_point():
             shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
             raise ValueError(f"{name} must be a floating-point (B, C, H, W) tensor in [0, 1], got {shape}")
+        if not bool(torch.isfinite(f).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
     if frame1.shape != frame2.shape:
         raise ValueError(f"frame2 must have frame1's shape (B, C, H, W) = {tuple(frame1.shape)}, "
                          f"got {tuple(frame2.shape)}")

@@ -268,13 +268,16 @@ def aggregate(cost: Tensor, radius: int, guide: Guide | None = None, eps: float 
 
 
 def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
-    """ValueError unless left, right are (B, C, H, W) of one shape and 0 < max_disp < W."""
+    """ValueError unless left, right are finite (B, C, H, W) tensors of one shape and 0 < max_disp < W."""
     if not isinstance(left, Tensor) or not isinstance(right, Tensor) or left.dim() != 4:
         raise ValueError("left and right must be tensors of shape (B, C, H, W), got "
                          f"{tuple(getattr(left, 'shape', ()))} and {tuple(getattr(right, 'shape', ()))}")
     if left.shape != right.shape:
         raise ValueError(f"left and right must have the same shape (B, C, H, W), got left {tuple(left.shape)} "
                          f"and right {tuple(right.shape)}")
+    for name, image in (("left", left), ("right", right)):
+        if image.is_floating_point() and not bool(torch.isfinite(image).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
     w = left.shape[-1]
     if isinstance(max_disp, bool) or not isinstance(max_disp, int) or not 0 < max_disp < w:
         raise ValueError(f"max_disp must be an int in [1, W - 1] = [1, {w - 1}], got {max_disp!r}")
