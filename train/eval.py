@@ -82,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"train.eval: error: {e}")
     if {"-h", "--help"} & set(rest):
         print(__doc__.split("\n\n")[0] + f"\n\nknown tasks: {', '.join(sorted(TASKS))}; options of task {task!r}:\n")
-    module.run(rest)
+    try:
+        module.run(rest)
+    except FileNotFoundError as e:  # a dataset or checkpoint that is not there: one line, not a traceback
+        sys.exit(f"train.eval --task {task}: error: {e}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -103,7 +104,10 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except FileNotFoundError as e:  # a dataset or weights file that is not there: one line, not a traceback
+        sys.exit(f"train.train: error: {e}")
     log.info("final metrics: %s", metrics)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return float(value) if isinstance(value, float) else None

@@ -27,6 +27,15 @@ def test_eval_unknown_task_names_the_known_ones(capsys):
         eval_front.main(["--task=segment"])
 
 
+@pytest.mark.parametrize("task", ["denoise", "stereo", "flow"])
+def test_eval_without_its_data_is_one_line_naming_the_folder(tmp_path, monkeypatch, task):
+    """flow and denoise used to end in a FileNotFoundError traceback (stereo already caught it)."""
+    monkeypatch.setenv("GBP_DATA_ROOT", str(tmp_path))
+    argv = ["--task", task] + (["--no-classical", "--limit", "1"] if task == "denoise" else [])
+    with pytest.raises(SystemExit, match=rf"train.eval --task {task}: error: dataset folder .* is missing or empty"):
+        eval_front.main(argv)
+
+
 def test_eval_task_from_the_checkpoint(trained_ckpt, tmp_path):
     assert checkpoint_task(trained_ckpt) == "denoise"
     assert eval_front.resolve_task([f"ckpt={trained_ckpt}"])[0] == "denoise"
