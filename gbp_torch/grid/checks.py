@@ -147,7 +147,7 @@ def _edges(edge_weights, z: Tensor, bsz: int, h: int, w: int, checks: _ValueChec
 
 
 def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
-                 validate: bool = True) -> tuple[GridSystem, Tensor, int]:
+                 validate: bool = True, x0: Tensor | None = None) -> tuple[GridSystem, Tensor, int]:
     """Validate and normalise the inputs of a grid solve.
 
     Args:
@@ -158,6 +158,7 @@ def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
         mask: optional (B, H, W) in [0, 1]; data precision is multiplied by it.
         validate: check values (finite, non-negative, symmetric PSD blocks, some data
             in every batch item) with one host synchronisation; shapes are always checked.
+        x0: optional warm start (its shape is the caller's business); with ``validate``, checked finite.
 
     Returns:
         (system, z as (B, D, H, W), D).
@@ -186,5 +187,7 @@ def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
 
     checks.require(empty, lambda: f"data_precision (after mask) is zero everywhere in batch item "
                    f"{int(empty().nonzero()[0])}: the system is singular")
+    if x0 is not None:
+        checks.finite(x0, "x0")
     checks.raise_first()
     return GridSystem(a=a, wh=wh, wv=wv, b=blocks.mv(a, zz)), zz, d

@@ -64,7 +64,7 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
     config = _DEFAULT if config is None else config
     iters = _check_settings(z, iters, tol, x0, robust, config)
     back = as_backward(backward)
-    sys, zz, _ = check_inputs(z, data_precision, edge_weights, mask, validate=validate)
+    sys, zz, _ = check_inputs(z, data_precision, edge_weights, mask, validate=validate, x0=x0)
     rel = unobservable(sys) if validate else None  # relative regularisation of unobservable pixels
     if rel is not None:
         sys = regularise(sys, zz, rel)

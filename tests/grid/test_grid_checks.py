@@ -77,6 +77,7 @@ def test_bad_inputs_raise_clear_value_errors(case, match):
     (dict(robust=dict(data=None)), "robust must be None or a GridRobust"),
     (dict(backward="adjoint"), "unknown backward mode"),
     (dict(mask=-torch.ones(2, 4, 5, dtype=torch.float64)), r"mask must lie in \[0, 1\]"),
+    (dict(x0=torch.full((2, 4, 5), float("nan"), dtype=torch.float64)), "x0 contains NaN"),  # was a NaN mean
 ])
 def test_bad_options_raise(kw, match):
     z, a, wh, wv = _p()
