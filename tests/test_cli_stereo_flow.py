@@ -288,6 +288,8 @@ DENOISE_BAD = {
     "output not png": (["a.png", "-o", "o.jpg"], "unsupported extension"),
     "unknown model": (["a.png", "-o", "o.png", "--model", "no_such_model"], "unknown --model 'no_such_model'"),
     "model of another task": (["a.png", "-o", "o.png", "--model", "gbp_flow"], "is a flow model, not a denoise"),
+    "uncertainty from a model without one": (["a.png", "-o", "o.png", "--model", "gbp_denoiser_sigma25_nogbp",
+                                              "--uncertainty", "u.png"], "gives no uncertainty"),  # once after -o
 }
 
 
@@ -297,7 +299,7 @@ def test_denoise_bad_input_is_one_line_and_touches_nothing(pair, capsys, case, m
     monkeypatch.chdir(pair)
     line = _fails(cli.denoise_main, [*argv, "--sigma", "25"], capsys, pair, "gbp-denoise")
     assert match in line
-    if "model" in case:
+    if "model" in case and "uncertainty" not in case:
         assert "gbp_denoiser_gaussian" in line and "gbp_stereo" not in line  # the manifest's denoisers only
 
 

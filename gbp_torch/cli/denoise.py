@@ -52,6 +52,8 @@ def _denoise(argv: list[str] | None) -> None:
         raise CLIError(f"unknown --model {name!r}: {first_line(e)}") from None
     except (FileNotFoundError, ValueError) as e:
         raise CLIError(f"--model {name}: {first_line(e)}") from None
+    if args.uncertainty is not None and not getattr(model, "use_gbp", True):  # known before computing
+        raise CLIError(f"--model {name} gives no uncertainty (it has no GBP solve); drop --uncertainty")
 
     channels = image.to(device).unsqueeze(1)  # (C, 1, H, W): a batch of gray images
     sigma = None if args.blind else channels.new_full(channels.shape[:1], args.sigma / 255.0)
