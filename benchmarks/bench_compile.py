@@ -1,10 +1,15 @@
-"""Does torch.compile help the grid GBP iteration? Eager vs compiled ``eta_step`` (same process).
+"""Does torch.compile help the grid GBP iteration? Eager vs compiled, same process.
 
     python benchmarks/bench_compile.py [--sizes 256 512 1024] [--threads 2]
 
-Times one flat-GBP eta-message iteration (frozen gains, sync) at each size for
-D = 1 and D = 2, float32 CPU, eager and ``torch.compile(dynamic=False)``;
-compile time is reported separately.
+1. One flat-GBP eta-message iteration (frozen gains, sync) at each size for D = 1 and D = 2,
+   float32 CPU, eager and ``torch.compile(dynamic=False)``.
+2. The public multigrid solve, ``grid.solve(..., config=MULTIGRID)`` against the same with
+   ``MultigridConfig(compile=True)`` (the FCG iterations' V-cycle compiled), on the uniform problem of
+   ``bench_public_solve.py``: the time of one FCG step (``iters`` 13 minus ``iters`` 3, over 10),
+   set-up included in both calls.
+
+Compile time (the first call at each size) is reported separately.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 
 import torch
 
+from gbp_torch.grid import MULTIGRID, GridConfig, MultigridConfig, solve
 from gbp_torch.grid.checks import check_inputs
 from gbp_torch.grid.gbp import eta_step, lam_setup, zero_msgs
 
@@ -49,6 +55,28 @@ def main() -> None:
             t_compile = time.perf_counter() - t0
             comp = best_time(lambda: compiled(sys.b, gains, eta, 0.5))
             print(f"{d:2d} {n:6d} {eager * 1e3:9.3f} {comp * 1e3:12.3f} {eager / comp:7.2f}x {t_compile:10.1f}")
+    public_solve(args.sizes)
+
+
+def public_solve(sizes: list[int]) -> None:
+    """One FCG step of the public multigrid solve, eager vs MultigridConfig(compile=True)."""
+    from bench_public_solve import laplacian_system
+
+    compiled_config = GridConfig(levels=None, multigrid=MultigridConfig(compile=True))
+    print("\npublic grid.solve (MULTIGRID, FCG), one FCG step = (iters 13 - iters 3) / 10, float32")
+    print(f"{'size':>6s} {'eager ms':>9s} {'compiled ms':>12s} {'speedup':>8s} {'compile s':>10s}")
+    for n in sizes:
+        z, a, wh, wv, _, _ = laplacian_system(n)
+
+        def step(config):
+            run = {it: best_time(lambda: solve(z, a, (wh, wv), iters=it, config=config), 5) for it in (3, 13)}
+            return (run[13] - run[3]) / 10
+
+        t0 = time.perf_counter()
+        solve(z, a, (wh, wv), iters=3, config=compiled_config)
+        t_compile = time.perf_counter() - t0
+        eager, comp = step(MULTIGRID), step(compiled_config)
+        print(f"{n:6d} {eager * 1e3:9.3f} {comp * 1e3:12.3f} {eager / comp:7.2f}x {t_compile:10.1f}")
 
 
 if __name__ == "__main__":

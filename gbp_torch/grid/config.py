@@ -37,6 +37,9 @@ class MultigridConfig:
         transfer: ``"bilinear"`` (cell-centred) or ``"constant"`` grid transfers.
         fmg: start from a full-multigrid pass (else from zero) when no warm start is given.
         coarse_size: pixels at which coarsening stops (dense Cholesky there).
+        compile: run the iterations' V-cycle through ``torch.compile`` (inductor; one compilation per
+            problem shape, dtype and device, seconds each, up to torch's recompile limit, then eager;
+            pays off on small levels' per-op overhead: ``benchmarks/bench_compile.py``).
     """
 
     method: str = "fcg"
@@ -47,6 +50,7 @@ class MultigridConfig:
     transfer: str = "bilinear"
     fmg: bool = True
     coarse_size: int = 256
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("method", self.method, METHODS)

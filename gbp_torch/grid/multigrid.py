@@ -49,6 +49,18 @@ class Hierarchy:
     cycle: tuple[int, int] = (1, 1)
     coarse_sweeps: int = 50
     work: float = 0.0
+    compile: bool = False
+
+    def coarse_work(self) -> float:
+        """Fine-equivalent sweeps of one coarsest solve (0 for the dense factor)."""
+        last = self.levels[-1]
+        return 0.0 if last.chol is not None else self.coarse_sweeps * last.frac
+
+    def cycle_work(self, level: int = 0) -> float:
+        """Fine-equivalent sweeps of one V-cycle from ``level``: its smoothing steps, counted outside the
+        cycle so that the cycle itself is a pure tensor function (see :func:`precondition`)."""
+        steps = sum(self.cycle)
+        return sum(steps * lev.frac for lev in self.levels[level:-1]) + self.coarse_work()
 
     def restrict(self, r: Tensor) -> Tensor:
         return aggregate(r) if self.transfer == "constant" else restrict_bilinear(r)
@@ -91,7 +103,7 @@ def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains:
     mg = config.multigrid
     lam_tol = 1e-2 if config.lam_tol is None else config.lam_tol
     h0, w0 = sys.shape
-    hier = Hierarchy([], mg.transfer, mg.cycle)
+    hier = Hierarchy([], mg.transfer, mg.cycle, compile=mg.compile)
     cur = sys
     while True:
         h, w = cur.shape
@@ -120,7 +132,6 @@ def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains:
 
 def _smooth(hier: Hierarchy, lev: Level, r: Tensor, e: Tensor | None, transpose: bool) -> Tensor:
     """One smoothing step ``e += S (r - A e)`` (S^T when transpose)."""
-    hier.work += lev.frac
     res = r if e is None else lev.op.residual(r, e)
     step = lev.smoother.apply_t(res) if transpose else lev.smoother.apply(res)
     return step if e is None else e + step
@@ -156,19 +167,37 @@ def vcycle(hier: Hierarchy, r: Tensor, level: int = 0) -> Tensor:
     return e
 
 
+_COMPILED_VCYCLE = None
+
+
+def precondition(hier: Hierarchy, r: Tensor) -> Tensor:
+    """One V-cycle from the finest level (``torch.compile``-d when ``hier.compile``: one graph per problem
+    shape, dtype and device; the first call of each compiles), its work added to ``hier.work``."""
+    global _COMPILED_VCYCLE
+    hier.work += hier.cycle_work()
+    if not hier.compile:
+        return vcycle(hier, r)
+    if _COMPILED_VCYCLE is None:
+        _COMPILED_VCYCLE = torch.compile(vcycle, dynamic=False)
+    return _COMPILED_VCYCLE(hier, r)
+
+
 def fmg(hier: Hierarchy) -> Tensor:
     """Full multigrid start: exact coarsest solve, then bilinear up + one V-cycle per level."""
     x = coarse_solve(hier, hier.levels[-1], hier.levels[-1].sys.b)
+    hier.work += hier.coarse_work()
     for k in range(len(hier.levels) - 2, -1, -1):
         lev = hier.levels[k]
         x = prolong_bilinear(x, *lev.sys.shape)
         x = x + vcycle(hier, lev.op.residual(lev.sys.b, x), k)
+        hier.work += hier.cycle_work(k)
     return x
 
 
 def c2f(hier: Hierarchy, iters_per_level: int = 20) -> Tensor:
     """Coarse-to-fine start: flat GBP on every coarse level, bilinear up (no correction)."""
     x = coarse_solve(hier, hier.levels[-1], hier.levels[-1].sys.b)
+    hier.work += hier.coarse_work()
     for k in range(len(hier.levels) - 2, 0, -1):
         lev = hier.levels[k]
         x = prolong_bilinear(x, *lev.sys.shape)
@@ -186,7 +215,7 @@ def vcycle_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: f
     hist, it, conv = [], 0, False
     r = op.residual(sys.b, x)
     while it < iters:
-        x = x + vcycle(hier, r)
+        x = x + precondition(hier, r)
         it += 1
         r = op.residual(sys.b, x)
         stop, conv = _check(x, bn, r, hist, it, tol, callback)
@@ -225,7 +254,7 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
     r = op.residual(sys.b, x)
     p = q = pq = None
     while it < iters:
-        zk = vcycle(hier, r)
+        zk = precondition(hier, r)
         p = zk if p is None else torch.addcmul(zk, (-bdot(zk, q) / pq).view(-1, 1, 1, 1), p)
         q = op.apply(p)
         # p^T A p at rounding level (or below it: negative, zero) is raised to that level

@@ -1,5 +1,6 @@
 """Multigrid: same answer as the direct solve, fast contraction, transfers."""
 
+import shutil
 import warnings
 
 import numpy as np
@@ -218,3 +219,18 @@ def test_solve_without_validation_stays_finite_on_a_system_without_usable_data(s
             bad += int(not torch.isfinite(res.mean).all())
             assert _roughness(res.mean) < _roughness(x0)  # it still smooths
     assert bad == 0
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile (inductor) needs a C++ compiler on the CPU")
+def test_compiled_vcycle_gives_the_eager_solve_and_its_work():
+    """MultigridConfig(compile=True): the FCG iterations' V-cycle runs through torch.compile."""
+    z, a, wh, wv = random_problem(2, 24, 31, seed=7, ratio=30.0)
+    z, a, wh, wv = (t.float() for t in (z, a, wh, wv))
+    eager = solve(z, a, (wh, wv), iters=4, config=MULTIGRID)
+    compiled_config = GridConfig(levels=None, multigrid=MultigridConfig(compile=True))
+    compiled = solve(z, a, (wh, wv), iters=4, config=compiled_config)
+    torch.testing.assert_close(compiled.mean, eager.mean, rtol=1e-5, atol=1e-6)
+    assert compiled.work == eager.work
+    exact = direct_solve(z, a, wh, wv).float()
+    assert float((compiled.mean - exact).abs().max()) < 1e-3 * float(exact.abs().max())
