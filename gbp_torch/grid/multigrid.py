@@ -83,12 +83,14 @@ def safe_cholesky(mat: Tensor, shift: float = 1e-5) -> Tensor:
     """Cholesky factors of SPD matrices (B, n, n); an item whose factorisation fails (singular or numerically
     singular: a level without data, as from textureless frames with ``validate=False``) gets the factor of
     ``mat + shift max(diag) I`` instead, so its coarse solve is a regularised one (exact items are untouched).
-    Both factorisations run for every item: no host synchronisation."""
-    chol, info = torch.linalg.cholesky_ex(mat)
-    diag = mat.diagonal(dim1=-2, dim2=-1)
-    jitter = (shift * diag.amax(-1).clamp_min(torch.finfo(mat.dtype).tiny)).view(-1, 1, 1)
-    shifted, _ = torch.linalg.cholesky_ex(mat + jitter * torch.eye(mat.shape[-1], dtype=mat.dtype, device=mat.device))
-    return torch.where((info == 0).view(-1, 1, 1), chol, shifted)
+    A first factorisation without gradients finds the failing items, the second one (recorded) factors every
+    item's matrix, shifted or not; no host synchronisation, and no NaN factor in the autograd graph."""
+    with torch.no_grad():
+        failed = torch.linalg.cholesky_ex(mat)[1] != 0
+        jitter = shift * mat.diagonal(dim1=-2, dim2=-1).amax(-1).clamp_min(torch.finfo(mat.dtype).tiny)
+        jitter = torch.where(failed, jitter, torch.zeros_like(jitter)).view(-1, 1, 1)
+    eye = torch.eye(mat.shape[-1], dtype=mat.dtype, device=mat.device)
+    return torch.linalg.cholesky_ex(mat + jitter * eye)[0]
 
 
 def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains: GBPGains | None = None,
