@@ -24,6 +24,11 @@ def test_outputs_ablation_and_parameter_budget():
         full(torch.rand(2, 20, 24))
     with pytest.raises(ValueError, match="noisy contains NaN"):  # once 'z contains NaN', from the solver
         full(noisy.clone().fill_(float("nan")), torch.tensor([0.1, 0.2]))
+    samples = (noisy * 65535).round()  # uint16 (a 16-bit read_image) is scaled by 65535; int64 is refused
+    torch.testing.assert_close(full(samples.to(torch.uint16), torch.tensor([0.1, 0.2])).mean,
+                               full(samples / 65535, torch.tensor([0.1, 0.2])).mean)
+    with pytest.raises(ValueError, match="noisy must be floating point"):
+        full(samples.long(), torch.tensor([0.1, 0.2]))
     for bad_sigma in (-0.1, float("nan")):  # a negative sigma was clamped silently
         with pytest.raises(ValueError, match="sigma must be finite and >= 0"):
             full(noisy, torch.tensor([0.1, bad_sigma]))

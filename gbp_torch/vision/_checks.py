@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 _MODES = ("bilinear", "bicubic", "nearest")
+
+
+def as_unit_float(image: Tensor, name: str) -> Tensor:
+    """An image as floating point in [0, 1]: uint8 samples divided by 255, uint16 by 65535 (as
+    ``torchvision.io.read_image`` returns them); floating point unchanged; other dtypes a ValueError."""
+    if not isinstance(image, Tensor):
+        raise ValueError(f"{name} must be a tensor, got {type(image).__name__}")
+    if image.dtype == torch.uint8:
+        return image.float() / 255.0
+    if image.dtype == torch.uint16:
+        return image.to(torch.int32).float() / 65535.0
+    if not image.is_floating_point():
+        raise ValueError(f"{name} must be floating point in [0, 1], uint8 or uint16, got {image.dtype}")
+    return image
 
 
 def check_image(image: Tensor, name: str) -> None:

@@ -152,3 +152,13 @@ def test_textureless_frames_give_a_finite_flow(level2):
     out = HandsetFlow()(torch.zeros(1, 3, 40, 50), torch.full((1, 3, 40, 50), level2))
     assert bool(torch.isfinite(out.flow).all()) and bool(torch.isfinite(out.cov).all())
     assert float(out.flow.abs().max()) < 1e-3  # nothing pulls the zero start away
+
+
+def test_uint8_frames_are_scaled_to_unit_range():
+    g = torch.Generator().manual_seed(2)
+    f1 = (torch.rand(1, 3, 24, 32, generator=g) * 255).round()
+    f2 = torch.roll(f1, 1, dims=3)
+    model = HandsetFlow()
+    torch.testing.assert_close(model(f1.byte(), f2.byte()).flow, model(f1 / 255, f2 / 255).flow)
+    with pytest.raises(ValueError, match="frame1 must be floating point"):
+        model(f1.long(), f2.long())

@@ -101,3 +101,15 @@ def test_fill_background_oracle():
 def test_model_bad_input(model, args, match):
     with pytest.raises(ValueError, match=match):
         model(*args)
+
+
+def test_uint8_images_are_scaled_like_read_image_output(model):
+    """uint8 tensors (torchvision.io.read_image) used to be fed as 0-255 floats: the guided filter, median and
+    refinement, tuned for [0, 1], then behaved differently (0.035 px mean error instead of 0.019)."""
+    left, right, _ = planar_pair(30, 50, 4.3, 0.0, 0.0)
+    left, right = (x.clamp(0, 1).mul(255).round() for x in (left, right))
+    as_bytes = model(left.byte(), right.byte(), 10)
+    as_floats = model(left / 255, right / 255, 10)
+    torch.testing.assert_close(as_bytes.disparity, as_floats.disparity)
+    with pytest.raises(ValueError, match="left must be floating point in \\[0, 1\\], uint8 or uint16"):
+        model(left.long(), right.long(), 10)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...grid.extra_edges import edge_differences, solve_with_edges
+from ...vision import as_unit_float
 from ...vision.block_matching import block_match
 from .features import denoiser_input
 from .gbp import REFERENCE_SIGMA, GBPDenoiser
@@ -113,7 +114,9 @@ class NonLocalGBPDenoiser(nn.Module):
         self.solve_iters, self.solve_tol, self.robust, self.train_local = solve_iters, solve_tol, robust, train_local
 
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
-        """noisy (B, 1, H, W) in [0, 1]; sigma (B,) noise std on that scale, or None (blind)."""
+        """noisy (B, 1, H, W) in [0, 1] (uint8 / uint16: scaled); sigma (B,) noise std on the 0-1 scale, or None
+        (blind)."""
+        noisy = as_unit_float(noisy, "noisy")
         local = self.local
         if sigma is None and local.sigma_input and noisy.dim() == 4:
             sigma = estimate_noise_sigma(noisy)

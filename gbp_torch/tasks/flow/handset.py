@@ -27,7 +27,15 @@ from ...grid import GridConfig, MultigridConfig, solve
 from ...grid.forward import GridResult
 from ...modes import BackwardLike
 from ...progress import progress_bar
-from ...vision import DataTerm, flow_data_term, gaussian_blur, gaussian_pyramid, median_filter, upsample_flow
+from ...vision import (
+    DataTerm,
+    as_unit_float,
+    flow_data_term,
+    gaussian_blur,
+    gaussian_pyramid,
+    median_filter,
+    upsample_flow,
+)
 from .factors import FactorSource, FlowFactors, HandsetFactors
 from .output import FlowOutput
 from .penalty import charbonnier_weight, gnc_weight
@@ -94,8 +102,9 @@ class HandsetFlow(nn.Module):
 
     def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
         """Flow of ``frame1`` (B, C, H, W) in [0, 1] towards ``frame2`` (same shape) -> :class:`FlowOutput`
-        with flow (B, 2, H, W), cov (B, 2, 2, H, W) and occluded (B, 1, H, W)."""
-        _check_frames(frame1, frame2)
+        with flow (B, 2, H, W), cov (B, 2, 2, H, W) and occluded (B, 1, H, W). uint8 / uint16 frames are
+        scaled to [0, 1]."""
+        frame1, frame2 = checked_frames(frame1, frame2)
         c = self.config
         pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=c.min_size)
         pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
@@ -179,7 +188,10 @@ def linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
     return q.clamp_min(0).sqrt()
 
 
-def _check_frames(frame1: Tensor, frame2: Tensor) -> None:
+def checked_frames(frame1: Tensor, frame2: Tensor) -> tuple[Tensor, Tensor]:
+    """The frames as floating point in [0, 1] (uint8 / uint16 scaled), after shape and value checks."""
+    if isinstance(frame1, Tensor) and isinstance(frame2, Tensor):
+        frame1, frame2 = as_unit_float(frame1, "frame1"), as_unit_float(frame2, "frame2")
     for name, f in (("frame1", frame1), ("frame2", frame2)):
         if not isinstance(f, Tensor) or f.dim() != 4 or not f.is_floating_point():
             shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
@@ -191,3 +203,4 @@ def _check_frames(frame1: Tensor, frame2: Tensor) -> None:
                          f"got {tuple(frame2.shape)}")
     if min(frame1.shape[-2:]) < 8:
         raise ValueError(f"frames must be at least 8 x 8 pixels, got {tuple(frame1.shape[-2:])}")
+    return frame1, frame2

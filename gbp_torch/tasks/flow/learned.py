@@ -37,7 +37,7 @@ from ...nets import ContextBranch, body_plus_context, conv_stack
 from ...progress import progress_bar
 from ...vision import DataTerm, gaussian_pyramid, median_filter, upsample_flow
 from .factors import FlowFactors, HandsetFactorConfig, HandsetFactors
-from .handset import HandsetFlow, HandsetFlowConfig, _check_frames
+from .handset import HandsetFlow, HandsetFlowConfig, checked_frames
 from .output import FlowOutput
 
 #: the training gradient of the recorded solve: implicit, a short adjoint multigrid solve (the forward
@@ -154,7 +154,7 @@ class LearnedFlow(HandsetFlow):
         the last warp (the flows of the others are then constants)."""
         if record not in ("all", "last"):
             raise ValueError(f"record must be 'all' or 'last', got {record!r}")
-        _check_frames(frame1, frame2)
+        frame1, frame2 = checked_frames(frame1, frame2)
         c = self.config
         grad = torch.is_grad_enabled()
         with torch.no_grad():

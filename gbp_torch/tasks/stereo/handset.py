@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ...grid import MULTIGRID, GridConfig, GridRobust, solve
 from ...progress import progress_bar
 from ...robust import RobustKernel
-from ...vision import weighted_median_filter
+from ...vision import as_unit_float, weighted_median_filter
 from .cost import CostConfig, CostVolume, check_pair, cost_volume, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .occlusion import fill_background, left_right_check
@@ -128,8 +128,8 @@ class HandsetStereo(nn.Module):
     records_gradients = False
 
     def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
+        left, right = as_unit_float(left, "left").float(), as_unit_float(right, "right").float()
         check_pair(left, right, max_disp)
-        left, right = left.float(), right.float()
         record = self.records_gradients and torch.is_grad_enabled()
         bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         with torch.no_grad():
