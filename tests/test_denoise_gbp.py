@@ -29,6 +29,9 @@ def test_outputs_ablation_and_parameter_budget():
                                full(samples / 65535, torch.tensor([0.1, 0.2])).mean)
     with pytest.raises(ValueError, match="noisy must be floating point"):
         full(samples.long(), torch.tensor([0.1, 0.2]))
+    torch.testing.assert_close(full(noisy, 0.1).mean, full(noisy, torch.tensor([0.1, 0.1])).mean)  # a number
+    with pytest.raises(ValueError, match="sigma must be a number or B = 2 values"):  # was a RuntimeError
+        full(noisy, torch.tensor([0.1, 0.2, 0.3]))
     for bad_sigma in (-0.1, float("nan")):  # a negative sigma was clamped silently
         with pytest.raises(ValueError, match="sigma must be finite and >= 0"):
             full(noisy, torch.tensor([0.1, bad_sigma]))

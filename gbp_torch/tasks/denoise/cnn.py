@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ...vision import as_unit_float
-from .features import denoiser_input
+from .features import checked_input, denoiser_input
 from .output import DenoiseOutput
 
 
@@ -49,7 +48,7 @@ class DenoiseCNN(nn.Module):
 
         Returns the mean (B, 1, H, W), or ``DenoiseOutput(mean, var)`` when ``predict_var``.
         """
-        noisy = as_unit_float(noisy, "noisy")
+        noisy, sigma = checked_input(noisy, sigma)
         out = self.body(denoiser_input(noisy, sigma, self.sigma_input, "DenoiseCNN"))
         mean = noisy - out[:, :1]
         if not self.predict_var:

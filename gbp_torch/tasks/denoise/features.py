@@ -5,16 +5,31 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ...vision import as_unit_float
 
-def denoiser_input(noisy: Tensor, sigma: Tensor | None, sigma_input: bool, owner: str) -> Tensor:
-    """Check ``noisy`` (B, 1, H, W) (finite) and ``sigma`` (finite, >= 0); return noisy, with a constant sigma
-    map appended as a second channel (B, 2, H, W) when ``sigma_input`` (then ``sigma`` (B,) is required)."""
+
+def checked_input(noisy: Tensor, sigma) -> tuple[Tensor, Tensor | None]:
+    """The denoisers' inputs, checked: ``noisy`` (B, 1, H, W) as finite floating point in [0, 1] (uint8 / uint16
+    scaled), ``sigma`` None or (B,) finite >= 0 on the same scale, from a number, one value or B values."""
+    noisy = as_unit_float(noisy, "noisy")
     if noisy.dim() != 4 or noisy.shape[1] != 1:
         raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}")
     if not bool(torch.isfinite(noisy).all()):
         raise ValueError("noisy contains NaN or infinite values")
-    if sigma is not None and not bool(((torch.as_tensor(sigma) >= 0) & torch.isfinite(torch.as_tensor(sigma))).all()):
-        raise ValueError(f"sigma must be finite and >= 0 (the noise std on the 0-1 scale), got {sigma!r}")
+    if sigma is None:
+        return noisy, None
+    s = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device).flatten()
+    if s.numel() not in (1, noisy.shape[0]):
+        raise ValueError(f"sigma must be a number or B = {noisy.shape[0]} values, got shape "
+                         f"{tuple(torch.as_tensor(sigma).shape)}")
+    if not bool(((s >= 0) & torch.isfinite(s)).all()):
+        raise ValueError(f"sigma must be finite and >= 0 (the noise std on the 0-1 scale), got {s.tolist()}")
+    return noisy, s.expand(noisy.shape[0]).clone()
+
+
+def denoiser_input(noisy: Tensor, sigma: Tensor | None, sigma_input: bool, owner: str) -> Tensor:
+    """``noisy`` (B, 1, H, W) (after :func:`checked_input`), with a constant sigma map appended as a second
+    channel (B, 2, H, W) when ``sigma_input`` (then ``sigma`` (B,) is required)."""
     if not sigma_input:
         return noisy
     if sigma is None:

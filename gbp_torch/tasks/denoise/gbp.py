@@ -11,8 +11,7 @@ from torch import Tensor, nn
 from ...grid import GridConfig
 from ...modules import MultigridGBP
 from ...nets import GridFactorNet
-from ...vision import as_unit_float
-from .features import denoiser_input
+from .features import checked_input, denoiser_input
 from .noise_level import estimate_noise_sigma
 from .output import DenoiseOutput
 
@@ -69,7 +68,7 @@ class GBPDenoiser(nn.Module):
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
         """noisy (B, 1, H, W) in [0, 1] (uint8 / uint16: scaled); sigma (B,) noise std on the 0-1 scale, or None
         (blind)."""
-        noisy = as_unit_float(noisy, "noisy")
+        noisy, sigma = checked_input(noisy, sigma)
         if self.noise_level is not None:
             sigma = noisy.new_full(noisy.shape[:1], self.noise_level)
         elif sigma is None and self.sigma_input and noisy.dim() == 4:

@@ -24,9 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...grid.extra_edges import edge_differences, solve_with_edges
-from ...vision import as_unit_float
 from ...vision.block_matching import block_match
-from .features import denoiser_input
+from .features import checked_input, denoiser_input
 from .gbp import REFERENCE_SIGMA, GBPDenoiser
 from .noise_level import estimate_noise_sigma
 from .output import DenoiseOutput
@@ -116,7 +115,7 @@ class NonLocalGBPDenoiser(nn.Module):
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
         """noisy (B, 1, H, W) in [0, 1] (uint8 / uint16: scaled); sigma (B,) noise std on the 0-1 scale, or None
         (blind)."""
-        noisy = as_unit_float(noisy, "noisy")
+        noisy, sigma = checked_input(noisy, sigma)
         local = self.local
         if sigma is None and local.sigma_input and noisy.dim() == 4:
             sigma = estimate_noise_sigma(noisy)
