@@ -22,7 +22,7 @@ import torch
 from .io import read_gray, write_image
 from .metrics import coverage, psnr_db
 from .paths import samples_dir
-from .pretrained import DEFAULT_DENOISER, denoiser
+from .pretrained import DEFAULT_DENOISER, denoiser, manifest, task_of
 from .tasks.denoise.classical import ClassicalDenoiser
 from .tasks.denoise.median import median_filter
 
@@ -107,6 +107,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default=DEFAULT_DENOISER, help="pretrained model (checkpoints/MANIFEST)")
     args = ap.parse_args(argv)
+    if not 0 < args.sigma < 255:
+        ap.error(f"--sigma must be in (0, 255), got {args.sigma:g}")
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"--out {args.out} is a file; give a folder")
+    entries = manifest()
+    if args.model not in entries or task_of(entries[args.model]) != "denoise":
+        known = sorted(n for n, e in entries.items() if task_of(e) == "denoise")
+        ap.error(f"--model {args.model!r} is not a shipped denoiser; denoisers: {known}")
     rows = run_demo(args.out, args.sigma, args.seed, args.model)
     print(f"Gaussian noise sigma {args.sigma:g}/255, seed {args.seed}; PSNR in dB; model {args.model}")
     print(f"{'image':22s} {'size':>8s} {'noisy':>6s} {'median':>7s} {'hand-set GBP':>13s} {'learned GBP':>12s} "

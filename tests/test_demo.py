@@ -1,5 +1,7 @@
 """The shipped-data main job: classical GBP denoising, image IO and data paths."""
 
+import re
+
 import pytest
 import torch
 
@@ -62,3 +64,21 @@ def test_demo_stereo_and_flow_rows_on_the_shipped_pairs(tmp_path):
     assert float(fl["value"]) < 0.3 and 0.8 < fl["coverage95"] <= 1.0  # learned: 0.136 px (DIS: 0.23 on the full frame)
     for name in ("tsukuba_disparity.png", "tsukuba_std.png", "rubberwhale_flow.png"):
         assert read_gray(tmp_path / name).std() > 0.05  # a picture, not a blank
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--sigma", "-3"], r"--sigma must be in \(0, 255\)"),  # reached the denoiser before
+    (["--sigma", "300"], r"--sigma must be in \(0, 255\)"),  # ran, on noise of std 300/255
+    (["--model", "gbp_flow"], "is not a shipped denoiser"),  # a traceback after the noisy images were written
+    (["--out", "afile"], "is a file"),  # a FileExistsError traceback
+])
+def test_demo_bad_arguments_stop_before_any_work(tmp_path, monkeypatch, capsys, argv, match):
+    from gbp_torch.demo import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written

@@ -7,17 +7,17 @@ An unexpected failure later prints one line and exits 1; set ``GBP_DEBUG=1`` to 
 No output path may be an input, and outputs must be distinct, in an existing folder.
 """
 
-from .common import CLIError
+from .common import CLIError, run
 from .denoise import denoise_main
 from .flow import flow_main
 from .stereo import stereo_main
 
 
 def demo_main() -> None:
-    """``gbp-demo``: denoise the shipped sample images."""
+    """``gbp-demo``: the main job on the shipped samples (denoising, stereo, flow)."""
     from ..demo import main
 
-    main()
+    run("gbp-demo", main, None)
 
 
 __all__ = ["CLIError", "demo_main", "denoise_main", "stereo_main", "flow_main"]
