@@ -83,10 +83,20 @@ def safe_cholesky(mat: Tensor, shift: float = 1e-5) -> Tensor:
     """Cholesky factors of SPD matrices (B, n, n); an item whose factorisation fails (singular or numerically
     singular: a level without data, as from textureless frames with ``validate=False``) gets the factor of
     ``mat + shift max(diag) I`` instead, so its coarse solve is a regularised one (exact items are untouched).
-    A first factorisation without gradients finds the failing items, the second one (recorded) factors every
-    item's matrix, shifted or not; no host synchronisation, and no NaN factor in the autograd graph."""
+
+    On the CPU the failure flags are read at once (no synchronisation to avoid): one factorisation unless
+    an item fails. Elsewhere, an unrecorded factorisation finds the failing items and a second one factors
+    every item's matrix, shifted or not, without a host synchronisation. The recorded factor never holds a
+    failed item's partial factor."""
+    if mat.device.type == "cpu":
+        chol, info = torch.linalg.cholesky_ex(mat)
+        if not bool(info.any()):
+            return chol
+        failed = info != 0
+    else:
+        with torch.no_grad():
+            failed = torch.linalg.cholesky_ex(mat)[1] != 0
     with torch.no_grad():
-        failed = torch.linalg.cholesky_ex(mat)[1] != 0
         jitter = shift * mat.diagonal(dim1=-2, dim2=-1).amax(-1).clamp_min(torch.finfo(mat.dtype).tiny)
         jitter = torch.where(failed, jitter, torch.zeros_like(jitter)).view(-1, 1, 1)
     eye = torch.eye(mat.shape[-1], dtype=mat.dtype, device=mat.device)

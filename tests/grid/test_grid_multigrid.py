@@ -194,6 +194,8 @@ def test_safe_cholesky_leaves_spd_items_exact_and_factors_singular_ones_shifted(
     lap[0, 0] = lap[-1, -1] = 1.0  # a path graph's Laplacian: singular (constants)
     chol = safe_cholesky(torch.stack((spd, lap)))
     torch.testing.assert_close(chol[0], torch.linalg.cholesky(spd), rtol=0, atol=0)
+    only_spd = safe_cholesky(torch.stack((spd, 2 * spd)))  # no item fails: one factorisation on the CPU
+    torch.testing.assert_close(only_spd, torch.linalg.cholesky(torch.stack((spd, 2 * spd))), rtol=0, atol=0)
     shifted = lap + 1e-5 * 2.0 * torch.eye(6, dtype=torch.float64)
     torch.testing.assert_close(chol[1] @ chol[1].T, shifted)
 
