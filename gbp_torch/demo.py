@@ -22,7 +22,7 @@ import torch
 from .io import read_gray, write_image
 from .metrics import coverage, psnr_db
 from .paths import samples_dir
-from .pretrained import DEFAULT_DENOISER, denoiser, manifest, task_of
+from .pretrained import DEFAULT_DENOISER, denoiser, names_of
 from .tasks.denoise.classical import ClassicalDenoiser
 from .tasks.denoise.median import median_filter
 
@@ -111,9 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--sigma must be in (0, 255), got {args.sigma:g}")
     if args.out.exists() and not args.out.is_dir():
         ap.error(f"--out {args.out} is a file; give a folder")
-    entries = manifest()
-    if args.model not in entries or task_of(entries[args.model]) != "denoise":
-        known = sorted(n for n, e in entries.items() if task_of(e) == "denoise")
+    known = names_of("denoise")
+    if args.model not in known:
         ap.error(f"--model {args.model!r} is not a shipped denoiser; denoisers: {known}")
     rows = run_demo(args.out, args.sigma, args.seed, args.model)
     print(f"Gaussian noise sigma {args.sigma:g}/255, seed {args.seed}; PSNR in dB; model {args.model}")

@@ -59,17 +59,23 @@ def task_of(entry: dict) -> str:
     return entry["class"].removeprefix("gbp_torch.tasks.").partition(".")[0]
 
 
+def names_of(task: str, entries: dict[str, dict] | None = None) -> list[str]:
+    """The sorted names of the manifest's models of ``task`` (``entries``: an already read manifest)."""
+    entries = manifest() if entries is None else entries
+    return sorted(n for n, e in entries.items() if task_of(e) == task)
+
+
 def load(name: str, device: str | torch.device = "cpu", directory: Path = CHECKPOINT_DIR,
          task: str | None = None) -> nn.Module:
     """The model ``name`` of the manifest, weights loaded and hash checked, in eval mode. With ``task``, a model
     of another task (a denoiser given to the stereo loader, say) is refused with a ValueError before loading."""
     entries = manifest(directory / "MANIFEST")
     if name not in entries:
-        known = sorted(n for n, e in entries.items() if task is None or task_of(e) == task)
+        known = sorted(entries) if task is None else names_of(task, entries)
         raise KeyError(f"no pretrained {task + ' ' if task else ''}model {name!r}; available: {known}")
     if task is not None and task_of(entries[name]) != task:
-        known = sorted(n for n, e in entries.items() if task_of(e) == task)
-        raise ValueError(f"{name!r} is a {task_of(entries[name])} model, not a {task} model; {task} models: {known}")
+        raise ValueError(f"{name!r} is a {task_of(entries[name])} model, not a {task} model; {task} models: "
+                         f"{names_of(task, entries)}")
     entry = entries[name]
     path = directory / entry["file"]
     if not path.is_file():
