@@ -190,14 +190,16 @@ def linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
 
 def checked_frames(frame1: Tensor, frame2: Tensor) -> tuple[Tensor, Tensor]:
     """The frames as floating point in [0, 1] (uint8 / uint16 scaled), after shape and value checks."""
-    if isinstance(frame1, Tensor) and isinstance(frame2, Tensor):
-        frame1, frame2 = as_unit_float(frame1, "frame1"), as_unit_float(frame2, "frame2")
+    frames = []
     for name, f in (("frame1", frame1), ("frame2", frame2)):
-        if not isinstance(f, Tensor) or f.dim() != 4 or not f.is_floating_point():
+        if not isinstance(f, Tensor) or f.dim() != 4:
             shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
             raise ValueError(f"{name} must be a floating-point (B, C, H, W) tensor in [0, 1], got {shape}")
+        f = as_unit_float(f, name)
         if not bool(torch.isfinite(f).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
+        frames.append(f)
+    frame1, frame2 = frames
     if frame1.shape != frame2.shape:
         raise ValueError(f"frame2 must have frame1's shape (B, C, H, W) = {tuple(frame1.shape)}, "
                          f"got {tuple(frame2.shape)}")

@@ -75,9 +75,7 @@ class SolveSchedule:
 def guided_median(u: Tensor, gray: Tensor, size: int, sigma: float) -> Tensor:
     """The weighted median of u (B, H, W) guided by the left image's gray levels (B, 1, H, W): removes
     isolated errors and foreground fattening without moving depth edges that follow intensity edges;
-    (B, H, W)."""
-    if size == 1:
-        return u
+    (B, H, W); size 1: u itself."""
     return weighted_median_filter(u.unsqueeze(1), gray, size, sigma).squeeze(1)
 
 
