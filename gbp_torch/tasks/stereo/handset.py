@@ -35,7 +35,7 @@ from ...grid import MULTIGRID, GridConfig, GridRobust, solve
 from ...progress import progress_bar
 from ...robust import RobustKernel
 from ...vision import as_unit_float, weighted_median_filter
-from .cost import CostConfig, CostVolume, check_pair, cost_volume, to_gray
+from .cost import CostConfig, CostVolume, cost_volume, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .occlusion import fill_background, left_right_check
 from .output import StereoOutput
@@ -127,7 +127,6 @@ class HandsetStereo(nn.Module):
 
     def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
         left, right = as_unit_float(left, "left").float(), as_unit_float(right, "right").float()
-        check_pair(left, right, max_disp)
         record = self.records_gradients and torch.is_grad_enabled()
         bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         with torch.no_grad():
