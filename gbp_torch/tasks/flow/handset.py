@@ -92,38 +92,63 @@ class HandsetFlow(nn.Module):
     Args:
         config: the warping loop's settings.
         factors: the factor source (default :class:`~.factors.HandsetFactors`).
+        backward: gradient mode of the recorded solves (see :meth:`forward_sequence`).
+
+    Forward: ``frame1, frame2`` (B, C, H, W) in [0, 1] -> :class:`~.output.FlowOutput`. With gradients
+    enabled only the last warp is recorded.
     """
 
-    def __init__(self, config: HandsetFlowConfig = HandsetFlowConfig(), factors: FactorSource | None = None):
+    def __init__(self, config: HandsetFlowConfig = HandsetFlowConfig(), factors: FactorSource | None = None,
+                 backward: BackwardLike = "unroll"):
         super().__init__()
         self.config = config
         self.factors = factors if factors is not None else HandsetFactors()
+        self.backward = backward
         self.progress = False  # True: a tqdm bar over the warps (the CLI sets it)
 
     def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
         """Flow of ``frame1`` (B, C, H, W) in [0, 1] towards ``frame2`` (same shape) -> :class:`FlowOutput`
         with flow (B, 2, H, W), cov (B, 2, 2, H, W) and occluded (B, 1, H, W). uint8 / uint16 frames are
         scaled to [0, 1]."""
+        return self.forward_sequence(frame1, frame2, record="last")[0]
+
+    def forward_sequence(self, frame1: Tensor, frame2: Tensor, record: str = "all") -> tuple[FlowOutput, list[Tensor]]:
+        """The output and the flow after every warp (coarse to fine, each on its level's grid, in that level's
+        pixels).
+
+        With gradients enabled, ``record="all"`` records every warp (each solve with :attr:`backward`, each
+        linearisation point, the incoming flow, a constant), for a loss on the whole sequence; ``"last"``
+        records only the last warp (the flows of the others are then constants). The median filter passes
+        gradients to the selected values."""
+        if record not in ("all", "last"):
+            raise ValueError(f"record must be 'all' or 'last', got {record!r}")
         frame1, frame2 = checked_frames(frame1, frame2)
         c = self.config
-        pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=c.min_size)
-        pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
+        grad = torch.is_grad_enabled()
+        with torch.no_grad():
+            pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=c.min_size)
+            pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
         flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
+        sequence = []
         count = 0
         bar = progress_bar(self.total_warps(len(pyr1)), "flow", "warp", self.progress)
         for level in range(len(pyr1) - 1, -1, -1):
-            flow = upsample_flow(flow, tuple(pyr1[level].shape[-2:]))
+            flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
             for w in range(warps):
                 result = data = factors = None  # drop the last warp's full-size fields first
                 robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
-                flow, result, data, factors = self._warp(pyr1[level], pyr2[level], flow, level, robustness)
-                if c.median > 1 and (c.median_every_warp or w == warps - 1):
-                    flow = median_filter(flow, c.median)
+                on = grad and (record == "all" or (level == 0 and w == warps - 1))
+                with torch.set_grad_enabled(on):
+                    flow, result, data, factors = self._warp(pyr1[level], pyr2[level], flow.detach(), level,
+                                                             robustness, self.backward if on else "unroll")
+                    if c.median > 1 and (c.median_every_warp or w == warps - 1):
+                        flow = median_filter(flow, c.median)
+                sequence.append(flow)
                 count += 1
                 bar.update()
         bar.close()
-        return self._output(flow, result, data, factors)
+        return self._output(flow, result, data, factors), sequence
 
     def total_warps(self, levels: int) -> int:
         """Warps of a run over a pyramid of ``levels`` levels."""

@@ -20,9 +20,9 @@ training starts from the hand-set model.
 enabled, :meth:`LearnedFlow.forward` records only the last warp (finest level): its factors are
 recorded and its multigrid GBP solve uses the implicit backward (an adjoint multigrid solve at the
 solution), so gradients reach the factor network through the data precisions, robust weights and
-edge weights of that solve. :meth:`LearnedFlow.forward_sequence` records every warp the same way and
-returns the flow after each, for a loss on the whole coarse-to-fine sequence (what training uses, so
-the factors of every level learn). Linearisation points (the incoming flows) and the warps are
+edge weights of that solve. :meth:`~.handset.HandsetFlow.forward_sequence` records every warp the same
+way and returns the flow after each, for a loss on the whole coarse-to-fine sequence (what training
+uses, so the factors of every level learn). Linearisation points (the incoming flows) and the warps are
 constants; the median filter passes gradients to the selected values.
 """
 
@@ -34,11 +34,9 @@ from torch import Tensor, nn
 
 from ...modes import BackwardConfig, BackwardLike
 from ...nets import ContextBranch, body_plus_context, conv_stack
-from ...progress import progress_bar
-from ...vision import DataTerm, gaussian_pyramid, median_filter, upsample_flow
+from ...vision import DataTerm
 from .factors import FlowFactors, HandsetFactorConfig, HandsetFactors
-from .handset import HandsetFlow, HandsetFlowConfig, checked_frames
-from .output import FlowOutput
+from .handset import HandsetFlow, HandsetFlowConfig
 
 #: the training gradient of the recorded solve: implicit, a short adjoint multigrid solve (the forward
 #: solve is itself a few warm-started FCG steps, so a tighter adjoint buys little)
@@ -130,8 +128,7 @@ class LearnedFlow(HandsetFlow):
         backward: gradient mode of the recorded (last) solve, a :class:`~gbp_torch.modes.BackwardConfig`,
             its fields or a mode name (default :data:`TRAIN_BACKWARD`, implicit).
 
-    Forward: ``frame1, frame2`` (B, C, H, W) in [0, 1] -> :class:`~.output.FlowOutput`. With gradients
-    enabled only the last warp is recorded.
+    Forward and :meth:`~.handset.HandsetFlow.forward_sequence` as the hand-set model's.
     """
 
     def __init__(self, factors: LearnedFactors | dict | None = None, config: HandsetFlowConfig | dict | None = None,
@@ -140,47 +137,8 @@ class LearnedFlow(HandsetFlow):
             factors = LearnedFactors(**(factors or {}))
         if not isinstance(config, HandsetFlowConfig):
             config = HandsetFlowConfig(**(config or {}))
-        super().__init__(config, factors)
-        self.backward = BackwardConfig(**backward) if isinstance(backward, dict) else \
-            (backward if backward is not None else TRAIN_BACKWARD)
-
-    def forward(self, frame1: Tensor, frame2: Tensor) -> FlowOutput:
-        return self.forward_sequence(frame1, frame2, record="last")[0]
-
-    def forward_sequence(self, frame1: Tensor, frame2: Tensor, record: str = "all") -> tuple[FlowOutput, list[Tensor]]:
-        """The output and the flow after every warp (coarse to fine, each on its level's grid, in that level's
-        pixels). With gradients enabled, ``record="all"`` records every warp (each solve with the implicit
-        backward, each linearisation point a constant), for a loss on the whole sequence; ``"last"`` only
-        the last warp (the flows of the others are then constants)."""
-        if record not in ("all", "last"):
-            raise ValueError(f"record must be 'all' or 'last', got {record!r}")
-        frame1, frame2 = checked_frames(frame1, frame2)
-        c = self.config
-        grad = torch.is_grad_enabled()
-        with torch.no_grad():
-            pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=c.min_size)
-            pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
-        flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
-        sequence = []
-        count = 0
-        bar = progress_bar(self.total_warps(len(pyr1)), "flow", "warp", self.progress)
-        for level in range(len(pyr1) - 1, -1, -1):
-            flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
-            warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
-            for w in range(warps):
-                result = data = factors = None  # drop the last warp's full-size fields first
-                robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
-                on = grad and (record == "all" or (level == 0 and w == warps - 1))
-                with torch.set_grad_enabled(on):
-                    flow, result, data, factors = self._warp(pyr1[level], pyr2[level], flow.detach(), level,
-                                                             robustness, self.backward if on else "unroll")
-                    if c.median > 1 and (c.median_every_warp or w == warps - 1):
-                        flow = median_filter(flow, c.median)
-                sequence.append(flow)
-                count += 1
-                bar.update()
-        bar.close()
-        return self._output(flow, result, data, factors), sequence
+        backward = BackwardConfig(**backward) if isinstance(backward, dict) else backward
+        super().__init__(config, factors, backward if backward is not None else TRAIN_BACKWARD)
 
 
 __all__ = ["LearnedFactors", "LearnedFlow", "TRAIN_BACKWARD", "N_INPUTS", "N_OUTPUTS"]
