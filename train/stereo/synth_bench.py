@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from gbp_torch.io import read_gray
 from gbp_torch.paths import dataset_dir
-from gbp_torch.tasks.stereo.metrics import pair_measures
+from gbp_torch.tasks.stereo.metrics import bad_pixels, pair_measures
 from gbp_torch.tasks.stereo.synthetic import SyntheticConfig, synthetic_pair
 
 #: milder than the generator's defaults: low noise and contrast >= 0.5, like well-lit photographs
@@ -41,9 +41,10 @@ def synthetic_set(n: int = 8, seed: int = 100, max_disp: int = 40, upscale: floa
 
 
 def evaluate_on(model, pairs) -> dict:
-    """Mean bad>1 / bad>2 (nonocc), bad>1 within 3 px of a depth edge and elsewhere, MAE, coverage and
-    seconds of ``model`` over ``pairs``."""
-    acc = {"bad1": [], "bad2": [], "bad1_edge": [], "bad1_interior": [], "mae": [], "coverage": [], "seconds": []}
+    """Mean bad>1 / bad>2 (nonocc), bad>1 within 3 px of a depth edge and elsewhere, bad>1 on every pixel
+    (``bad1_all``: occluded and out-of-view ones too), MAE, coverage and seconds of ``model`` over ``pairs``."""
+    acc = {"bad1": [], "bad2": [], "bad1_edge": [], "bad1_interior": [], "bad1_all": [], "mae": [], "coverage": [],
+           "seconds": []}
     for left, right, gt, nonocc, max_disp in pairs:
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -52,6 +53,7 @@ def evaluate_on(model, pairs) -> dict:
         for name, value in pair_measures(out.disparity, gt, nonocc, out.var).items():
             if not (name in ("bad1_edge", "bad1_interior") and value[0].isnan()):  # a pair may lack edges
                 acc[name].append(float(value[0]))
+        acc["bad1_all"].append(float(bad_pixels(out.disparity, gt, torch.ones_like(nonocc), 1.0)[0]))
     return {k: sum(v) / len(v) for k, v in acc.items() if v}
 
 

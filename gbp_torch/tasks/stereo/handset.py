@@ -8,9 +8,10 @@ Steps (one cost volume, then ``outer`` relinearisations):
 1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8; optionally
    mixed with the cost of learned matching features, ``features``), aggregated by a guided filter of
    each slice and then by semi-global (SGM) scanline recursions (:mod:`.sgm`);
-2. cues: winner-take-all (WTA) v0, the peak-ratio confidence, the right view's WTA and the
-   left-right check (occlusions); the initial estimate is v0's parabola fit, occlusions filled from
-   the background side, through a guided weighted median (:func:`guided_median`);
+2. cues: winner-take-all (WTA) v0, the peak-ratio confidence, the right view's WTA, the
+   left-right check and the left border's out-of-view strip (occlusions); the initial estimate is
+   v0's parabola fit, occlusions filled from the background side, through a guided weighted median
+   (:func:`guided_median`);
 3. the factor source (:class:`~.factors.HandsetFactors`, or a learned one) turns cues and the
    left image into data scales, robust thresholds and edge weights;
 4. repeat: the coupled search ``v = argmin_d C(d) + theta_t (d - u)^2`` over the *whole* range
@@ -37,7 +38,7 @@ from ...robust import RobustKernel
 from ...vision import as_unit_float, weighted_median_filter
 from .cost import CostConfig, CostVolume, cost_volume, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
-from .occlusion import fill_background, left_right_check
+from .occlusion import fill_background, left_right_check, out_of_view
 from .output import StereoOutput
 from .refine import RefineConfig, photometric_refine
 from .search import coupled_search, quadratic_fit, right_winner
@@ -85,7 +86,8 @@ def cues_of(volume: CostVolume, lr_threshold: float, chunk: int) -> tuple[Stereo
     _, c2 = coupled_search(volume, exclude=v0, radius=1, chunk=chunk)
     # with 2 disparities nothing lies outside +-1 px of the best (c2 = inf): no competitor, full confidence
     conf = torch.where(torch.isfinite(c2), ((c2 - c1) / c2.clamp_min(1e-6)).clamp(0, 1), torch.ones_like(c1))
-    occ = left_right_check(v0.float(), right_winner(volume, chunk).float(), lr_threshold)
+    winner_right = right_winner(volume, chunk).float()
+    occ = left_right_check(v0.float(), winner_right, lr_threshold) | out_of_view(winner_right)
     return StereoCues(conf, occ, c1), v0
 
 
