@@ -87,7 +87,8 @@ def test_left_border_strip_takes_the_surface_disparity(model):
 def test_out_of_view_oracle():
     disp_right = torch.full((1, 2, 30), 6.0)
     disp_right[0, 1] = 0.0
-    disp_right[0, 0, 2] = 25.0  # one wrong border winner: the median ignores it
+    disp_right[..., :4] = 17.0  # the first columns' census windows are border: skipped
+    disp_right[0, 0, 6] = 25.0  # one wrong winner among the 9 read: the median ignores it
     occ = out_of_view(disp_right)
     assert occ[0, 0].tolist() == [x < 9 for x in range(30)]
     assert occ[0, 1].tolist() == [x < 3 for x in range(30)]  # d = 0: only the census border

@@ -24,22 +24,24 @@ def left_right_check(disp_left: Tensor, disp_right: Tensor, threshold: float = 1
     return (xr < 0) | ((disp_left - back).abs() > threshold)
 
 
-def out_of_view(disp_right: Tensor, columns: int = 9, margin: float = 3.0) -> Tensor:
+def out_of_view(disp_right: Tensor, columns: int = 9, margin: float = 3.0, skip: int = 4) -> Tensor:
     """Left pixels whose scene point lies left of (or at) the right image's border: (B, H, W) bool.
 
     A left pixel x of a surface at disparity d is seen by the right view only if ``x >= d``. Its own
     winner cannot tell: its search range is cut at ``d <= x``, so it returns a spurious small
     disparity that often passes the left-right check, and one such pixel wins the background fill of
     the whole strip. The right view's border columns see the surface at the row's left edge, so their
-    disparity d_b (the median over the first ``columns`` right columns, robust to a few wrong winners)
-    marks the left pixels ``x < d_b + margin``: the strip, plus the pixels whose matching windows
-    (census radius 3) cross the right image's border.
+    disparity d_b marks the left pixels ``x < d_b + margin``: the strip, plus the pixels whose matching
+    windows (census radius 3) cross the right image's border. d_b is the median over ``columns`` right
+    columns from column ``skip`` (the first few columns' census windows are mostly replicated border,
+    so their winners are unreliable), robust to a few wrong winners.
 
     Args:
         disp_right: (B, H, W) disparities of the right view (float or long).
     """
     w = disp_right.shape[-1]
-    border = disp_right[..., :min(columns, w)].float().median(-1, keepdim=True).values
+    first = min(skip, max(0, w - columns))
+    border = disp_right[..., first:first + columns].float().median(-1, keepdim=True).values
     return torch.arange(w, device=disp_right.device).view(1, 1, -1) < border + margin
 
 
