@@ -1,4 +1,4 @@
-"""Left-right consistency and background filling of occluded pixels."""
+"""Left-right consistency, the left border's out-of-view strip and background filling of occluded pixels."""
 
 from __future__ import annotations
 
