@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..vision import as_unit_float
 from .png_check import SIGNATURE, check_png
 
 
@@ -96,12 +97,11 @@ def _message(e: BaseException) -> str:
 
 
 def _to_float(img: Tensor) -> tuple[Tensor, int]:
-    """uint8 / uint16 samples -> float32 in [0, 1] and the bit depth."""
-    if img.dtype == torch.uint8:
-        return img.float() / 255.0, 8
-    if img.dtype == torch.uint16:
-        return img.to(torch.int32).float() / 65535.0, 16
-    raise ValueError(f"unsupported image sample type {img.dtype}")
+    """uint8 / uint16 samples -> float32 in [0, 1] (:func:`~gbp_torch.vision.as_unit_float`) and the bit depth."""
+    bits = {torch.uint8: 8, torch.uint16: 16}.get(img.dtype)
+    if bits is None:
+        raise ValueError(f"unsupported image sample type {img.dtype}")
+    return as_unit_float(img, "image"), bits
 
 
 def read_gray(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor | tuple[Tensor, int]:
