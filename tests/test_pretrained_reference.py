@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gbp_torch.pretrained import load, manifest
+from gbp_torch.pretrained import load, names_of
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from record_pretrained_reference import OUT, reference_input  # noqa: E402
@@ -23,7 +23,7 @@ REFERENCE = torch.load(OUT, weights_only=True)
 
 
 def test_reference_covers_every_shipped_model():
-    denoisers = sorted(n for n, e in manifest().items() if e.get("task", "denoise") == "denoise")
+    denoisers = names_of("denoise")
     assert sorted(REFERENCE["models"]) == denoisers
 
 

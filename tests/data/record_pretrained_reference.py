@@ -16,7 +16,7 @@ import torch
 
 from gbp_torch.io import read_gray
 from gbp_torch.paths import samples_dir
-from gbp_torch.pretrained import load, manifest
+from gbp_torch.pretrained import load, names_of
 
 OUT = Path(__file__).with_name("pretrained_reference.pt")
 
@@ -34,7 +34,7 @@ def main(names: list[str]) -> None:
     out = {"noisy": noisy, "sigma": sigma, "models": {}}
     if names:  # keep the other models' records (made by earlier code) as they are
         out = torch.load(OUT, weights_only=True)
-    denoisers = sorted(n for n, e in manifest().items() if e.get("task", "denoise") == "denoise")
+    denoisers = names_of("denoise")
     for name in names or denoisers:
         model = load(name)
         rec = {}
