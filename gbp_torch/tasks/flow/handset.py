@@ -219,7 +219,8 @@ def checked_frames(frame1: Tensor, frame2: Tensor) -> tuple[Tensor, Tensor]:
     for name, f in (("frame1", frame1), ("frame2", frame2)):
         if not isinstance(f, Tensor) or f.dim() != 4:
             shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
-            raise ValueError(f"{name} must be a floating-point (B, C, H, W) tensor in [0, 1], got {shape}")
+            raise ValueError(f"{name} must be a (B, C, H, W) tensor (floating point in [0, 1], uint8 or uint16), "
+                             f"got {shape}")
         f = as_unit_float(f, name)
         if not bool(torch.isfinite(f).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
