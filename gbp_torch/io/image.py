@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..vision import as_unit_float
 from .png_check import SIGNATURE, check_png
 
 
@@ -96,18 +95,22 @@ def _message(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _to_float(img: Tensor) -> tuple[Tensor, int]:
-    """uint8 / uint16 samples -> float32 in [0, 1] (:func:`~gbp_torch.vision.as_unit_float`) and the bit depth."""
-    bits = {torch.uint8: 8, torch.uint16: 16}.get(img.dtype)
+#: Bit depth of the integer sample types images come in (uint8 files, 16-bit PNG / TIFF / PGM).
+SAMPLE_BITS = {torch.uint8: 8, torch.uint16: 16}
+
+
+def to_unit_float(img: Tensor) -> tuple[Tensor, int]:
+    """uint8 / uint16 samples -> float32 in [0, 1] (divided by 255 / 65535) and the bit depth (8 / 16)."""
+    bits = SAMPLE_BITS.get(img.dtype)
     if bits is None:
         raise ValueError(f"unsupported image sample type {img.dtype}")
-    return as_unit_float(img, "image"), bits
+    return img.to(torch.int32).float() / float((1 << bits) - 1), bits
 
 
 def read_gray(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor | tuple[Tensor, int]:
     """An image file as a (H, W) float tensor in [0, 1] (colour is converted to gray; 16-bit PNGs
     are scaled by 65535). With ``return_bits`` also the bit depth, 8 or 16."""
-    gray, bits = _to_float(_decode(path, "GRAY")[0])
+    gray, bits = to_unit_float(_decode(path, "GRAY")[0])
     return (gray, bits) if return_bits else gray
 
 
@@ -119,7 +122,7 @@ def read_image(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor 
     rgb = _decode(path, "RGB")
     if torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2]):
         rgb = rgb[:1]
-    img, bits = _to_float(rgb)
+    img, bits = to_unit_float(rgb)
     return (img, bits) if return_bits else img
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+
+from ..io.image import SAMPLE_BITS, to_unit_float
 
 _MODES = ("bilinear", "bicubic", "nearest")
 
@@ -13,10 +14,8 @@ def as_unit_float(image: Tensor, name: str) -> Tensor:
     ``torchvision.io.read_image`` returns them); floating point unchanged; other dtypes a ValueError."""
     if not isinstance(image, Tensor):
         raise ValueError(f"{name} must be a tensor, got {type(image).__name__}")
-    if image.dtype == torch.uint8:
-        return image.float() / 255.0
-    if image.dtype == torch.uint16:
-        return image.to(torch.int32).float() / 65535.0
+    if image.dtype in SAMPLE_BITS:
+        return to_unit_float(image)[0]
     if not image.is_floating_point():
         raise ValueError(f"{name} must be floating point in [0, 1], uint8 or uint16, got {image.dtype}")
     return image
