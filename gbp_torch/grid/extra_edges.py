@@ -28,8 +28,8 @@ from torch import Tensor
 
 from .config import MULTIGRID
 from .gbp import lam_setup
-from .multigrid import Hierarchy, build_hierarchy, fmg, vcycle
-from .system import GridSystem, bdot, bnorm, matvec
+from .multigrid import Hierarchy, build_hierarchy, fcg_solve, fmg
+from .system import GridSystem, matvec
 
 
 @dataclass
@@ -72,27 +72,16 @@ def edge_differences(index: Tensor, x: Tensor) -> Tensor:
 
 def _fcg(pre: GridSystem, hier: Hierarchy, index: Tensor, weight: Tensor, b: Tensor, x: Tensor,
          iters: int, tol: float | None = None) -> tuple[Tensor, Tensor]:
-    """At most ``iters`` steps of flexible CG on ``A = A_pre - V`` from x, fewer when every item's relative
-    residual reaches ``tol`` (one host sync per step; None: exactly ``iters``); returns (x, relative
-    residual ``|b - A x| / |b|`` (B,))."""
-    tiny = torch.finfo(b.dtype).tiny
-    b_norm = bnorm(b).clamp_min(tiny)
+    """:func:`~.multigrid.fcg_solve` on ``A = A_pre - V`` with right-hand side b from x: at most ``iters``
+    steps, fewer when every item's relative residual reaches ``tol`` (one host sync per step; None:
+    exactly ``iters``); returns (x, relative residual ``|b - A x| / |b|`` (B,))."""
 
     def apply(v: Tensor) -> Tensor:
         return matvec(pre, v) - edge_adjacency(index, weight, v)
 
-    r = b - apply(x)
-    p = q = pq = None
-    for _ in range(iters):
-        zk = vcycle(hier, r)
-        p = zk if p is None else zk + (-bdot(zk, q) / pq).view(-1, 1, 1, 1) * p
-        q = apply(p)
-        pq = bdot(p, q).clamp_min(tiny)
-        alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
-        x, r = x + alpha * p, r - alpha * q
-        if tol is not None and bool((bnorm(r) <= tol * b_norm).all()):
-            break
-    return x, bnorm(r) / b_norm
+    rhs = GridSystem(pre.a, pre.wh, pre.wv, b)
+    x, history, _, _ = fcg_solve(rhs, hier, x, iters, tol, apply=apply)
+    return x, history[-1]
 
 
 def _prepare(a: Tensor, wh: Tensor, wv: Tensor, b: Tensor, index: Tensor, weight: Tensor):

@@ -13,6 +13,7 @@ coarse-to-fine initialisation followed by flat GBP (no correction).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -246,7 +247,8 @@ def _check(x: Tensor, bn: Tensor, r: Tensor, hist: list, it: int, tol: float | N
     return converged, converged
 
 
-def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None):
+def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None,
+              apply: Callable[[Tensor], Tensor] | None = None):
     """Flexible CG (FCG(1), Notay) on ``sys.b`` (A: the hierarchy's finest operator), preconditioned by
     one V-cycle per iteration.
 
@@ -256,19 +258,24 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
     would otherwise give a huge step and overflow to NaN; directions with curvature above rounding level are
     untouched.
 
+    ``apply``: the operator ``p -> A p`` when A is not the hierarchy's finest operator (the grid plus
+    extra edges of :mod:`.extra_edges`); the bound above then needs the finest level to carry A's
+    diagonal, with A diagonally dominant.
+
     Returns (x, history, iters, converged); ``callback(it, x)`` may return True to stop.
     """
     op = hier.levels[0].op
+    r = op.residual(sys.b, x) if apply is None else sys.b - apply(x)
+    apply = op.apply if apply is None else apply
     info = torch.finfo(sys.b.dtype)
     bn = bnorm(sys.b).clamp_min(info.tiny)
     lam_max = 2 * blocks.trace(op.centre, 1).flatten(1).amax(1)  # >= the largest eigenvalue of A (Gershgorin)
     hist, it, conv = [], 0, False
-    r = op.residual(sys.b, x)
     p = q = pq = None
     while it < iters:
         zk = precondition(hier, r)
         p = zk if p is None else torch.addcmul(zk, (-bdot(zk, q) / pq).view(-1, 1, 1, 1), p)
-        q = op.apply(p)
+        q = apply(p)
         # p^T A p at rounding level (or below it: negative, zero) is raised to that level
         pq = torch.maximum(bdot(p, q), (16 * info.eps * lam_max * bdot(p, p)).clamp_min(info.tiny))
         alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
