@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -23,20 +24,22 @@ class GridResult:
         mean: posterior means, same shape as z ((B, H, W), (B, 1, H, W) or (B, 2, H, W)).
         var: GBP marginal variances ``lam_b^-1``: (B, H, W) for D = 1, full
             2x2 covariance blocks (B, 2, 2, H, W) for D = 2. Loopy GBP
-            underestimates the exact ``diag(A^-1)`` (see :mod:`.calibration`).
+            underestimates the exact ``diag(A^-1)`` (see :mod:`.calibration`). A solver
+            that does not need the lam-messages (multigrid with the Jacobi smoother) sets
+            them up on the first read of ``var`` (under the grad mode of the solve), so a
+            caller that never reads it (the inner solves of a warping loop) does not pay.
         iters: iterations of the last solve (GBP iterations, V-cycles or FCG steps).
         converged: whether ``tol`` was reached (False when tol is None).
         residuals: (T, B) relative residuals ``|b - A x| / |b|`` of the last solve.
         work: fine-grid-sweep equivalents of all solves (smoothing / GBP sweeps
             weighted by level size; lam set-up and residuals not counted).
-        lam_iters: lam-message iterations of the fine-level set-up (last solve).
+        lam_iters: lam-message iterations of the fine-level set-up (last solve; 0 when deferred).
         outer_iters: IRLS reweightings run (0 without robust kernels).
         unobservable: (B, H, W) bool, pixels no data determines (their ``var`` is inf, their mean
             a regularised placeholder; see :mod:`.observability`), or None.
     """
 
     mean: Tensor
-    var: Tensor
     iters: int
     converged: bool
     residuals: Tensor
@@ -44,6 +47,17 @@ class GridResult:
     lam_iters: int
     outer_iters: int = 0
     unobservable: Tensor | None = None
+    variance: Tensor | Callable[[], Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def var(self) -> Tensor:
+        if callable(self.variance):
+            self.variance = self.variance()
+        return self.variance
+
+    @var.setter
+    def var(self, value: Tensor) -> None:
+        self.variance = value
 
 
 def _default_lam_tol(dtype: torch.dtype, flat: bool) -> float:
@@ -52,14 +66,22 @@ def _default_lam_tol(dtype: torch.dtype, flat: bool) -> float:
     return 1e-13 if dtype == torch.float64 else 1e-7
 
 
+def _lam_tol(sys: GridSystem, config: GridConfig) -> float:
+    flat = config.flat or config.multigrid.method == "c2f"
+    return config.lam_tol if config.lam_tol is not None else _default_lam_tol(sys.b.dtype, flat)
+
+
 def solve_once(sys: GridSystem, x0: Tensor | None, iters: int, tol: float | None,
-               config: GridConfig) -> tuple[Tensor, list, int, bool, Tensor, int, float]:
+               config: GridConfig) -> tuple[Tensor, list, int, bool, Tensor | None, int, float]:
     """One least-squares solve of ``sys``; returns (x, residual history, iters, converged, the fine
-    belief precision lam_b, its lam iterations, work)."""
+    belief precision lam_b (None: not set up, the Jacobi-smoothed multigrid does not need it), its lam
+    iterations, work)."""
     c2f_method = config.multigrid.method == "c2f"
-    lam_tol = config.lam_tol if config.lam_tol is not None else \
-        _default_lam_tol(sys.b.dtype, config.flat or c2f_method)
-    gains = lam_setup(sys, lam_tol, init="zero" if config.flat or c2f_method else "local")
+    if not (config.flat or c2f_method or config.multigrid.smoother == "gbp"):
+        hier = build_hierarchy(sys, config)
+        x, hist, it, conv = _iterate(sys, hier, x0, iters, tol, config)
+        return x, hist, it, conv, None, 0, hier.work
+    gains = lam_setup(sys, _lam_tol(sys, config), init="zero" if config.flat or c2f_method else "local")
     lam_b, lam_iters = gains.lam_b, gains.iters
     if config.flat:
         x, hist, it, conv = gbp_iterate(sys, gains, iters, x0=x0, tol=tol, damping=config.damping or 0.0,
@@ -72,11 +94,28 @@ def solve_once(sys: GridSystem, x0: Tensor | None, iters: int, tol: float | None
                                         check_every=config.check_every)
         return x, hist, it, conv, lam_b, lam_iters, hier.work + it
     del gains  # the smoothers hold what they need: the fine gain fields go before the iteration
+    x, hist, it, conv = _iterate(sys, hier, x0, iters, tol, config)
+    return x, hist, it, conv, lam_b, lam_iters, hier.work
+
+
+def _iterate(sys: GridSystem, hier, x0: Tensor | None, iters: int, tol: float | None, config: GridConfig):
+    """FCG or V-cycles from x0 (None: the full-multigrid start, or zero) -> (x, history, iters, converged)."""
     if x0 is None:
         x0 = fmg(hier) if config.multigrid.fmg else torch.zeros_like(sys.b)
     run = fcg_solve if config.multigrid.method == "fcg" else vcycle_solve
-    x, hist, it, conv = run(sys, hier, x0, iters, tol)
-    return x, hist, it, conv, lam_b, lam_iters, hier.work
+    return run(sys, hier, x0, iters, tol)
+
+
+def _deferred_variance(sys: GridSystem, config: GridConfig) -> Callable[[], Tensor]:
+    """The GBP marginal variances of ``sys``, set up when first asked for, under the current grad mode."""
+    grad = torch.is_grad_enabled()
+
+    def variance() -> Tensor:
+        with torch.set_grad_enabled(grad):
+            lam_b = lam_setup(sys, _lam_tol(sys, config), init="local").lam_b
+            return blocks.to_matrix(blocks.inv(lam_b), sys.d)
+
+    return variance
 
 
 def solve_system(sys: GridSystem, z: Tensor, iters: int, tol: float | None, x0: Tensor | None,
@@ -85,25 +124,26 @@ def solve_system(sys: GridSystem, z: Tensor, iters: int, tol: float | None, x0: 
 
     Returns a :class:`GridResult` whose ``mean`` is (B, D, H, W) (the caller reshapes).
     """
-    if robust is not None and x0 is not None:  # robust weights are first evaluated at x0
+    from_x0 = robust is not None and x0 is not None  # robust weights are first evaluated at x0
+    if from_x0:
         x, hist, it, conv, lam_b, lam_iters, work = x0, [], 0, False, None, 0, 0.0
     else:
         x, hist, it, conv, lam_b, lam_iters, work = solve_once(sys, x0, iters, tol, config)
-    outer = 0
+    outer, last = 0, sys
     if robust is not None:
-        for _ in range(max(robust.outer_iters, 1 if lam_b is None else 0)):
-            x_new, hist, it, conv, lam_b, lam_iters, w = solve_once(reweight(sys, z, x, robust), x, iters, tol,
-                                                                    config)
+        for _ in range(max(robust.outer_iters, 1 if from_x0 else 0)):
+            last = reweight(sys, z, x, robust)
+            x_new, hist, it, conv, lam_b, lam_iters, w = solve_once(last, x, iters, tol, config)
             work += w
             outer += 1
             done = robust.outer_tol is not None and _relative_change(x_new, x) <= robust.outer_tol
             x = x_new
             if done:
                 break
-    var = blocks.to_matrix(blocks.inv(lam_b), sys.d)
+    var = _deferred_variance(last, config) if lam_b is None else blocks.to_matrix(blocks.inv(lam_b), sys.d)
     res = torch.stack(hist) if hist else z.new_zeros(0, z.shape[0])
-    return GridResult(mean=x, var=var, iters=it, converged=conv, residuals=res, work=work,
-                      lam_iters=lam_iters, outer_iters=outer)
+    return GridResult(mean=x, iters=it, converged=conv, residuals=res, work=work, lam_iters=lam_iters,
+                      outer_iters=outer, variance=var)
 
 
 def _relative_change(new: Tensor, old: Tensor) -> float:

@@ -236,3 +236,22 @@ def test_compiled_vcycle_gives_the_eager_solve_and_its_work():
     assert compiled.work == eager.work
     exact = direct_solve(z, a, wh, wv).float()
     assert float((compiled.mean - exact).abs().max()) < 1e-3 * float(exact.abs().max())
+
+
+def test_jacobi_multigrid_sets_up_variances_only_when_read():
+    """The Jacobi smoother needs no lam-messages: the variances are set up on the first read of ``var``
+    (the inner solves of a warping loop never read them), equal the GBP variances of the same system,
+    and follow the grad mode of the solve, not of the read."""
+    z, a, wh, wv = random_problem(1, 20, 18, d=2, full=True, seed=4, ratio=10.0)
+    jacobi = GridConfig(levels=None, lam_tol=1e-13, multigrid=MultigridConfig(smoother="jacobi", cycle=(2, 2)))
+    res = solve(z, a, (wh, wv), tol=1e-11, iters=100, config=jacobi)
+    assert res.lam_iters == 0 and callable(res.variance)
+    reference = solve(z, a, (wh, wv), iters=5000, tol=1e-12)  # flat GBP: variances at the lam fixed point
+    torch.testing.assert_close(res.var, reference.var, rtol=1e-9, atol=0)
+    assert not callable(res.variance)  # set up once, then kept
+
+    a = a.clone().requires_grad_()
+    with torch.no_grad():
+        detached = solve(z, a, (wh, wv), iters=3, config=jacobi)
+    assert not detached.var.requires_grad
+    assert solve(z, a, (wh, wv), iters=3, config=jacobi).var.requires_grad

@@ -8,7 +8,8 @@ Per pyramid level (coarse to fine, ratio ~0.75) and per warp:
 3. IRLS: generalised-Charbonnier weights of the linearised data residual and of the flow differences
    (:mod:`.penalty`, graduated from least squares over the first warps), then a warm-started multigrid
    GBP solve (:func:`gbp_torch.grid.solve`, D = 2);
-4. a median filter of the flow (:func:`~gbp_torch.vision.median_filter`), the cheap form of the non-local term.
+4. a median filter of the flow guided by the frame (:func:`~gbp_torch.vision.weighted_median_filter`), the
+   cheap form of the non-local term.
 
 The flow goes up the pyramid with :func:`gbp_torch.vision.upsample_flow`. The covariance is GBP's
 marginal 2x2 covariance of the last solve times ``var_scale``, a calibration factor fitted on synthetic
@@ -35,6 +36,7 @@ from ...vision import (
     gaussian_pyramid,
     median_filter,
     upsample_flow,
+    weighted_median_filter,
 )
 from .factors import FactorSource, FlowFactors, HandsetFactors
 from .output import FlowOutput
@@ -56,6 +58,9 @@ class HandsetFlowConfig:
         blend: share of frame 1's gradient in the linearisation (0.5 averages both frames).
         mode: warp interpolation (``"bicubic"`` or ``"bilinear"``).
         median: median filter size between warps (1: none).
+        median_sigma: the median's window values weigh ``exp(-dI^2 / (2 median_sigma^2))``, dI the level
+            frame's gray-level difference to the centre (:func:`~gbp_torch.vision.weighted_median_filter`:
+            motion edges that follow image edges stay put); None: the plain median.
         texture: structure-texture split ``I - texture * blur(I, texture_sigma)`` (0: raw images).
         alpha: exponent of the generalised Charbonnier penalties (data and smoothness).
         gnc_warps: warps over which the penalties go from quadratic to robust (0: robust at once).
@@ -75,7 +80,8 @@ class HandsetFlowConfig:
     gradient_weight: float = 100.0
     blend: float = 0.5
     mode: str = "bicubic"
-    median: int = 5
+    median: int = 7
+    median_sigma: float | None = 0.1
     texture: float = 0.0
     texture_sigma: float = 3.0
     alpha: float = 0.45
@@ -143,12 +149,20 @@ class HandsetFlow(nn.Module):
                     flow, result, data, factors = self._warp(pyr1[level], pyr2[level], flow.detach(), level,
                                                              robustness, self.backward if on else "unroll")
                     if c.median > 1 and (c.median_every_warp or w == warps - 1):
-                        flow = median_filter(flow, c.median)
+                        flow = self.median(flow, pyr1[level])
                 sequence.append(flow)
                 count += 1
                 bar.update()
         bar.close()
         return self._output(flow, result, data, factors), sequence
+
+    def median(self, flow: Tensor, image: Tensor) -> Tensor:
+        """The median filter of the flow (B, 2, h, w), guided by the level's frame (B, 1, h, w) unless
+        ``median_sigma`` is None."""
+        c = self.config
+        if c.median_sigma is None:
+            return median_filter(flow, c.median)
+        return weighted_median_filter(flow, image, c.median, c.median_sigma)
 
     def total_warps(self, levels: int) -> int:
         """Warps of a run over a pyramid of ``levels`` levels."""
