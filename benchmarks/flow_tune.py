@@ -1,6 +1,11 @@
 """Tune / check the hand-set flow on synthetic pairs from Train400 (never on benchmark frames).
 
-    python benchmarks/flow_tune.py [--pairs 16] [--set key=value ...]
+    python benchmarks/flow_tune.py [--pairs 16] [--seed 1000] [--set key=value ...]
+
+A second ``--seed`` gives held-out pairs to confirm a setting chosen on the first; ``--synthetic``
+changes the pairs' generator (:class:`SyntheticFlowConfig` fields, e.g. ``gain=(1.0,1.0) bias=0.0
+shading=0.0`` for pairs without photometric change), to check that a setting does not fit one
+photometric model only.
 """
 
 from __future__ import annotations
@@ -41,16 +46,22 @@ def _parse(sets):
     return HandsetFlowConfig(**flow_kw), HandsetFactorConfig(**fac_kw)
 
 
+def _synthetic(sets) -> SyntheticFlowConfig:
+    return SyntheticFlowConfig(**{k: eval(v) for k, v in (s.split("=", 1) for s in sets)})  # noqa: S307
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=1000, help="seed of the first pair (each pair: seed + i)")
     ap.add_argument("--set", nargs="*", default=[])
+    ap.add_argument("--synthetic", nargs="*", default=[], help="SyntheticFlowConfig overrides, key=value")
     args = ap.parse_args()
     torch.set_num_threads(1)
     flow_cfg, fac_cfg = _parse(args.set)
     model = HandsetFlow(flow_cfg, HandsetFactors(fac_cfg))
     errs, t = [], 0.0
-    for f1, f2, gt, valid in tuning_pairs(args.pairs):
+    for f1, f2, gt, valid in tuning_pairs(args.pairs, args.seed, _synthetic(args.synthetic)):
         t0 = time.perf_counter()
         with torch.no_grad():
             out = model(f1, f2)

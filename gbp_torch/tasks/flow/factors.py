@@ -71,11 +71,11 @@ class HandsetFactorConfig:
     """
 
     data_scale: float = 1e4
-    k_data: float = 0.02
+    k_data: float = 0.04
     smooth: float = 0.01
     edge_sigma: float = 0.05
     edge_floor: float = 0.1
-    k_smooth: float = 0.3
+    k_smooth: float = 0.2
 
 
 class HandsetFactors(nn.Module):

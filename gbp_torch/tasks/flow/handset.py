@@ -75,10 +75,10 @@ class HandsetFlowConfig:
     min_size: int = 16
     warps: int = 2
     fine_warps: int | None = None
-    irls: int = 1
+    irls: int = 3
     solve_iters: int = 3
-    gradient_weight: float = 100.0
-    blend: float = 0.5
+    gradient_weight: float = 400.0
+    blend: float = 0.3
     mode: str = "bicubic"
     median: int = 7
     median_sigma: float | None = 0.1
