@@ -68,7 +68,7 @@ class HandsetFlowConfig:
         smoother: the multigrid smoother, ``"gbp"`` or ``"jacobi"``.
         median_every_warp: median-filter after every warp (else after the last warp of each level).
         var_scale: calibration factor of GBP's covariance (fitted on synthetic pairs by
-            ``benchmarks/flow_calibrate.py``: 145 for these defaults, held-out synthetic coverage 0.947).
+            ``benchmarks/flow_calibrate.py``: 63 for these defaults, held-out synthetic coverage 0.940).
     """
 
     ratio: float = 0.75
@@ -89,7 +89,7 @@ class HandsetFlowConfig:
     occlusion_ratio: float = 8.0
     smoother: str = "jacobi"
     median_every_warp: bool = False
-    var_scale: float = 145.0
+    var_scale: float = 63.0
 
 
 class HandsetFlow(nn.Module):
