@@ -73,38 +73,40 @@ def test_two_steps_change_the_net_resume_and_export(tmp_path):
     assert model.config.var_scale == entry["calibration"]["var_scale"]
 
 
-def test_dropping_the_old_covariance_channel_keeps_the_flow(tmp_path):
-    """A net saved with a 7th output channel (the removed per-pixel covariance scale) is rewritten for the
-    6-output net: the same factors, hence the same flow; the calibration is refit and the old hash kept."""
+def test_recalibrating_a_shipped_model_keeps_its_weights_and_refits_var_scale(tmp_path):
+    """After a change of the warping loop the shipped weights stay and only the global var_scale is refit:
+    the same flow, the refit scale (the one a fresh fit on the same pairs gives) and the old hash kept."""
     import json
 
     from gbp_torch.pretrained import load, sha256
+    from gbp_torch.tasks.flow.calibrate import fit_variance_scale
     from train.export import atomic_save, write_manifest_entry
-    from train.flow.export import drop_covariance_channel
+    from train.flow.export import calibration_pairs, recalibrate
 
-    kwargs = {"factors": {"width": 8, "depth": 3, "context_width": 8, "context_depth": 2}, "config": {"warps": 1}}
+    kwargs = {"factors": {"width": 8, "depth": 3, "context_width": 8, "context_depth": 2},
+              "config": {"warps": 1, "var_scale": 1e6}}
     net = LearnedFlow(**kwargs)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(0.05 * torch.randn(p.shape, generator=g))
-    state = {k: v.clone() for k, v in net.state_dict().items()}
-    old = dict(state)
-    for key, extra in (("factors.body.4", 1), ("factors.context.body.2", 4)):  # append the old channel(s)
-        for kind in ("weight", "bias"):
-            t = state[f"{key}.{kind}"]
-            old[f"{key}.{kind}"] = torch.cat([t, torch.randn((extra, *t.shape[1:]), generator=g)])
     path = tmp_path / "old_flow.pt"
-    atomic_save({"target": "gbp_torch.tasks.flow.learned.LearnedFlow", "kwargs": kwargs, "state_dict": old}, path)
-    write_manifest_entry("old_flow", {"task": "flow", "file": path.name, "sha256": sha256(path),
+    atomic_save({"target": "gbp_torch.tasks.flow.learned.LearnedFlow", "kwargs": kwargs,
+                 "state_dict": net.state_dict()}, path)
+    old_sha = sha256(path)
+    write_manifest_entry("old_flow", {"task": "flow", "file": path.name, "sha256": old_sha,
                                       "class": "gbp_torch.tasks.flow.learned.LearnedFlow", "kwargs": kwargs},
                          tmp_path)
-    entry = drop_covariance_channel("old_flow", "test", pairs=1, directory=tmp_path)
+    entry = recalibrate("old_flow", "test", pairs=1, directory=tmp_path)
     model = load("old_flow", directory=tmp_path)
     f1, f2 = torch.rand(2, 1, 1, 32, 40, generator=g)
     with torch.no_grad():
-        torch.testing.assert_close(model(f1, f2).flow, net.eval()(f1, f2).flow, rtol=0, atol=1e-6)
-    assert model.config.var_scale == entry["calibration"]["var_scale"] > 0
-    assert json.loads((tmp_path / "MANIFEST").read_text())["old_flow"]["reexports"][0]["reason"] == "test"
-    with pytest.raises(ValueError, match="nothing to drop"):
-        drop_covariance_channel("old_flow", "again", pairs=1, directory=tmp_path)
+        torch.testing.assert_close(model(f1, f2).flow, net.eval()(f1, f2).flow, rtol=0, atol=0)
+    unit = LearnedFlow(**{**kwargs, "config": {"warps": 1, "var_scale": 1.0}})
+    unit.load_state_dict(net.state_dict())
+    expected = fit_variance_scale(unit.eval(), calibration_pairs(1))
+    assert model.config.var_scale == entry["calibration"]["var_scale"] == pytest.approx(expected, rel=1e-6)
+    assert model.config.var_scale != 1e6
+    manifest = json.loads((tmp_path / "MANIFEST").read_text())["old_flow"]
+    assert manifest["reexports"] == [{"previous_sha256": old_sha, "reason": "test"}]
+    assert manifest["sha256"] == sha256(path) != old_sha

@@ -3,6 +3,7 @@ write ``checkpoints/<name>.pt`` and its ``checkpoints/MANIFEST`` entry (``"task"
 
     python -m train.flow.export logs/gbp_flow/runs/<run>/checkpoints/last.ckpt --name gbp_flow \\
         --command "python -m train.train experiment=flow_learned task_name=gbp_flow" [--metrics eval.json]
+    python -m train.flow.export --name gbp_flow --recalibrate "why"    # refit a shipped model's var_scale
 
 The global covariance factor ``var_scale`` is refit (:func:`gbp_torch.tasks.flow.calibrate.fit_variance_scale`)
 on ``--pairs`` synthetic pairs of held-out Train400 textures (the validation split of
@@ -82,45 +83,39 @@ def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None 
     return entry
 
 
-def drop_covariance_channel(name: str, reason: str, pairs: int = 24, directory: Path = CHECKPOINT_DIR,
-                            root: str | None = None) -> dict:
-    """Rewrite shipped flow model ``name``, trained when :class:`~gbp_torch.tasks.flow.learned.LearnedFactors`
-    still predicted a per-pixel covariance scale (a 7th output channel), for the current 6-output net.
-
-    The factor outputs are the first 6 channels of the body's last conv and, pixel-shuffled in groups of 4,
-    the first 24 of the context branch's: dropping the rest leaves every factor, hence the flow, unchanged.
-    The global ``var_scale`` is refit as :func:`export_flow` does, and the old hash and ``reason`` are kept
-    in the manifest entry (``reexports``). Returns the entry.
-    """
-    from gbp_torch.tasks.flow.learned import N_OUTPUTS
-
+def recalibrate(name: str, reason: str, pairs: int = 24, directory: Path = CHECKPOINT_DIR,
+                root: str | None = None) -> dict:
+    """Refit the global ``var_scale`` of shipped flow model ``name`` with its weights unchanged, as
+    :func:`export_flow` does (after a change of the warping loop changed its covariance), and rewrite
+    its file; the old hash and ``reason`` are kept in the manifest entry (``reexports``). Returns the entry."""
     entry = json.loads((directory / "MANIFEST").read_text())[name]
     blob = torch.load(directory / entry["file"], map_location="cpu", weights_only=True)
-    state = blob["state_dict"]
-    for prefix, keep in (("factors.body.", N_OUTPUTS), ("factors.context.body.", 4 * N_OUTPUTS)):
-        last = max(int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix))
-        for kind in ("weight", "bias"):
-            key = f"{prefix}{last}.{kind}"
-            if state[key].shape[0] <= keep:
-                raise ValueError(f"{name}: {key} has {state[key].shape[0]} outputs already, nothing to drop")
-            state[key] = state[key][:keep].clone()
-    entry["calibration"] = calibrate(blob["target"], blob["kwargs"], state, entry.get("training", {}).get("data"),
-                                     pairs, root)
-    entry.update(kwargs=blob["kwargs"], parameters=sum(v.numel() for v in state.values()))
+    entry["calibration"] = calibrate(blob["target"], blob["kwargs"], blob["state_dict"],
+                                     entry.get("training", {}).get("data"), pairs, root)
+    entry["kwargs"] = blob["kwargs"]
     return rewrite_shipped(name, entry, blob, reason, directory)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m train.flow.export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("ckpt")
+    ap.add_argument("ckpt", nargs="?", help="training checkpoint to export (omit with --recalibrate)")
     ap.add_argument("--name", required=True)
-    ap.add_argument("--command", required=True, help="the training command that produced the checkpoint")
+    ap.add_argument("--command", help="the training command that produced the checkpoint")
+    ap.add_argument("--recalibrate", metavar="REASON",
+                    help="refit the variance scale of the shipped model --name, weights unchanged, for REASON")
     ap.add_argument("--metrics", type=Path, help="JSON file of evaluation metrics to record")
     ap.add_argument("--pairs", type=int, default=24, help="synthetic calibration pairs (0: keep var_scale)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.recalibrate:
+        if args.ckpt:
+            ap.error("--recalibrate rewrites a shipped model: give no checkpoint")
+        print(json.dumps(recalibrate(args.name, args.recalibrate, args.pairs)["calibration"], indent=2))
+        return
+    if not (args.ckpt and args.command):
+        ap.error("exporting needs a checkpoint and --command")
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
     entry = export_flow(args.ckpt, args.name, args.command, metrics, pairs=args.pairs)
     print(json.dumps(entry, indent=2))
