@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gbp_torch.tasks.flow.factors import FlowFactors, HandsetFactors
-from gbp_torch.tasks.flow.handset import HandsetFlow, HandsetFlowConfig, linearised_residual
+from gbp_torch.tasks.flow.handset import HandsetFlow, HandsetFlowConfig, squared_linearised_residual
 from gbp_torch.vision import flow_data_term, image_gradients, median_filter, warp
 
 H, W = 72, 80
@@ -123,12 +123,36 @@ def test_linearised_residual_is_the_first_order_residual():
     x0 = torch.randn(1, 2, 20, 24, generator=g, dtype=torch.float64)
     d = flow_data_term(i1, i2, x0)
     x = x0 + 0.3 * torch.randn(1, 2, 20, 24, generator=g, dtype=torch.float64)
-    assert torch.allclose(linearised_residual(d, x0, x0), d.residual)
+    assert torch.allclose(squared_linearised_residual(d, x0, x0), d.residual.square())
     # oracle: |I2(x0) - I1 + grad I2(x0) . (x - x0)| from warps of I2 and of its gradients
     it = warp(i2, x0).image - i1
     jac = warp(image_gradients(i2)[:, 0], x0).image  # (1, 2, H, W): dI2/dx, dI2/dy at x + x0
     direct = (it + (jac * (x - x0)).sum(1, keepdim=True)).abs()[:, 0] * d.valid
-    assert torch.allclose(linearised_residual(d, x0, x), direct, atol=1e-10)
+    assert torch.allclose(squared_linearised_residual(d, x0, x), direct.square(), atol=1e-10)
+
+
+def test_irls_weights_have_finite_gradients_where_the_flow_is_flat():
+    """The reweighted solves of a warp take their weights at the previous solve's flow, which carries
+    gradients; where neighbours are equal (the median filter copies values) and the residual is zero,
+    ``sqrt`` has an infinite derivative and gave NaN gradients. Checked against finite differences."""
+    g = torch.Generator().manual_seed(1)
+    i1 = torch.rand(1, 1, 12, 14, generator=g, dtype=torch.float64)
+    x0 = torch.zeros(1, 2, 12, 14, dtype=torch.float64)
+    d = flow_data_term(i1, i1, x0)  # identical frames: zero residual at x0
+    model = HandsetFlow(HandsetFlowConfig(irls=2))
+    factors = HandsetFactors()(i1, d, x0, 0)
+
+    def weights(x):
+        a, wh, wv = model._weighted(d, factors, x0, x, 1.0)
+        return a.sum() + wh.sum() + wv.sum()
+
+    x = x0.clone().requires_grad_()  # a flat flow: every neighbour difference and residual is 0
+    (grad,) = torch.autograd.grad(weights(x), x)
+    assert torch.isfinite(grad).all()
+    step = torch.zeros_like(x0)
+    step[0, 0, 5, 6] = 1e-6
+    numeric = (weights(x0 + step) - weights(x0 - step)) / 2e-6
+    assert abs(float(grad[0, 0, 5, 6]) - float(numeric)) < 1e-6
 
 
 def test_bad_inputs_raise(model):

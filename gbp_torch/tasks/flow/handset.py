@@ -200,11 +200,11 @@ class HandsetFlow(nn.Module):
                   robustness: float) -> tuple[Tensor, Tensor, Tensor]:
         """IRLS-weighted data precision (B, 2, 2, h, w) and edge weights at estimate ``x``."""
         alpha = self.config.alpha
-        r = linearised_residual(data, x0, x)
-        wd = gnc_weight(charbonnier_weight(r, factors.k_data, alpha), robustness) * factors.data_scale
+        r_sq = squared_linearised_residual(data, x0, x)
+        wd = gnc_weight(charbonnier_weight(r_sq, factors.k_data, alpha), robustness) * factors.data_scale
         kh, kv = factors.k_smooth if isinstance(factors.k_smooth, tuple) else (factors.k_smooth,) * 2
-        dh = (x[..., :, 1:] - x[..., :, :-1]).square().sum(1).sqrt()
-        dv = (x[..., 1:, :] - x[..., :-1, :]).square().sum(1).sqrt()
+        dh = (x[..., :, 1:] - x[..., :, :-1]).square().sum(1)
+        dv = (x[..., 1:, :] - x[..., :-1, :]).square().sum(1)
         wh = factors.wh * gnc_weight(charbonnier_weight(dh, kh, alpha), robustness)
         wv = factors.wv * gnc_weight(charbonnier_weight(dv, kv, alpha), robustness)
         return data.a * wd[:, None, None], wh, wv
@@ -215,8 +215,8 @@ class HandsetFlow(nn.Module):
         return FlowOutput(flow=flow, cov=result.var * c.var_scale, occluded=occluded)
 
 
-def linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
-    """``|It + J (x - x0)|`` over the constancy channels, (B, H, W), from the data term's a, eta, residual.
+def squared_linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
+    """``|It + J (x - x0)|^2`` over the constancy channels, (B, H, W), from the data term's a, eta, residual.
 
     ``|It + J dx|^2 = dx^T a dx - 2 dx^T (eta - a x0) + |It|^2`` with dx = x - x0 (B, 2, H, W).
     """
@@ -224,7 +224,7 @@ def linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
     a_dx = torch.einsum("bdehw,behw->bdhw", data.a, dx)
     ax0 = torch.einsum("bdehw,behw->bdhw", data.a, x0)
     q = (dx * (a_dx - 2 * (data.eta - ax0))).sum(1) + data.residual.square()
-    return q.clamp_min(0).sqrt()
+    return q.clamp_min(0)
 
 
 def checked_frames(frame1: Tensor, frame2: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,12 +8,15 @@ and Black ("Secrets of optical flow"), alpha -> 0 the Cauchy / Lorentzian.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
-def charbonnier_weight(r: Tensor, k: Tensor | float, alpha: float = 0.45) -> Tensor:
-    """IRLS weight ``(1 + (r / k)^2)^(alpha - 1)`` in (0, 1]; r >= 0 and k > 0 broadcast."""
-    return (1 + (r / k).square()).pow(alpha - 1)
+def charbonnier_weight(r_sq: Tensor, k: Tensor | float, alpha: float = 0.45) -> Tensor:
+    """IRLS weight ``(1 + r^2 / k^2)^(alpha - 1)`` in (0, 1] of the *squared* residual ``r_sq = r^2`` (>= 0;
+    k > 0; they broadcast). Taking r^2 keeps the gradient finite at r = 0, where ``sqrt`` has none (a
+    weight at a solved flow, whose neighbours the median filter often makes equal, gave NaN gradients)."""
+    return (1 + r_sq / torch.as_tensor(k).square()).pow(alpha - 1)
 
 
 def gnc_weight(weight: Tensor, robustness: float) -> Tensor:
