@@ -37,6 +37,7 @@ class GridResult:
         outer_iters: IRLS reweightings run (0 without robust kernels).
         unobservable: (B, H, W) bool, pixels no data determines (their ``var`` is inf, their mean
             a regularised placeholder; see :mod:`.observability`), or None.
+        variance: what ``var`` reads: the tensor, or the function that sets it up on first read.
     """
 
     mean: Tensor
