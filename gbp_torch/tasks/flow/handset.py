@@ -203,10 +203,10 @@ class HandsetFlow(nn.Module):
         r_sq = squared_linearised_residual(data, x0, x)
         wd = gnc_weight(charbonnier_weight(r_sq, factors.k_data, alpha), robustness) * factors.data_scale
         kh, kv = factors.k_smooth if isinstance(factors.k_smooth, tuple) else (factors.k_smooth,) * 2
-        dh = (x[..., :, 1:] - x[..., :, :-1]).square().sum(1)
-        dv = (x[..., 1:, :] - x[..., :-1, :]).square().sum(1)
-        wh = factors.wh * gnc_weight(charbonnier_weight(dh, kh, alpha), robustness)
-        wv = factors.wv * gnc_weight(charbonnier_weight(dv, kv, alpha), robustness)
+        dh_sq = (x[..., :, 1:] - x[..., :, :-1]).square().sum(1)
+        dv_sq = (x[..., 1:, :] - x[..., :-1, :]).square().sum(1)
+        wh = factors.wh * gnc_weight(charbonnier_weight(dh_sq, kh, alpha), robustness)
+        wv = factors.wv * gnc_weight(charbonnier_weight(dv_sq, kv, alpha), robustness)
         return data.a * wd[:, None, None], wh, wv
 
     def _output(self, flow: Tensor, result: GridResult, data: DataTerm, factors: FlowFactors) -> FlowOutput:
