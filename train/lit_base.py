@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 SCHEDULERS = ("cosine", "step", "none")
@@ -55,6 +56,23 @@ class TaskLitModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["task"] = self.task
+
+    #: updates skipped by :meth:`on_before_optimizer_step` in this process (also logged as train/skipped_steps)
+    skipped_steps: int = 0
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Skip an update whose gradients are not finite: one batch's NaN or inf would otherwise reach every
+        weight and spoil the rest of a long run. Its gradients are dropped (the optimizer leaves the weights
+        alone), a warning names the step, and ``train/skipped_steps`` counts them."""
+        params = [p for p in self.parameters() if p.grad is not None]
+        if not params or bool(torch.stack([torch.isfinite(p.grad).all() for p in params]).all()):
+            return
+        for p in params:
+            p.grad = None
+        self.skipped_steps += 1
+        rank_zero_warn(f"step {self.global_step}: non-finite gradients, update skipped "
+                       f"({self.skipped_steps} so far)")
+        self.log("train/skipped_steps", float(self.skipped_steps))
 
     def configure_optimizers(self) -> dict:
         from hydra.utils import instantiate
