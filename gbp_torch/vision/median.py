@@ -50,7 +50,7 @@ def median_filter(field: Tensor, size: int = 5, rows_per_chunk: int | None = Non
 
 
 def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: float = 0.03,
-                           rows_per_chunk: int | None = None) -> Tensor:
+                           rows_per_chunk: int | None = None, confidence: Tensor | None = None) -> Tensor:
     """Per-channel weighted median over ``size x size`` windows, (B, C, H, W) -> (B, C, H, W).
 
     Window value j of pixel i weighs ``exp(-|g_i - g_j|^2 / (2 sigma^2))`` with g the guide (B, G, H, W)
@@ -58,7 +58,8 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
     filter removes outliers without moving a depth or motion edge to the middle of a window, the
     guided form of the non-local term of Sun, Roth and Black. The output is the smallest window
     value whose cumulative weight (values sorted) reaches half the total; gradients reach the
-    selected values.
+    selected values. ``confidence`` (B, 1, H, W) >= 0, optional, multiplies each window value's weight by
+    that pixel's confidence (e.g. a robust data weight: unreliable values hardly vote).
     """
     _check(field, size)
     if not isinstance(guide, Tensor) or guide.dim() != 4 or guide.shape[0] != field.shape[0] \
@@ -67,6 +68,11 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
                          f"{tuple(guide.shape) if isinstance(guide, Tensor) else type(guide).__name__}")
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    if confidence is not None and (not isinstance(confidence, Tensor) or confidence.dim() != 4
+                                   or tuple(confidence.shape) != (field.shape[0], 1, *field.shape[-2:])
+                                   or not bool((confidence >= 0).all())):
+        raise ValueError(f"confidence must be (B, 1, H, W) = {(field.shape[0], 1, *field.shape[-2:])}, >= 0 and "
+                         f"not NaN, got {tuple(confidence.shape) if isinstance(confidence, Tensor) else confidence!r}")
     if size == 1:
         return field
     guide = guide.detach().to(field.dtype)
@@ -77,6 +83,8 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
         if distance.shape[1] > 1:
             distance = distance.sum(1, keepdim=True)
         weight = distance.mul_(-0.5 / sigma**2).exp_()  # (B, 1, rows, W, size^2)
+        if confidence is not None:
+            weight = weight * _windows(confidence.detach().to(field.dtype), top, rows, size)
         values, order = _windows(field, top, rows, size).sort(-1)
         cumulative = weight.expand_as(values).gather(-1, order).cumsum_(-1)
         pick = (cumulative < 0.5 * cumulative[..., -1:]).sum(-1, keepdim=True)

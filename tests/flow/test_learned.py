@@ -74,7 +74,9 @@ def test_gradients_reach_every_parameter_through_the_implicit_solve():
 @pytest.mark.parametrize("median", [1, 3])
 def test_implicit_matches_unrolled_gradients_float64(median):
     f1, f2, gt, valid = _pair(24, seed=2, dtype=torch.float64)
-    config = replace(HandsetFlowConfig(), solve_iters=40, min_size=12, median=median)
+    # unroll differentiates the FCG iterates, which match the implicit gradient only at convergence: with
+    # three IRLS solves per warp, 40 steps left differences near 1e-9
+    config = replace(HandsetFlowConfig(), solve_iters=80, min_size=12, median=median)
     grads = {}
     for mode in ("implicit", "unroll"):
         backward = {"mode": mode, "adjoint_iters": 200, "adjoint_tol": 1e-13} if mode == "implicit" else mode

@@ -7,17 +7,21 @@ import torch
 from gbp_torch.vision import median_filter, weighted_median_filter
 
 
-def loop_weighted_median(field: np.ndarray, guide: np.ndarray, size: int, sigma: float) -> np.ndarray:
+def loop_weighted_median(field: np.ndarray, guide: np.ndarray, size: int, sigma: float,
+                         confidence: np.ndarray | None = None) -> np.ndarray:
     """Per pixel and channel: the smallest window value whose cumulative weight reaches half the total."""
     r = size // 2
     _, h, w = field.shape
     fp = np.pad(field, ((0, 0), (r, r), (r, r)), mode="edge")
     gp = np.pad(guide, ((0, 0), (r, r), (r, r)), mode="edge")
+    cp = None if confidence is None else np.pad(confidence, ((0, 0), (r, r), (r, r)), mode="edge")
     out = np.empty_like(field)
     for y in range(h):
         for x in range(w):
             gw = gp[:, y:y + size, x:x + size].reshape(guide.shape[0], -1)
             weight = np.exp(-((gw - guide[:, y, x, None]) ** 2).sum(0) / (2 * sigma**2))
+            if cp is not None:
+                weight = weight * cp[0, y:y + size, x:x + size].reshape(-1)
             for c in range(field.shape[0]):
                 values = fp[c, y:y + size, x:x + size].reshape(-1)
                 order = np.argsort(values, kind="stable")
@@ -35,6 +39,19 @@ def test_weighted_median_matches_a_loop_over_pixels(size, sigma):
     for b in range(2):
         ref = loop_weighted_median(field[b].numpy(), guide[b].numpy(), size, sigma)
         np.testing.assert_allclose(got[b].numpy(), ref)
+
+
+def test_confidence_multiplies_the_window_weights():
+    g = torch.Generator().manual_seed(3)
+    field = torch.randn(2, 2, 12, 10, generator=g, dtype=torch.float64)
+    guide = torch.rand(2, 1, 12, 10, generator=g, dtype=torch.float64)
+    confidence = torch.rand(2, 1, 12, 10, generator=g, dtype=torch.float64)
+    confidence[0, 0, 3:6, 2:5] = 0.0  # pixels that must not vote
+    got = weighted_median_filter(field, guide, 5, 0.1, rows_per_chunk=5, confidence=confidence)
+    for b in range(2):
+        ref = loop_weighted_median(field[b].numpy(), guide[b].numpy(), 5, 0.1, confidence[b].numpy())
+        np.testing.assert_allclose(got[b].numpy(), ref)
+    assert not torch.equal(got, weighted_median_filter(field, guide, 5, 0.1))
 
 
 def test_constant_guide_gives_the_plain_median():
@@ -66,3 +83,7 @@ def test_bad_arguments():
         weighted_median_filter(field, field, 3, 0.0)
     with pytest.raises(ValueError, match="B, C, H, W"):
         weighted_median_filter(field[0], field, 3)
+    with pytest.raises(ValueError, match="confidence"):
+        weighted_median_filter(field, field, 3, confidence=torch.ones(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="confidence"):
+        weighted_median_filter(field, field, 3, confidence=-torch.ones(1, 1, 8, 8))
