@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.recalibrate:
-        if args.ckpt:
-            ap.error("--recalibrate rewrites a shipped model: give no checkpoint")
+        if args.ckpt or args.pairs < 1:
+            ap.error("--recalibrate rewrites a shipped model: give no checkpoint, and --pairs >= 1")
         print(json.dumps(recalibrate(args.name, args.recalibrate, args.pairs)["calibration"], indent=2))
         return
     if not (args.ckpt and args.command):
