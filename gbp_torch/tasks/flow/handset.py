@@ -150,7 +150,9 @@ class HandsetFlow(nn.Module):
                     flow, result, data, factors = self._warp(pyr1[level], pyr2[level], x0, level, robustness,
                                                              self.backward if on else "unroll")
                     if c.median > 1 and (c.median_every_warp or w == warps - 1):
-                        flow = self.median(flow, pyr1[level], self.data_confidence(data, factors, x0, flow))
+                        with torch.no_grad():
+                            confidence = self.data_weight(data, factors, x0, flow).unsqueeze(1)
+                        flow = self.median(flow, pyr1[level], confidence)
                 sequence.append(flow)
                 count += 1
                 bar.update()
@@ -165,14 +167,12 @@ class HandsetFlow(nn.Module):
             return median_filter(flow, c.median)
         return weighted_median_filter(flow, image, c.median, c.median_sigma, confidence=confidence)
 
-    def data_confidence(self, data: DataTerm, factors: FlowFactors, x0: Tensor, flow: Tensor) -> Tensor:
-        """The robust data weight in (0, 1] of each pixel's linearised constancy residual at ``flow`` (the warp
-        was linearised at x0), (B, 1, h, w), detached: occluded and mismatched pixels, whose flow is the
-        least reliable, hardly vote in the median (chosen on synthetic pairs, with 3 IRLS solves per warp:
-        flow_tune EPE 0.359 -> 0.343, held-out seed 5000 0.319 -> 0.298)."""
-        with torch.no_grad():
-            r_sq = squared_linearised_residual(data, x0, flow)
-            return charbonnier_weight(r_sq, factors.k_data, self.config.alpha).unsqueeze(1)
+    def data_weight(self, data: DataTerm, factors: FlowFactors, x0: Tensor, x: Tensor) -> Tensor:
+        """The robust data weight in (0, 1] of each pixel's linearised constancy residual at ``x`` (the warp
+        was linearised at x0), (B, h, w): the IRLS weight of the data term, and the median's confidence
+        (occluded and mismatched pixels, whose flow is the least reliable, hardly vote; chosen on synthetic
+        pairs, with 3 IRLS solves per warp: flow_tune EPE 0.359 -> 0.343, held-out seed 5000 0.319 -> 0.298)."""
+        return charbonnier_weight(squared_linearised_residual(data, x0, x), factors.k_data, self.config.alpha)
 
     def total_warps(self, levels: int) -> int:
         """Warps of a run over a pyramid of ``levels`` levels."""
@@ -210,8 +210,7 @@ class HandsetFlow(nn.Module):
                   robustness: float) -> tuple[Tensor, Tensor, Tensor]:
         """IRLS-weighted data precision (B, 2, 2, h, w) and edge weights at estimate ``x``."""
         alpha = self.config.alpha
-        r_sq = squared_linearised_residual(data, x0, x)
-        wd = gnc_weight(charbonnier_weight(r_sq, factors.k_data, alpha), robustness) * factors.data_scale
+        wd = gnc_weight(self.data_weight(data, factors, x0, x), robustness) * factors.data_scale
         kh, kv = factors.k_smooth if isinstance(factors.k_smooth, tuple) else (factors.k_smooth,) * 2
         dh_sq = (x[..., :, 1:] - x[..., :, :-1]).square().sum(1)
         dv_sq = (x[..., 1:, :] - x[..., :-1, :]).square().sum(1)
