@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from gbp_torch.tasks.flow.synthetic import (
     Layers,
     SyntheticFlowConfig,
+    random_layers,
     render_layers,
     synthetic_flow_pair,
 )
-from gbp_torch.vision import warp
+from gbp_torch.vision import gaussian_blur, warp
 
 CLEAN = SyntheticFlowConfig(gain=(1.0, 1.0), bias=0.0, shading=0.0, noise=(0.0, 0.0))
 
@@ -44,23 +45,29 @@ def test_warping_frame2_by_the_flow_reproduces_frame1():
     err = (warped[0, 0] - pair.frame1[0]).abs()
     interior = pair.valid & ~_near_edges(pair.flow, ~pair.valid)
     assert interior.float().mean() > 0.4
-    # two bicubic interpolations of a smooth texture (rendering, then warping back) stay this close
-    assert err[interior].max() < 0.02 and err[interior].quantile(0.99) < 0.01 and err[interior].median() < 1e-3
+    # two bicubic interpolations of a smooth texture (rendering, then warping back) stay this close (the
+    # bound on the max allows for a layer's contrast, up to e^0.4 times the texture's)
+    assert err[interior].max() < 0.03 and err[interior].quantile(0.99) < 0.01 and err[interior].median() < 1e-3
     # zero flow does not reproduce it: the motion is real
     assert (pair.frame2[0] - pair.frame1[0]).abs()[interior].mean() > 10 * err[interior].mean()
+
+
+def _disk_layers(**appearance) -> Layers:
+    """A static background and a disk of radius 12 at (25, 22) translated by (5, 3), on a 48 x 56 frame."""
+    d = torch.float64
+    return Layers(affine=torch.eye(2, dtype=d).expand(2, 2, 2).clone(),
+                  centre=torch.tensor([[28.0, 24.0], [25.0, 22.0]], dtype=d),
+                  translation=torch.tensor([[0.0, 0.0], [5.0, 3.0]], dtype=d),
+                  elastic=None, wavevector=None, phase=None,
+                  radii=torch.tensor([[1.0, 1.0], [12.0, 12.0]], dtype=d), angle=torch.zeros(2, dtype=d),
+                  wobble=torch.zeros(2, 4, dtype=d), texture_op=torch.tensor([0, 3]), **appearance)
 
 
 def test_occluded_pixels_are_those_covered_by_a_nearer_layer():
     # static background, a disk of radius 12 translated by (5, 3): the oracle is a disk test
     image = _texture(48, 56)
     d = torch.float64
-    layers = Layers(affine=torch.eye(2, dtype=d).expand(2, 2, 2).clone(),
-                    centre=torch.tensor([[28.0, 24.0], [25.0, 22.0]], dtype=d),
-                    translation=torch.tensor([[0.0, 0.0], [5.0, 3.0]], dtype=d),
-                    elastic=None, wavevector=None, phase=None,
-                    radii=torch.tensor([[1.0, 1.0], [12.0, 12.0]], dtype=d), angle=torch.zeros(2, dtype=d),
-                    wobble=torch.zeros(2, 4, dtype=d), texture_op=torch.tensor([0, 3]))
-    frame1, frame2, flow, occluded, outside = render_layers(image, layers)
+    frame1, frame2, flow, occluded, outside = render_layers(image, _disk_layers())
     y, x = torch.meshgrid(torch.arange(48.0, dtype=d), torch.arange(56.0, dtype=d), indexing="ij")
     in_disk1 = (x - 25) ** 2 + (y - 22) ** 2 < 144
     in_disk2 = (x - 30) ** 2 + (y - 25) ** 2 < 144  # the disk's frame-2 position
@@ -73,6 +80,26 @@ def test_occluded_pixels_are_those_covered_by_a_nearer_layer():
     target_x, target_y = (x + flow[0]).long(), (y + flow[1]).long()
     moved = frame2[0][target_y.clamp(0, 47), target_x.clamp(0, 55)]
     assert torch.allclose(moved[visible], frame1[0][visible], atol=1e-12)
+
+
+def test_each_layer_keeps_its_own_contrast_and_brightness():
+    # layer 1 (the disk) at contrast 0.5 and offset +0.2 about its texture's mean; the background untouched
+    image = _texture(48, 56)
+    d = torch.float64
+    plain = render_layers(image, _disk_layers())
+    styled = render_layers(image, _disk_layers(contrast=torch.tensor([1.0, 0.5], dtype=d),
+                                               offset=torch.tensor([0.0, 0.2], dtype=d)))
+    disk_texture = gaussian_blur(image.flip(-1).flip(-2)[None], 0.6)[0]  # texture_op 3, the default blur
+    mean = disk_texture.mean()
+    y, x = torch.meshgrid(torch.arange(48.0, dtype=d), torch.arange(56.0, dtype=d), indexing="ij")
+    in_disk1 = (x - 25) ** 2 + (y - 22) ** 2 < 144
+    expected = torch.where(in_disk1, mean + 0.5 * (plain[0][0] - mean) + 0.2, plain[0][0])
+    assert torch.allclose(styled[0][0], expected, atol=1e-12)
+    assert torch.equal(styled[2], plain[2]) and torch.equal(styled[3], plain[3])  # same flow, same occlusions
+    # drawn pairs: the background's texture is never restyled, and contrast stays in its range
+    layers = random_layers(40, 40, torch.Generator().manual_seed(4), SyntheticFlowConfig(layer_contrast=0.3))
+    assert float(layers.contrast[0]) == 1.0 and float(layers.offset[0]) == 0.0
+    assert bool((layers.contrast.log().abs() <= 0.3 + 1e-12).all())
 
 
 def test_seeded_and_deterministic_with_photometric_change():

@@ -5,7 +5,8 @@ borders, each nearer than the previous one. Layer m moves the frame-1 point x to
 ``x + f_m(x)`` in frame 2, with ``f_m(x) = (A_m - I)(x - c_m) + t_m + e_m(x)``: an affine motion about
 the layer centre plus a smooth elastic field ``e_m`` (a few random low-frequency sinusoids).
 Each layer carries its own texture (the input image under one of the 8 flips / transposes, blurred
-slightly so that interpolating it is accurate) in frame-1 coordinates.
+slightly, then given the layer's own contrast and brightness, so that
+a layer's border is an appearance edge as an object's is in a real scene) in frame-1 coordinates.
 
 - frame 1 at x: the nearest layer whose support contains x; its flow is the ground truth there.
 - frame 2 at y: for every layer m the frame-1 point ``g_m(y)`` with ``g_m(y) + f_m(g_m(y)) = y``
@@ -68,6 +69,8 @@ class Layers:
         angle: (K,) ellipse orientation, radians.
         wobble: (K, 4) amplitudes of the border's angular harmonics 2..5 (relative radius).
         texture_op: (K,) ints 0..7, the flip / transpose applied to the texture of each layer.
+        contrast, offset: (K,) each layer's texture is ``m + contrast (T - m) + offset``, m the texture's
+            mean (None: 1 and 0, the texture as it is).
     """
 
     affine: Tensor
@@ -80,6 +83,8 @@ class Layers:
     angle: Tensor
     wobble: Tensor
     texture_op: Tensor
+    contrast: Tensor | None = None
+    offset: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,11 @@ class SyntheticFlowConfig:
         gain, bias: frame 2's photometric change ``gain * I + bias`` (gain drawn log-uniformly).
         shading: max amplitude of a smooth multiplicative shading of frame 2.
         noise: (min, max) Gaussian noise sigma on both frames (0-1 intensity scale).
-        blur: sigma of the texture pre-blur (band-limits it so that interpolation is accurate).
+        blur: (min, max) sigma of the texture pre-blur, drawn per pair: it band-limits the texture, from
+            nearly exact interpolation (0.6) to content near the sampling limit (0.3), where warping errs
+            as it does on sharp real frames (the flow stays exact: frames sample the blurred texture).
+        layer_contrast: max |log contrast| of a foreground layer's texture (log-uniform; background: 1).
+        layer_offset: max |brightness offset| of a foreground layer's texture (background: 0).
     """
 
     layers: tuple[int, int] = (1, 3)
@@ -112,7 +121,9 @@ class SyntheticFlowConfig:
     bias: float = 0.05
     shading: float = 0.05
     noise: tuple[float, float] = (0.0, 0.01)
-    blur: float = 0.6
+    blur: tuple[float, float] = (0.3, 0.6)
+    layer_contrast: float = 0.4
+    layer_offset: float = 0.15
 
 
 def _uniform(generator: torch.Generator, shape, low, high) -> Tensor:
@@ -143,7 +154,11 @@ def random_layers(height: int, width: int, generator: torch.Generator,
     wobble = _uniform(generator, (k, 4), -0.12, 0.12)
     texture_op = torch.randint(0, 8 if height == width else 4, (k,), generator=generator)
     texture_op[0] = 0
-    return Layers(affine, centre, translation, elastic, wavevector, phase, radii, angle, wobble, texture_op)
+    contrast = torch.exp(_uniform(generator, (k,), -config.layer_contrast, config.layer_contrast))
+    offset = _uniform(generator, (k,), -config.layer_offset, config.layer_offset)
+    contrast[0], offset[0] = 1.0, 0.0
+    return Layers(affine, centre, translation, elastic, wavevector, phase, radii, angle, wobble, texture_op,
+                  contrast, offset)
 
 
 def layer_motion(layers: Layers, points: Tensor) -> Tensor:
@@ -200,17 +215,25 @@ def _topmost(inside: Tensor) -> Tensor:
     return torch.where(inside, order, torch.full_like(order, -1)).amax(0)
 
 
-def _textures(image: Tensor, ops: Tensor, blur: float) -> Tensor:
-    """The input (C, H, W) under each layer's flip / transpose op (K,), blurred: (K, C, H, W)."""
+def _textures(image: Tensor, layers: Layers, blur: float) -> Tensor:
+    """The input (C, H, W) under each layer's flip / transpose op, blurred, in the layer's contrast and
+    brightness: (K, C, H, W)."""
     out = []
-    for op in ops.tolist():
+    for op in layers.texture_op.tolist():
         t = image.transpose(-1, -2) if op >= 4 else image
         if op & 1:
             t = t.flip(-1)
         if op & 2:
             t = t.flip(-2)
         out.append(t)
-    return gaussian_blur(torch.stack(out), blur)
+    textures = gaussian_blur(torch.stack(out), blur)
+    if layers.contrast is None:
+        return textures
+    k = textures.shape[0]
+    mean = textures.mean((1, 2, 3), keepdim=True)
+    contrast = layers.contrast.to(textures).view(k, 1, 1, 1)
+    offset = layers.offset.to(textures).view(k, 1, 1, 1)
+    return mean + contrast * (textures - mean) + offset
 
 
 def _sample_textures(textures: Tensor, points: Tensor, pad: int) -> Tensor:
@@ -236,7 +259,7 @@ def render_layers(image: Tensor, layers: Layers, blur: float = 0.6) -> tuple[Ten
     grid = torch.stack(torch.meshgrid(torch.arange(height, dtype=image.dtype), torch.arange(width, dtype=image.dtype),
                                       indexing="ij")[::-1])  # (2, H, W): x, y
     k = layers.affine.shape[0]
-    textures = _textures(image, layers.texture_op, blur)
+    textures = _textures(image, layers, blur)
     points = grid.expand(k, -1, -1, -1)
     label1 = _topmost(support(layers, points))  # (H, W)
     flows = layer_motion(layers, points)  # (K, 2, H, W)
@@ -279,7 +302,8 @@ def synthetic_flow_pair(image: Tensor, generator: torch.Generator,
     img = (image if image.dim() == 3 else image[None]).to(torch.float64)
     height, width = img.shape[-2:]
     layers = random_layers(height, width, generator, config)
-    frame1, frame2, flow, occluded, outside = render_layers(img, layers, config.blur)
+    blur = float(_uniform(generator, (), *config.blur))
+    frame1, frame2, flow, occluded, outside = render_layers(img, layers, blur)
     frame2 = _photometric(frame2, generator, config)
     sigma = float(_uniform(generator, (), *config.noise))
     frame1 = frame1 + sigma * torch.randn(frame1.shape, generator=generator, dtype=torch.float64)
