@@ -10,7 +10,9 @@ what the old one did until training moves the new weights. Parameters the source
 (a branch added to the network, e.g. a zero-initialised ``ContextBranch``) keep their
 fresh initialisation and are listed in the log; the source may not hold parameters
 the network lacks. ``init_weights_module=NAME`` loads them into that submodule of the
-network instead (e.g. ``local``: a shipped local denoiser inside a non-local one). Both may be
+network instead (e.g. ``local``: a shipped local denoiser inside a non-local one); a source that is a whole
+model holding that submodule (keys ``NAME.*``, e.g. a shipped learned stereo model's ``matching``) gives just
+that submodule's weights. Both may be
 lists of the same length, loaded in order (e.g. a model's factor net from one run and its matching
 features, ``init_weights_module=[null, matching]``, from another).
 """
@@ -48,6 +50,8 @@ def load_init_weights(net: nn.Module, path: str | Path, module: str | None = Non
         except AttributeError as e:
             raise ValueError(f"init_weights_module: the network has no submodule {module!r}") from e
     source = read_net_state(path)
+    if module and any(k.startswith(f"{module}.") for k in source):
+        source = {k[len(module) + 1:]: v for k, v in source.items() if k.startswith(f"{module}.")}
     target = net.state_dict()
     missing = sorted(set(target) - set(source))
     unexpected = sorted(set(source) - set(target))

@@ -91,3 +91,13 @@ def test_two_sources_fill_a_model_and_its_submodule(tmp_path):
         assert torch.equal(dst.matching.state_dict()[name], value)
     with pytest.raises(ValueError, match="names"):
         load_init_sources(dst, [tmp_path / "factors.pt"], [None, "matching"])
+    # the features of a whole model (a shipped one) into a fresh model's features, its factor net untouched
+    atomic_save({"state_dict": dst.state_dict()}, tmp_path / "whole.pt")
+    torch.manual_seed(2)
+    fresh = LearnedStereo(**kw)
+    factors_before = {k: v.clone() for k, v in fresh.factors.state_dict().items()}
+    load_init_sources(fresh, [tmp_path / "whole.pt"], ["matching"])
+    for name, value in features_src.state_dict().items():
+        assert torch.equal(fresh.matching.state_dict()[name], value)
+    for name, value in factors_before.items():
+        assert torch.equal(fresh.factors.state_dict()[name], value)
