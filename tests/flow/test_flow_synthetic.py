@@ -95,6 +95,8 @@ def test_each_layer_keeps_its_own_contrast_and_brightness():
     in_disk1 = (x - 25) ** 2 + (y - 22) ** 2 < 144
     expected = torch.where(in_disk1, mean + 0.5 * (plain[0][0] - mean) + 0.2, plain[0][0])
     assert torch.allclose(styled[0][0], expected, atol=1e-12)
+    offset_only = render_layers(image, _disk_layers(offset=torch.tensor([0.0, 0.2], dtype=d)))
+    assert torch.allclose(offset_only[0][0], torch.where(in_disk1, plain[0][0] + 0.2, plain[0][0]), atol=1e-12)
     assert torch.equal(styled[2], plain[2]) and torch.equal(styled[3], plain[3])  # same flow, same occlusions
     # drawn pairs: the background's texture is never restyled, and contrast stays in its range
     layers = random_layers(40, 40, torch.Generator().manual_seed(4), SyntheticFlowConfig(layer_contrast=0.3))

@@ -70,7 +70,7 @@ class Layers:
         wobble: (K, 4) amplitudes of the border's angular harmonics 2..5 (relative radius).
         texture_op: (K,) ints 0..7, the flip / transpose applied to the texture of each layer.
         contrast, offset: (K,) each layer's texture is ``m + contrast (T - m) + offset``, m the texture's
-            mean (None: 1 and 0, the texture as it is).
+            mean (None: contrast 1 / offset 0).
     """
 
     affine: Tensor
@@ -227,13 +227,13 @@ def _textures(image: Tensor, layers: Layers, blur: float) -> Tensor:
             t = t.flip(-2)
         out.append(t)
     textures = gaussian_blur(torch.stack(out), blur)
-    if layers.contrast is None:
-        return textures
     k = textures.shape[0]
     mean = textures.mean((1, 2, 3), keepdim=True)
-    contrast = layers.contrast.to(textures).view(k, 1, 1, 1)
-    offset = layers.offset.to(textures).view(k, 1, 1, 1)
-    return mean + contrast * (textures - mean) + offset
+    if layers.contrast is not None:
+        textures = mean + layers.contrast.to(textures).view(k, 1, 1, 1) * (textures - mean)
+    if layers.offset is not None:
+        textures = textures + layers.offset.to(textures).view(k, 1, 1, 1)
+    return textures
 
 
 def _sample_textures(textures: Tensor, points: Tensor, pad: int) -> Tensor:
