@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .. import robust as _robust
 from . import blocks
-from .system import GridSystem
+from .system import GridSystem, squared_differences
 
 RobustKernel = _robust.RobustKernel
 
@@ -65,8 +65,7 @@ def data_residual(a: Tensor, x: Tensor, z: Tensor) -> Tensor:
 
 def smooth_residuals(wh: Tensor, wv: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Smoothness residuals ``sqrt(w) |x_i - x_j|`` on (B, H, W-1) and (B, H-1, W)."""
-    dh = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum(1)
-    dv = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(1)
+    dh, dv = squared_differences(x)
     return safe_sqrt(wh * dh), safe_sqrt(wv * dv)
 
 

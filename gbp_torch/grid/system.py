@@ -102,10 +102,15 @@ def bdot(x: Tensor, y: Tensor) -> Tensor:
     return (x * y).flatten(1).sum(1)
 
 
+def squared_differences(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``|x_i - x_j|^2`` over the channels of every horizontal and vertical edge: (B, C, H, W) ->
+    ((B, H, W-1), (B, H-1, W))."""
+    return (x[..., :, 1:] - x[..., :, :-1]).square().sum(1), (x[..., 1:, :] - x[..., :-1, :]).square().sum(1)
+
+
 def energy(sys: GridSystem, x: Tensor, z: Tensor) -> Tensor:
     """Quadratic energy per batch item, (B,); z (B, D, H, W) the data target."""
     r = x - z
     e = 0.5 * (r * blocks.mv(sys.a, r)).flatten(1).sum(1)
-    dh = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum(1)
-    dv = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(1)
+    dh, dv = squared_differences(x)
     return e + 0.5 * ((sys.wh * dh).flatten(1).sum(1) + (sys.wv * dv).flatten(1).sum(1))

@@ -26,6 +26,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from ...grid.system import squared_differences
 from ...vision import DataTerm, gaussian_blur
 
 
@@ -101,6 +102,5 @@ def edge_weights(image: Tensor, sigma: float, floor: float, blur: float = 0.7) -
     the ``blur``-smoothed image across the edge.
     """
     smooth = gaussian_blur(image, blur)
-    dh = (smooth[..., :, 1:] - smooth[..., :, :-1]).square().sum(1)
-    dv = (smooth[..., 1:, :] - smooth[..., :-1, :]).square().sum(1)
+    dh, dv = squared_differences(smooth)
     return floor + (1 - floor) * torch.exp(-dh / sigma**2), floor + (1 - floor) * torch.exp(-dv / sigma**2)

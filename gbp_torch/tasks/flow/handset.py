@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from ...grid import GridConfig, MultigridConfig, solve
 from ...grid.forward import GridResult
+from ...grid.system import squared_differences
 from ...modes import BackwardLike
 from ...progress import progress_bar
 from ...vision import (
@@ -212,8 +213,7 @@ class HandsetFlow(nn.Module):
         alpha = self.config.alpha
         wd = gnc_weight(self.data_weight(data, factors, x0, x), robustness) * factors.data_scale
         kh, kv = factors.k_smooth if isinstance(factors.k_smooth, tuple) else (factors.k_smooth,) * 2
-        dh_sq = (x[..., :, 1:] - x[..., :, :-1]).square().sum(1)
-        dv_sq = (x[..., 1:, :] - x[..., :-1, :]).square().sum(1)
+        dh_sq, dv_sq = squared_differences(x)
         wh = factors.wh * gnc_weight(charbonnier_weight(dh_sq, kh, alpha), robustness)
         wv = factors.wv * gnc_weight(charbonnier_weight(dv_sq, kv, alpha), robustness)
         return data.a * wd[:, None, None], wh, wv

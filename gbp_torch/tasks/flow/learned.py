@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...grid.system import squared_differences
 from ...modes import BackwardConfig, BackwardLike
 from ...nets import ContextBranch, body_plus_context, conv_stack
 from ...vision import DataTerm
@@ -97,9 +98,8 @@ class LearnedFactors(nn.Module):
         log_tr = (torch.log(trace + 1e-4) / 5).unsqueeze(1)
         valid = data.valid.to(img.dtype).unsqueeze(1)
         mag = torch.log1p(flow.square().sum(1, keepdim=True).sqrt())
-        dh = (flow[..., :, 1:] - flow[..., :, :-1]).square().sum(1).sqrt()
-        dv = (flow[..., 1:, :] - flow[..., :-1, :]).square().sum(1).sqrt()
-        dh, dv = _pad_edges(torch.log1p(dh / 0.3), torch.log1p(dv / 0.3))
+        dh, dv = squared_differences(flow)
+        dh, dv = _pad_edges(torch.log1p(dh.sqrt() / 0.3), torch.log1p(dv.sqrt() / 0.3))
         lev = torch.full_like(img, level / 4.0)
         x = torch.cat([img - 0.5, 10 * gx, 10 * gy, res, log_tr, valid, mag, dh.unsqueeze(1), dv.unsqueeze(1),
                        lev], 1)
