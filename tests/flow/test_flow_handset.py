@@ -83,10 +83,15 @@ def test_output_shapes_covariance_and_occlusions(model):
     assert (out.std > 0).all() and torch.isfinite(out.std).all()
     # pixels whose match leaves frame 2 (right / bottom border strip) are reported
     assert out.occluded[0, 0, :, -1].all() and not out.occluded[0, 0, 10:-10, 10:-10].any()
-    # the calibration factor multiplies the covariance
-    scaled = HandsetFlow(dataclasses.replace(model.config, var_scale=2 * model.config.var_scale))
+    # the calibration: var_scale multiplies GBP's covariance, boundary_var adds its term on the diagonal
+    gbp_only = HandsetFlow(dataclasses.replace(model.config, boundary_var=0.0))
+    scaled = HandsetFlow(dataclasses.replace(model.config, var_scale=2 * model.config.var_scale, boundary_var=0.0))
     with torch.no_grad():
-        assert torch.allclose(scaled(frame1, frame2).cov, 2 * out.cov, rtol=1e-4)
+        base = gbp_only(frame1, frame2).cov
+        assert torch.allclose(scaled(frame1, frame2).cov, 2 * base, rtol=1e-4)
+    extra = out.cov - base
+    assert torch.allclose(extra[:, 0, 1], torch.zeros_like(extra[:, 0, 1]), atol=1e-7)
+    assert torch.allclose(extra[:, 0, 0], extra[:, 1, 1], atol=1e-7) and (extra[:, 0, 0] >= -1e-7).all()
 
 
 def test_factor_source_seam():

@@ -121,6 +121,7 @@ def test_shipped_learned_flow_loads_in_eval_mode():
     entry = pretrained.manifest()[pretrained.DEFAULT_FLOW]
     assert isinstance(model, LearnedFlow) and not model.training and entry["task"] == "flow"
     assert model.config.var_scale == entry["calibration"]["var_scale"]
+    assert model.config.boundary_var == entry["calibration"]["boundary_var"]
     f1, f2, gt, valid = _pair(48)
     with torch.no_grad():
         out = model(f1, f2)

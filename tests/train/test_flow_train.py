@@ -67,24 +67,26 @@ def test_two_steps_change_the_net_resume_and_export(tmp_path):
     assert resumed["global_step"] == 3
     entry = export_flow(ckpt, "tiny_flow", "test", directory=tmp_path, pairs=1)
     assert entry["task"] == "flow" and entry["class"] == "gbp_torch.tasks.flow.learned.LearnedFlow"
-    assert entry["calibration"]["var_scale"] > 0
+    assert entry["calibration"]["var_scale"] > 0 and entry["calibration"]["boundary_var"] >= 0
     model = load("tiny_flow", directory=tmp_path)
     assert isinstance(model, LearnedFlow) and not model.training
     assert model.config.var_scale == entry["calibration"]["var_scale"]
+    assert model.config.boundary_var == entry["calibration"]["boundary_var"]
 
 
-def test_recalibrating_a_shipped_model_keeps_its_weights_and_refits_var_scale(tmp_path):
-    """After a change of the warping loop the shipped weights stay and only the global var_scale is refit:
-    the same flow, the refit scale (the one a fresh fit on the same pairs gives) and the old hash kept."""
+def test_recalibrating_a_shipped_model_keeps_its_weights_and_refits_the_calibration(tmp_path):
+    """After a change of the warping loop the shipped weights stay and only the covariance calibration is
+    refit: the same flow, the refit calibration (the one a fresh fit on the same pairs gives) and the old
+    hash kept."""
     import json
 
     from gbp_torch.pretrained import load, sha256
-    from gbp_torch.tasks.flow.calibrate import fit_variance_scale
+    from gbp_torch.tasks.flow.calibrate import fit_variance_model
     from train.export import atomic_save, write_manifest_entry
     from train.flow.export import calibration_pairs, recalibrate
 
     kwargs = {"factors": {"width": 8, "depth": 3, "context_width": 8, "context_depth": 2},
-              "config": {"warps": 1, "var_scale": 1e6}}
+              "config": {"warps": 1, "var_scale": 1e6, "boundary_var": 5.0}}
     net = LearnedFlow(**kwargs)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -102,11 +104,13 @@ def test_recalibrating_a_shipped_model_keeps_its_weights_and_refits_var_scale(tm
     f1, f2 = torch.rand(2, 1, 1, 32, 40, generator=g)
     with torch.no_grad():
         torch.testing.assert_close(model(f1, f2).flow, net.eval()(f1, f2).flow, rtol=0, atol=0)
-    unit = LearnedFlow(**{**kwargs, "config": {"warps": 1, "var_scale": 1.0}})
+    unit = LearnedFlow(**{**kwargs, "config": {"warps": 1, "var_scale": 1.0, "boundary_var": 0.0}})
     unit.load_state_dict(net.state_dict())
-    expected = fit_variance_scale(unit.eval(), calibration_pairs(1))
-    assert model.config.var_scale == entry["calibration"]["var_scale"] == pytest.approx(expected, rel=1e-6)
-    assert model.config.var_scale != 1e6
+    expected = fit_variance_model(unit.eval(), calibration_pairs(1))
+    assert model.config.var_scale == entry["calibration"]["var_scale"] == pytest.approx(expected.var_scale, rel=1e-6)
+    assert model.config.boundary_var == entry["calibration"]["boundary_var"] == pytest.approx(expected.boundary_var,
+                                                                                              rel=1e-6)
+    assert model.config.var_scale != 1e6 and model.config.boundary_var != 5.0
     manifest = json.loads((tmp_path / "MANIFEST").read_text())["old_flow"]
     assert manifest["reexports"] == [{"previous_sha256": old_sha, "reason": "test"}]
     assert manifest["sha256"] == sha256(path) != old_sha

@@ -3,10 +3,10 @@ write ``checkpoints/<name>.pt`` and its ``checkpoints/MANIFEST`` entry (``"task"
 
     python -m train.flow.export logs/gbp_flow/runs/<run>/checkpoints/last.ckpt --name gbp_flow \\
         --command "python -m train.train experiment=flow_learned task_name=gbp_flow" [--metrics eval.json]
-    python -m train.flow.export --name gbp_flow --recalibrate "why"    # refit a shipped model's var_scale
+    python -m train.flow.export --name gbp_flow --recalibrate "why"    # refit a shipped model's calibration
 
-The global covariance factor ``var_scale`` is refit (:func:`gbp_torch.tasks.flow.calibrate.fit_variance_scale`)
-on ``--pairs`` synthetic pairs of held-out Train400 textures (the validation split of
+The covariance calibration ``var_scale`` and ``boundary_var`` is refit
+(:func:`gbp_torch.tasks.flow.calibrate.fit_variance_model`) on ``--pairs`` synthetic pairs of held-out Train400 textures (the validation split of
 :class:`~train.flow.datamodule.FlowDataModule`, another seed): never on a benchmark frame.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
-from gbp_torch.tasks.flow.calibrate import fit_variance_scale
+from gbp_torch.tasks.flow.calibrate import BOUNDARY_WINDOW, fit_variance_model
 
 from ..export import _run_config, atomic_save, rewrite_shipped, write_manifest_entry
 from .datamodule import load_textures, validation_pairs
@@ -44,18 +44,20 @@ def calibration_pairs(n: int, data: dict | None = None, root: str | None = None)
 
 
 def calibrate(target: str, kwargs: dict, state: dict, data: dict | None, pairs: int, root: str | None) -> dict:
-    """Fit the global ``var_scale`` of the net (class ``target``, ``kwargs``, weights ``state``) on ``pairs``
-    synthetic calibration pairs, write it into ``kwargs["config"]`` and return the manifest's record of it."""
+    """Fit the covariance calibration (``var_scale``, ``boundary_var``) of the net (class ``target``, ``kwargs``,
+    weights ``state``) on ``pairs`` synthetic calibration pairs, write it into ``kwargs["config"]`` and return
+    the manifest's record of it."""
     config = dict(kwargs.get("config") or {})
-    net = _build(target, {**kwargs, "config": {**config, "var_scale": 1.0}}, state)
-    scale = fit_variance_scale(net, calibration_pairs(pairs, data, root))
-    kwargs["config"] = {**config, "var_scale": scale}
-    return {"var_scale": scale, "pairs": pairs, "seed": CALIBRATION_SEED, "coverage": 0.95,
+    net = _build(target, {**kwargs, "config": {**config, "var_scale": 1.0, "boundary_var": 0.0}}, state)
+    fit = fit_variance_model(net, calibration_pairs(pairs, data, root))
+    kwargs["config"] = {**config, **fit._asdict()}
+    return {**fit._asdict(), "boundary_window": BOUNDARY_WINDOW, "pairs": pairs, "seed": CALIBRATION_SEED,
+            "coverage": 0.95,
             "data": "synthetic pairs of the held-out Train400 textures (train.flow.export)"}
 
 
 def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
-                directory: Path = CHECKPOINT_DIR, pairs: int = 24, root: str | None = None) -> dict:
+                directory: Path = CHECKPOINT_DIR, pairs: int = 256, root: str | None = None) -> dict:
     """Write ``<name>.pt`` (calibrated when ``pairs`` > 0) and its manifest entry; return the entry."""
     raw = torch.load(ckpt, map_location="cpu", weights_only=False)
     net_cfg = dict(raw["hyper_parameters"]["net"])
@@ -83,9 +85,9 @@ def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None 
     return entry
 
 
-def recalibrate(name: str, reason: str, pairs: int = 24, directory: Path = CHECKPOINT_DIR,
+def recalibrate(name: str, reason: str, pairs: int = 256, directory: Path = CHECKPOINT_DIR,
                 root: str | None = None) -> dict:
-    """Refit the global ``var_scale`` of shipped flow model ``name`` with its weights unchanged, as
+    """Refit the covariance calibration of shipped flow model ``name`` with its weights unchanged, as
     :func:`export_flow` does (after a change of the warping loop changed its covariance), and rewrite
     its file; the old hash and ``reason`` are kept in the manifest entry (``reexports``). Returns the entry."""
     entry = json.loads((directory / "MANIFEST").read_text())[name]
@@ -103,9 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--command", help="the training command that produced the checkpoint")
     ap.add_argument("--recalibrate", metavar="REASON",
-                    help="refit the variance scale of the shipped model --name, weights unchanged, for REASON")
+                    help="refit the covariance calibration of the shipped model --name, weights unchanged, for REASON")
     ap.add_argument("--metrics", type=Path, help="JSON file of evaluation metrics to record")
-    ap.add_argument("--pairs", type=int, default=24, help="synthetic calibration pairs (0: keep var_scale)")
+    ap.add_argument("--pairs", type=int, default=256, help="synthetic calibration pairs (0: no calibration)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -12,8 +12,8 @@ Per pyramid level (coarse to fine, ratio ~0.75) and per warp:
    (:func:`~gbp_torch.vision.weighted_median_filter`), the cheap form of the non-local term.
 
 The flow goes up the pyramid with :func:`gbp_torch.vision.upsample_flow`. The covariance is GBP's
-marginal 2x2 covariance of the last solve times ``var_scale``, a calibration factor fitted on synthetic
-pairs (:mod:`.calibrate`); pixels whose final constancy residual exceeds ``occlusion_ratio * k_data``
+marginal 2x2 covariance of the last solve times ``var_scale`` plus a motion-boundary term (``boundary_var``
+times the square of the flow's local range), both fitted on synthetic pairs (:mod:`.calibrate`); pixels whose final constancy residual exceeds ``occlusion_ratio * k_data``
 (or whose match leaves frame 2) are reported occluded.
 """
 
@@ -39,6 +39,7 @@ from ...vision import (
     upsample_flow,
     weighted_median_filter,
 )
+from .calibrate import boundary_covariance
 from .factors import FactorSource, FlowFactors, HandsetFactors
 from .output import FlowOutput
 from .penalty import charbonnier_weight, gnc_weight
@@ -68,8 +69,10 @@ class HandsetFlowConfig:
         occlusion_ratio: residual / k_data above which a pixel is reported occluded.
         smoother: the multigrid smoother, ``"gbp"`` or ``"jacobi"``.
         median_every_warp: median-filter after every warp (else after the last warp of each level).
-        var_scale: calibration factor of GBP's covariance (fitted on synthetic pairs by
-            ``benchmarks/flow_calibrate.py``: 53 for these defaults, held-out synthetic coverage 0.943).
+        var_scale, boundary_var: the covariance's calibration, ``var_scale * GBP's covariance +
+            boundary_var * motion_range(flow)^2 I`` (:mod:`.calibrate`; fitted on synthetic pairs by
+            ``benchmarks/flow_calibrate.py``, 256 pairs: held-out synthetic coverage 0.951, 0.866 near motion
+            boundaries, where one factor alone (101, 0) gave 0.951 and 0.697).
     """
 
     ratio: float = 0.75
@@ -90,7 +93,8 @@ class HandsetFlowConfig:
     occlusion_ratio: float = 8.0
     smoother: str = "jacobi"
     median_every_warp: bool = False
-    var_scale: float = 53.0
+    var_scale: float = 22.3
+    boundary_var: float = 0.224
 
 
 class HandsetFlow(nn.Module):
@@ -221,7 +225,10 @@ class HandsetFlow(nn.Module):
     def _output(self, flow: Tensor, result: GridResult, data: DataTerm, factors: FlowFactors) -> FlowOutput:
         c = self.config
         occluded = ((data.residual > c.occlusion_ratio * torch.as_tensor(factors.k_data)) | ~data.valid)[:, None]
-        return FlowOutput(flow=flow, cov=result.var * c.var_scale, occluded=occluded)
+        cov = result.var * c.var_scale
+        if c.boundary_var > 0:
+            cov = cov + boundary_covariance(flow, c.boundary_var)
+        return FlowOutput(flow=flow, cov=cov, occluded=occluded)
 
 
 def squared_linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
