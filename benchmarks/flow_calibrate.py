@@ -49,7 +49,7 @@ def main():
     both = fit_variance_model(raw, fit)
     alone = fit_variance_model(raw, fit, window=1)  # a 1x1 window has no spread: GBP's covariance, one factor
     for label, m in (("GBP covariance alone", alone), ("with the boundary term", both)):
-        model = HandsetFlow(dataclasses.replace(HandsetFlowConfig(), var_scale=m.var_scale, boundary_var=m.boundary_var))
+        model = HandsetFlow(dataclasses.replace(HandsetFlowConfig(), **m._asdict()))
         mean, low, edge = held_out_coverage(model, held_out)
         print(f"{label}: var_scale {m.var_scale:.4g}, boundary_var {m.boundary_var:.4g}; held-out coverage "
               f"{mean:.3f} (per pair min {low:.3f}), near motion boundaries {edge:.3f}")

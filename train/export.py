@@ -48,6 +48,15 @@ def _run_config(ckpt: Path) -> dict:
     return {}
 
 
+def best_checkpoint_score(raw: dict) -> float | None:
+    """The monitored score of the best checkpoint that a Lightning checkpoint ``raw`` (loaded dict) records, if any."""
+    best = None
+    for key, cb in raw.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
+            best = float(cb["best_model_score"])
+    return best
+
+
 def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,
            directory: Path = CHECKPOINT_DIR, calibrate: int = 0, kwargs: dict | None = None) -> dict:
     """Write ``<name>.pt`` and its manifest entry; return the entry. ``calibrate`` > 0 fits the
@@ -86,10 +95,7 @@ def export(ckpt: str | Path, name: str, command: str, metrics: dict | None = Non
         net_cfg.update(var_scale=calibration["var_scale"], var_slope=calibration["var_slope"])
     path = directory / f"{name}.pt"
     atomic_save({"target": target, "kwargs": net_cfg, "state_dict": state}, path)
-    best = None
-    for key, cb in raw.get("callbacks", {}).items():
-        if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
-            best = float(cb["best_model_score"])
+    best = best_checkpoint_score(raw)
     best_key = "best_val_psnr_set12" if task == "denoise" else f"best_val_{task}"
     entry = {
         "task": task, "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "class": target,

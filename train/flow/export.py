@@ -6,8 +6,9 @@ write ``checkpoints/<name>.pt`` and its ``checkpoints/MANIFEST`` entry (``"task"
     python -m train.flow.export --name gbp_flow --recalibrate "why"    # refit a shipped model's calibration
 
 The covariance calibration ``var_scale`` and ``boundary_var`` is refit
-(:func:`gbp_torch.tasks.flow.calibrate.fit_variance_model`) on ``--pairs`` synthetic pairs of held-out Train400 textures (the validation split of
-:class:`~train.flow.datamodule.FlowDataModule`, another seed): never on a benchmark frame.
+(:func:`gbp_torch.tasks.flow.calibrate.fit_variance_model`) on ``--pairs`` synthetic pairs of held-out
+Train400 textures (the validation split of :class:`~train.flow.datamodule.FlowDataModule`, another seed):
+never on a benchmark frame.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
 from gbp_torch.tasks.flow.calibrate import BOUNDARY_WINDOW, fit_variance_model
 
-from ..export import _run_config, atomic_save, rewrite_shipped, write_manifest_entry
+from ..export import _run_config, atomic_save, best_checkpoint_score, rewrite_shipped, write_manifest_entry
 from .datamodule import load_textures, validation_pairs
 
 #: seed of the calibration pairs (the validation pairs use 5000)
@@ -67,10 +68,7 @@ def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None 
     calibration = calibrate(target, net_cfg, state, data, pairs, root) if pairs else None
     path = directory / f"{name}.pt"
     atomic_save({"target": target, "kwargs": net_cfg, "state_dict": state}, path)
-    best = None
-    for key, cb in raw.get("callbacks", {}).items():
-        if key.startswith("ModelCheckpoint") and cb.get("best_model_score") is not None:
-            best = float(cb["best_model_score"])
+    best = best_checkpoint_score(raw)
     entry = {
         "task": "flow", "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "class": target,
         "kwargs": net_cfg, "parameters": sum(v.numel() for v in state.values()),

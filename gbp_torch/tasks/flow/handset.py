@@ -13,8 +13,9 @@ Per pyramid level (coarse to fine, ratio ~0.75) and per warp:
 
 The flow goes up the pyramid with :func:`gbp_torch.vision.upsample_flow`. The covariance is GBP's
 marginal 2x2 covariance of the last solve times ``var_scale`` plus a motion-boundary term (``boundary_var``
-times the square of the flow's local range), both fitted on synthetic pairs (:mod:`.calibrate`); pixels whose final constancy residual exceeds ``occlusion_ratio * k_data``
-(or whose match leaves frame 2) are reported occluded.
+times the square of the flow's local range), both fitted on synthetic pairs (:mod:`.calibrate`); pixels
+whose final constancy residual exceeds ``occlusion_ratio * k_data`` (or whose match leaves frame 2) are
+reported occluded.
 """
 
 from __future__ import annotations
