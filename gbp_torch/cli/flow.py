@@ -75,8 +75,11 @@ def _flow(argv: list[str] | None) -> None:
         std = torch.stack([cov[0, 0, 0], cov[0, 1, 1]]).float().cpu().clamp_min(0).sqrt()
         if args.uncertainty.suffix.lower() == ".png":
             size = std.square().sum(0).sqrt()
-            top = float(torch.quantile(size.flatten()[:1 << 24], 0.99))  # a few huge stds would blacken the rest
-            write_image(args.uncertainty, size / max(top, 1e-12))
+            # white at the 99th percentile of the finite stds (a few huge ones would blacken the rest); inf (motion
+            # the frames do not determine) is white too
+            finite = size[torch.isfinite(size)]
+            top = float(torch.quantile(finite[:1 << 24], 0.99)) if finite.numel() else 1.0
+            write_image(args.uncertainty, (size / max(top, 1e-12)).clamp(max=1.0))
             print(f"wrote {args.uncertainty} (sqrt(std_u^2 + std_v^2); white = {top:.3g} px, the 99th "
                   "percentile, and above)")
         else:

@@ -3,6 +3,7 @@ the median filter against scipy, the linearised residual, shape errors."""
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -94,6 +95,27 @@ def test_output_shapes_covariance_and_occlusions(model):
     assert torch.allclose(extra[:, 0, 0], extra[:, 1, 1], atol=1e-7) and (extra[:, 0, 0] >= -1e-7).all()
 
 
+@pytest.mark.parametrize("kind", ["flat", "stripes"])
+def test_motion_the_frames_do_not_determine_has_infinite_covariance(model, kind):
+    """Frames without texture, or with texture in one direction only (vertical stripes moving sideways: v is
+    unconstrained everywhere), leave the flow undetermined: loopy GBP alone reports a finite variance there;
+    the model reports inf and warns. A textured pair gives a finite covariance without a warning."""
+    from gbp_torch.grid import GridUnobservableWarning
+
+    x = torch.arange(W, dtype=torch.float32).expand(1, 1, H, W)
+    if kind == "flat":
+        frame1 = frame2 = torch.full((1, 1, H, W), 0.5)
+    else:
+        frame1, frame2 = 0.5 + 0.2 * torch.sin(x / 3), 0.5 + 0.2 * torch.sin((x - 1) / 3)
+    with pytest.warns(GridUnobservableWarning, match="item 0"):
+        out = model(frame1, frame2)
+    assert torch.isinf(out.std).all() and torch.isfinite(out.flow).all()
+    f1, f2, _ = _pair([[1, 0], [0, 1]], [1.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GridUnobservableWarning)
+        assert torch.isfinite(model(f1, f2).std).all()
+
+
 def test_factor_source_seam():
     calls = []
 
@@ -177,9 +199,13 @@ def test_bad_inputs_raise(model):
 @pytest.mark.parametrize("level2", [0.0, 1.0])
 def test_textureless_frames_give_a_finite_flow(level2):
     """Constant frames carry no motion information: the data precisions are zero or rounding noise, and the
-    solves (validate=False) used to raise a Cholesky error (equal frames) or return NaN (black vs white)."""
-    out = HandsetFlow()(torch.zeros(1, 3, 40, 50), torch.full((1, 3, 40, 50), level2))
-    assert bool(torch.isfinite(out.flow).all()) and bool(torch.isfinite(out.cov).all())
+    solves (validate=False) used to raise a Cholesky error (equal frames) or return NaN (black vs white).
+    The flow stays finite; its covariance is inf (not NaN), with a warning."""
+    from gbp_torch.grid import GridUnobservableWarning
+
+    with pytest.warns(GridUnobservableWarning):
+        out = HandsetFlow()(torch.zeros(1, 3, 40, 50), torch.full((1, 3, 40, 50), level2))
+    assert bool(torch.isfinite(out.flow).all()) and bool(torch.isinf(out.cov.diagonal(dim1=1, dim2=2)).all())
     assert float(out.flow.abs().max()) < 1e-3  # nothing pulls the zero start away
 
 

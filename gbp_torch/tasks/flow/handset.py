@@ -20,13 +20,16 @@ reported occluded.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ...grid import GridConfig, MultigridConfig, solve
+from ...grid.checks import check_inputs
 from ...grid.forward import GridResult
+from ...grid.observability import GridUnobservableWarning, unobservable
 from ...grid.system import squared_differences
 from ...modes import BackwardLike
 from ...progress import progress_bar
@@ -148,12 +151,12 @@ class HandsetFlow(nn.Module):
             flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
             for w in range(warps):
-                result = data = factors = None  # drop the last warp's full-size fields first
+                result = data = factors = system = None  # drop the last warp's full-size fields first
                 robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
                 on = grad and (record == "all" or (level == 0 and w == warps - 1))
                 with torch.set_grad_enabled(on):
                     x0 = flow.detach()
-                    flow, result, data, factors = self._warp(pyr1[level], pyr2[level], x0, level, robustness,
+                    flow, result, data, factors, system = self._warp(pyr1[level], pyr2[level], x0, level, robustness,
                                                              self.backward if on else "unroll")
                     if c.median > 1 and (c.median_every_warp or w == warps - 1):
                         with torch.no_grad():
@@ -163,7 +166,7 @@ class HandsetFlow(nn.Module):
                 count += 1
                 bar.update()
         bar.close()
-        return self._output(flow, result, data, factors), sequence
+        return self._output(flow, result, data, factors, system), sequence
 
     def median(self, flow: Tensor, image: Tensor, confidence: Tensor | None = None) -> Tensor:
         """The median filter of the flow (B, 2, h, w), guided by the level's frame (B, 1, h, w) and each window
@@ -198,8 +201,9 @@ class HandsetFlow(nn.Module):
         return frame
 
     def _warp(self, image1: Tensor, image2: Tensor, flow: Tensor, level: int, robustness: float,
-              backward: BackwardLike = "unroll") -> tuple[Tensor, GridResult, DataTerm, FlowFactors]:
-        """One warp: linearise at ``flow`` (B, 2, h, w), IRLS solves (``backward``: their gradient mode)."""
+              backward: BackwardLike = "unroll") -> tuple[Tensor, GridResult, DataTerm, FlowFactors, tuple]:
+        """One warp: linearise at ``flow`` (B, 2, h, w), IRLS solves (``backward``: their gradient mode). Returns the
+        flow, the last solve's result, the data term, the factors and the last solve's (a, wh, wv)."""
         c = self.config
         data = flow_data_term(image1, image2, flow, gradient_weight=c.gradient_weight, blend=c.blend, mode=c.mode)
         factors = self.factors(image1, data, flow, level)
@@ -210,7 +214,7 @@ class HandsetFlow(nn.Module):
             result = solve(data.z, a, (wh, wv), x0=x, iters=c.solve_iters, config=solver, validate=False,
                            backward=backward)
             x = result.mean
-        return x, result, data, factors
+        return x, result, data, factors, (a, wh, wv)
 
     def _weighted(self, data: DataTerm, factors: FlowFactors, x0: Tensor, x: Tensor,
                   robustness: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -223,13 +227,31 @@ class HandsetFlow(nn.Module):
         wv = factors.wv * gnc_weight(charbonnier_weight(dv_sq, kv, alpha), robustness)
         return data.a * wd[:, None, None], wh, wv
 
-    def _output(self, flow: Tensor, result: GridResult, data: DataTerm, factors: FlowFactors) -> FlowOutput:
+    def _output(self, flow: Tensor, result: GridResult, data: DataTerm, factors: FlowFactors,
+                system: tuple) -> FlowOutput:
         c = self.config
         occluded = ((data.residual > c.occlusion_ratio * torch.as_tensor(factors.k_data)) | ~data.valid)[:, None]
         cov = result.var * c.var_scale
         if c.boundary_var > 0:
             cov = cov + boundary_covariance(flow, c.boundary_var)
-        return FlowOutput(flow=flow, cov=cov, occluded=occluded)
+        return FlowOutput(flow=flow, cov=unconstrained_to_inf(cov, data.z, *system), occluded=occluded)
+
+
+def unconstrained_to_inf(cov: Tensor, z: Tensor, a: Tensor, wh: Tensor, wv: Tensor) -> Tensor:
+    """``cov`` (B, 2, 2, H, W) set to inf (with a warning) on pixels that the last solve's data (a (B, 2, 2, H, W),
+    target z) do not determine: frames without texture, or whose texture runs in one direction only (the
+    aperture problem over the whole frame). Loopy GBP reports a finite variance there (its messages reach a
+    fixed point without data), which would read as a confident flow."""
+    with torch.no_grad():
+        sys, _, _ = check_inputs(z.detach(), a.detach(), (wh.detach(), wv.detach()), validate=False)
+        rel = unobservable(sys)
+    if rel is None:
+        return cov
+    hidden = rel > 0
+    counts = ", ".join(f"item {i}: {n} px" for i, n in enumerate(hidden.flatten(1).sum(1).tolist()) if n)
+    warnings.warn(f"flow: pixels whose motion the frames do not determine (no texture, or texture of one "
+                  f"direction only); {counts}. Their covariance is inf.", GridUnobservableWarning, stacklevel=3)
+    return cov.masked_fill(hidden[:, None, None], float("inf"))
 
 
 def squared_linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
