@@ -222,6 +222,28 @@ def test_flow_uncertainty_png_is_a_gray_map_of_the_std_size(pair, fakes, capsys)
     assert f"white = {(0.2**2 + 0.3**2) ** 0.5:.3g} px, the 99th percentile" in capsys.readouterr().out
 
 
+def test_flow_uncertainty_png_draws_infinite_std_white_and_scales_by_the_finite_ones(pair, fakes, capsys,
+                                                                                      monkeypatch):
+    """A model reporting inf on some pixels (motion the frames do not determine): those are white, the rest
+    scaled by the 99th percentile of the finite stds (not all black, no NaN)."""
+    _, flow = fakes
+    plain = flow.__call__
+
+    def with_inf(f1, f2):
+        out = plain(f1, f2)
+        out.cov[:, 0, 0, :, : W // 2] = float("inf")
+        out.cov[:, 1, 1, :, W // 2:] = 4 * 0.09  # the right half's std size is sqrt(0.04 + 0.36) = 0.632
+        return out
+
+    monkeypatch.setattr(cli.flow, "_flow_model", lambda name, device: with_inf)
+    cli.flow_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "f.flo"), "--uncertainty",
+                   str(pair / "s.png")])
+    image = np.asarray(Image.open(pair / "s.png"))
+    assert (image[:, : W // 2] == 255).all() and (image[:, W // 2:] == 255).all()
+    assert f"white = {(0.04 + 0.36) ** 0.5:.3g} px" in capsys.readouterr().out
+    assert torch.isinf(read_flow(pair / "f.flo")).sum() == 0
+
+
 FLOW_BAD = {
     "missing frame2": (["a.png", "nope.png", "-o", "f.flo"], "not found"),
     "empty frame1": (["empty.png", "b.png", "-o", "f.flo"], "empty"),
