@@ -82,26 +82,40 @@ def unobservable(sys: GridSystem) -> Tensor | None:
     connected = _all_above(sys.wh, tiny) & _all_above(sys.wv, tiny)
     if d == 1 and bool(connected & (trace.flatten(1).sum(1) > tiny * h * w).all()):
         return None  # one component per item, with data
-    if bool(connected):
-        labels = torch.arange(b, device=sys.b.device).repeat_interleave(h * w) * (h * w)
-    else:
-        labels = components(sys.wh, sys.wv, tiny).reshape(-1)
+    if bool(connected):  # one component per item: its sums are the item's sums
+        size, total = torch.full((b,), h * w, dtype=trace.dtype, device=trace.device), trace.flatten(1).sum(1)
+        sums = _block_entries(sys.a).flatten(2).sum(2) if d == 2 else None  # (B, 3)
+        weight = _relative_regularisation(size, total, sums, tiny)
+        return weight.view(b, 1, 1).expand(b, h, w).clone() if bool((weight > 0).any()) else None
+    labels = components(sys.wh, sys.wv, tiny).reshape(-1)
     n = labels.numel()
     size = torch.zeros(n, dtype=trace.dtype, device=trace.device).index_add_(0, labels, torch.ones_like(labels,
                                                                                                      dtype=trace.dtype))
     total = torch.zeros(n, dtype=trace.dtype, device=trace.device).index_add_(0, labels, trace.reshape(-1))
-    empty = total <= size * tiny.repeat_interleave(h * w)
-    if d == 1:
-        weight = empty.to(trace.dtype)
-    else:
-        full = blocks.to_matrix(sys.a, 2)
-        entries = torch.stack((full[:, 0, 0], full[:, 0, 1], full[:, 1, 1]), -1).reshape(-1, 3)
-        summed = torch.zeros(n, 3, dtype=trace.dtype, device=trace.device).index_add_(0, labels, entries)
-        det = summed[:, 0] * summed[:, 2] - summed[:, 1] ** 2
-        singular = det <= 1e-10 * (summed[:, 0] + summed[:, 2]) ** 2
-        weight = torch.where(empty, 1.0, RANK_DEFICIENT_EPS * singular.to(trace.dtype))
+    sums = None
+    if d == 2:
+        entries = _block_entries(sys.a).movedim(1, -1).reshape(-1, 3)
+        sums = torch.zeros(n, 3, dtype=trace.dtype, device=trace.device).index_add_(0, labels, entries)
+    weight = _relative_regularisation(size, total, sums, tiny.repeat_interleave(h * w))
     rel = weight[labels].reshape(b, h, w)
     return rel if bool((rel > 0).any()) else None
+
+
+def _block_entries(a: Tensor) -> Tensor:
+    """(B, 3, H, W): the (0, 0), (0, 1) and (1, 1) entries of D = 2 data blocks."""
+    full = blocks.to_matrix(a, 2)
+    return torch.stack((full[:, 0, 0], full[:, 0, 1], full[:, 1, 1]), 1)
+
+
+def _relative_regularisation(size: Tensor, total: Tensor, sums: Tensor | None, tiny: Tensor) -> Tensor:
+    """Per component (N,): 1 without data (summed trace at most ``size * tiny``), RANK_DEFICIENT_EPS for D = 2
+    summed blocks ``sums`` (N, 3) that are singular, else 0."""
+    empty = total <= size * tiny
+    if sums is None:
+        return empty.to(total.dtype)
+    det = sums[:, 0] * sums[:, 2] - sums[:, 1] ** 2
+    singular = det <= 1e-10 * (sums[:, 0] + sums[:, 2]) ** 2
+    return torch.where(empty, 1.0, RANK_DEFICIENT_EPS * singular.to(total.dtype))
 
 
 def regularise(sys: GridSystem, z: Tensor, rel: Tensor) -> GridSystem:

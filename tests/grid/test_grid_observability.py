@@ -76,6 +76,21 @@ def test_d2_one_directional_data_is_unobservable_in_the_other_direction():
     torch.testing.assert_close(res.mean[:, 0], u_only, rtol=0, atol=1e-2)
 
 
+def test_connected_batch_reports_only_the_item_without_two_directional_data():
+    """Edges everywhere (one component per item, the summed-per-item path): item 0 has full 2x2 data on one
+    pixel, item 1 measures u only; only item 1 is reported, relative eps RANK_DEFICIENT_EPS on every pixel."""
+    from gbp_torch.grid.checks import check_inputs
+    from gbp_torch.grid.observability import RANK_DEFICIENT_EPS, unobservable
+
+    a = torch.zeros(2, 2, 2, 5, 6, dtype=DT)
+    a[0, :, :, 2, 3] = torch.eye(2, dtype=DT)
+    a[1, 0, 0] = 1.0
+    sys, _, _ = check_inputs(torch.zeros(2, 2, 5, 6, dtype=DT), a, 1.0)
+    rel = unobservable(sys)
+    assert torch.equal(rel[0], torch.zeros(5, 6, dtype=DT))
+    assert torch.equal(rel[1], torch.full((5, 6), RANK_DEFICIENT_EPS, dtype=DT))
+
+
 def test_observable_problems_are_untouched_and_validate_false_skips_the_search():
     z, a, wh, wv = random_problem(1, 6, 7, seed=5)
     res = solve(z, a, (wh, wv), iters=40, tol=1e-12, config=MULTIGRID)
