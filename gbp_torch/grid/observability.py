@@ -102,9 +102,8 @@ def unobservable(sys: GridSystem) -> Tensor | None:
 
 
 def _block_entries(a: Tensor) -> Tensor:
-    """(B, 3, H, W): the (0, 0), (0, 1) and (1, 1) entries of D = 2 data blocks."""
-    full = blocks.to_matrix(a, 2)
-    return torch.stack((full[:, 0, 0], full[:, 0, 1], full[:, 1, 1]), 1)
+    """(B, 3, H, W): the (0, 0), (0, 1) and (1, 1) entries of D = 2 data blocks (a full lam field already is)."""
+    return a if blocks.is_full(a) else torch.stack((a, torch.zeros_like(a), a), 1)
 
 
 def _relative_regularisation(size: Tensor, total: Tensor, sums: Tensor | None, tiny: Tensor) -> Tensor:

@@ -8,13 +8,14 @@ drawn a pixel off costs about the flow jump there). The calibrated variance of e
     var_c = s * gbp_var_c + t * range^2,
 
 ``range`` the largest spread (max - min) of u or v in a ``window`` x ``window`` neighbourhood
-(:func:`motion_range`). ``(s, t)`` maximise the Gaussian likelihood of the errors of fitting pairs, then
-one common factor makes ``|u - u_gt| < 1.96 sqrt(var_u)`` (and the same for v) hold for ``coverage``
-(95 %) of the valid pixels. Fit it on :func:`~.synthetic.synthetic_flow_pair` pairs, never on a
-benchmark. Near motion boundaries (components whose 3x3 flow range exceeds 1 px) GBP's covariance with
-one factor covers 66-71 % of ``gbp_flow``'s errors on three sets of 64 synthetic pairs, 95 % overall; with
-the boundary term (fitted on the three pooled) 80-83 %. Errors are heavy-tailed, so the fit needs many
-pairs: fitted on 64 pairs each, the single factor alone came out 13.0, 24.8 and 25.7.
+(:func:`motion_range`, :func:`boundary_variance`). ``(s, t)`` maximise the Gaussian likelihood of the
+errors of fitting pairs, then one common factor makes ``|u - u_gt| < 1.96 sqrt(var_u)`` (and the same
+for v) hold for ``coverage`` (95 %) of the valid pixels. Fit it on
+:func:`~.synthetic.synthetic_flow_pair` pairs, never on a benchmark. Near motion boundaries (components
+whose 3x3 flow range exceeds 1 px) GBP's covariance with one factor covers 66-71 % of ``gbp_flow``'s
+errors on three sets of 64 synthetic pairs, 95 % overall; with the boundary term (fitted on the three
+pooled) 80-83 %. Errors are heavy-tailed, so the fit needs many pairs: fitted on 64 pairs each, the
+single factor alone came out 13.0, 24.8 and 25.7.
 """
 
 from __future__ import annotations
@@ -51,10 +52,10 @@ def motion_range(flow: Tensor, window: int = BOUNDARY_WINDOW) -> Tensor:
     return spread.amax(1, keepdim=True)
 
 
-def boundary_covariance(flow: Tensor, boundary_var: float, window: int = BOUNDARY_WINDOW) -> Tensor:
-    """The motion-boundary term ``boundary_var * range^2 I``, (B, 2, 2, H, W) for a flow (B, 2, H, W)."""
-    var = boundary_var * motion_range(flow, window).square()  # (B, 1, H, W)
-    return torch.diag_embed(var.expand(-1, 2, -1, -1).movedim(1, -1)).permute(0, 3, 4, 1, 2)
+def boundary_variance(flow: Tensor, boundary_var: float, window: int = BOUNDARY_WINDOW) -> Tensor:
+    """The motion-boundary term ``boundary_var * range^2`` of each component's variance, (B, 1, H, W) for a
+    flow (B, 2, H, W)."""
+    return boundary_var * motion_range(flow, window).square()
 
 
 def fit_variance_model(model: Callable[[Tensor, Tensor], FlowOutput],

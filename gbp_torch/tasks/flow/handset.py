@@ -43,7 +43,7 @@ from ...vision import (
     upsample_flow,
     weighted_median_filter,
 )
-from .calibrate import boundary_covariance
+from .calibrate import boundary_variance
 from .factors import FactorSource, FlowFactors, HandsetFactors
 from .output import FlowOutput
 from .penalty import charbonnier_weight, gnc_weight
@@ -233,7 +233,9 @@ class HandsetFlow(nn.Module):
         occluded = ((data.residual > c.occlusion_ratio * torch.as_tensor(factors.k_data)) | ~data.valid)[:, None]
         cov = result.var * c.var_scale
         if c.boundary_var > 0:
-            cov = cov + boundary_covariance(flow, c.boundary_var)
+            extra = boundary_variance(flow, c.boundary_var)[:, 0]
+            cov[:, 0, 0] += extra
+            cov[:, 1, 1] += extra
         return FlowOutput(flow=flow, cov=unconstrained_to_inf(cov, data.z, *system), occluded=occluded)
 
 
