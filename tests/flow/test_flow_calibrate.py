@@ -63,6 +63,8 @@ def test_fit_recovers_a_known_variance_model_and_its_coverage():
     assert alone.boundary_var == 0.0 and alone.var_scale == pytest.approx(3.0, rel=0.05)
     with pytest.raises(ValueError, match="equal-length"):
         fit_variance_terms(err2, var[:-1], var)
+    with pytest.raises(ValueError, match="fit failed"):
+        fit_variance_terms(torch.full_like(var, float("nan")), var, torch.ones_like(var))
 
 
 def test_fit_variance_model_covers_a_misplaced_motion_boundary():

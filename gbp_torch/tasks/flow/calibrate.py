@@ -20,6 +20,7 @@ single factor alone came out 13.0, 24.8 and 25.7.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -108,4 +109,7 @@ def fit_variance_terms(err2: Tensor, var: Tensor, rng2: Tensor, coverage: float 
     opt.step(nll)
     s, t = params.detach().exp()
     factor = torch.quantile((err2 / (s * var + t * rng2))[:16_000_000], coverage) / z**2
-    return VarianceModel(float(s * factor), float(t * factor))
+    fit = VarianceModel(float(s * factor), float(t * factor))
+    if not all(math.isfinite(x) and x >= 0 for x in fit):
+        raise ValueError(f"the variance fit failed ({fit}): are the errors all zero, or not finite?")
+    return fit

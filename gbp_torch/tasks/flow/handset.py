@@ -156,8 +156,8 @@ class HandsetFlow(nn.Module):
                 on = grad and (record == "all" or (level == 0 and w == warps - 1))
                 with torch.set_grad_enabled(on):
                     x0 = flow.detach()
-                    flow, result, data, factors, system = self._warp(pyr1[level], pyr2[level], x0, level, robustness,
-                                                             self.backward if on else "unroll")
+                    flow, result, data, factors, system = self._warp(pyr1[level], pyr2[level], x0, level,
+                                                                     robustness, self.backward if on else "unroll")
                     if c.median > 1 and (c.median_every_warp or w == warps - 1):
                         with torch.no_grad():
                             confidence = self.data_weight(data, factors, x0, flow).unsqueeze(1)
@@ -242,7 +242,7 @@ class HandsetFlow(nn.Module):
 def unconstrained_to_inf(cov: Tensor, z: Tensor, a: Tensor, wh: Tensor, wv: Tensor) -> Tensor:
     """``cov`` (B, 2, 2, H, W) set to inf (with a warning) on pixels that the last solve's data (a (B, 2, 2, H, W),
     target z) do not determine: frames without texture, or whose texture runs in one direction only (the
-    aperture problem over the whole frame). Loopy GBP reports a finite variance there (its messages reach a
+    aperture problem over a whole region). Loopy GBP reports a finite variance there (its messages reach a
     fixed point without data), which would read as a confident flow."""
     with torch.no_grad():
         sys, _, _ = check_inputs(z.detach(), a.detach(), (wh.detach(), wv.detach()), validate=False)
