@@ -82,7 +82,7 @@ def run_stereo_demo(out_dir: Path) -> dict:
 
 def run_flow_demo(out_dir: Path) -> dict:
     """The default flow model on ``samples/flow`` (a RubberWhale crop): end-point error on known pixels."""
-    from .io import read_flo, read_image, write_flow_color
+    from .io import read_flo, read_image, write_flow_color, write_std_map
     from .pretrained import DEFAULT_FLOW, flow
     from .tasks.flow.metrics import epe, std_coverage
 
@@ -94,6 +94,7 @@ def run_flow_demo(out_dir: Path) -> dict:
         out = flow()(f1, f2)
     seconds = time.perf_counter() - t0
     write_flow_color(out_dir / "rubberwhale_flow.png", out.flow[0])
+    write_std_map(out_dir / "rubberwhale_std.png", out.std[0].square().sum(0).sqrt())  # brighter at motion edges
     return {"task": f"flow, RubberWhale crop ({DEFAULT_FLOW})", "metric": "EPE px",
             "value": f"{float(epe(out.flow, gt)[0]):.3f}", "coverage95": float(std_coverage(out.flow, out.std, gt)[0]),
             "seconds": seconds}
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'task':36s} {'metric':>17s} {'value':>14s} {'cover95':>8s} {'time s':>7s}")
     for r in rows:
         print(f"{r['task']:36s} {r['metric']:>17s} {r['value']:>14s} {r['coverage95']:8.3f} {r['seconds']:7.2f}")
-    print(f"wrote tsukuba_disparity / tsukuba_std / rubberwhale_flow PNGs to {args.out}/")
+    print(f"wrote tsukuba_disparity / tsukuba_std / rubberwhale_flow / rubberwhale_std PNGs to {args.out}/")
 
 
 if __name__ == "__main__":
