@@ -124,8 +124,8 @@ class LearnedFlow(HandsetFlow):
 
     Args:
         factors: a :class:`LearnedFactors` or the keyword arguments of one (default: the default net).
-        config: the warping loop, a :class:`~.handset.HandsetFlowConfig` or its fields; ``var_scale``
-            there is the global covariance calibration (refit on synthetic pairs after training,
+        config: the warping loop, a :class:`~.handset.HandsetFlowConfig` or its fields; ``var_scale`` and
+            ``boundary_var`` there are the covariance calibration (refit on synthetic pairs after training,
             :mod:`.calibrate`).
         backward: gradient mode of the recorded (last) solve, a :class:`~gbp_torch.modes.BackwardConfig`,
             its fields or a mode name (default :data:`TRAIN_BACKWARD`, implicit).
