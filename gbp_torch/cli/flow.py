@@ -54,7 +54,7 @@ def _flow(argv: list[str] | None) -> None:
 
     import torch
 
-    from ..io import write_flow, write_flow_color, write_image
+    from ..io import finite_quantile, write_flow, write_flow_color, write_image
 
     with torch.no_grad():
         out = model(f1[None].to(device), f2[None].to(device))
@@ -75,10 +75,8 @@ def _flow(argv: list[str] | None) -> None:
         std = torch.stack([cov[0, 0, 0], cov[0, 1, 1]]).float().cpu().clamp_min(0).sqrt()
         if args.uncertainty.suffix.lower() == ".png":
             size = std.square().sum(0).sqrt()
-            # white at the 99th percentile of the finite stds (a few huge ones would blacken the rest); inf (motion
-            # the frames do not determine) is white too
-            finite = size[torch.isfinite(size)]
-            top = float(torch.quantile(finite[:1 << 24], 0.99)) if finite.numel() else 1.0
+            # white at the 99th percentile of the finite stds; inf (motion the frames do not determine) too
+            top = finite_quantile(size)
             write_image(args.uncertainty, (size / max(top, 1e-12)).clamp(max=1.0))
             print(f"wrote {args.uncertainty} (sqrt(std_u^2 + std_v^2); white = {top:.3g} px, the 99th "
                   "percentile, and above)")

@@ -9,7 +9,15 @@ Disparity: :func:`read_disparity` / :func:`write_disparity` by extension (``.pfm
 :func:`flow_to_color`. Unknown values are NaN throughout.
 """
 
-from .color import colorize, flow_to_color, turbo, write_disparity_color, write_flow_color, write_std_map
+from .color import (
+    colorize,
+    finite_quantile,
+    flow_to_color,
+    turbo,
+    write_disparity_color,
+    write_flow_color,
+    write_std_map,
+)
 from .dense import (
     DISPARITY_EXTENSIONS,
     FLOW_EXTENSIONS,
@@ -23,7 +31,8 @@ from .image import encode_png16, read_gray, read_image, read_png_raw, write_imag
 from .pfm import read_pfm, write_pfm
 
 __all__ = [
-    "DISPARITY_EXTENSIONS", "FLOW_EXTENSIONS", "colorize", "encode_png16", "flow_to_color", "flow_valid",
+    "DISPARITY_EXTENSIONS", "FLOW_EXTENSIONS", "colorize", "encode_png16", "finite_quantile", "flow_to_color",
+    "flow_valid",
     "read_disparity", "read_flo", "read_flow", "read_gray", "read_image", "read_kitti_flow", "read_pfm",
     "read_png_raw", "turbo", "write_disparity", "write_disparity_color", "write_flo", "write_flow",
     "write_flow_color", "write_image", "write_kitti_flow", "write_pfm", "write_png16", "write_std_map",

@@ -78,10 +78,14 @@ def write_std_map(path: str | os.PathLike, std: Tensor, vmax: float | None = Non
     from .image import write_image
 
     s = _squeeze_map(std, "std")
-    if vmax is None:
-        finite = s[torch.isfinite(s)]
-        vmax = float(torch.quantile(finite[:1_000_000], 0.99)) if finite.numel() else 1.0
-    write_image(path, colorize(s, 0.0, vmax, "hot"))
+    write_image(path, colorize(s, 0.0, finite_quantile(s, limit=1_000_000) if vmax is None else vmax, "hot"))
+
+
+def finite_quantile(x: Tensor, q: float = 0.99, limit: int = 1 << 24) -> float:
+    """The ``q`` quantile of the finite values of ``x`` (the first ``limit`` of them; torch.quantile takes at
+    most 2^24), 1.0 when there are none: a display range that a few huge or infinite values do not set."""
+    finite = x[torch.isfinite(x)]
+    return float(torch.quantile(finite[:limit], q)) if finite.numel() else 1.0
 
 
 def flow_to_color(flow: Tensor) -> Tensor:
