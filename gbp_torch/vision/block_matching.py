@@ -2,17 +2,22 @@
 
 The distance between the patches centred at ``i`` and ``i + o`` is the mean over a
 ``patch x patch`` window and the channels of the squared difference, computed for all
-pixels at once per offset ``o`` (a shifted difference and a box filter made of two
-cumulative sums). Offsets come in pairs: ``D_{-o}(i) = D_o(i - o)``, so half
-the window is computed and the other half is a shift of it. Patches reaching over the
-border read the image padded by replication (``numpy.pad(mode="edge")``); a partner
-outside the image is never chosen.
+pixels at once per offset ``o`` (a shifted difference and a separable window sum of doubling
+shifted sums: four additions per axis for a 7-pixel patch). Offsets come in pairs:
+``D_{-o}(i) = D_o(i - o)``, so half the window is computed and the other half is a shift of
+it. Patches reaching over the border read the image padded by replication
+(``numpy.pad(mode="edge")``); a partner outside the image is never chosen.
 
 The window is cut into ``cell x cell`` squares of offsets. Each pixel keeps its best offset
-per square (a running minimum: three element-wise operations per offset, where a running
-top-k costs a sort), then its ``k`` best squares. The partners are therefore spread over
-the window, not k neighbouring shifts of the same spot, and memory stays at one map per
-square. There is a Python loop over offsets (a few hundred), none over pixels.
+per square, then its ``k`` best squares, so the partners are spread over the window, not k
+neighbouring shifts of the same spot, and memory stays at one map per square. A candidate is
+one integer key: the bits of its (non-negative) float distance with the lowest mantissa bits
+replaced by the offset's number, so integer order is distance order and keeping the best is
+one element-wise minimum; the k best squares come from an insertion network of minima and
+maxima. The returned distances therefore carry a relative rounding of at most
+``2^(bits - 23)`` in float32 (``bits`` = the bits that number the offsets, 9 for a 19 x 19
+window: 6e-5; float64: ``2^(bits - 52)``). There is a Python loop over offsets (a few hundred)
+and over squares, none over pixels.
 """
 
 from __future__ import annotations
@@ -62,32 +67,55 @@ def window_cells(radius: int, cell: int, exclude: int) -> tuple[Tensor, Tensor]:
     return off, torch.stack((cell_of(off), cell_of(-off)), 1)
 
 
-def _box_mean(d: Tensor, patch: int) -> Tensor:
-    """Means over ``patch x patch`` windows (valid part only): (B, H + patch - 1, W + patch - 1) -> (B, H, W).
-    Two cumulative sums in the input's dtype (float32: absolute errors near 1e-7 times a row's sum)."""
-    c = F.pad(d, (1, 0, 1, 0)).cumsum(-2)
-    c = (c[:, patch:] - c[:, :-patch]).cumsum(-1)
-    return (c[:, :, patch:] - c[:, :, :-patch]).div_(patch * patch)
+def _window_sum(x: Tensor, n: int, dim: int) -> Tensor:
+    """Sums of n consecutive entries along ``dim`` (valid part: length L -> L - n + 1), from doubling sums
+    ``s_2m(i) = s_m(i) + s_m(i + m)`` added by the binary digits of n (few roundings, no prefix sums)."""
+    length = x.shape[dim] - n + 1
+    out, start, s, m = None, 0, x, 1
+    while True:
+        if n & m:
+            part = s.narrow(dim, start, length)
+            out = part if out is None else out + part
+            start += m
+        if 2 * m > n:
+            return out
+        s = s.narrow(dim, 0, s.shape[dim] - m) + s.narrow(dim, m, s.shape[dim] - m)
+        m *= 2
 
 
 def _offset_distances(padded: Tensor, dy: int, dx: int, patch: int) -> tuple[Tensor, tuple[int, int, int, int]]:
-    """Distances between the patches at i and i + o for o = (dy, dx), over the pixels i whose partner is
-    inside the image: (B, y1 - y0, x1 - x0) and (y0, y1, x0, x1). ``padded``: the image with
-    ``patch // 2`` replicated pixels on each side."""
+    """Summed squared differences (channel mean) between the patches at i and i + o for o = (dy, dx), over the
+    pixels i whose partner is inside the image: (B, y1 - y0, x1 - x0) and (y0, y1, x0, x1). ``padded``: the
+    image with ``patch // 2`` replicated pixels on each side."""
     p = patch // 2
     h, w = padded.shape[-2] - 2 * p, padded.shape[-1] - 2 * p
     y0, y1 = max(0, -dy), min(h, h - dy)
     x0, x1 = max(0, -dx), min(w, w - dx)
     diff = padded[:, :, y0:y1 + 2 * p, x0:x1 + 2 * p] - padded[:, :, y0 + dy:y1 + dy + 2 * p, x0 + dx:x1 + dx + 2 * p]
     sq = diff.square_()
-    return _box_mean(sq[:, 0] if sq.shape[1] == 1 else sq.mean(1), patch), (y0, y1, x0, x1)
+    sq = sq[:, 0] if sq.shape[1] == 1 else sq.mean(1)
+    return _window_sum(_window_sum(sq, patch, -2), patch, -1), (y0, y1, x0, x1)
 
 
-def _keep_better(best_d: Tensor, best_o: Tensor, d: Tensor, row: int) -> None:
-    """Where ``d`` beats ``best_d`` (same-shaped views), store it and mark ``best_o`` with ``row`` (in place)."""
-    better = d < best_d
-    torch.where(better, d, best_d, out=best_d)
-    best_o.masked_fill_(better, row)
+#: integer dtype of the keys of each float dtype (same width, so a float tensor is viewed as its key)
+_KEY_DTYPES = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def _k_smallest(maps: Tensor, k: int) -> Tensor:
+    """The k smallest of ``maps`` (B, G, H, W) along G, ascending: (B, k, H, W). An insertion network (each map
+    is passed down the k ranks, two element-wise ops per rank): much faster than ``topk`` over a short
+    middle axis on a CPU."""
+    top = [maps[:, 0].clone()]
+    carry, low = torch.empty_like(top[0]), torch.empty_like(top[0])
+    for g in range(1, maps.shape[1]):
+        carry.copy_(maps[:, g])
+        for j in range(len(top)):
+            torch.minimum(top[j], carry, out=low)
+            torch.maximum(top[j], carry, out=carry)
+            top[j], low = low, top[j]
+        if len(top) < k:
+            top.append(carry.clone())
+    return torch.stack(top, 1)
 
 
 def block_match(image: Tensor, k: int = 8, patch: int = 7, radius: int = 10, cell: int = 3,
@@ -138,26 +166,35 @@ def _match(image: Tensor, k: int, patch: int, offsets: Tensor, cells: Tensor) ->
     """:func:`block_match` on validated arguments: ``offsets`` and ``cells`` of :func:`window_cells`, the
     squares renumbered 0..G-1."""
     g = int(cells.max()) + 1
+    work = image if image.dtype in _KEY_DTYPES else image.float()
+    key_dtype = _KEY_DTYPES[work.dtype]
     b, _, h, w = image.shape
     dev = image.device
-    best_d = torch.full((b, g, h, w), float("inf"), dtype=image.dtype, device=dev)
-    best_o = torch.zeros((b, g, h, w), dtype=torch.int16, device=dev)  # row of `signed`
-    padded = F.pad(image, (patch // 2,) * 4, mode="replicate")
     n = len(offsets)
+    bits = (2 * n).bit_length()  # rows 0..2N-1 of the offset tables below; the all-ones row is none of them
+    mask = (1 << bits) - 1
+    empty = torch.tensor(float("inf"), dtype=work.dtype).view(key_dtype) | mask  # larger than any candidate
+    best = torch.full((b, g, h, w), int(empty), dtype=key_dtype, device=dev)
+    padded = F.pad(work, (patch // 2,) * 4, mode="replicate")
     for i, ((dy, dx), (c, c_mirror)) in enumerate(zip(offsets.tolist(), cells.tolist())):
         if abs(dy) >= h or abs(dx) >= w:
             continue
         d, (y0, y1, x0, x1) = _offset_distances(padded, dy, dx, patch)
+        key = d.clamp_min_(0).view(key_dtype).bitwise_and_(~mask).bitwise_or_(i)  # in d's storage
         # pixel i (in the span) matches i + o; pixel i + o matches i at offset -o with the same distance
-        _keep_better(best_d[:, c, y0:y1, x0:x1], best_o[:, c, y0:y1, x0:x1], d, i)
-        span = (slice(None), c_mirror, slice(y0 + dy, y1 + dy), slice(x0 + dx, x1 + dx))
-        _keep_better(best_d[span], best_o[span], d, i + n)
-    best_d, pick = best_d.topk(k, dim=1, largest=False, sorted=True)
-    best_o = best_o.gather(1, pick).long()
-    signed = torch.cat((offsets, -offsets)).to(dev)  # (2N, 2): row n is o_n, row N + n is -o_n
-    off = signed[best_o].permute(0, 1, 4, 2, 3)  # (B, K, 2, H, W)
-    off = torch.where(torch.isfinite(best_d).unsqueeze(2), off, torch.zeros_like(off))
-    return _with_index(best_d, off)
+        here = best[:, c, y0:y1, x0:x1]
+        torch.minimum(here, key, out=here)
+        there = best[:, c_mirror, y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+        torch.minimum(there, key.add_(n), out=there)
+    keys = _k_smallest(best, k)
+    del best
+    dist = (keys & ~mask).view(work.dtype) / (patch * patch)
+    # offset tables by row: row n is o_n, row N + n is -o_n, rows from 2N on (no partner: the empty key) are 0
+    table = torch.zeros(mask + 1, 2, dtype=torch.long, device=dev)
+    table[:2 * n] = torch.cat((offsets, -offsets)).to(dev)
+    row = (keys & mask).long()
+    off = torch.stack((table[:, 0].take(row), table[:, 1].take(row)), 2)  # (B, K, 2, H, W)
+    return _with_index(dist.to(image.dtype), off)
 
 
 def _with_index(dist: Tensor, off: Tensor) -> Matches:

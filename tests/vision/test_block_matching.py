@@ -42,6 +42,18 @@ def test_distances_match_brute_force(cell, exclude):
     np.testing.assert_allclose(m.dist.numpy()[fin], ref[fin], rtol=1e-10, atol=1e-14)
 
 
+def test_float32_keys_round_distances_within_their_bound():
+    """float32 keys keep 23 - bits mantissa bits (bits = 9 here: 176 offsets, numbered 0..351): distances are
+    the exact ones to 2^-14 relative, and a chosen partner is never worse than the exact k-th best by more."""
+    g = torch.Generator().manual_seed(4)
+    img = torch.rand(1, 1, 30, 34, generator=g, dtype=torch.float64)
+    ref = brute_force(img.numpy(), 8, 7, 9, 3, 1)
+    m = block_match(img.float(), k=8, patch=7, radius=9, cell=3)
+    fin = np.isfinite(ref)
+    assert np.array_equal(fin, np.isfinite(m.dist.numpy()))
+    np.testing.assert_allclose(m.dist.double().numpy()[fin], ref[fin], rtol=2.0 ** -14 + 1e-6, atol=1e-7)
+
+
 def test_index_offset_and_distance_agree():
     """Every partner is inside the image, at the returned offset, with the returned patch distance."""
     g = torch.Generator().manual_seed(0)
