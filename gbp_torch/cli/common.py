@@ -8,15 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..io.image import first_line
+
 
 class CLIError(Exception):
     """A bad argument or file: reported as one line, exit status 2."""
-
-
-def first_line(e: BaseException) -> str:
-    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    lines = text.strip().splitlines()
-    return lines[0] if lines else type(e).__name__
 
 
 def run(prog: str, body: Callable[[list[str] | None], None], argv: list[str] | None) -> None:

@@ -55,7 +55,7 @@ def _decode(path: str | os.PathLike, mode_name: str) -> Tensor:
     try:
         return decode_image(data, mode=getattr(ImageReadMode, mode_name))
     except (RuntimeError, ValueError) as e:
-        raise ValueError(f"not a readable image ({FORMATS}) or truncated: {path} ({_message(e)})") from None
+        raise ValueError(f"not a readable image ({FORMATS}) or truncated: {path} ({first_line(e)})") from None
 
 
 def _decode_pillow(path: str | os.PathLike, mode_name: str) -> Tensor:
@@ -84,15 +84,16 @@ def _decode_pillow(path: str | os.PathLike, mode_name: str) -> Tensor:
             gray = torch.from_numpy(arr.astype(np.int32)).to(torch.uint16)[None]
             return gray.expand(3, -1, -1).clone() if mode_name == "RGB" else gray
     except Exception as e:  # noqa: BLE001 - whatever the decoder raises on a damaged file (bombs included)
-        raise ValueError(f"not a readable image ({FORMATS}) or truncated: {path} ({_message(e)})") from None
+        raise ValueError(f"not a readable image ({FORMATS}) or truncated: {path} ({first_line(e)})") from None
     out = torch.from_numpy(arr.copy())
     return out[None] if out.dim() == 2 else out.permute(2, 0, 1).contiguous()
 
 
-def _message(e: BaseException) -> str:
-    """The first line of a decoder's exception message (its type's name when empty)."""
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (a KeyError's key unquoted; the type's name when empty)."""
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 #: Bit depth of the integer sample types images come in (uint8 files, 16-bit PNG / TIFF / PGM).
