@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gbp_torch.vision.block_matching import block_match, window_cells
+from gbp_torch.vision.block_matching import _k_smallest, block_match, window_cells
 
 
 def brute_force(img: np.ndarray, k: int, patch: int, radius: int, cell: int, exclude: int) -> np.ndarray:
@@ -83,6 +83,13 @@ def test_repeated_texture_finds_its_period():
     inner = m.dist[0, 0, :, 6:-6]
     assert inner.abs().max() < 1e-12
     assert set(m.offset[0, 0, 1, :, 6:-6].abs().unique().tolist()) <= {5, 10}
+
+
+@pytest.mark.parametrize("groups,k", [(1, 1), (5, 5), (48, 8), (9, 3)])
+def test_insertion_network_gives_the_k_smallest_in_order(groups, k):
+    g = torch.Generator().manual_seed(groups)
+    keys = torch.randint(-50, 50, (2, groups, 6, 7), generator=g, dtype=torch.int32)  # with repeats
+    assert torch.equal(_k_smallest(keys, k), keys.sort(1).values[:, :k])
 
 
 def test_window_cells_pair_each_offset_with_its_mirror():
