@@ -192,7 +192,7 @@ def _match(image: Tensor, k: int, patch: int, offsets: Tensor, cells: Tensor) ->
     # offset tables by row: row n is o_n, row N + n is -o_n, rows from 2N on (no partner: the empty key) are 0
     table = torch.zeros(mask + 1, 2, dtype=torch.long, device=dev)
     table[:2 * n] = torch.cat((offsets, -offsets)).to(dev)
-    row = (keys & mask).long()
+    row = (keys & mask).long().masked_fill_(~torch.isfinite(dist), mask)  # an overflowed (inf) distance: no partner
     off = torch.stack((table[:, 0].take(row), table[:, 1].take(row)), 2)  # (B, K, 2, H, W)
     return _with_index(dist.to(image.dtype), off)
 

@@ -107,6 +107,19 @@ def test_bad_arguments(kwargs, match):
         block_match(torch.rand(1, 1, 8, 8), **kwargs)
 
 
+def test_overflowing_distances_count_as_no_partner():
+    """Squared differences of 1e20 overflow float32 to inf: such candidates read as missing (offset 0, the
+    pixel itself), as the docstring promises, not as a partner at an infinite distance."""
+    img = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    img[..., :8, :] *= 1e20
+    m = block_match(img, k=4, patch=3, radius=3, cell=1)
+    missing = torch.isinf(m.dist)
+    assert missing.any()
+    assert (m.offset.abs().sum(2)[missing] == 0).all()
+    own = torch.arange(16 * 16).view(1, 1, 16, 16).expand_as(m.index)
+    assert torch.equal(m.index[missing], own[missing])
+
+
 def test_nan_image_is_refused():
     img = torch.rand(1, 1, 8, 8)
     img[0, 0, 3, 3] = float("nan")
