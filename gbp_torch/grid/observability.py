@@ -117,6 +117,12 @@ def _relative_regularisation(size: Tensor, total: Tensor, sums: Tensor | None, t
     return torch.where(empty, 1.0, RANK_DEFICIENT_EPS * singular.to(total.dtype))
 
 
+def pixel_counts(hidden: Tensor) -> str:
+    """``"item 0: 12 px, item 3: 5 px"``: the unobservable pixels of each batch item that has any, hidden (B, H, W)
+    bool, for a warning's text."""
+    return ", ".join(f"item {i}: {n} px" for i, n in enumerate(hidden.flatten(1).sum(1).tolist()) if n)
+
+
 def regularise(sys: GridSystem, z: Tensor, rel: Tensor) -> GridSystem:
     """``sys`` with ``rel`` (B, H, W, from :func:`unobservable`) times the item's
     :func:`typical_precision` added to the data precision, toward ``z`` (B, D, H, W)."""

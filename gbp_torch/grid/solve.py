@@ -13,7 +13,7 @@ from .config import GridConfig
 from .forward import GridResult, solve_system
 from .implicit import AdjointSettings, implicit_mean
 from .irls import GridRobust
-from .observability import GridUnobservableWarning, regularise, unobservable
+from .observability import GridUnobservableWarning, pixel_counts, regularise, unobservable
 
 _DEFAULT = GridConfig()
 
@@ -120,8 +120,7 @@ def _check_settings(z, iters, tol, x0, robust, config) -> int:
 
 
 def _warn_unobservable(hidden: Tensor) -> None:
-    counts = hidden.flatten(1).sum(1).tolist()
-    items = ", ".join(f"item {i}: {c} px" for i, c in enumerate(counts) if c)
     warnings.warn(f"grid.solve: pixels that no data determines (a region without data cut off by zero edge "
-                  f"weights, or D = 2 data of one direction only); {items}. Their variance is inf and their "
-                  "mean a regularised placeholder (GridResult.unobservable).", GridUnobservableWarning, stacklevel=3)
+                  f"weights, or D = 2 data of one direction only); {pixel_counts(hidden)}. Their variance is inf and "
+                  "their mean a regularised placeholder (GridResult.unobservable).", GridUnobservableWarning,
+                  stacklevel=3)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ...grid import GridConfig, MultigridConfig, solve
 from ...grid.checks import check_inputs
 from ...grid.forward import GridResult
-from ...grid.observability import GridUnobservableWarning, unobservable
+from ...grid.observability import GridUnobservableWarning, pixel_counts, unobservable
 from ...grid.system import squared_differences
 from ...modes import BackwardLike
 from ...progress import progress_bar
@@ -250,9 +250,9 @@ def unconstrained_to_inf(cov: Tensor, z: Tensor, a: Tensor, wh: Tensor, wv: Tens
     if rel is None:
         return cov
     hidden = rel > 0
-    counts = ", ".join(f"item {i}: {n} px" for i, n in enumerate(hidden.flatten(1).sum(1).tolist()) if n)
     warnings.warn(f"flow: pixels whose motion the frames do not determine (no texture, or texture of one "
-                  f"direction only); {counts}. Their covariance is inf.", GridUnobservableWarning, stacklevel=3)
+                  f"direction only); {pixel_counts(hidden)}. Their covariance is inf.", GridUnobservableWarning,
+                  stacklevel=3)
     return cov.masked_fill(hidden[:, None, None], float("inf"))
 
 
