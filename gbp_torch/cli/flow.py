@@ -75,9 +75,10 @@ def _flow(argv: list[str] | None) -> None:
         std = torch.stack([cov[0, 0, 0], cov[0, 1, 1]]).float().cpu().clamp_min(0).sqrt()
         if args.uncertainty.suffix.lower() == ".png":
             size = std.square().sum(0).sqrt()
-            # white at the 99th percentile of the finite stds; inf (motion the frames do not determine) too
+            # white at the 99th percentile of the finite stds and above (write_image clips), inf (motion the
+            # frames do not determine) too
             top = finite_quantile(size)
-            write_image(args.uncertainty, (size / max(top, 1e-12)).clamp(max=1.0))
+            write_image(args.uncertainty, size / max(top, 1e-12))
             print(f"wrote {args.uncertainty} (sqrt(std_u^2 + std_v^2); white = {top:.3g} px, the 99th "
                   "percentile, and above)")
         else:
