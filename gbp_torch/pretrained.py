@@ -95,7 +95,8 @@ def load(name: str, device: str | torch.device = "cpu", directory: Path = CHECKP
 
 
 def denoiser(name: str = DEFAULT_DENOISER, device: str | torch.device = "cpu") -> nn.Module:
-    """A ready pretrained denoiser: ``model(noisy (B, 1, H, W), sigma (B,) or None) -> .mean, .var``."""
+    """A ready pretrained denoiser: ``model(noisy (B, 1, H, W), sigma (B,) or None) -> .mean, .var``; for colour
+    images wrap it in :class:`~gbp_torch.tasks.denoise.colour.ColourDenoiser` (what ``gbp-denoise`` does)."""
     return load(name, device, task="denoise")
 
 

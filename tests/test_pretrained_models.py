@@ -51,26 +51,31 @@ def test_cli_blind_gives_what_the_default_model_gives_without_sigma(clean, tmp_p
 
 
 @pytest.mark.parametrize("noise_args", [["--sigma", "25"], ["--blind"]])
-def test_cli_denoises_a_colour_image_channel_by_channel(tmp_path, noise_args):
+def test_cli_denoises_a_colour_image_in_an_opponent_space(tmp_path, noise_args):
     from gbp_torch.cli import denoise_main
     from gbp_torch.io import read_image, write_image
+    from gbp_torch.tasks.denoise.noise_level import estimate_noise_sigma
 
-    crops = [read_gray(samples_dir() / "denoise" / f)[:96, :112] for f in
-             ("set12_02_house.png", "set12_01_cameraman.png", "bsd68_test001.png")]
-    clean = torch.stack(crops)  # (3, H, W): three different images as R, G, B
+    clean = read_image(samples_dir() / "flow" / "rubberwhale_frame10.png")[:, 100:196, 50:162]  # a colour photo
     noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))
     write_image(tmp_path / "in.png", clean + 25 / 255 * noise)
     denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--uncertainty", str(tmp_path / "std.png"),
                   *noise_args])
     noisy, out = read_image(tmp_path / "in.png"), read_image(tmp_path / "out.png")
     assert out.shape == noisy.shape == (3, 96, 112) and read_image(tmp_path / "std.png").shape == (3, 96, 112)
-    sigma = None if noise_args == ["--blind"] else torch.tensor([25 / 255])
+    # oracle: Y = mean, C1 = (R - B) / 2 + 1/2, C2 = (R - 2 G + B) / 4 + 1/2, each through the gray model with
+    # its noise std (sigma_rgb times the row's norm), then back to RGB
+    t = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [1 / 2, 0, -1 / 2], [1 / 4, -1 / 2, 1 / 4]])
+    opp = torch.einsum("ij,jhw->ihw", t, noisy) + torch.tensor([0, 0.5, 0.5]).view(3, 1, 1)
+    sigma_rgb = estimate_noise_sigma(noisy[:, None]) if noise_args == ["--blind"] else torch.full((3,), 25 / 255)
+    sigma = (t.square() @ sigma_rgb.square()).sqrt()
     model = denoiser()
     with torch.no_grad():
-        for c in range(3):  # oracle: the model on that channel alone, as a gray image
-            expected = model(noisy[c][None, None], sigma).mean[0, 0].clamp(0, 1)
-            assert (out[c] - expected).abs().max() <= 0.5 / 255 + 1e-6
-            assert psnr_db(out[c], clean[c]) > psnr_db(noisy[c], clean[c]) + 4.0
+        den = torch.stack([model(opp[c][None, None], sigma[c:c + 1]).mean[0, 0] for c in range(3)])
+    expected = torch.einsum("ij,jhw->ihw", torch.linalg.inv(t), den - torch.tensor([0, 0.5, 0.5]).view(3, 1, 1))
+    assert (out - expected.clamp(0, 1)).abs().max() <= 0.5 / 255 + 1e-5
+    for c in range(3):
+        assert psnr_db(out[c], clean[c]) > psnr_db(noisy[c], clean[c]) + 4.0
 
 
 @pytest.mark.parametrize("name", sorted(manifest()))

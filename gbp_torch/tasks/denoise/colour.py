@@ -1,0 +1,132 @@
+"""Colour denoising with a gray denoiser: in an opponent colour space whose channels' noise stays independent.
+
+White Gaussian noise of std sigma in each of R, G, B becomes, after the transform
+
+    Y  = (R + G + B) / 3                 (noise std sigma / sqrt(3))
+    C1 = (R - B) / 2 + 1/2               (noise std sigma / 2)
+    C2 = (R - 2 G + B) / 4 + 1/2         (noise std sigma sqrt(6) / 4)
+
+(orthogonal rows, so the three noises stay independent), a luminance channel that carries most of the
+image's detail at a lower noise level and two smooth chroma channels that denoise well. Each channel goes
+through the gray model with its own noise level, then back to RGB. On the 8 Middlebury-flow ``frame10``
+colour photos with the default model this gained 1.1-1.4 dB over denoising R, G and B separately
+(``benchmarks/bench_colour_denoise.py``). Only for sigma-conditioned Gaussian models: a model trained for one
+noise level, or for impulse noise (which the transform would spread over all three channels), runs on R, G
+and B separately.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...vision import as_unit_float
+from .noise_level import estimate_noise_sigma
+from .output import DenoiseOutput, as_denoise_output
+
+#: rows: Y, C1, C2 in terms of (R, G, B); orthogonal rows
+OPPONENT = ((1 / 3, 1 / 3, 1 / 3), (1 / 2, 0.0, -1 / 2), (1 / 4, -1 / 2, 1 / 4))
+#: added to the chroma channels so that they lie in [0, 1] like the gray images the models were trained on
+OPPONENT_OFFSET = (0.0, 0.5, 0.5)
+
+
+def _matrix(like: Tensor) -> Tensor:
+    return torch.tensor(OPPONENT, dtype=like.dtype, device=like.device)
+
+
+def _offset(like: Tensor) -> Tensor:
+    return torch.tensor(OPPONENT_OFFSET, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+
+
+def to_opponent(rgb: Tensor) -> Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> (B, 3, H, W) Y, C1, C2, each in [0, 1]."""
+    return torch.einsum("ij,bjhw->bihw", _matrix(rgb), rgb) + _offset(rgb)
+
+
+def from_opponent(opp: Tensor) -> Tensor:
+    """Inverse of :func:`to_opponent`."""
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_matrix(opp)), opp - _offset(opp))
+
+
+def opponent_sigma(sigma_rgb: Tensor) -> Tensor:
+    """Noise stds (B, 3) of Y, C1, C2 for independent noise of stds ``sigma_rgb`` (B, 3) (or (B,): one for all
+    three) in R, G and B."""
+    s = sigma_rgb.unsqueeze(1).expand(-1, 3) if sigma_rgb.dim() == 1 else sigma_rgb
+    return (s.square() @ _matrix(s).square().T).sqrt()
+
+
+def opponent_variance_to_rgb(var: Tensor) -> Tensor:
+    """Per-pixel variances (B, 3, H, W) of independent Y, C1, C2 estimates -> those of R, G, B."""
+    inv2 = torch.linalg.inv(_matrix(var)).square()
+    return torch.einsum("ij,bjhw->bihw", inv2, var)
+
+
+class ColourDenoiser(nn.Module):
+    """A gray denoiser ``(B, 1, H, W), sigma (B,) | None -> DenoiseOutput`` applied to colour images.
+
+    Args:
+        gray: the gray denoiser. With ``gray.sigma_input`` (a sigma-conditioned Gaussian model) RGB images
+            are denoised in the opponent space (module docstring); otherwise channel by channel.
+
+    Forward: ``noisy`` (B, C, H, W) in [0, 1] (C = 1 or 3; other C channel by channel), ``sigma`` the noise
+    std of each of R, G and B on the 0-1 scale (a number, (B,) or (B, C)), or None (blind: estimated per RGB
+    channel by :meth:`estimate_sigma` for the opponent space, else ``gray``'s own blind mode) ->
+    :class:`~.output.DenoiseOutput` with mean and var (B, C, H, W). One channel goes through ``gray`` at a
+    time (the memory of one gray image).
+    """
+
+    def __init__(self, gray: nn.Module):
+        super().__init__()
+        self.gray = gray
+
+    @property
+    def opponent(self) -> bool:
+        """Whether RGB images go through the opponent space."""
+        return bool(getattr(self.gray, "sigma_input", False))
+
+    def forward(self, noisy: Tensor, sigma: Tensor | float | None = None) -> DenoiseOutput:
+        if not isinstance(noisy, Tensor) or noisy.dim() != 4:
+            raise ValueError(f"noisy must be a (B, C, H, W) tensor, got "
+                             f"{tuple(noisy.shape) if isinstance(noisy, Tensor) else type(noisy).__name__}")
+        c = noisy.shape[1]
+        noisy = as_unit_float(noisy, "noisy")
+        per_channel = self._sigmas(noisy, sigma)
+        if c == 3 and self.opponent:
+            if per_channel is None:
+                per_channel = self.estimate_sigma(noisy)
+            out = self._channels(to_opponent(noisy), opponent_sigma(per_channel))
+            var = None if out.var is None else opponent_variance_to_rgb(out.var)
+            return DenoiseOutput(from_opponent(out.mean), var)
+        return self._channels(noisy, per_channel)
+
+    def estimate_sigma(self, noisy: Tensor) -> Tensor:
+        """Blind noise stds (B, C) of each channel of ``noisy`` (B, C, H, W)
+        (:func:`~.noise_level.estimate_noise_sigma`, the estimator of the sigma-conditioned models)."""
+        noisy = as_unit_float(noisy, "noisy")
+        bsz, c = noisy.shape[:2]
+        return estimate_noise_sigma(noisy.reshape(bsz * c, 1, *noisy.shape[-2:])).view(bsz, c)
+
+    def _sigmas(self, noisy: Tensor, sigma) -> Tensor | None:
+        """sigma as (B, C) stds, or None."""
+        if sigma is None:
+            return None
+        bsz, c = noisy.shape[:2]
+        s = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device)
+        if s.numel() == 1:
+            s = s.reshape(1).expand(bsz)
+        if s.shape not in ((bsz,), (bsz, c)):
+            raise ValueError(f"sigma must be a number, B = {bsz} or (B, C) = ({bsz}, {c}) values, got shape "
+                             f"{tuple(s.shape)}")
+        if not bool(((s >= 0) & torch.isfinite(s)).all()):
+            raise ValueError(f"sigma must be finite and >= 0 (noise stds on the 0-1 scale), got {s.tolist()}")
+        return s.view(bsz, 1).expand(bsz, c) if s.dim() == 1 else s
+
+    def _channels(self, images: Tensor, sigma: Tensor | None) -> DenoiseOutput:
+        """Each channel of ``images`` (B, C, H, W) through the gray model with its sigma (B, C) or None."""
+        means, variances = [], []
+        for k in range(images.shape[1]):
+            out = as_denoise_output(self.gray(images[:, k:k + 1], None if sigma is None else sigma[:, k]))
+            means.append(out.mean)
+            variances.append(out.var)
+        var = None if any(v is None for v in variances) else torch.cat(variances, 1)
+        return DenoiseOutput(torch.cat(means, 1), var)
