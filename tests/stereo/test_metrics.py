@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gbp_torch.tasks.stereo.metrics import bad_pixels, coverage, mean_abs_error, stereo_metrics
-from gbp_torch.tasks.stereo.synthetic import synthetic_pair
+from gbp_torch.tasks.stereo.synthetic import SyntheticConfig, synthetic_pair
 from gbp_torch.vision import warp_disparity
 
 
@@ -72,6 +72,26 @@ def test_synthetic_pair_is_consistent_and_seeded():
     assert float(err[nonocc].mean()) < 0.03
     if (~nonocc).sum() > 20:
         assert float(err[~nonocc].mean()) > 2 * float(err[nonocc].mean())
+
+
+def test_tinted_synthetic_pairs_are_colour_with_the_same_scene():
+    """tint > 0: three channels, the layers in different colours, the same disparity (the scene is drawn
+    before the textures) and, channel by channel, a consistent pair."""
+    noise = torch.rand(1, 1, 64, 96, generator=torch.Generator().manual_seed(0))
+    tex = torch.nn.functional.avg_pool2d(noise, 3, 1, 1)[0, 0]
+    gray = synthetic_pair(tex, torch.Generator().manual_seed(7), 20, SyntheticConfig(layers=(2, 2)))
+    colour = synthetic_pair(tex, torch.Generator().manual_seed(7), 20, SyntheticConfig(layers=(2, 2), tint=0.3))
+    assert gray[0].shape == (1, 64, 96) and colour[0].shape == colour[1].shape == (3, 64, 96)
+    assert torch.equal(gray[2], colour[2]) and torch.equal(gray[3], colour[3])
+    left = colour[0]
+    ratio = left / left.mean(0, keepdim=True).clamp_min(1e-3)  # a pixel's colour, brightness divided out
+    spread = ratio.flatten(1).std(1)
+    assert float(spread.max()) > 0.05  # not gray: the channels' ratios vary over the layers
+    warped = warp_disparity(colour[1][None], colour[2][None], mode="bicubic").image[0]
+    nonocc = colour[3][0]
+    for c in range(3):
+        gb = np.polyfit(warped[c][nonocc].numpy(), left[c][nonocc].numpy(), 1)
+        assert float((gb[0] * warped[c] + gb[1] - left[c])[nonocc].abs().mean()) < 0.03
 
 
 def test_synthetic_bad_input():

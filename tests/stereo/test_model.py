@@ -5,6 +5,7 @@ import torch
 from stereo_helpers import planar_pair, sample_x, texture
 
 from gbp_torch.tasks.stereo import HandsetStereo, StereoOutput
+from gbp_torch.tasks.stereo.handset import guided_median, median_guide
 from gbp_torch.tasks.stereo.occlusion import fill_background, left_right_check, out_of_view
 
 
@@ -134,3 +135,25 @@ def test_uint8_images_are_scaled_like_read_image_output(model):
     torch.testing.assert_close(as_bytes.disparity, as_floats.disparity)
     with pytest.raises(ValueError, match="left must be floating point in \\[0, 1\\], uint8 or uint16"):
         model(left.long(), right.long(), 10)
+
+
+def test_the_median_guide_of_equal_channels_is_the_gray_guide():
+    g = torch.Generator().manual_seed(0)
+    u = torch.rand(1, 20, 24, generator=g) * 10
+    gray = torch.rand(1, 1, 20, 24, generator=g)
+    by_gray = guided_median(u, gray, 7, 0.03)
+    by_colour = guided_median(u, median_guide(gray.expand(1, 3, 20, 24)), 7, 0.03)
+    assert torch.allclose(by_colour, by_gray)
+
+
+def test_the_colour_guide_keeps_a_thin_structure_of_equal_brightness():
+    """A 3-px strip of disparity 20 in a background of 10, coloured (0.6, 0.2, 0.4) on (0.2, 0.6, 0.4): the same
+    gray level. The gray-guided 11x11 median erases the strip (3 of 11 columns), the colour-guided one keeps it."""
+    u = torch.full((1, 16, 24), 10.0)
+    u[..., 10:13] = 20.0
+    image = torch.tensor([0.2, 0.6, 0.4]).view(1, 3, 1, 1).repeat(1, 1, 16, 24)
+    image[..., 10:13] = torch.tensor([0.6, 0.2, 0.4]).view(1, 3, 1, 1)
+    by_gray = guided_median(u, image.mean(1, keepdim=True), 11, 0.03)
+    by_colour = guided_median(u, median_guide(image), 11, 0.03)
+    assert torch.equal(by_colour, u)
+    assert bool((by_gray[..., 10:13] == 10.0).all())

@@ -34,6 +34,9 @@ class SyntheticConfig:
         gain: (min, max) multiplicative change of the right view.
         bias: max |additive change| of the right view.
         noise: (min, max) std of the Gaussian noise on both views (0-1 intensities).
+        tint: > 0 renders colour pairs: each layer's texture (a gray one repeated as R, G, B) times
+            ``1 + tint * u`` per channel, u uniform in [-1, 1] per layer and channel, so that layers
+            differ in colour as objects do (0: the texture's own channels; draws nothing).
     """
 
     layers: tuple[int, int] = (1, 4)
@@ -42,6 +45,7 @@ class SyntheticConfig:
     gain: tuple[float, float] = (0.85, 1.15)
     bias: float = 0.05
     noise: tuple[float, float] = (0.0, 0.02)
+    tint: float = 0.0
 
 
 def _u(g: torch.Generator, lo: float, hi: float, n: int = 1) -> Tensor:
@@ -83,8 +87,10 @@ def _sample(texture: Tensor, x: Tensor, y: Tensor) -> Tensor:
     return out[0]
 
 
-def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple[float, float]) -> list[Tensor]:
-    """n variants of the texture: rolled, maybe flipped, contrast-scaled about its mean."""
+def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple[float, float],
+                    tint: float = 0.0) -> list[Tensor]:
+    """n variants of the texture: rolled, maybe flipped, contrast-scaled about its mean (and tinted, see
+    :class:`SyntheticConfig`)."""
     out = []
     h, w = texture.shape[-2:]
     for _ in range(n):  # a handful of layers
@@ -94,7 +100,10 @@ def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple
             t = t.flip(-1)
         k = float(_u(g, *contrast))
         m = t.mean()
-        out.append(((t - m) * k + m).clamp(0, 1))
+        t = (t - m) * k + m
+        if tint > 0:
+            t = t.expand(3, h, w) * (1 + tint * _u(g, -1.0, 1.0, 3).float().view(3, 1, 1))
+        out.append(t.clamp(0, 1))
     return out
 
 
@@ -129,7 +138,8 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
         config: :class:`SyntheticConfig` ranges.
 
     Returns:
-        ``(left (C, H, W), right (C, H, W), disp_left (1, H, W) float32 px, nonocc (1, H, W) bool)``,
+        ``(left (C, H, W), right (C, H, W), disp_left (1, H, W) float32 px, nonocc (1, H, W) bool)``
+        (C = 3 with ``config.tint > 0``),
         images in [0, 1]; ``left(x, y)`` matches ``right(x - disp_left, y)``.
     """
     config = config or SyntheticConfig()
@@ -148,7 +158,7 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
         planes.append(_plane(g, h, w, lo, float(_u(g, lo, max_disp)), config.slant))
     planes = torch.stack(planes)
     shapes = [None] + list(_shapes(g, n, h, w))
-    textures = _layer_textures(tex, g, n + 1, config.contrast)
+    textures = _layer_textures(tex, g, n + 1, config.contrast, config.tint)
     left, d_left, _ = _render(planes, shapes, textures, h, w, right=False)
     right, d_right, xl_right = _render(planes, shapes, textures, h, w, right=True)
     # nonocc: the right pixel at x - d shows the same surface point (nearest-pixel lookup of its x_l)
