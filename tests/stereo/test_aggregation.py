@@ -7,15 +7,7 @@ import torch.nn.functional as F
 
 import gbp_torch.tasks.stereo.cost as cost_module
 import gbp_torch.tasks.stereo.sgm as sgm_module
-from gbp_torch.tasks.stereo.cost import (
-    CostConfig,
-    CostVolume,
-    Guide,
-    aggregate,
-    box_mean,
-    cost_volume,
-    guide_image,
-)
+from gbp_torch.tasks.stereo.cost import CostConfig, CostVolume, Guide, aggregate, box_mean, cost_volume
 from gbp_torch.tasks.stereo.search import coupled_search
 from gbp_torch.tasks.stereo.sgm import DIRECTIONS, SGMConfig, semi_global
 
@@ -61,53 +53,6 @@ def test_guided_filter_matches_window_least_squares():
                 b[k, y, x] = ci.mean() - a[k, y, x] * gi.mean()
     ref = _box_np(a, r) * im + _box_np(b, r)
     np.testing.assert_allclose(got[0].numpy(), ref, atol=1e-10)
-
-
-def test_colour_guided_filter_matches_window_least_squares():
-    """A colour guide: each window fits cost = a . I + b (a in R^3) by ridge least squares (numpy solve per
-    window); the output averages the fits covering a pixel."""
-    g = torch.Generator().manual_seed(1)
-    image = torch.rand(1, 3, 7, 9, generator=g, dtype=torch.float64)
-    cost = torch.rand(1, 2, 7, 9, generator=g, dtype=torch.float64)
-    r, eps = 1, 0.01
-    got = aggregate(cost, r, Guide.of(image, r, eps), eps)
-    im, c = image[0].numpy(), cost[0].numpy()
-    h, w = im.shape[-2:]
-    a = np.zeros((2, 3, h, w))
-    b = np.zeros((2, h, w))
-    for y in range(h):
-        for x in range(w):
-            gi = np.stack([_window(im[j], y, x, r).ravel() for j in range(3)])  # (3, n)
-            cov = np.cov(gi, bias=True) + eps * np.eye(3)
-            for k in range(2):
-                ci = _window(c[k], y, x, r).ravel()
-                cross = (gi * ci).mean(1) - gi.mean(1) * ci.mean()
-                a[k, :, y, x] = np.linalg.solve(cov, cross)
-                b[k, y, x] = ci.mean() - a[k, :, y, x] @ gi.mean(1)
-    ref = np.stack([(_box_np(a[k], r) * im).sum(0) + _box_np(b[k:k + 1], r)[0] for k in range(2)])
-    np.testing.assert_allclose(got[0].numpy(), ref, atol=1e-10)
-
-
-def test_colour_guide_of_equal_channels_is_the_gray_guide():
-    """guide_image(RGB with R = G = B) filters exactly as the gray image does (the same eps)."""
-    g = torch.Generator().manual_seed(2)
-    gray = torch.rand(2, 1, 12, 15, generator=g, dtype=torch.float64)
-    cost = torch.rand(2, 4, 12, 15, generator=g, dtype=torch.float64)
-    by_gray = aggregate(cost, 3, Guide.of(guide_image(gray), 3), 0.003)
-    by_colour = aggregate(cost, 3, Guide.of(guide_image(gray.expand(2, 3, 12, 15)), 3, 0.003), 0.003)
-    np.testing.assert_allclose(by_colour.numpy(), by_gray.numpy(), atol=1e-12)
-
-
-def test_colour_guided_filter_keeps_a_cost_step_at_an_edge_of_equal_brightness():
-    """Two colours of the same gray level: the colour guide keeps the cost step, the gray guide cannot see it."""
-    image = torch.tensor([0.2, 0.6, 0.4], dtype=torch.float64).view(1, 3, 1, 1).repeat(1, 1, 6, 20)
-    image[..., 10:] = torch.tensor([0.6, 0.2, 0.4], dtype=torch.float64).view(1, 3, 1, 1)
-    cost = torch.zeros(1, 2, 6, 20, dtype=torch.float64)
-    cost[..., 10:] = 1.0
-    colour = aggregate(cost, 3, Guide.of(guide_image(image), 3, 1e-4), 1e-4)
-    gray = aggregate(cost, 3, Guide.of(guide_image(image.mean(1, keepdim=True)), 3), 1e-4)
-    assert (colour - cost).abs().max() < 1e-2
-    assert (gray - cost).abs().max() > 0.4
 
 
 def test_guided_filter_keeps_a_cost_step_at_an_image_edge():

@@ -20,7 +20,6 @@ is the one full-size volume.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -116,12 +115,6 @@ class CostVolume:
 def to_gray(image: Tensor) -> Tensor:
     """(B, C, H, W) -> (B, 1, H, W), the channel mean."""
     return image.mean(1, keepdim=True)
-
-
-def guide_image(image: Tensor) -> Tensor:
-    """The guide of the cost aggregation: the image (B, C, H, W) divided by sqrt(C), so that a colour image
-    guides by colour and one with equal channels exactly as its gray levels (the channel mean) would."""
-    return image / math.sqrt(image.shape[1])
 
 
 def census_transform(gray: Tensor, window: int = 7) -> Tensor:
@@ -245,59 +238,33 @@ def box_mean(x: Tensor, radius: int) -> Tensor:
 
 @dataclass
 class Guide:
-    """The guided filter's per-pixel statistics of the guide image: the image and its window means (B, C, H, W)
-    and, for C > 1, the inverse of each window's regularised covariance ``(cov + eps I)^-1`` (B, C, C, H, W)
-    (for C = 1: ``var`` (B, 1, H, W), and the filter divides by ``var + eps``)."""
+    """The guided filter's per-pixel statistics of the guide image, all (B, 1, H, W)."""
 
     image: Tensor
     mean: Tensor
-    var: Tensor | None = None
-    inv_cov: Tensor | None = None
+    var: Tensor
 
     @classmethod
-    def of(cls, image: Tensor, radius: int, eps: float = 0.0) -> "Guide":
-        """Statistics of ``image`` (B, C, H, W); ``eps`` is only used for C > 1 (the regularised inverse)."""
-        mean = box_mean(image, radius)
-        c = image.shape[1]
-        if c == 1:
-            return cls(image, mean, var=box_mean(image * image, radius) - mean * mean)
-        rows, cols = torch.triu_indices(c, c).unbind(0)
-        second = box_mean(image[:, rows] * image[:, cols], radius) - mean[:, rows] * mean[:, cols]
-        cov = image.new_zeros(image.shape[0], c, c, *image.shape[-2:])
-        cov[:, rows, cols] = second
-        cov[:, cols, rows] = second
-        cov = cov + eps * torch.eye(c, dtype=image.dtype, device=image.device).view(1, c, c, 1, 1)
-        inv = torch.linalg.inv(cov.permute(0, 3, 4, 1, 2)).permute(0, 3, 4, 1, 2)
-        return cls(image, mean, inv_cov=inv)
+    def of(cls, gray: Tensor, radius: int) -> "Guide":
+        mean = box_mean(gray, radius)
+        return cls(gray, mean, box_mean(gray * gray, radius) - mean * mean)
 
 
 def aggregate(cost: Tensor, radius: int, guide: Guide | None = None, eps: float = 0.0) -> Tensor:
     """Aggregate every slice of cost (B, K, H, W) over (2 radius + 1)^2 windows.
 
-    Without ``guide``: the box mean. With it: the guided filter (He et al.) of each slice: the cost is
-    fitted as ``a . I + b`` in every window (``eps`` regularises ``a``; for a colour guide it is the one given
-    to :meth:`Guide.of`), so windows that straddle an image edge do not smear the cost of one side over the
-    other.
+    Without ``guide``: the box mean. With it: the guided filter (He et al.) of each slice, guided
+    by the gray image: the cost is fitted as ``a I + b`` in every window (``eps`` regularises
+    ``a``), so windows that straddle an image edge do not smear the cost of one side over the other.
     """
     if radius == 0:
         return cost
     if guide is None:
         return box_mean(cost, radius)
     mean_c = box_mean(cost, radius)
-    if guide.inv_cov is None:
-        a = (box_mean(cost * guide.image, radius) - guide.mean * mean_c) / (guide.var + eps)
-        b = mean_c - a * guide.mean
-        return box_mean(a, radius).mul_(guide.image).add_(box_mean(b, radius))
-    channels = range(guide.image.shape[1])
-    cross = [box_mean(cost * guide.image[:, j:j + 1], radius) - guide.mean[:, j:j + 1] * mean_c for j in channels]
-    out = None
-    b = mean_c
-    for i in channels:  # a_i = sum_j inv_ij cross_j: three channels, one (B, K, H, W) field at a time
-        a = sum(guide.inv_cov[:, i:i + 1, j] * cross[j] for j in channels)
-        b = b - a * guide.mean[:, i:i + 1]
-        term = box_mean(a, radius).mul_(guide.image[:, i:i + 1])
-        out = term if out is None else out.add_(term)
-    return out.add_(box_mean(b, radius))
+    a = (box_mean(cost * guide.image, radius) - guide.mean * mean_c) / (guide.var + eps)
+    b = mean_c - a * guide.mean
+    return box_mean(a, radius).mul_(guide.image).add_(box_mean(b, radius))
 
 
 def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
@@ -319,8 +286,7 @@ def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
 def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig, features=None) -> Tensor:
     """The window-aggregated cost of every disparity 0..max_disp, stored: (B, max_disp + 1, H, W)."""
     fl, fr = _features(left, config, features), _features(right, config, features)
-    guide = Guide.of(guide_image(left.float()), config.aggregate_radius, config.guided_eps) \
-        if config.guided_eps > 0 else None
+    guide = Guide.of(to_gray(left.float()), config.aggregate_radius) if config.guided_eps > 0 else None
     b, _, h, w = left.shape
     dtype = torch.uint8 if config.store == "uint8" else torch.float16
     out = torch.empty(b, max_disp + 1, h, w, dtype=dtype, device=left.device)
