@@ -6,6 +6,8 @@ stay bounded in memory on large frames; borders are replicated.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -47,6 +49,13 @@ def median_filter(field: Tensor, size: int = 5, rows_per_chunk: int | None = Non
     bands = [_windows(field, top, rows, size).median(-1).values
              for top, rows in _bands(field.shape[-2], field.shape[-1], size, rows_per_chunk)]
     return bands[0] if len(bands) == 1 else torch.cat(bands, dim=-2)
+
+
+def colour_guide(image: Tensor) -> Tensor:
+    """A guide for :func:`weighted_median_filter` from an image (B, C, H, W): divided by sqrt(C), so that window
+    values weigh by colour distance and an image with equal channels exactly as by its gray levels (the channel
+    mean)."""
+    return image / math.sqrt(image.shape[1])
 
 
 def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: float = 0.03,

@@ -217,3 +217,20 @@ def test_uint8_frames_are_scaled_to_unit_range():
     torch.testing.assert_close(model(f1.byte(), f2.byte()).flow, model(f1 / 255, f2 / 255).flow)
     with pytest.raises(ValueError, match="frame1 must be floating point"):
         model(f1.long(), f2.long())
+
+
+def test_a_frame_with_equal_colour_channels_gives_the_gray_frames_flow(model, monkeypatch):
+    """The median's guide is the colour frame / sqrt(3) (gbp_torch.vision.colour_guide): equal channels weigh
+    as the gray levels, so the flow is the gray pair's; and the guide does hold the three channels."""
+    import gbp_torch.tasks.flow.handset as handset
+
+    frame1, frame2, _ = _pair([[1, 0], [0, 1]], [1.5, -0.5])
+    with torch.no_grad():
+        gray = model(frame1, frame2).flow
+        guides = []
+        real = handset.weighted_median_filter
+        monkeypatch.setattr(handset, "weighted_median_filter",
+                            lambda field, guide, *a, **k: guides.append(guide.shape[1]) or real(field, guide, *a, **k))
+        colour = model(frame1.expand(1, 3, H, W), frame2.expand(1, 3, H, W)).flow
+    assert guides and set(guides) == {3}
+    assert torch.allclose(colour, gray, atol=1e-4)

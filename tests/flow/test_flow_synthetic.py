@@ -104,6 +104,26 @@ def test_each_layer_keeps_its_own_contrast_and_brightness():
     assert bool((layers.contrast.log().abs() <= 0.3 + 1e-12).all())
 
 
+def test_tinted_layers_give_colour_frames_with_each_layer_in_its_own_colour():
+    image = _texture(48, 56)
+    d = torch.float64
+    plain = render_layers(image, _disk_layers())
+    tint = torch.tensor([[1.0, 1.0, 1.0], [1.2, 0.8, 1.0]], dtype=d)
+    tinted = render_layers(image, _disk_layers(tint=tint))
+    assert tinted[0].shape == tinted[1].shape == (3, 48, 56)
+    for c in range(3):  # each channel is the gray frame times its layer's gain
+        y, x = torch.meshgrid(torch.arange(48.0, dtype=d), torch.arange(56.0, dtype=d), indexing="ij")
+        gain = torch.where((x - 25) ** 2 + (y - 22) ** 2 < 144, tint[1, c], tint[0, c])
+        assert torch.allclose(tinted[0][c], plain[0][0] * gain, atol=1e-12)
+    assert torch.equal(tinted[2], plain[2]) and torch.equal(tinted[3], plain[3])
+    # drawn pairs: the same scene as without tint (the tint is drawn last), three channels
+    gray = synthetic_flow_pair(image.float(), torch.Generator().manual_seed(3), CLEAN)
+    colour = synthetic_flow_pair(image.float(), torch.Generator().manual_seed(3),
+                                 SyntheticFlowConfig(**{**CLEAN.__dict__, "tint": 0.3}))
+    assert gray.frame1.shape[0] == 1 and colour.frame1.shape[0] == 3
+    assert torch.equal(gray.flow, colour.flow) and torch.equal(gray.valid, colour.valid)
+
+
 def test_seeded_and_deterministic_with_photometric_change():
     image = _texture(40, 40).float()
     a = synthetic_flow_pair(image, torch.Generator().manual_seed(7))

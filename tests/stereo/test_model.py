@@ -5,8 +5,9 @@ import torch
 from stereo_helpers import planar_pair, sample_x, texture
 
 from gbp_torch.tasks.stereo import HandsetStereo, StereoOutput
-from gbp_torch.tasks.stereo.handset import guided_median, median_guide
+from gbp_torch.tasks.stereo.handset import guided_median
 from gbp_torch.tasks.stereo.occlusion import fill_background, left_right_check, out_of_view
+from gbp_torch.vision import colour_guide
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_the_median_guide_of_equal_channels_is_the_gray_guide():
     u = torch.rand(1, 20, 24, generator=g) * 10
     gray = torch.rand(1, 1, 20, 24, generator=g)
     by_gray = guided_median(u, gray, 7, 0.03)
-    by_colour = guided_median(u, median_guide(gray.expand(1, 3, 20, 24)), 7, 0.03)
+    by_colour = guided_median(u, colour_guide(gray.expand(1, 3, 20, 24)), 7, 0.03)
     assert torch.allclose(by_colour, by_gray)
 
 
@@ -154,6 +155,6 @@ def test_the_colour_guide_keeps_a_thin_structure_of_equal_brightness():
     image = torch.tensor([0.2, 0.6, 0.4]).view(1, 3, 1, 1).repeat(1, 1, 16, 24)
     image[..., 10:13] = torch.tensor([0.6, 0.2, 0.4]).view(1, 3, 1, 1)
     by_gray = guided_median(u, image.mean(1, keepdim=True), 11, 0.03)
-    by_colour = guided_median(u, median_guide(image), 11, 0.03)
+    by_colour = guided_median(u, colour_guide(image), 11, 0.03)
     assert torch.equal(by_colour, u)
     assert bool((by_gray[..., 10:13] == 10.0).all())

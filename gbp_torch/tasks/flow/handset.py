@@ -36,6 +36,7 @@ from ...progress import progress_bar
 from ...vision import (
     DataTerm,
     as_unit_float,
+    colour_guide,
     flow_data_term,
     gaussian_blur,
     gaussian_pyramid,
@@ -65,8 +66,9 @@ class HandsetFlowConfig:
         mode: warp interpolation (``"bicubic"`` or ``"bilinear"``).
         median: median filter size between warps (1: none).
         median_sigma: the median's window values weigh ``exp(-dI^2 / (2 median_sigma^2))``, dI the level
-            frame's gray-level difference to the centre (:func:`~gbp_torch.vision.weighted_median_filter`:
-            motion edges that follow image edges stay put); None: the plain median.
+            frame's colour difference to the centre (:func:`~gbp_torch.vision.colour_guide`: for gray frames the
+            gray-level difference; :func:`~gbp_torch.vision.weighted_median_filter`: motion edges that follow
+            image edges stay put); None: the plain median.
         texture: structure-texture split ``I - texture * blur(I, texture_sigma)`` (0: raw images).
         alpha: exponent of the generalised Charbonnier penalties (data and smoothness).
         gnc_warps: warps over which the penalties go from quadratic to robust (0: robust at once).
@@ -143,6 +145,8 @@ class HandsetFlow(nn.Module):
         with torch.no_grad():
             pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=c.min_size)
             pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
+            guides = gaussian_pyramid(colour_guide(frame1), ratio=c.ratio, min_size=c.min_size) \
+                if c.median > 1 and c.median_sigma is not None and frame1.shape[1] > 1 else pyr1
         flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
         sequence = []
         count = 0
@@ -161,7 +165,7 @@ class HandsetFlow(nn.Module):
                     if c.median > 1 and (c.median_every_warp or w == warps - 1):
                         with torch.no_grad():
                             confidence = self.data_weight(data, factors, x0, flow).unsqueeze(1)
-                        flow = self.median(flow, pyr1[level], confidence)
+                        flow = self.median(flow, guides[level], confidence)
                 sequence.append(flow)
                 count += 1
                 bar.update()
@@ -169,8 +173,9 @@ class HandsetFlow(nn.Module):
         return self._output(flow, result, data, factors, system), sequence
 
     def median(self, flow: Tensor, image: Tensor, confidence: Tensor | None = None) -> Tensor:
-        """The median filter of the flow (B, 2, h, w), guided by the level's frame (B, 1, h, w) and each window
-        value's ``confidence`` (B, 1, h, w) unless ``median_sigma`` is None."""
+        """The median filter of the flow (B, 2, h, w), guided by the level's frame 1 (B, C, h, w;
+        :func:`~gbp_torch.vision.colour_guide`) and each window value's ``confidence`` (B, 1, h, w) unless
+        ``median_sigma`` is None."""
         c = self.config
         if c.median_sigma is None:
             return median_filter(flow, c.median)

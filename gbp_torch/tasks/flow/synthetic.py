@@ -71,6 +71,8 @@ class Layers:
         texture_op: (K,) ints 0..7, the flip / transpose applied to the texture of each layer.
         contrast, offset: (K,) each layer's texture is ``m + contrast (T - m) + offset``, m the texture's
             mean (None: contrast 1 / offset 0).
+        tint: (K, 3) per-channel gains of each layer's texture (a gray texture repeated as R, G, B), or None
+            (the texture's own channels).
     """
 
     affine: Tensor
@@ -85,6 +87,7 @@ class Layers:
     texture_op: Tensor
     contrast: Tensor | None = None
     offset: Tensor | None = None
+    tint: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ class SyntheticFlowConfig:
             as it does on sharp real frames (the flow stays exact: frames sample the blurred texture).
         layer_contrast: max |log contrast| of a foreground layer's texture (log-uniform; background: 1).
         layer_offset: max |brightness offset| of a foreground layer's texture (background: 0).
+        tint: > 0 renders colour frames: each layer's texture times ``1 + tint * u`` per R, G, B channel, u
+            uniform in [-1, 1] per layer and channel, so that layers differ in colour as objects do (0: the
+            image's own channels; draws nothing).
     """
 
     layers: tuple[int, int] = (1, 3)
@@ -124,6 +130,7 @@ class SyntheticFlowConfig:
     blur: tuple[float, float] = (0.3, 0.6)
     layer_contrast: float = 0.4
     layer_offset: float = 0.15
+    tint: float = 0.0
 
 
 def _uniform(generator: torch.Generator, shape, low, high) -> Tensor:
@@ -157,8 +164,9 @@ def random_layers(height: int, width: int, generator: torch.Generator,
     contrast = torch.exp(_uniform(generator, (k,), -config.layer_contrast, config.layer_contrast))
     offset = _uniform(generator, (k,), -config.layer_offset, config.layer_offset)
     contrast[0], offset[0] = 1.0, 0.0
+    tint = 1 + config.tint * _uniform(generator, (k, 3), -1.0, 1.0) if config.tint > 0 else None
     return Layers(affine, centre, translation, elastic, wavevector, phase, radii, angle, wobble, texture_op,
-                  contrast, offset)
+                  contrast, offset, tint)
 
 
 def layer_motion(layers: Layers, points: Tensor) -> Tensor:
@@ -233,6 +241,8 @@ def _textures(image: Tensor, layers: Layers, blur: float) -> Tensor:
         textures = mean + layers.contrast.to(textures).view(k, 1, 1, 1) * (textures - mean)
     if layers.offset is not None:
         textures = textures + layers.offset.to(textures).view(k, 1, 1, 1)
+    if layers.tint is not None:
+        textures = textures.expand(k, 3, *textures.shape[-2:]) * layers.tint.to(textures).view(k, 3, 1, 1)
     return textures
 
 
@@ -252,14 +262,16 @@ def render_layers(image: Tensor, layers: Layers, blur: float = 0.6) -> tuple[Ten
         blur: texture pre-blur sigma.
 
     Returns:
-        frame1 (C, H, W), frame2 (C, H, W), flow (2, H, W), occluded (H, W) bool, outside (H, W) bool.
+        frame1 (C, H, W) (C = 3 for tinted layers), frame2 (C, H, W), flow (2, H, W), occluded (H, W) bool,
+        outside (H, W) bool.
     """
-    channels, height, width = image.shape
+    height, width = image.shape[-2:]
     pad = min(height, width) - 1
     grid = torch.stack(torch.meshgrid(torch.arange(height, dtype=image.dtype), torch.arange(width, dtype=image.dtype),
                                       indexing="ij")[::-1])  # (2, H, W): x, y
     k = layers.affine.shape[0]
     textures = _textures(image, layers, blur)
+    channels = textures.shape[1]  # 3 for tinted layers
     points = grid.expand(k, -1, -1, -1)
     label1 = _topmost(support(layers, points))  # (H, W)
     flows = layer_motion(layers, points)  # (K, 2, H, W)
@@ -290,8 +302,8 @@ def synthetic_flow_pair(image: Tensor, generator: torch.Generator,
         config: ranges of the draws.
 
     Returns:
-        :class:`FlowPair` with frames (C, H, W) (C = 1 for a 2-D input) in the input's float dtype
-        (float32 for integer input); flow (2, H, W); valid and occluded (H, W) bool.
+        :class:`FlowPair` with frames (C, H, W) (C = 1 for a 2-D input, 3 with ``config.tint > 0``) in the input's
+        float dtype (float32 for integer input); flow (2, H, W); valid and occluded (H, W) bool.
     """
     if not isinstance(image, Tensor) or image.dim() not in (2, 3):
         shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__

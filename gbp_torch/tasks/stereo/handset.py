@@ -27,7 +27,6 @@ Steps (one cost volume, then ``outer`` relinearisations):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +35,7 @@ from torch import Tensor, nn
 from ...grid import MULTIGRID, GridConfig, GridRobust, solve
 from ...progress import progress_bar
 from ...robust import RobustKernel
-from ...vision import as_unit_float, weighted_median_filter
+from ...vision import as_unit_float, colour_guide, weighted_median_filter
 from .cost import CostConfig, CostVolume, cost_volume
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .occlusion import fill_background, left_right_check, out_of_view
@@ -58,8 +57,8 @@ class SolveSchedule:
         lr_threshold: left-right check threshold in px.
         median: window sizes of the guided weighted medians (:func:`guided_median`) of the initial and
             of the final disparity (1: off).
-        median_sigma: colour distance (:func:`median_guide`, images in [0, 1]) at which a window value's weight in those
-            medians falls to exp(-1/2). Sizes and sigma were chosen on synthetic pairs
+        median_sigma: colour distance (:func:`~gbp_torch.vision.colour_guide`, images in [0, 1]) at which a
+            window value's weight in those medians falls to exp(-1/2). Sizes and sigma were chosen on synthetic pairs
             (``train.stereo.synth_bench``, seeds 100 and 200, 16 pairs each: bad > 1 px 1.86 / 4.32 %
             without them, 1.62 / 3.91 % with the final one, 1.59 / 3.79 % adding a 7x7 initial one,
             1.57 / 3.65 % with 11x11 for both).
@@ -74,16 +73,10 @@ class SolveSchedule:
     median_sigma: float = 0.03
 
 
-def median_guide(image: Tensor) -> Tensor:
-    """The guide of the weighted medians: the image (B, C, H, W) divided by sqrt(C), so that window values
-    weigh by colour distance, and a gray image (or one with equal channels) by its gray-level distance."""
-    return image / math.sqrt(image.shape[1])
-
-
 def guided_median(u: Tensor, guide: Tensor, size: int, sigma: float) -> Tensor:
-    """The weighted median of u (B, H, W) guided by the left image (B, C, H, W), see :func:`median_guide`:
-    removes isolated errors and foreground fattening without moving depth edges that follow colour or
-    intensity edges; (B, H, W); size 1: u itself."""
+    """The weighted median of u (B, H, W) guided by the left image (B, C, H, W)
+    (:func:`~gbp_torch.vision.colour_guide`): removes isolated errors and foreground fattening without
+    moving depth edges that follow colour or intensity edges; (B, H, W); size 1: u itself."""
     return weighted_median_filter(u.unsqueeze(1), guide, size, sigma).squeeze(1)
 
 
@@ -142,7 +135,7 @@ class HandsetStereo(nn.Module):
             volume = cost_volume(left, right, max_disp, self.cost, self.matching, self.progress)
             cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
             cues = self.extend_cues(cues, volume, v0, left, right, max_disp)
-            guide = median_guide(left)
+            guide = colour_guide(left)
             u = guided_median(fill_background(quadratic_fit(volume, v0).z, ~cues.occluded), guide,
                               self.schedule.median[0], self.schedule.median_sigma)
             del v0
