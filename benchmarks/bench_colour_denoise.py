@@ -8,7 +8,8 @@ Images: the colour photographs of the data root that no model trained on: the 8 
 Gaussian noise of std sigma in each channel (seed = sigma), rounded and clipped to 8 bits, as a noisy PNG
 would be. Columns (mean PSNR over the images, dB): ``separate``: the gray model on R, G and B with sigma
 (what ``gbp-denoise`` did before); ``opponent``: :class:`gbp_torch.tasks.denoise.colour.ColourDenoiser`,
-what ``gbp-denoise`` and the Python API do now; ``bm3d_rgb`` (``--bm3d``; the ``bm3d`` package, optional
+what ``gbp-denoise`` and the Python API do now (``coverage``: its pixel channels within 1.96 predicted
+standard deviations of the clean value); ``bm3d_rgb`` (``--bm3d``; the ``bm3d`` package, optional
 benchmark dependency, about 10 s per image): BM3D on the same 8-bit inputs in its own opponent space.
 """
 
@@ -20,7 +21,7 @@ import time
 import torch
 
 from gbp_torch.io import read_image
-from gbp_torch.metrics import psnr_db
+from gbp_torch.metrics import coverage, psnr_db
 from gbp_torch.paths import dataset_dir
 from gbp_torch.pretrained import denoiser
 from gbp_torch.tasks.denoise.colour import ColourDenoiser
@@ -58,16 +59,23 @@ def main() -> None:
     model = denoiser(args.model).eval()
     colour = ColourDenoiser(model)
     images = colour_images(args.limit)
-    methods = {"separate": lambda x, s: separate(model, x, s), "opponent": lambda x, s: colour(x, s).mean}
+    outputs = {}
+
+    def opponent(x, s):
+        outputs["last"] = colour(x, s)
+        return outputs["last"].mean
+
+    methods = {"separate": lambda x, s: separate(model, x, s), "opponent": opponent}
     if args.bm3d:
         methods["bm3d_rgb"] = bm3d_rgb
     print(f"{len(images)} colour images ({', '.join(n for n, _ in images)}), model {args.model}, 8-bit noisy "
           f"inputs, {args.threads} threads; mean PSNR dB (seconds per image)")
-    print(f"{'sigma':>6s} " + " ".join(f"{m:>18s}" for m in methods))
+    print(f"{'sigma':>6s} " + " ".join(f"{m:>18s}" for m in methods) + f" {'coverage':>9s}")
     for sigma255 in args.sigmas:
         g = torch.Generator().manual_seed(int(sigma255))
         psnr = {m: 0.0 for m in methods}
         secs = {m: 0.0 for m in methods}
+        covered = 0.0
         for _, clean in images:
             noisy = ((clean + sigma255 / 255 * torch.randn(clean.shape, generator=g)) * 255).round().clamp(0, 255) / 255
             for m, fn in methods.items():
@@ -76,7 +84,10 @@ def main() -> None:
                     out = fn(noisy, sigma255 / 255)
                 secs[m] += (time.perf_counter() - t0) / len(images)
                 psnr[m] += psnr_db(out.clamp(0, 1), clean) / len(images)
-        print(f"{sigma255:6g} " + " ".join(f"{psnr[m]:11.2f} ({secs[m]:4.1f})" for m in methods), flush=True)
+            last = outputs["last"]
+            covered += float(coverage(last.mean, last.var, clean)[0]) / len(images) if last.var is not None else 0.0
+        print(f"{sigma255:6g} " + " ".join(f"{psnr[m]:11.2f} ({secs[m]:4.1f})" for m in methods)
+              + f" {covered:9.3f}", flush=True)
 
 
 if __name__ == "__main__":
