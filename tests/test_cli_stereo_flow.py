@@ -214,18 +214,18 @@ def test_flow_writes_flow_colour_and_std_in_each_format(pair, fakes, ext):
     assert torch.allclose(std, torch.tensor([0.2, 0.3]).view(2, 1, 1).expand(2, H, W))
 
 
-def test_flow_uncertainty_png_is_a_gray_map_of_the_std_size(pair, fakes, capsys):
+def test_flow_uncertainty_png_is_a_colour_map_of_the_std_size(pair, fakes, capsys):
     cli.flow_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "f.flo"), "--uncertainty",
                    str(pair / "s.png")])
     image = np.asarray(Image.open(pair / "s.png"))
-    assert image.shape == (H, W) and (image == 255).all()  # the fake's std is the same everywhere
+    assert image.shape == (H, W, 3) and (image == 255).all()  # the fake's std is the same everywhere: white
     assert f"white = {(0.2**2 + 0.3**2) ** 0.5:.3g} px, the 99th percentile" in capsys.readouterr().out
 
 
 def test_flow_uncertainty_png_draws_infinite_std_white_and_scales_by_the_finite_ones(pair, fakes, capsys,
                                                                                       monkeypatch):
     """A model reporting inf on some pixels (motion the frames do not determine): those are white, the rest
-    scaled by the 99th percentile of the finite stds (not all black, no NaN)."""
+    scaled by the 99th percentile of the finite stds (not all black, no NaN), in the demo's colours."""
     _, flow = fakes
     plain = flow.__call__
 
@@ -233,13 +233,14 @@ def test_flow_uncertainty_png_draws_infinite_std_white_and_scales_by_the_finite_
         out = plain(f1, f2)
         out.cov[:, 0, 0, :, : W // 2] = float("inf")
         out.cov[:, 1, 1, :, W // 2:] = 4 * 0.09  # the right half's std size is sqrt(0.04 + 0.36) = 0.632
+        out.cov[:, :, :, :2, W // 2:] = 0.0  # two rows of certain flow: black
         return out
 
     monkeypatch.setattr(cli.flow, "_flow_model", lambda name, device: with_inf)
     cli.flow_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "f.flo"), "--uncertainty",
                    str(pair / "s.png")])
     image = np.asarray(Image.open(pair / "s.png"))
-    assert (image[:, : W // 2] == 255).all() and (image[:, W // 2:] == 255).all()
+    assert (image[:, : W // 2] == 255).all() and (image[2:, W // 2:] == 255).all() and (image[:2, W // 2:] == 0).all()
     assert f"white = {(0.04 + 0.36) ** 0.5:.3g} px" in capsys.readouterr().out
     assert torch.isinf(read_flow(pair / "f.flo")).sum() == 0
 

@@ -331,9 +331,11 @@ def test_colour_writers_give_8_bit_rgb_with_unknown_black(tmp_path):
     rgb = np.asarray(Image.open(tmp_path / "c.png"))
     assert rgb.shape == (5, 8, 3) and (rgb[1, 1] == 0).all() and rgb[0, 0, 2] > rgb[0, 0, 0]
     assert torch.allclose(colorize(d, 0, 15)[:, 4, 7], turbo(torch.tensor(1.0)))
-    write_std_map(tmp_path / "s.png", d)
+    d[2, 2] = float("inf")
+    assert write_std_map(tmp_path / "s.png", d) == pytest.approx(float(torch.quantile(d[torch.isfinite(d)], 0.99)))
     s = np.asarray(Image.open(tmp_path / "s.png"))
     assert s.shape == (5, 8, 3) and (s[0, 0] == 0).all() and (s[4, 7] == 255).all()
+    assert (s[1, 1] == 0).all() and (s[2, 2] == 255).all()  # NaN (unknown) black, inf (nothing known) white
     f = torch.ones(2, 3, 4)
     f[:, 0, 0] = float("nan")
     img = flow_to_color(f)

@@ -20,7 +20,8 @@ def _flow_model(name: str | None, device):
 _FLOW_EPILOG = """output formats (by extension): .flo Middlebury (u right, v down, px; frame1(x) matches
 frame2(x + flow)), .npy float32 (H, W, 2), .png the colour coding (torchvision flow_to_image; for
 viewing only). --uncertainty writes the per-pixel standard deviations (std_u, std_v) as .flo or .npy,
-or as .png a gray map of sqrt(std_u^2 + std_v^2), white at its 99th percentile (printed), for viewing."""
+or as .png a black-red-yellow-white map of sqrt(std_u^2 + std_v^2), white at its 99th percentile (printed), for
+viewing."""
 
 
 def flow_main(argv: list[str] | None = None) -> None:
@@ -37,7 +38,8 @@ def _flow(argv: list[str] | None) -> None:
     ap.add_argument("frame2", type=Path, help="second frame (same size)")
     ap.add_argument("-o", "--output", type=Path, required=True, help="flow: .flo, .npy or .png (colour coding)")
     ap.add_argument("--png", type=Path, help="also write the colour-coded flow here (.png)")
-    ap.add_argument("--uncertainty", type=Path, help="per-pixel (std_u, std_v): .flo or .npy; .png: a gray map")
+    ap.add_argument("--uncertainty", type=Path,
+                    help="per-pixel (std_u, std_v): .flo or .npy; .png: a colour map to look at")
     ap.add_argument("--model", default=None, help="model name: a pretrained flow model, or 'handset' "
                     "(default: the default pretrained model, else the hand-set one)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -54,7 +56,7 @@ def _flow(argv: list[str] | None) -> None:
 
     import torch
 
-    from ..io import finite_quantile, write_flow, write_flow_color, write_image
+    from ..io import write_flow, write_flow_color, write_std_map
 
     with torch.no_grad():
         out = model(f1[None].to(device), f2[None].to(device))
@@ -74,13 +76,11 @@ def _flow(argv: list[str] | None) -> None:
             raise CLIError("this model gives no uncertainty (--uncertainty not written)")
         std = torch.stack([cov[0, 0, 0], cov[0, 1, 1]]).float().cpu().clamp_min(0).sqrt()
         if args.uncertainty.suffix.lower() == ".png":
-            size = std.square().sum(0).sqrt()
-            # white at the 99th percentile of the finite stds and above (write_image clips), inf (motion the
-            # frames do not determine) too
-            top = finite_quantile(size)
-            write_image(args.uncertainty, size / max(top, 1e-12))
-            print(f"wrote {args.uncertainty} (sqrt(std_u^2 + std_v^2); white = {top:.3g} px, the 99th "
-                  "percentile, and above)")
+            # black 0, white the 99th percentile of the finite stds and above, and inf (motion the frames do
+            # not determine), as the demo's map
+            top = write_std_map(args.uncertainty, std.square().sum(0).sqrt())
+            print(f"wrote {args.uncertainty} (sqrt(std_u^2 + std_v^2), black-red-yellow-white; white = {top:.3g} px, "
+                  "the 99th percentile, and above)")
         else:
             write_flow(args.uncertainty, std)
             print(f"wrote {args.uncertainty} (std_u, std_v, px)")

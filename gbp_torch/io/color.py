@@ -72,13 +72,16 @@ def write_disparity_color(path: str | os.PathLike, disparity: Tensor, vmin: floa
     write_image(path, colorize(d, 0.0 if vmin is None else vmin, vmax, "turbo"))
 
 
-def write_std_map(path: str | os.PathLike, std: Tensor, vmax: float | None = None) -> None:
+def write_std_map(path: str | os.PathLike, std: Tensor, vmax: float | None = None) -> float:
     """A black-red-yellow-white 8-bit PNG of a (H, W) standard deviation: 0 is black, ``vmax``
-    (default the 99th percentile of the finite values) and above white; unknown pixels black."""
+    (default the 99th percentile of the finite values) and above white, +inf (nothing known) white too;
+    NaN black. Returns the ``vmax`` used."""
     from .image import write_image
 
     s = _squeeze_map(std, "std")
-    write_image(path, colorize(s, 0.0, finite_quantile(s, limit=1_000_000) if vmax is None else vmax, "hot"))
+    top = finite_quantile(s, limit=1_000_000) if vmax is None else vmax
+    write_image(path, colorize(s.masked_fill(s == float("inf"), top), 0.0, top, "hot"))
+    return top
 
 
 def finite_quantile(x: Tensor, q: float = 0.99, limit: int = 1 << 24) -> float:
