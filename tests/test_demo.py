@@ -82,3 +82,13 @@ def test_demo_bad_arguments_stop_before_any_work(tmp_path, monkeypatch, capsys, 
     assert e.value.code == 2
     assert re.search(match, capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written
+
+
+def test_demo_colour_row_gains_from_the_opponent_space(tmp_path):
+    from gbp_torch.demo import run_colour_demo
+
+    row = run_colour_demo(tmp_path, sigma255=25.0)
+    assert row["opponent_db"] > row["separate_db"] + 0.5 > row["noisy_db"] + 4.0
+    assert 0.9 < row["coverage95"] <= 1.0
+    for name in ("rubberwhale_noisy.png", "rubberwhale_denoised.png"):
+        assert (tmp_path / name).is_file()
