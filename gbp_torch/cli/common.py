@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..io.image import first_line
+from .allocator import keep_freed_memory
 
 
 class CLIError(Exception):
@@ -16,7 +17,9 @@ class CLIError(Exception):
 
 
 def run(prog: str, body: Callable[[list[str] | None], None], argv: list[str] | None) -> None:
-    """Run ``body``; a CLIError or any other exception becomes one line on stderr and an exit."""
+    """Run ``body`` (with :func:`~.allocator.keep_freed_memory`); a CLIError or any other exception becomes one
+    line on stderr and an exit."""
+    keep_freed_memory()
     try:
         body(argv)
     except CLIError as e:
