@@ -340,3 +340,14 @@ def test_colour_writers_give_8_bit_rgb_with_unknown_black(tmp_path):
     f[:, 0, 0] = float("nan")
     img = flow_to_color(f)
     assert img.dtype == torch.uint8 and (img[:, 0, 0] == 0).all() and (img[:, 1, 1] > 0).any()
+
+
+def test_finite_quantile_of_a_big_map_samples_all_of_it():
+    """More values than ``limit``: an even subsample of the whole map (not its first rows) sets the quantile."""
+    from gbp_torch.io import finite_quantile
+
+    x = torch.arange(10.0).repeat_interleave(1000).reshape(100, 100)  # rows 0-9 hold 0, ..., rows 90-99 hold 9
+    x[0, 0] = float("inf")
+    assert finite_quantile(x, 0.99, limit=1000) == 9.0
+    assert abs(finite_quantile(x, 0.5, limit=1000) - float(x[torch.isfinite(x)].quantile(0.5))) <= 0.5
+    assert finite_quantile(torch.full((3, 3), float("nan"))) == 1.0

@@ -85,10 +85,13 @@ def write_std_map(path: str | os.PathLike, std: Tensor, vmax: float | None = Non
 
 
 def finite_quantile(x: Tensor, q: float = 0.99, limit: int = 1 << 24) -> float:
-    """The ``q`` quantile of the finite values of ``x`` (the first ``limit`` of them; torch.quantile takes at
-    most 2^24), 1.0 when there are none: a display range that a few huge or infinite values do not set."""
+    """The ``q`` quantile of the finite values of ``x`` (of an even subsample of at most ``limit`` of them when
+    there are more: torch.quantile takes at most 2^24), 1.0 when there are none: a display range that a few
+    huge or infinite values do not set."""
     finite = x[torch.isfinite(x)]
-    return float(torch.quantile(finite[:limit], q)) if finite.numel() else 1.0
+    if finite.numel() == 0:
+        return 1.0
+    return float(torch.quantile(finite[::-(-finite.numel() // limit)][:limit], q))
 
 
 def flow_to_color(flow: Tensor) -> Tensor:
