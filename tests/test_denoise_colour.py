@@ -15,6 +15,7 @@ from gbp_torch.tasks.denoise.colour import (
     opponent_variance_to_rgb,
     to_opponent,
 )
+from gbp_torch.tasks.denoise.noise_level import estimate_noise_sigma
 from gbp_torch.tasks.denoise.output import DenoiseOutput
 
 T = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [1 / 2, 0, -1 / 2], [1 / 4, -1 / 2, 1 / 4]], dtype=torch.float64)
@@ -87,6 +88,32 @@ def test_a_model_without_sigma_input_runs_on_r_g_b_and_gray_passes_through():
     out = ColourDenoiser(one)(rgb[:, :1], 0.05)
     assert torch.equal(out.mean, rgb[:, :1]) and len(one.sigmas) == 1
     assert float(one.sigmas[0]) == pytest.approx(0.05)
+
+
+def test_channel_sigma_goes_to_the_channels_and_blind_measures_them():
+    rgb = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    gray = Recorder(sigma_input=True)
+    ColourDenoiser(gray)(rgb, channel_sigma=torch.tensor([[0.01, 0.02, 0.03]], dtype=torch.float64))
+    assert [float(s) for s in torch.cat(gray.sigmas)] == pytest.approx([0.01, 0.02, 0.03])
+    blind = Recorder(sigma_input=True)
+    ColourDenoiser(blind)(rgb)
+    opp = torch.einsum("ij,bjhw->bihw", T, rgb) + torch.tensor([0, 0.5, 0.5], dtype=torch.float64).view(1, 3, 1, 1)
+    expected = estimate_noise_sigma(opp.reshape(3, 1, 40, 48))
+    assert torch.allclose(torch.cat(blind.sigmas), expected)
+    with pytest.raises(ValueError, match="not both"):
+        ColourDenoiser(gray)(rgb, 0.1, channel_sigma=torch.ones(1, 3))
+
+
+def test_noise_shared_by_r_g_b_is_measured_in_the_luminance():
+    """The same noise in R, G and B (as demosaicking leaves much of it) lies all in Y: the blind estimate on the
+    opponent channels sees it there, and almost none in the chroma channels."""
+    g = torch.Generator().manual_seed(7)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 100, 100, generator=g), 9, 1, 4)
+    noisy = clean + 0.1 * torch.randn(1, 1, 100, 100, generator=g)
+    est = ColourDenoiser(Recorder(sigma_input=True)).estimate_sigma(noisy)[0]
+    assert abs(float(est[0]) - 0.1) < 0.015 and float(est[1:].max()) < 0.02
+    assert ColourDenoiser(Recorder(sigma_input=True)).channel_names(3) == ("Y", "C1", "C2")
+    assert ColourDenoiser(Recorder(sigma_input=False)).channel_names(3) == ("R", "G", "B")
 
 
 @pytest.mark.parametrize("sigma, match", [(-0.1, "finite and >= 0"), (float("nan"), "finite and >= 0"),

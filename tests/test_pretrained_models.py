@@ -67,8 +67,10 @@ def test_cli_denoises_a_colour_image_in_an_opponent_space(tmp_path, noise_args):
     # its noise std (sigma_rgb times the row's norm), then back to RGB
     t = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [1 / 2, 0, -1 / 2], [1 / 4, -1 / 2, 1 / 4]])
     opp = torch.einsum("ij,jhw->ihw", t, noisy) + torch.tensor([0, 0.5, 0.5]).view(3, 1, 1)
-    sigma_rgb = estimate_noise_sigma(noisy[:, None]) if noise_args == ["--blind"] else torch.full((3,), 25 / 255)
-    sigma = (t.square() @ sigma_rgb.square()).sqrt()
+    if noise_args == ["--blind"]:  # measured on Y, C1, C2 themselves
+        sigma = estimate_noise_sigma(opp[:, None])
+    else:  # 25 in each of R, G, B: the rows' norms times 25
+        sigma = (t.square() @ torch.full((3,), 25 / 255).square()).sqrt()
     model = denoiser()
     with torch.no_grad():
         den = torch.stack([model(opp[c][None, None], sigma[c:c + 1]).mean[0, 0] for c in range(3)])

@@ -23,7 +23,8 @@ def _denoise(argv: list[str] | None) -> None:
     ap.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
     noise = ap.add_mutually_exclusive_group(required=True)
     noise.add_argument("--sigma", type=float, help="Gaussian noise std on the 0-255 scale (of each colour channel)")
-    noise.add_argument("--blind", action="store_true", help="noise level unknown (estimated per channel denoised)")
+    noise.add_argument("--blind", action="store_true",
+                       help="noise level unknown (estimated on each channel denoised: Y, C1, C2 for colour)")
     ap.add_argument("--uncertainty", type=Path, help="write the per-pixel standard deviation (scaled to its max) here")
     ap.add_argument("--model", default=None, help="pretrained model name (see checkpoints/MANIFEST)")
     ap.add_argument("--tile", type=int, default=1024,
@@ -61,17 +62,20 @@ def _denoise(argv: list[str] | None) -> None:
     noisy = image.to(device).unsqueeze(0)  # (1, C, H, W)
     colour = ColourDenoiser(model)
     sigma = None if args.blind else args.sigma / 255.0
+    channel_sigma = None
     if args.blind:
-        estimate = colour.estimate_sigma(noisy)[0]
-        levels = ", ".join(f"{float(s) * 255:.1f}/255" for s in estimate) + (" (R, G, B)" if len(estimate) == 3 else "")
-        print(f"blind: estimated Gaussian noise sigma {levels} (used by sigma-conditioned models)")
+        estimate = colour.estimate_sigma(noisy)
+        names = colour.channel_names(noisy.shape[1])
+        levels = ", ".join(f"{float(s) * 255:.1f}/255" for s in estimate[0])
+        print(f"blind: estimated Gaussian noise sigma {levels}" + (f" ({', '.join(names)})" if len(names) > 1 else "")
+              + " (used by sigma-conditioned models)")
         if getattr(model, "sigma_input", False):  # what the model would estimate itself; computed once
-            sigma = estimate.view(1, -1)
+            channel_sigma = estimate
     if hasattr(model, "factors"):
         model.factors.tile = args.tile or None
         model.factors.progress = True  # a bar over the network's tiles on big images
     with torch.no_grad():
-        out = colour(noisy, sigma)
+        out = colour(noisy, sigma, channel_sigma=channel_sigma)
     means, variances = out.mean[0], out.var[0] if out.var is not None else None
     write_image(args.output, means, bits=bits)
     print(f"wrote {args.output}" + (" (16-bit)" if bits == 16 else ""))

@@ -10,7 +10,10 @@ White Gaussian noise of std sigma in each of R, G, B becomes, after the transfor
 image's detail at a lower noise level and two smooth chroma channels that denoise well. Each channel goes
 through the gray model with its own noise level, then back to RGB. On the 12 colour photos of the data root
 (noisy inputs rounded to 8 bits) the default model gains 0.9-1.3 dB over denoising R, G and B separately
-at sigma 15 / 25 / 50 (``benchmarks/bench_colour_denoise.py``). Only for sigma-conditioned Gaussian models:
+at sigma 15 / 25 / 50 (``benchmarks/bench_colour_denoise.py``). Blind, the noise level is measured on Y, C1
+and C2 themselves: noise that is the same in R, G and B (as demosaicking and JPEG leave much of it) lies all in
+Y, and estimates made on R, G and B and carried over would put a third of its variance there (on the
+RubberWhale crop at sigma 25: 32.6 dB against 24.0 dB). Only for sigma-conditioned Gaussian models:
 a model trained for one noise level, or for impulse noise (which the transform would spread over all three
 channels), runs on R, G and B separately.
 """
@@ -68,11 +71,12 @@ class ColourDenoiser(nn.Module):
         gray: the gray denoiser. With ``gray.sigma_input`` (a sigma-conditioned Gaussian model) RGB images
             are denoised in the opponent space (module docstring); otherwise channel by channel.
 
-    Forward: ``noisy`` (B, C, H, W) in [0, 1] (C = 1 or 3; other C channel by channel), ``sigma`` the noise
-    std of each of R, G and B on the 0-1 scale (a number, (B,) or (B, C)), or None (blind: estimated per RGB
-    channel by :meth:`estimate_sigma` for the opponent space, else ``gray``'s own blind mode) ->
-    :class:`~.output.DenoiseOutput` with mean and var (B, C, H, W). One channel goes through ``gray`` at a
-    time (the memory of one gray image).
+    Forward: ``noisy`` (B, C, H, W) in [0, 1] (C = 1 or 3; other C channel by channel) and one of
+    ``sigma``: the noise std of each of R, G and B on the 0-1 scale (a number, (B,) or (B, C)), or
+    ``channel_sigma`` (B, C): the stds of the channels given to ``gray`` (:meth:`channel_names`), or neither
+    (blind: :meth:`estimate_sigma`, measured on those channels, so noise correlated across R, G and B, as
+    demosaicking leaves it, gets its true luminance level) -> :class:`~.output.DenoiseOutput` with mean and var
+    (B, C, H, W). One channel goes through ``gray`` at a time (the memory of one gray image).
     """
 
     def __init__(self, gray: nn.Module):
@@ -84,41 +88,57 @@ class ColourDenoiser(nn.Module):
         """Whether RGB images go through the opponent space."""
         return bool(getattr(self.gray, "sigma_input", False))
 
-    def forward(self, noisy: Tensor, sigma: Tensor | float | None = None) -> DenoiseOutput:
+    def forward(self, noisy: Tensor, sigma: Tensor | float | None = None, *,
+                channel_sigma: Tensor | None = None) -> DenoiseOutput:
         if not isinstance(noisy, Tensor) or noisy.dim() != 4:
             raise ValueError(f"noisy must be a (B, C, H, W) tensor, got "
                              f"{tuple(noisy.shape) if isinstance(noisy, Tensor) else type(noisy).__name__}")
-        c = noisy.shape[1]
+        if sigma is not None and channel_sigma is not None:
+            raise ValueError("give sigma (of R, G, B) or channel_sigma (of the channels denoised), not both")
         noisy = as_unit_float(noisy, "noisy")
-        per_channel = self._sigmas(noisy, sigma)
-        if c == 3 and self.opponent:
-            if per_channel is None:
-                per_channel = self.estimate_sigma(noisy)
-            out = self._channels(to_opponent(noisy), opponent_sigma(per_channel))
-            var = None if out.var is None else opponent_variance_to_rgb(out.var)
-            return DenoiseOutput(from_opponent(out.mean), var)
-        return self._channels(noisy, per_channel)
+        opponent = noisy.shape[1] == 3 and self.opponent
+        channels = to_opponent(noisy) if opponent else noisy
+        if channel_sigma is not None:
+            given = self._sigmas(noisy, channel_sigma, "channel_sigma")
+        elif sigma is not None:
+            given = self._sigmas(noisy, sigma, "sigma")
+            given = opponent_sigma(given) if opponent else given
+        else:  # blind: a sigma-conditioned model gets the channels' own estimates, others their own blind mode
+            given = self._estimate(channels) if self.opponent else None
+        out = self._channels(channels, given)
+        if not opponent:
+            return out
+        return DenoiseOutput(from_opponent(out.mean), None if out.var is None else opponent_variance_to_rgb(out.var))
+
+    def channel_names(self, channels: int) -> tuple[str, ...]:
+        """Names of the channels that go through ``gray`` for an image of ``channels`` channels."""
+        if channels == 3:
+            return ("Y", "C1", "C2") if self.opponent else ("R", "G", "B")
+        return ("gray",) if channels == 1 else tuple(f"channel {k}" for k in range(channels))
 
     def estimate_sigma(self, noisy: Tensor) -> Tensor:
-        """Blind noise stds (B, C) of each channel of ``noisy`` (B, C, H, W)
-        (:func:`~.noise_level.estimate_noise_sigma`, the estimator of the sigma-conditioned models)."""
+        """Blind noise stds (B, C) of the channels that go through ``gray`` (:meth:`channel_names`: Y, C1, C2 for
+        the opponent space), by :func:`~.noise_level.estimate_noise_sigma`, the sigma-conditioned models' own
+        estimator."""
         noisy = as_unit_float(noisy, "noisy")
-        bsz, c = noisy.shape[:2]
-        return estimate_noise_sigma(noisy.reshape(bsz * c, 1, *noisy.shape[-2:])).view(bsz, c)
+        return self._estimate(to_opponent(noisy) if noisy.shape[1] == 3 and self.opponent else noisy)
 
-    def _sigmas(self, noisy: Tensor, sigma) -> Tensor | None:
-        """sigma as (B, C) stds, or None."""
-        if sigma is None:
-            return None
+    @staticmethod
+    def _estimate(channels: Tensor) -> Tensor:
+        bsz, c = channels.shape[:2]
+        return estimate_noise_sigma(channels.reshape(bsz * c, 1, *channels.shape[-2:])).view(bsz, c)
+
+    def _sigmas(self, noisy: Tensor, sigma, name: str) -> Tensor:
+        """``sigma`` (a number, (B,) or (B, C)) as checked (B, C) stds."""
         bsz, c = noisy.shape[:2]
         s = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device)
         if s.numel() == 1:
             s = s.reshape(1).expand(bsz)
         if s.shape not in ((bsz,), (bsz, c)):
-            raise ValueError(f"sigma must be a number, B = {bsz} or (B, C) = ({bsz}, {c}) values, got shape "
+            raise ValueError(f"{name} must be a number, B = {bsz} or (B, C) = ({bsz}, {c}) values, got shape "
                              f"{tuple(s.shape)}")
         if not bool(((s >= 0) & torch.isfinite(s)).all()):
-            raise ValueError(f"sigma must be finite and >= 0 (noise stds on the 0-1 scale), got {s.tolist()}")
+            raise ValueError(f"{name} must be finite and >= 0 (noise stds on the 0-1 scale), got {s.tolist()}")
         return s.view(bsz, 1).expand(bsz, c) if s.dim() == 1 else s
 
     def _channels(self, images: Tensor, sigma: Tensor | None) -> DenoiseOutput:
