@@ -23,7 +23,7 @@ import torch
 from gbp_torch.io import read_image
 from gbp_torch.metrics import coverage, psnr_db
 from gbp_torch.paths import dataset_dir
-from gbp_torch.pretrained import denoiser
+from gbp_torch.pretrained import DEFAULT_DENOISER, denoiser
 from gbp_torch.tasks.denoise.colour import ColourDenoiser
 
 
@@ -49,7 +49,7 @@ def bm3d_rgb(noisy: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="gbp_denoiser_gaussian")
+    ap.add_argument("--model", default=DEFAULT_DENOISER)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0, 50.0])
     ap.add_argument("--bm3d", action="store_true", help="add BM3D's colour version (pip install bm3d)")
     ap.add_argument("--threads", type=int, default=2)

@@ -1,4 +1,4 @@
-"""Time per megapixel of shipped denoisers through the public API, against the local default, in one process.
+"""Time per megapixel of shipped denoisers through the public API, against the local model, in one process.
 
     python benchmarks/bench_denoise_speed.py [--models gbp_denoiser_nonlocal] [--size 1024x1024] [--threads 2]
 

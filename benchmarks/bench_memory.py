@@ -114,10 +114,12 @@ def main() -> None:
     ap.add_argument("--untiled", action="append", default=[], metavar="WxH",
                     help="gray photo for gbp-denoise --tile 0 (the untiled reference)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--model", default=None, help="--model of both CLIs (default: their default model)")
+    ap.add_argument("--model", default=None, help="--model of gbp-stereo and gbp-flow (default: their default model)")
+    ap.add_argument("--denoise-model", default=None, help="--model of gbp-denoise (default: its default model)")
     args = ap.parse_args()
     threads = f"import torch; torch.set_num_threads({args.threads}); "
     model = ["--model", args.model] if args.model else []
+    denoise_model = ["--model", args.denoise_model] if args.denoise_model else []
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -140,7 +142,8 @@ def main() -> None:
             photo = make_input("noisy_photo", h, w, folder)
             cases.append((f"denoise {w}x{h} ({w * h / 1e6:.1f} MP){'' if tile else ' untiled'}", "gbp_torch.cli",
                           "denoise_main", [str(photo), "-o", str(folder / f"d_{text}_{tile}.png"), "--sigma", "25",
-                                           "--uncertainty", str(folder / "s.png"), *([] if tile else ["--tile", "0"])],
+                                           "--uncertainty", str(folder / "s.png"), *([] if tile else ["--tile", "0"]),
+                                           *denoise_model],
                           (photo,), 4.0))
         for name, module, fn, cli_args, inputs, target in cases:
             read = threads + ("from gbp_torch.io import read_image; "

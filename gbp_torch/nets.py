@@ -283,7 +283,7 @@ class GridFactorNet(nn.Module):
         the image is larger than ``tile x tile``."""
         tiling = self.tiling()
         if tiling is not None:
-            return map_tiles(self._convolve, features, tiling, progress=self.progress)
+            return map_tiles(self._convolve, features, tiling, progress=self.progress, desc="network tiles")
         return self._convolve(features)
 
     def _convolve(self, features: Tensor) -> Tensor:

@@ -47,11 +47,12 @@ def tile_spans(size: int, tile: int, margin: int, align: int) -> list[tuple[int,
     return spans
 
 
-def map_tiles(fn: Callable[[Tensor], Tensor], x: Tensor, tiling: Tiling, progress: bool = False) -> Tensor:
+def map_tiles(fn: Callable[[Tensor], Tensor], x: Tensor, tiling: Tiling, progress: bool = False,
+              desc: str = "tiles") -> Tensor:
     """``fn(x)`` computed tile by tile: x (B, C, H, W) -> (B, C', H, W).
 
     ``fn`` must map (B, C, h, w) to (B, C', h, w) and look no further than ``tiling.margin`` pixels.
-    ``progress``: a tqdm bar over the tiles (when tqdm is installed).
+    ``progress``: a tqdm bar over the tiles (when tqdm is installed), labelled ``desc``.
     """
     h, w = x.shape[-2:]
     rows = tile_spans(h, tiling.tile, tiling.margin, tiling.align)
@@ -59,7 +60,7 @@ def map_tiles(fn: Callable[[Tensor], Tensor], x: Tensor, tiling: Tiling, progres
     if len(rows) == 1 and len(cols) == 1:
         return fn(x)
     jobs = [(r, c) for r in rows for c in cols]
-    bar = progress_bar(len(jobs), "tiles", "tile", progress)
+    bar = progress_bar(len(jobs), desc, "tile", progress)
     out = None
     for (y0, y1, cy0, cy1), (x0, x1, cx0, cx1) in jobs:
         part = fn(x[..., y0:y1, x0:x1])

@@ -107,3 +107,35 @@ def test_shipped_non_local_model_beats_the_local_one_on_a_repeated_texture():
         ours, local = denoiser("gbp_denoiser_nonlocal")(noisy, sigma), denoiser("gbp_denoiser_gaussian")(noisy, sigma)
     assert float(psnr(ours.mean, clean)) > float(psnr(local.mean, clean)) + 0.1
     assert ours.var.shape == clean.shape and (ours.var > 0).all()
+
+
+def test_big_images_run_the_non_local_stage_tile_by_tile(monkeypatch):
+    """With ``factors.tile`` set, block matching and the joint solves see one grown tile at a time (their
+    K-per-pixel arrays stay that size), and the result is the whole-image one to within 1/255."""
+    from gbp_torch.io import read_image
+    from gbp_torch.paths import samples_dir
+    from gbp_torch.pretrained import denoiser
+    from gbp_torch.tasks.denoise import nonlocal_gbp
+
+    clean = read_image(samples_dir() / "denoise" / "set12_02_house.png")[:1][None]  # 256 x 256
+    noisy = clean + 50 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    model = denoiser("gbp_denoiser_nonlocal")
+    solved = []
+    real_solve = nonlocal_gbp.solve_with_edges
+
+    def recording_solve(z, *args, **kwargs):
+        solved.append(tuple(z.shape[-2:]))
+        return real_solve(z, *args, **kwargs)
+
+    monkeypatch.setattr(nonlocal_gbp, "solve_with_edges", recording_solve)
+    outs = {}
+    for tile in (None, 96):
+        model.factors.tile = tile
+        solved.clear()
+        with torch.no_grad():
+            outs[tile] = model(noisy, torch.tensor([50 / 255]))
+        sizes = set(solved)
+    largest = 96 + 2 * model.HALO
+    assert max(h * w for h, w in sizes) <= largest**2 and len(solved) == 2 * 9  # 3 x 3 tiles, two solves each
+    assert (outs[96].mean - outs[None].mean).abs().max() <= 1 / 255
+    assert (outs[96].var.sqrt() - outs[None].var.sqrt()).abs().max() <= 1 / 255

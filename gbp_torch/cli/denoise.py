@@ -28,7 +28,9 @@ def _denoise(argv: list[str] | None) -> None:
     ap.add_argument("--uncertainty", type=Path, help="write the per-pixel standard deviation (scaled to its max) here")
     ap.add_argument("--model", default=None, help="pretrained model name (see checkpoints/MANIFEST)")
     ap.add_argument("--tile", type=int, default=1024,
-                    help="run the network on tiles of this side (same result, bounded memory; 0: whole image)")
+                    help="run the network and the non-local stage on tiles of this side, bounded memory (the "
+                         "network's result is the whole image's; the non-local stage's within about 1/255); "
+                         "0: whole image")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     if args.tile < 0:

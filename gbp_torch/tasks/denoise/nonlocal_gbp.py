@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...grid.extra_edges import edge_differences, solve_with_edges
+from ...tiling import Tiling, map_tiles
 from ...vision.block_matching import block_match
 from .features import checked_input, denoiser_input
 from .gbp import REFERENCE_SIGMA, GBPDenoiser
@@ -127,18 +128,48 @@ class NonLocalGBPDenoiser(nn.Module):
         with torch.set_grad_enabled(self.train_local and torch.is_grad_enabled()):
             f = local.factors(feats, noisy, data_scale=scale, smooth_scale=scale)
             pilot = local.gbp(f.z[:, 0], f.data_precision, (f.wh, f.wv)).mean.unsqueeze(1)
-        matches = block_match(pilot.detach(), self.k, self.patch, self.radius, self.cell, tile=local.factors.tile)
+        del feats
+        a = f.data_precision
+        tile = local.factors.tile
+        if tile is None or max(noisy.shape[-2:]) <= tile:
+            mean, var = self._joint(noisy, pilot, f.z, a, f.wh, f.wv, sigma)
+        else:  # the non-local stage tile by tile: its edge arrays (K per pixel) stay those of one tile
+
+            def stage(part: Tensor) -> Tensor:  # (B, 6, h, w) -> mean and variance (B, 2, h, w)
+                n, p, z, at, wh, wv = part.split(1, 1)
+                m, v = self._joint(n, p, z, at[:, 0], wh[:, 0, :, :-1], wv[:, 0, :-1], sigma)
+                return torch.cat((m, v.unsqueeze(1)), 1)
+
+            fields = torch.cat((noisy, pilot, f.z, a.unsqueeze(1), F.pad(f.wh, (0, 1)).unsqueeze(1),
+                                F.pad(f.wv, (0, 0, 0, 1)).unsqueeze(1)), 1)
+            del f
+            out = map_tiles(stage, fields, Tiling(tile=tile, margin=self.HALO, align=1),
+                            progress=local.factors.progress, desc="non-local tiles")
+            mean, var = out[:, :1], out[:, 1]
+        return DenoiseOutput(mean, local.variance_factor(sigma, var) * var.unsqueeze(1))
+
+    #: Margin of the tiles of the non-local stage on big images: block matching there is exact
+    #: (partners and patches lie within ``radius + patch // 2``); the joint solve's response to what
+    #: lies beyond the margin decays over a few smoothness lengths (tiled vs whole image: see the tests).
+    HALO = 48
+
+    def _joint(self, noisy: Tensor, pilot: Tensor, z: Tensor, a: Tensor, wh: Tensor, wv: Tensor,
+               sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """Block matching on the pilot and the joint grid + non-local solve(s): mean (B, 1, H, W), variance
+        (B, H, W) before calibration. noisy, pilot, z (B, 1, H, W); a (B, H, W); wh, wv the grid weights."""
+        scale = 1.0 / sigma.square()
+        matches = block_match(pilot.detach(), self.k, self.patch, self.radius, self.cell)
         weight, threshold = self.match(matches.dist, sigma)
         c = F.softplus(self.noisy_gain) * scale.view(-1, 1, 1)
-        a = f.data_precision + c
-        z = (f.data_precision.unsqueeze(1) * f.z + c.unsqueeze(1) * noisy) / a.unsqueeze(1)
-        res = solve_with_edges(z, a, f.wh, f.wv, matches.index, weight, self.solve_iters, self.solve_tol, x0=pilot)
+        b = a + c
+        z = (a.unsqueeze(1) * z + c.unsqueeze(1) * noisy) / b.unsqueeze(1)
+        res = solve_with_edges(z, b, wh, wv, matches.index, weight, self.solve_iters, self.solve_tol, x0=pilot)
         if self.robust:
             gap = edge_differences(matches.index, res.mean)[:, 0].abs()
             huber = torch.minimum(torch.ones_like(gap), threshold / gap.clamp_min(1e-12))
-            res = solve_with_edges(z, a, f.wh, f.wv, matches.index, weight * huber, self.solve_iters,
+            res = solve_with_edges(z, b, wh, wv, matches.index, weight * huber, self.solve_iters,
                                    self.solve_tol, x0=res.mean)
-        return DenoiseOutput(res.mean, local.variance_factor(sigma, res.var) * res.var.unsqueeze(1))
+        return res.mean, res.var
 
     @property
     def factors(self) -> nn.Module:
