@@ -152,3 +152,24 @@ def random_linear_graph(
 def np_result(x) -> np.ndarray:
     return x.detach().double().numpy()
 
+
+
+def unclip_oracle(mean, var, sigma):
+    """Independent of gbp_torch.tasks.denoise.clipping: the clean value x in [0, 1] whose clipped noisy mean
+    ``E[clip(x + n)] = int_0^1 P(x + n > t) dt`` (trapezoid rule over t, scipy's normal tail, tabulated on a
+    fine grid of x and inverted by interpolation) equals ``mean``, and ``var`` divided by the squared
+    probability of not clipping. Arrays of one shape, sigma broadcastable (few distinct values)."""
+    from scipy.stats import norm
+
+    mean = np.asarray(mean, dtype=np.float64)
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), mean.shape)
+    t = np.linspace(0.0, 1.0, 2001)
+    grid = np.linspace(0.0, 1.0, 4001)
+    x = np.empty_like(mean)
+    for s in np.unique(sigma):
+        tail = norm.sf((t[None, :] - grid[:, None]) / s)
+        table = ((tail[:, 1:] + tail[:, :-1]) / 2).sum(1) * (t[1] - t[0])  # E(grid), increasing
+        here = sigma == s
+        x[here] = np.interp(mean[here], table, grid)  # clamps to 0 / 1 outside [E(0), E(1)]
+    keep = norm.cdf((1 - x) / sigma) - norm.cdf(-x / sigma)
+    return x, None if var is None else np.asarray(var, dtype=np.float64) / keep**2

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import unclip_oracle
 
 from gbp_torch.io import read_gray
 from gbp_torch.metrics import psnr_db
@@ -10,6 +11,7 @@ from gbp_torch.paths import samples_dir
 from gbp_torch.pretrained import CHECKPOINT_DIR, denoiser, load, manifest
 from gbp_torch.tasks.denoise.median import MedianDenoiser
 from gbp_torch.tasks.denoise.noise import add_salt_pepper
+from gbp_torch.tasks.denoise.noise_level import estimate_noise_sigma
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +47,12 @@ def test_cli_blind_gives_what_the_default_model_gives_without_sigma(clean, tmp_p
     noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
     write_image(tmp_path / "in.png", noisy)
     denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--blind"])
+    noisy = read_gray(tmp_path / "in.png")[None, None]
+    assert bool((noisy == 0).any() | (noisy == 1).any())  # clipped: the model's clipped means are unclipped
     with torch.no_grad():
-        expected = denoiser()(read_gray(tmp_path / "in.png")[None, None]).mean[0, 0].clamp(0, 1)
-    assert (read_gray(tmp_path / "out.png") - expected).abs().max() <= 0.5 / 255 + 1e-6
+        raw = denoiser()(noisy).mean[0, 0]
+    expected, _ = unclip_oracle(raw.numpy(), None, float(estimate_noise_sigma(noisy)))
+    assert (read_gray(tmp_path / "out.png") - torch.from_numpy(expected).float()).abs().max() <= 0.5 / 255 + 1e-5
 
 
 @pytest.mark.parametrize("noise_args", [["--sigma", "25"], ["--blind"]])
@@ -75,6 +80,11 @@ def test_cli_denoises_a_colour_image_in_an_opponent_space(tmp_path, noise_args):
     with torch.no_grad():
         den = torch.stack([model(opp[c][None, None], sigma[c:c + 1]).mean[0, 0] for c in range(3)])
     expected = torch.einsum("ij,jhw->ihw", torch.linalg.inv(t), den - torch.tensor([0, 0.5, 0.5]).view(3, 1, 1))
+    # clipped channels (values at exactly 0 or 1) are unclipped with R, G, B noise stds sqrt(Tinv^2 sigma^2)
+    rgb_sigma = (torch.linalg.inv(t).square() @ sigma.square()).sqrt()
+    for c in range(3):
+        if bool((noisy[c] == 0).any() | (noisy[c] == 1).any()):
+            expected[c] = torch.from_numpy(unclip_oracle(expected[c].numpy(), None, float(rgb_sigma[c]))[0])
     assert (out - expected.clamp(0, 1)).abs().max() <= 0.5 / 255 + 1e-5
     for c in range(3):
         assert psnr_db(out[c], clean[c]) > psnr_db(noisy[c], clean[c]) + 4.0

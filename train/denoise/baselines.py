@@ -38,16 +38,18 @@ class ClassicalBaseline:
 class PretrainedBaseline:
     """A shipped model (:func:`gbp_torch.pretrained.load`) as a Denoiser, only for the noise it was trained
     on (as its manifest entry records): salt-and-pepper, Gaussian at one sigma, or Gaussian of any sigma.
-    ``blind``: give it no sigma; ``self_ensemble``: average over the 8 flips / quarter turns."""
+    ``blind``: give it no sigma; ``self_ensemble``: average over the 8 flips / quarter turns. It runs as
+    ``gbp-denoise`` runs it, through :class:`~gbp_torch.tasks.denoise.colour.ColourDenoiser` (which unclips a
+    sigma-conditioned model's output on clipped input, e.g. with ``--uint8``)."""
 
     def __init__(self, name: str, device: str | torch.device = "cpu", blind: bool = False,
                  self_ensemble: bool = False):
         from gbp_torch.pretrained import load, manifest
+        from gbp_torch.tasks.denoise.colour import ColourDenoiser
         from gbp_torch.tasks.denoise.ensemble import SelfEnsemble
 
-        self.model, self.blind = load(name, device), blind
-        if self_ensemble:
-            self.model = SelfEnsemble(self.model)
+        model, self.blind = load(name, device), blind
+        self.model = ColourDenoiser(SelfEnsemble(model) if self_ensemble else model)
         self.noise = (manifest()[name].get("training", {}).get("data") or {}).get("noise") or {}
 
     @property

@@ -16,6 +16,10 @@ Y, and estimates made on R, G and B and carried over would put a third of its va
 RubberWhale crop at sigma 25: 32.6 dB against 24.0 dB). Only for sigma-conditioned Gaussian models:
 a model trained for one noise level, or for impulse noise (which the transform would spread over all three
 channels), runs on R, G and B separately.
+
+Clipped input (every value in [0, 1] and some at exactly 0 or 1, as in 8-bit files): a sigma-conditioned model
+estimates each channel's clipped mean, which :func:`~.clipping.unclip` maps back to the clean value, with the
+variance scaled to match (gray images too).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ...vision import as_unit_float
+from .clipping import is_clipped, unclip
 from .noise_level import estimate_noise_sigma
 from .output import DenoiseOutput, as_denoise_output
 
@@ -76,7 +81,8 @@ class ColourDenoiser(nn.Module):
     ``channel_sigma`` (B, C): the stds of the channels given to ``gray`` (:meth:`channel_names`), or neither
     (blind: :meth:`estimate_sigma`, measured on those channels, so noise correlated across R, G and B, as
     demosaicking leaves it, gets its true luminance level) -> :class:`~.output.DenoiseOutput` with mean and var
-    (B, C, H, W). One channel goes through ``gray`` at a time (the memory of one gray image).
+    (B, C, H, W). One channel goes through ``gray`` at a time (the memory of one gray image). For clipped input
+    (:func:`~.clipping.is_clipped`) a sigma-conditioned model's output is unclipped (:func:`~.clipping.unclip`).
     """
 
     def __init__(self, gray: nn.Module):
@@ -106,9 +112,15 @@ class ColourDenoiser(nn.Module):
         else:  # blind: a sigma-conditioned model gets the channels' own estimates, others their own blind mode
             given = self._estimate(channels) if self.opponent else None
         out = self._channels(channels, given)
-        if not opponent:
+        if opponent:
+            out = DenoiseOutput(from_opponent(out.mean), None if out.var is None else opponent_variance_to_rgb(out.var))
+        if given is None or not self.opponent:
             return out
-        return DenoiseOutput(from_opponent(out.mean), None if out.var is None else opponent_variance_to_rgb(out.var))
+        # clipped input: the model estimated each channel's clipped mean; the noise stds of R, G, B come from
+        # the channels' (independent in the opponent space, so shared noise counts fully in each)
+        noise = opponent_variance_to_rgb(given.square()[..., None, None])[..., 0, 0].sqrt() if opponent else given
+        mean, var = unclip(out.mean, out.var, noise, is_clipped(noisy))
+        return DenoiseOutput(mean, var)
 
     def channel_names(self, channels: int) -> tuple[str, ...]:
         """Names of the channels that go through ``gray`` for an image of ``channels`` channels."""

@@ -32,6 +32,11 @@ class SelfEnsemble(nn.Module):
         super().__init__()
         self.denoiser = denoiser
 
+    @property
+    def sigma_input(self) -> bool:
+        """Whether the wrapped denoiser is sigma-conditioned (see :class:`~.colour.ColourDenoiser`)."""
+        return bool(getattr(self.denoiser, "sigma_input", False))
+
     def forward(self, noisy: Tensor, sigma: Tensor | None = None) -> DenoiseOutput:
         means, variances = [], []
         for k in range(8):

@@ -1,0 +1,89 @@
+"""Clipped noisy images: the clipped mean against Monte Carlo and finite differences, its inverse against an
+independent quadrature + bisection oracle, the detection of clipped channels, and the shipped default
+model's gain on an 8-bit image through ColourDenoiser (gray and colour)."""
+
+import numpy as np
+import torch
+from helpers import unclip_oracle
+
+from gbp_torch.io import read_image
+from gbp_torch.metrics import psnr_db
+from gbp_torch.paths import samples_dir
+from gbp_torch.pretrained import denoiser
+from gbp_torch.tasks.denoise.clipping import clipped_mean, is_clipped, unclip
+from gbp_torch.tasks.denoise.colour import ColourDenoiser
+
+DT = torch.float64
+
+
+def test_clipped_mean_matches_monte_carlo_and_its_slope_finite_differences():
+    x = torch.tensor([-0.1, 0.0, 0.03, 0.2, 0.5, 0.9, 1.0, 1.2], dtype=DT)
+    for s in (0.05, 0.2):
+        sigma = torch.tensor(s, dtype=DT)
+        noise = torch.randn(400_000, 1, generator=torch.Generator().manual_seed(0), dtype=DT)
+        sampled = (x + s * noise).clamp(0, 1).mean(0)
+        mean, slope = clipped_mean(x, sigma)
+        assert (mean - sampled).abs().max() < 4 * s / 400_000**0.5 + 1e-4
+        eps = 1e-6
+        fd = (clipped_mean(x + eps, sigma)[0] - clipped_mean(x - eps, sigma)[0]) / (2 * eps)
+        torch.testing.assert_close(slope, fd, rtol=1e-6, atol=1e-8)
+        unclipped = ((x + s * noise > 0) & (x + s * noise < 1)).to(DT).mean(0)
+        assert (slope - unclipped).abs().max() < 3e-3
+
+
+def test_unclip_inverts_the_clipped_mean_like_an_independent_oracle():
+    g = torch.Generator().manual_seed(1)
+    sigma = torch.tensor([[0.02, 0.1], [0.2, 0.3]], dtype=DT)  # (B, C)
+    mean = torch.rand(2, 2, 5, 7, generator=g, dtype=DT)
+    var = torch.rand(2, 2, 5, 7, generator=g, dtype=DT) * 1e-3
+    x, v = unclip(mean, var, sigma, torch.ones(2, 2, dtype=torch.bool))
+    bounds, _ = clipped_mean(torch.tensor([0.0, 1.0], dtype=DT).view(2, 1, 1, 1, 1), sigma[..., None, None])
+    inside = (mean > bounds[0]) & (mean < bounds[1])  # outside E([0, 1]) = [E(0), E(1)] x is 0 or 1
+    ref_x, ref_v = unclip_oracle(mean.numpy(), var.numpy(), sigma[..., None, None].numpy())
+    np.testing.assert_allclose(x[inside].numpy(), ref_x[inside.numpy()], atol=1e-5)  # the oracle's quadrature
+    np.testing.assert_allclose(v[inside].numpy(), ref_v[inside.numpy()], rtol=1e-4)
+    assert (x[~inside] - (mean[~inside] > 0.5).to(DT)).abs().max() < 1e-6
+    x32, _ = unclip(mean.float(), None, sigma.float(), torch.ones(2, 2, dtype=torch.bool))
+    assert (x32.double() - x).abs().max() < 1e-5  # float32 reaches the root too
+
+
+def test_only_clipped_channels_change():
+    g = torch.Generator().manual_seed(2)
+    noisy = torch.rand(2, 3, 6, 6, generator=g)
+    noisy[0, 0, 0, 0] = 0.0  # clipped channel
+    noisy[0, 1, 1, 1] = 1.0
+    noisy[0, 1, 2, 2] = 1.5  # a value outside [0, 1]: not clipped
+    noisy[1, 2, 3, 3] = 1.0
+    expected = torch.tensor([[True, False, False], [False, False, True]])
+    assert torch.equal(is_clipped(noisy), expected)
+    mean, var = torch.full_like(noisy, 0.05), torch.full_like(noisy, 1e-4)
+    x, v = unclip(mean, var, torch.full((2, 3), 0.1), expected)
+    changed = (x != mean).flatten(2).all(2)
+    assert torch.equal(changed, expected) and torch.equal((v != var).flatten(2).all(2), expected)
+    assert (x[expected] < 0.05).all()  # a dark clipped mean lies above the clean value
+
+
+def test_the_default_model_on_8_bit_input_gains_in_psnr_and_coverage():
+    """House (gray) and a RubberWhale crop (colour) at sigma 50, noisy values rounded to 8 bits and clipped:
+    ColourDenoiser's unclipping beats the model's raw output, which is what it gives when told nothing
+    (a float input with values outside [0, 1] is left alone)."""
+    model = denoiser()
+    gray = read_image(samples_dir() / "denoise" / "set12_02_house.png")[:1][None, :, :128, :128]
+    rgb = read_image(samples_dir() / "flow" / "rubberwhale_frame10.png")[None, :, :128, :128]
+    for clean in (gray, rgb):
+        sigma = 50 / 255
+        noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(6))
+        raw = clean + sigma * noise
+        noisy = (raw * 255).round().clamp(0, 255) / 255
+        wrapper = ColourDenoiser(model)
+        with torch.no_grad():
+            fixed = wrapper(noisy, sigma)
+            mean, var = fixed.mean, fixed.var
+            naive = wrapper(noisy * (1 - 1e-6) + 0.5e-6, sigma)  # no value at 0 or 1: left as estimated
+            if clean.shape[1] == 1:  # unclipped float input: the model's own output
+                assert torch.equal(wrapper(raw, sigma).mean, model(raw, torch.tensor([sigma])).mean)
+        assert psnr_db(mean.clamp(0, 1), clean) > psnr_db(naive.mean.clamp(0, 1), clean) + 0.2
+        near_bounds = (clean < 0.15) | (clean > 0.85)  # where clipping biases the raw output
+        ours, raw_cover = (float(((m - clean).abs() < 1.96 * v.sqrt())[near_bounds].float().mean())
+                           for m, v in ((mean, var), (naive.mean, naive.var)))
+        assert ours > raw_cover + 0.03 and ours > 0.93
