@@ -52,11 +52,12 @@ def unclip(mean: Tensor, var: Tensor | None, sigma: Tensor, clipped: Tensor) -> 
     Args:
         mean: (B, C, H, W) a Gaussian denoiser's output on clipped noisy input.
         var: (B, C, H, W) its variances, or None.
-        sigma: (B, C) the noise stds of the channels (0-1 scale).
+        sigma: (B, C) the noise stds of the channels (0-1 scale; 0: left alone).
         clipped: (B, C) bool, e.g. :func:`is_clipped` of the noisy input.
     Returns:
         (x, var / E'(x)^2), x in [0, 1] where clipped.
     """
+    clipped = clipped & (sigma > 0)  # no noise, nothing to undo
     if not bool(clipped.any()):
         return mean, var
     s = sigma.to(mean).view(*sigma.shape, 1, 1)
