@@ -40,7 +40,7 @@ def test_salt_and_pepper_model_beats_the_median_filter(clean):
     assert psnr_db(out.mean[0, 0], clean) > psnr_db(MedianDenoiser(3)(noisy, None)[0, 0], clean) + 2.0
 
 
-def test_cli_blind_gives_what_the_default_model_gives_without_sigma(clean, tmp_path):
+def test_cli_blind_gives_what_the_default_model_gives_without_sigma(clean, tmp_path, capsys):
     from gbp_torch.cli import denoise_main
     from gbp_torch.io import write_image
 
@@ -49,6 +49,8 @@ def test_cli_blind_gives_what_the_default_model_gives_without_sigma(clean, tmp_p
     denoise_main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--blind"])
     noisy = read_gray(tmp_path / "in.png")[None, None]
     assert bool((noisy == 0).any() | (noisy == 1).any())  # clipped: the model's clipped means are unclipped
+    share = float(((noisy == 0) | (noisy == 1)).float().mean())
+    assert f"clipped input: {share:.1%} of the values" in capsys.readouterr().out
     with torch.no_grad():
         raw = denoiser()(noisy).mean[0, 0]
     expected, _ = unclip_oracle(raw.numpy(), None, float(estimate_noise_sigma(noisy)))
