@@ -27,13 +27,14 @@ def _denoise(argv: list[str] | None) -> None:
                        help="noise level unknown (estimated on each channel denoised: Y, C1, C2 for colour)")
     ap.add_argument("--uncertainty", type=Path, help="write the per-pixel standard deviation (scaled to its max) here")
     ap.add_argument("--model", default=None, help="pretrained model name (see checkpoints/MANIFEST)")
-    ap.add_argument("--tile", type=int, default=1024,
-                    help="run the network and the non-local stage on tiles of this side, bounded memory (the "
-                         "network's result is the whole image's; the non-local stage's within about 1/255); "
-                         "0: whole image")
+    ap.add_argument("--tile", type=int, default=None,
+                    help="run the network on tiles of this side and the non-local stage on tiles twice as big: "
+                         "bounded memory, and faster on the CPU (the network's result is the whole image's, the "
+                         "non-local stage's within about 1/255); 0: whole image; default: 256 on the CPU, 1024 on "
+                         "a GPU")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
-    if args.tile < 0:
+    if args.tile is not None and args.tile < 0:
         ap.error(f"--tile must be >= 0, got {args.tile}")
     if args.sigma is not None and not 0 < args.sigma < 255:
         ap.error(f"--sigma must be in (0, 255), got {args.sigma}")
@@ -79,7 +80,8 @@ def _denoise(argv: list[str] | None) -> None:
         print(f"clipped input: {share:.1%} of the values at 0 or full scale; estimates near black and white are "
               f"corrected for the clipping")
     if hasattr(model, "factors"):
-        model.factors.tile = args.tile or None
+        if args.tile is not None:
+            model.factors.tile = args.tile or None
         model.factors.progress = True  # a bar over the network's tiles on big images
     with torch.no_grad():
         out = colour(noisy, sigma, channel_sigma=channel_sigma)
