@@ -97,6 +97,10 @@ class NonLocalGBPDenoiser(nn.Module):
         robust: one IRLS reweighting of the non-local factors (two joint solves).
         train_local: let gradients reach the local network (else it is frozen inside this model).
         var_scale, var_slope: variance calibration, as in :class:`~.gbp.GBPDenoiser`.
+
+    Big images: with ``factors.tile`` set, the network runs tile by tile (exact) and the non-local stage
+    (block matching, the joint solves) on tiles :attr:`STAGE_TILE_FACTOR` times as big grown by :attr:`HALO`
+    pixels (within about 1/255 of the whole-image result), so its K-per-pixel arrays stay those of one tile.
     """
 
     def __init__(self, width: int = 48, depth: int = 8, context_width: int = 64, context_depth: int = 8,
