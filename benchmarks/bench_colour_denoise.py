@@ -7,10 +7,11 @@ Images: the colour photographs of the data root that no model trained on: the 8 
 ``frame10.png`` and the 4 Middlebury-2003 stereo ``left.png`` (there is no colour denoising set in it). White
 Gaussian noise of std sigma in each channel (seed = sigma), rounded and clipped to 8 bits, as a noisy PNG
 would be. Columns (mean PSNR over the images, dB): ``separate``: the gray model on R, G and B with sigma
-(what ``gbp-denoise`` did before); ``opponent``: :class:`gbp_torch.tasks.denoise.colour.ColourDenoiser`,
-what ``gbp-denoise`` and the Python API do now (``coverage``: its pixel channels within 1.96 predicted
-standard deviations of the clean value); ``bm3d_rgb`` (``--bm3d``; the ``bm3d`` package, optional
-benchmark dependency, about 10 s per image): BM3D on the same 8-bit inputs in its own opponent space.
+(what ``gbp-denoise`` did before; clipped channels unclipped, :mod:`gbp_torch.tasks.denoise.clipping`);
+``opponent``: :class:`gbp_torch.tasks.denoise.colour.ColourDenoiser`, what ``gbp-denoise`` and the Python
+API do now (``coverage``: its pixel channels within 1.96 predicted standard deviations of the clean
+value); ``bm3d_rgb`` (``--bm3d``; the ``bm3d`` package, optional benchmark dependency, about 10 s per
+image): BM3D on the same 8-bit inputs in its own opponent space.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gbp_torch.io import read_image
 from gbp_torch.metrics import coverage, psnr_db
 from gbp_torch.paths import dataset_dir
 from gbp_torch.pretrained import DEFAULT_DENOISER, denoiser
+from gbp_torch.tasks.denoise.clipping import is_clipped, unclip
 from gbp_torch.tasks.denoise.colour import ColourDenoiser
 
 
@@ -36,8 +38,9 @@ def colour_images(limit: int | None = None) -> list[tuple[str, torch.Tensor]]:
 
 
 def separate(model, noisy: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The gray model on each RGB channel."""
-    return torch.cat([model(noisy[:, c:c + 1], torch.tensor([sigma])).mean for c in range(noisy.shape[1])], 1)
+    """The gray model on each RGB channel, clipped channels unclipped as in the opponent path."""
+    mean = torch.cat([model(noisy[:, c:c + 1], torch.tensor([sigma])).mean for c in range(noisy.shape[1])], 1)
+    return unclip(mean, None, torch.full(noisy.shape[:2], sigma), is_clipped(noisy))[0]
 
 
 def bm3d_rgb(noisy: torch.Tensor, sigma: float) -> torch.Tensor:

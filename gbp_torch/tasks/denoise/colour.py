@@ -9,7 +9,7 @@ White Gaussian noise of std sigma in each of R, G, B becomes, after the transfor
 (orthogonal rows, so the three noises stay independent), a luminance channel that carries most of the
 image's detail at a lower noise level and two smooth chroma channels that denoise well. Each channel goes
 through the gray model with its own noise level, then back to RGB. On the 12 colour photos of the data root
-(noisy inputs rounded to 8 bits) the default model gains 0.9-1.3 dB over denoising R, G and B separately
+(noisy inputs rounded to 8 bits) the default model gains 1.1-1.3 dB over denoising R, G and B separately
 at sigma 15 / 25 / 50 (``benchmarks/bench_colour_denoise.py``). Blind, the noise level is measured on Y, C1
 and C2 themselves: noise that is the same in R, G and B (as demosaicking and JPEG leave much of it) lies all in
 Y, and estimates made on R, G and B and carried over would put a third of its variance there (on the
