@@ -5,6 +5,8 @@ model's gain on an 8-bit image through ColourDenoiser (gray and colour)."""
 import numpy as np
 import torch
 from helpers import unclip_oracle
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gbp_torch.io import read_image
 from gbp_torch.metrics import psnr_db
@@ -45,6 +47,23 @@ def test_unclip_inverts_the_clipped_mean_like_an_independent_oracle():
     assert (x[~inside] - (mean[~inside] > 0.5).to(DT)).abs().max() < 1e-6
     x32, _ = unclip(mean.float(), None, sigma.float(), torch.ones(2, 2, dtype=torch.bool))
     assert (x32.double() - x).abs().max() < 1e-5  # float32 reaches the root too
+
+
+@settings(deadline=None, max_examples=60)
+@given(sigma=st.floats(1e-4, 3.0), means=st.lists(st.floats(-0.5, 1.5), min_size=2, max_size=16))
+def test_unclip_is_a_monotone_inverse_into_the_unit_interval(sigma, means):
+    """Any sigma and any estimate: x in [0, 1], finite variances, non-decreasing in the estimate, and
+    E(x) is the estimate clamped to E([0, 1]) (float64)."""
+    mean = torch.tensor(sorted(means), dtype=DT).view(1, 1, 1, -1)
+    s = torch.tensor([[sigma]], dtype=DT)
+    x, v = unclip(mean, torch.full_like(mean, 1e-3), s, torch.ones(1, 1, dtype=torch.bool))
+    assert ((x >= 0) & (x <= 1)).all() and torch.isfinite(v).all() and (v >= 1e-3).all()
+    assert (x.diff(dim=-1) >= -1e-12).all()
+    bounds, _ = clipped_mean(torch.tensor([0.0, 1.0], dtype=DT), s.view(1))
+    back, slope_x = clipped_mean(x, s.view(1, 1, 1, 1))
+    inside = slope_x > 1e-6  # where E is not flat, the root is pinned down
+    gap = (back - mean.clamp(bounds[0], bounds[1]))[inside].abs()
+    assert gap.numel() == 0 or gap.max() < 1e-9
 
 
 def test_only_clipped_channels_change():
