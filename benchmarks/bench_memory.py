@@ -4,6 +4,7 @@
     python benchmarks/bench_memory.py --stereo 600x400:64 --flow 640x480   # a quick look
     python benchmarks/bench_memory.py --stereo '' --flow '' --denoise 6000x4000 --denoise 2000x1500 \
         --untiled 2000x1500                                  # denoising: 24 MP tiled; 3 MP tiled and not
+    python benchmarks/bench_memory.py --stereo '' --flow '' --denoise-rgb 6000x4000    # a 24 MP colour photo
 
 Each CLI call (``gbp-stereo`` / ``gbp-flow`` / ``gbp-denoise`` through ``python -m``, model loading and PNG reading
 included) runs in a fresh process; its peak resident set size comes from ``getrusage`` of the
@@ -68,11 +69,11 @@ def flow_pair(h: int, w: int, folder: Path) -> tuple[Path, Path]:
     return paths
 
 
-def noisy_photo(h: int, w: int, folder: Path) -> Path:
-    """A gray texture with Gaussian noise (sigma 25), 8-bit PNG."""
+def noisy_photo(h: int, w: int, folder: Path, channels: int = 1) -> Path:
+    """A gray (or colour) texture with Gaussian noise (sigma 25), 8-bit PNG."""
     g = torch.Generator().manual_seed(2)
-    img = (texture(h, w, 3)[:1] + torch.randn(1, h, w, generator=g) * 25 / 255).clamp(0, 1)
-    path = Path(folder) / f"noisy_{w}x{h}.png"
+    img = (texture(h, w, 3)[:channels] + torch.randn(channels, h, w, generator=g) * 25 / 255).clamp(0, 1)
+    path = Path(folder) / f"noisy_{w}x{h}_{channels}.png"
     write_image(path, img)
     return path
 
@@ -111,6 +112,7 @@ def main() -> None:
     ap.add_argument("--stereo", default="3000x2000:256", help="WxH:max_disp of the stereo pair ('' skips)")
     ap.add_argument("--flow", default="3840x2160", help="WxH of the flow pair ('' skips)")
     ap.add_argument("--denoise", action="append", default=[], metavar="WxH", help="gray photo for gbp-denoise")
+    ap.add_argument("--denoise-rgb", action="append", default=[], metavar="WxH", help="colour photo for gbp-denoise")
     ap.add_argument("--untiled", action="append", default=[], metavar="WxH",
                     help="gray photo for gbp-denoise --tile 0 (the untiled reference)")
     ap.add_argument("--threads", type=int, default=1)
@@ -137,11 +139,15 @@ def main() -> None:
                           [str(f1), str(f2), "-o", str(folder / "f.flo"), "--uncertainty", str(folder / "s.flo"),
                            *model],
                           (f1, f2), 6.0))
-        for text, tile in [(t, True) for t in args.denoise if t] + [(t, False) for t in args.untiled if t]:
+        jobs = ([(t, True, 1) for t in args.denoise if t] + [(t, False, 1) for t in args.untiled if t]
+                + [(t, True, 3) for t in args.denoise_rgb if t])
+        for text, tile, channels in jobs:
             w, h, _ = size(text)
-            photo = make_input("noisy_photo", h, w, folder)
-            cases.append((f"denoise {w}x{h} ({w * h / 1e6:.1f} MP){'' if tile else ' untiled'}", "gbp_torch.cli",
-                          "denoise_main", [str(photo), "-o", str(folder / f"d_{text}_{tile}.png"), "--sigma", "25",
+            photo = make_input("noisy_photo", h, w, folder, channels)
+            kind = f"{'' if tile else ' untiled'}{' colour' if channels == 3 else ''}"
+            out = folder / f"d_{text}_{tile}_{channels}.png"
+            cases.append((f"denoise {w}x{h} ({w * h / 1e6:.1f} MP){kind}", "gbp_torch.cli",
+                          "denoise_main", [str(photo), "-o", str(out), "--sigma", "25",
                                            "--uncertainty", str(folder / "s.png"), *([] if tile else ["--tile", "0"]),
                                            *denoise_model],
                           (photo,), 4.0))
@@ -152,7 +158,7 @@ def main() -> None:
             call = threads + f"from {module} import {fn}; {fn}({cli_args!r})"
             peak, wall = run_child(["-c", call])
             rows.append((name, base, peak, wall, target))
-        seams = [(t, (read_image(folder / f"d_{t}_True.png") - read_image(folder / f"d_{t}_False.png")).abs().max())
+        seams = [(t, (read_image(folder / f"d_{t}_True_1.png") - read_image(folder / f"d_{t}_False_1.png")).abs().max())
                  for t in set(args.denoise) & set(args.untiled)]
     print(f"{'case':40s} {'read-only GB':>12s} {'CLI peak GB':>11s} {'x read-only':>11s} {'time s':>7s} target")
     for name, base, peak, wall, target in rows:

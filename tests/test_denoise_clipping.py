@@ -106,3 +106,25 @@ def test_the_default_model_on_8_bit_input_gains_in_psnr_and_coverage():
         ours, raw_cover = (float(((m - clean).abs() < 1.96 * v.sqrt())[near_bounds].float().mean())
                            for m, v in ((mean, var), (naive.mean, naive.var)))
         assert ours > raw_cover + 0.03 and ours > 0.93
+
+
+def test_unclip_in_bands_of_rows_equals_one_band(monkeypatch):
+    """Bands of a few rows (and a transposed, non-contiguous input, changed in place through its views) give
+    what one band gives."""
+    from gbp_torch.tasks.denoise import clipping
+
+    g = torch.Generator().manual_seed(3)
+    mean = torch.rand(2, 3, 9, 13, generator=g, dtype=DT)
+    var = torch.rand(2, 3, 9, 13, generator=g, dtype=DT) * 1e-3
+    sigma = torch.rand(2, 3, generator=g, dtype=DT) * 0.3 + 0.01
+    clipped = torch.tensor([[True, False, True], [True, True, False]])
+    whole = unclip(mean, var, sigma, clipped)
+    monkeypatch.setattr(clipping, "CHUNK", 20)  # one row of 13 per band
+    banded = unclip(mean, var, sigma, clipped)
+    torch.testing.assert_close(banded, whole, rtol=0, atol=0)
+    t_mean, t_var = mean.transpose(-1, -2).clone(), var.transpose(-1, -2).clone()
+    strided = (t_mean.transpose(-1, -2), t_var.transpose(-1, -2))  # non-contiguous views
+    out = clipping.unclip_(*strided, sigma, clipped)
+    assert out[0] is strided[0]
+    torch.testing.assert_close(out, whole, rtol=0, atol=1e-15)
+    torch.testing.assert_close(t_mean.transpose(-1, -2), whole[0], rtol=0, atol=1e-15)

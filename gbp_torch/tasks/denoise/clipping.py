@@ -55,22 +55,35 @@ def unclip(mean: Tensor, var: Tensor | None, sigma: Tensor, clipped: Tensor) -> 
         sigma: (B, C) the noise stds of the channels (0-1 scale; 0: left alone).
         clipped: (B, C) bool, e.g. :func:`is_clipped` of the noisy input.
     Returns:
-        (x, var / E'(x)^2), x in [0, 1] where clipped.
+        new tensors (x, var / E'(x)^2), x in [0, 1] where clipped (:func:`unclip_` works in place).
     """
+    return unclip_(mean.clone(), None if var is None else var.clone(), sigma, clipped)
+
+
+#: Values per chunk of :func:`unclip_` (its temporaries stay a few times this size).
+CHUNK = 1 << 20
+
+
+def unclip_(mean: Tensor, var: Tensor | None, sigma: Tensor, clipped: Tensor) -> tuple[Tensor, Tensor | None]:
+    """:func:`unclip` in place on ``mean`` and ``var`` (returned), one channel and about :data:`CHUNK` values (a band of
+    rows) at a time."""
     clipped = clipped & (sigma > 0)  # no noise, nothing to undo
-    if not bool(clipped.any()):
-        return mean, var
-    s = sigma.to(mean).view(*sigma.shape, 1, 1)
-    lowest, _ = clipped_mean(torch.zeros_like(s), s)
-    highest, _ = clipped_mean(torch.ones_like(s), s)
-    target = torch.minimum(torch.maximum(mean, lowest), highest)  # E maps [0, 1] onto [E(0), E(1)]
-    x = target
-    for _ in range(NEWTON_STEPS):
-        e, slope = clipped_mean(x, s)
-        x = (x - (e - target) / slope.clamp_min(1e-12)).clamp(0.0, 1.0)
-    keep = clipped.view(*clipped.shape, 1, 1)
-    out = torch.where(keep, x, mean)
-    if var is None:
-        return out, None
-    _, slope = clipped_mean(x, s)
-    return out, torch.where(keep, var / slope.square().clamp_min(1e-12), var)
+    for b, c in clipped.nonzero().tolist():  # (image, channel) pairs: a few
+        s = sigma[b, c].to(mean)
+        lowest, _ = clipped_mean(torch.zeros_like(s), s)
+        highest, _ = clipped_mean(torch.ones_like(s), s)
+        m = mean[b, c]
+        v = None if var is None else var[b, c]
+        rows = max(1, CHUNK // m.shape[-1])
+        for start in range(0, m.shape[0], rows):
+            part = slice(start, start + rows)  # a band of rows: a view whatever the strides
+            target = m[part].clamp(lowest, highest)  # E maps [0, 1] onto [E(0), E(1)]
+            x = target
+            for _ in range(NEWTON_STEPS):
+                e, slope = clipped_mean(x, s)
+                x = (x - (e - target) / slope.clamp_min(1e-12)).clamp(0.0, 1.0)
+            m[part] = x
+            if v is not None:
+                _, slope = clipped_mean(x, s)
+                v[part] = v[part] / slope.square().clamp_min(1e-12)
+    return mean, var

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ...vision import as_unit_float
-from .clipping import is_clipped, unclip
+from .clipping import is_clipped, unclip_
 from .noise_level import estimate_noise_sigma
 from .output import DenoiseOutput, as_denoise_output
 
@@ -103,6 +103,7 @@ class ColourDenoiser(nn.Module):
             raise ValueError("give sigma (of R, G, B) or channel_sigma (of the channels denoised), not both")
         noisy = as_unit_float(noisy, "noisy")
         opponent = noisy.shape[1] == 3 and self.opponent
+        clipped = is_clipped(noisy)
         channels = to_opponent(noisy) if opponent else noisy
         if channel_sigma is not None:
             given = self._sigmas(noisy, channel_sigma, "channel_sigma")
@@ -111,15 +112,16 @@ class ColourDenoiser(nn.Module):
             given = opponent_sigma(given) if opponent else given
         else:  # blind: a sigma-conditioned model gets the channels' own estimates, others their own blind mode
             given = self._estimate(channels) if self.opponent else None
-        out = self._channels(channels, given)
+        mean, var = self._channels(channels, given)
+        del channels  # big images: one colour image at a time on top of the outputs
         if opponent:
-            out = DenoiseOutput(from_opponent(out.mean), None if out.var is None else opponent_variance_to_rgb(out.var))
-        if given is None or not self.opponent:
-            return out
-        # clipped input: the model estimated each channel's clipped mean; the noise stds of R, G, B come from
-        # the channels' (independent in the opponent space, so shared noise counts fully in each)
-        noise = opponent_variance_to_rgb(given.square()[..., None, None])[..., 0, 0].sqrt() if opponent else given
-        mean, var = unclip(out.mean, out.var, noise, is_clipped(noisy))
+            mean = from_opponent(mean)
+            var = None if var is None else opponent_variance_to_rgb(var)
+        if given is not None and self.opponent:
+            # clipped input: the model estimated each channel's clipped mean; the noise stds of R, G, B come
+            # from the channels' (independent in the opponent space, so shared noise counts fully in each)
+            noise = opponent_variance_to_rgb(given.square()[..., None, None])[..., 0, 0].sqrt() if opponent else given
+            mean, var = unclip_(mean, var, noise, clipped)  # on this method's own tensors
         return DenoiseOutput(mean, var)
 
     def channel_names(self, channels: int) -> tuple[str, ...]:
@@ -153,12 +155,18 @@ class ColourDenoiser(nn.Module):
             raise ValueError(f"{name} must be finite and >= 0 (noise stds on the 0-1 scale), got {s.tolist()}")
         return s.view(bsz, 1).expand(bsz, c) if s.dim() == 1 else s
 
-    def _channels(self, images: Tensor, sigma: Tensor | None) -> DenoiseOutput:
-        """Each channel of ``images`` (B, C, H, W) through the gray model with its sigma (B, C) or None."""
-        means, variances = [], []
+    def _channels(self, images: Tensor, sigma: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Each channel of ``images`` (B, C, H, W) through the gray model with its sigma (B, C) or None: mean and
+        variance (B, C, H, W) (None without variances), written channel by channel."""
+        mean = var = None
         for k in range(images.shape[1]):
             out = as_denoise_output(self.gray(images[:, k:k + 1], None if sigma is None else sigma[:, k]))
-            means.append(out.mean)
-            variances.append(out.var)
-        var = None if any(v is None for v in variances) else torch.cat(variances, 1)
-        return DenoiseOutput(torch.cat(means, 1), var)
+            if mean is None:
+                mean = out.mean.new_empty(images.shape)
+                var = None if out.var is None else out.var.new_empty(images.shape)
+            mean[:, k:k + 1] = out.mean
+            if var is not None and out.var is None:  # a channel without variance: none for the image
+                var = None
+            elif var is not None:
+                var[:, k:k + 1] = out.var
+        return mean, var
