@@ -108,9 +108,9 @@ def test_the_default_model_on_8_bit_input_gains_in_psnr_and_coverage():
         assert ours > raw_cover + 0.03 and ours > 0.93
 
 
-def test_unclip_in_bands_of_rows_equals_one_band(monkeypatch):
-    """Bands of a few rows (and a transposed, non-contiguous input, changed in place through its views) give
-    what one band gives."""
+def test_unclip_in_place_in_bands_of_rows_equals_the_out_of_place_one(monkeypatch):
+    """unclip_ on bands of a few rows (and on a transposed, non-contiguous input, changed in place through its
+    views) gives what unclip gives."""
     from gbp_torch.tasks.denoise import clipping
 
     g = torch.Generator().manual_seed(3)
@@ -118,13 +118,51 @@ def test_unclip_in_bands_of_rows_equals_one_band(monkeypatch):
     var = torch.rand(2, 3, 9, 13, generator=g, dtype=DT) * 1e-3
     sigma = torch.rand(2, 3, generator=g, dtype=DT) * 0.3 + 0.01
     clipped = torch.tensor([[True, False, True], [True, True, False]])
-    whole = unclip(mean, var, sigma, clipped)
+    whole = unclip(mean, var, sigma, clipped)  # out of place, all at once
     monkeypatch.setattr(clipping, "CHUNK", 20)  # one row of 13 per band
-    banded = unclip(mean, var, sigma, clipped)
-    torch.testing.assert_close(banded, whole, rtol=0, atol=0)
+    banded = clipping.unclip_(mean.clone(), var.clone(), sigma, clipped)
+    torch.testing.assert_close(banded, whole, rtol=0, atol=1e-15)
     t_mean, t_var = mean.transpose(-1, -2).clone(), var.transpose(-1, -2).clone()
     strided = (t_mean.transpose(-1, -2), t_var.transpose(-1, -2))  # non-contiguous views
     out = clipping.unclip_(*strided, sigma, clipped)
     assert out[0] is strided[0]
     torch.testing.assert_close(out, whole, rtol=0, atol=1e-15)
     torch.testing.assert_close(t_mean.transpose(-1, -2), whole[0], rtol=0, atol=1e-15)
+
+
+def test_gradients_pass_through_unclipping_in_colour_denoiser():
+    """With autograd on, ColourDenoiser unclips out of place: the gradient of a loss on its clipped-input output
+    reaches the model's parameters and matches finite differences in one of them."""
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False).double()
+    model.sigma_input = True
+
+    class Gray(torch.nn.Module):
+        sigma_input = True
+
+        def __init__(self):
+            super().__init__()
+            self.conv = model
+
+        def forward(self, x, sigma):
+            from gbp_torch.tasks.denoise.output import DenoiseOutput
+            return DenoiseOutput(self.conv(x), torch.full_like(x, 1e-3) * (1 + self.conv.weight.sum()))
+
+    wrapper = ColourDenoiser(Gray())
+    noisy = torch.rand(1, 3, 6, 7, generator=torch.Generator().manual_seed(1), dtype=DT)
+    noisy[0, :, 0, 0] = 0.0  # clipped
+
+    def loss():
+        out = wrapper(noisy, 0.2)
+        return out.mean.square().sum() + out.var.sum()
+
+    value = loss()
+    (grad,) = torch.autograd.grad(value, model.weight)
+    eps = 1e-6
+    with torch.no_grad():
+        model.weight[0, 0, 1, 1] += eps
+        up = float(loss())
+        model.weight[0, 0, 1, 1] -= 2 * eps
+        down = float(loss())
+        model.weight[0, 0, 1, 1] += eps
+    assert abs((up - down) / (2 * eps) - float(grad[0, 0, 1, 1])) < 1e-5 * max(1.0, abs(float(grad[0, 0, 1, 1])))

@@ -47,7 +47,8 @@ def is_clipped(noisy: Tensor) -> Tensor:
 
 
 def unclip(mean: Tensor, var: Tensor | None, sigma: Tensor, clipped: Tensor) -> tuple[Tensor, Tensor | None]:
-    """Estimates of ``E(x)`` -> of x, where ``clipped``; elsewhere unchanged.
+    """Estimates of ``E(x)`` -> of x, where ``clipped``; elsewhere unchanged. Differentiable (through the Newton
+    steps); :func:`unclip_` does the same in place in bounded memory.
 
     Args:
         mean: (B, C, H, W) a Gaussian denoiser's output on clipped noisy input.
@@ -55,35 +56,46 @@ def unclip(mean: Tensor, var: Tensor | None, sigma: Tensor, clipped: Tensor) -> 
         sigma: (B, C) the noise stds of the channels (0-1 scale; 0: left alone).
         clipped: (B, C) bool, e.g. :func:`is_clipped` of the noisy input.
     Returns:
-        new tensors (x, var / E'(x)^2), x in [0, 1] where clipped (:func:`unclip_` works in place).
+        new tensors (x, var / E'(x)^2), x in [0, 1] where clipped.
     """
-    return unclip_(mean.clone(), None if var is None else var.clone(), sigma, clipped)
+    clipped = clipped & (sigma > 0)  # no noise, nothing to undo
+    if not bool(clipped.any()):
+        return mean, var
+    x, slope = _invert(mean, sigma.to(mean).view(*sigma.shape, 1, 1))
+    keep = clipped.view(*clipped.shape, 1, 1)
+    out = torch.where(keep, x, mean)
+    return out, None if var is None else torch.where(keep, var / slope.square().clamp_min(1e-12), var)
 
 
-#: Values per chunk of :func:`unclip_` (its temporaries stay a few times this size).
+#: Values per band of :func:`unclip_` (its temporaries stay a few times this size).
 CHUNK = 1 << 20
 
 
 def unclip_(mean: Tensor, var: Tensor | None, sigma: Tensor, clipped: Tensor) -> tuple[Tensor, Tensor | None]:
     """:func:`unclip` in place on ``mean`` and ``var`` (returned), one channel and about :data:`CHUNK` values (a band of
-    rows) at a time."""
-    clipped = clipped & (sigma > 0)  # no noise, nothing to undo
+    rows) at a time. Not for tensors that autograd needs."""
+    clipped = clipped & (sigma > 0)
     for b, c in clipped.nonzero().tolist():  # (image, channel) pairs: a few
         s = sigma[b, c].to(mean)
-        lowest, _ = clipped_mean(torch.zeros_like(s), s)
-        highest, _ = clipped_mean(torch.ones_like(s), s)
         m = mean[b, c]
         v = None if var is None else var[b, c]
         rows = max(1, CHUNK // m.shape[-1])
         for start in range(0, m.shape[0], rows):
             part = slice(start, start + rows)  # a band of rows: a view whatever the strides
-            target = m[part].clamp(lowest, highest)  # E maps [0, 1] onto [E(0), E(1)]
-            x = target
-            for _ in range(NEWTON_STEPS):
-                e, slope = clipped_mean(x, s)
-                x = (x - (e - target) / slope.clamp_min(1e-12)).clamp(0.0, 1.0)
+            x, slope = _invert(m[part], s)
             m[part] = x
             if v is not None:
-                _, slope = clipped_mean(x, s)
                 v[part] = v[part] / slope.square().clamp_min(1e-12)
     return mean, var
+
+
+def _invert(estimate: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+    """x in [0, 1] with ``E(x)`` = the estimate clamped to ``[E(0), E(1)]`` (E maps [0, 1] onto it), and E'(x)."""
+    lowest, _ = clipped_mean(torch.zeros_like(sigma), sigma)
+    highest, _ = clipped_mean(torch.ones_like(sigma), sigma)
+    target = torch.minimum(torch.maximum(estimate, lowest), highest)
+    x = target
+    for _ in range(NEWTON_STEPS):
+        e, slope = clipped_mean(x, sigma)
+        x = (x - (e - target) / slope.clamp_min(1e-12)).clamp(0.0, 1.0)
+    return x, clipped_mean(x, sigma)[1]

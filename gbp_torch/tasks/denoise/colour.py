@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ...vision import as_unit_float
-from .clipping import is_clipped, unclip_
+from .clipping import is_clipped, unclip, unclip_
 from .noise_level import estimate_noise_sigma
 from .output import DenoiseOutput, as_denoise_output
 
@@ -121,7 +121,8 @@ class ColourDenoiser(nn.Module):
             # clipped input: the model estimated each channel's clipped mean; the noise stds of R, G, B come
             # from the channels' (independent in the opponent space, so shared noise counts fully in each)
             noise = opponent_variance_to_rgb(given.square()[..., None, None])[..., 0, 0].sqrt() if opponent else given
-            mean, var = unclip_(mean, var, noise, clipped)  # on this method's own tensors
+            fix = unclip if torch.is_grad_enabled() else unclip_  # in place on this method's tensors, unless
+            mean, var = fix(mean, var, noise, clipped)  # autograd needs them
         return DenoiseOutput(mean, var)
 
     def channel_names(self, channels: int) -> tuple[str, ...]:
