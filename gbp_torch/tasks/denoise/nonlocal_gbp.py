@@ -103,6 +103,15 @@ class NonLocalGBPDenoiser(nn.Module):
     pixels (within about 1/255 of the whole-image result), so its K-per-pixel arrays stay those of one tile.
     """
 
+    #: The non-local stage's tiles are this many times the network's (``factors.tile``): its margin is
+    #: wider (1024 x 1024 on 2 threads with 256-pixel network tiles: 3.0 s with 512-pixel stage tiles, 3.5 s
+    #: with 256, 3.1 s with 768).
+    STAGE_TILE_FACTOR = 2
+    #: Margin of the tiles of the non-local stage on big images: block matching there is exact
+    #: (partners and patches lie within ``radius + patch // 2``); the joint solve's response to what
+    #: lies beyond the margin decays over a few smoothness lengths (tiled vs whole image: see the tests).
+    HALO = 48
+
     def __init__(self, width: int = 48, depth: int = 8, context_width: int = 64, context_depth: int = 8,
                  iters: int = 8, levels: int | None = None, sigma_input: bool = True, k: int = 8, patch: int = 7,
                  radius: int = 9, cell: int = 3, hidden: int = 16, solve_iters: int = 10, robust: bool = True,
@@ -151,15 +160,6 @@ class NonLocalGBPDenoiser(nn.Module):
                             progress=local.factors.progress, desc="non-local tiles")
             mean, var = out[:, :1], out[:, 1]
         return DenoiseOutput(mean, local.variance_factor(sigma, var) * var.unsqueeze(1))
-
-    #: The non-local stage's tiles are this many times the network's (``factors.tile``): its margin, below, is
-    #: wider (1024 x 1024 on 2 threads with 256-pixel network tiles: 3.0 s with 512-pixel stage tiles, 3.5 s
-    #: with 256, 3.1 s with 768).
-    STAGE_TILE_FACTOR = 2
-    #: Margin of the tiles of the non-local stage on big images: block matching there is exact
-    #: (partners and patches lie within ``radius + patch // 2``); the joint solve's response to what
-    #: lies beyond the margin decays over a few smoothness lengths (tiled vs whole image: see the tests).
-    HALO = 48
 
     def _joint(self, noisy: Tensor, pilot: Tensor, z: Tensor, a: Tensor, wh: Tensor, wv: Tensor,
                sigma: Tensor) -> tuple[Tensor, Tensor]:
