@@ -82,6 +82,16 @@ def test_only_clipped_channels_change():
     assert (x[expected] < 0.05).all()  # a dark clipped mean lies above the clean value
 
 
+def test_integer_samples_are_clipped_where_some_are_zero_or_full_scale():
+    g = torch.Generator().manual_seed(3)
+    for dtype, top in ((torch.uint8, 255), (torch.uint16, 65535)):
+        samples = torch.randint(1, top, (2, 3, 6, 5), generator=g).to(dtype)
+        samples[0, 1, 2, 3], samples[1, 2, 0, 0] = 0, top
+        expected = torch.tensor([[False, True, False], [False, False, True]])
+        assert torch.equal(is_clipped(samples), expected)
+        assert torch.equal(is_clipped(samples.to(torch.int32).float() / top), expected)
+
+
 def test_the_default_model_on_8_bit_input_gains_in_psnr_and_coverage():
     """House (gray) and a RubberWhale crop (colour) at sigma 50, noisy values rounded to 8 bits and clipped:
     ColourDenoiser's unclipping beats the model's raw output, which is what it gives when told nothing

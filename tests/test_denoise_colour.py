@@ -136,3 +136,24 @@ def test_the_opponent_space_beats_denoising_r_g_b_separately():
         opponent = ColourDenoiser(model)(noisy, sigma).mean
         separate = torch.cat([model(noisy[:, c:c + 1], torch.tensor([sigma])).mean for c in range(3)], 1)
     assert psnr_db(opponent, clean) > psnr_db(separate, clean) + 0.5
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_integer_samples_give_the_float_images_result_and_the_input_is_never_written(channels):
+    """uint8 samples (what gbp-denoise passes, a quarter of the float image's memory) give exactly the result
+    of the float image; without autograd the channels' estimates are written over the method's own opponent
+    channels / float copy, never over the caller's tensor; with autograd the (out-of-place) result is the same."""
+    clean = read_image(samples_dir() / "flow" / "rubberwhale_frame10.png")[None, :channels, :40, :48]
+    noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(8))
+    samples = (noisy * 255).round().clamp(0, 255).to(torch.uint8)
+    as_float = samples.float() / 255
+    kept = as_float.clone()
+    wrapper = ColourDenoiser(denoiser())
+    with torch.no_grad():
+        from_samples, from_float = wrapper(samples, 25 / 255), wrapper(as_float, 25 / 255)
+    assert torch.equal(as_float, kept)
+    assert torch.equal(from_samples.mean, from_float.mean) and torch.equal(from_samples.var, from_float.var)
+    with torch.enable_grad():
+        recorded = wrapper(as_float.requires_grad_(), 25 / 255)
+    torch.testing.assert_close(recorded.mean.detach(), from_float.mean, rtol=0, atol=1e-5)
+    torch.testing.assert_close(recorded.var.detach(), from_float.var, rtol=1e-4, atol=1e-9)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gbp_torch.io import read_gray, read_image, write_image
+from gbp_torch.io import read_gray, read_image, read_samples, write_image
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (9, 7, 3), dtype=np.uint8)
@@ -35,6 +35,8 @@ def test_read_image_keeps_gray_or_colour_and_drops_alpha(tmp_path, mode):
     got = read_image(tmp_path / "x.png")
     assert got.dtype == torch.float32 and got.shape == expected.shape
     assert torch.equal((got * 255).round().to(torch.uint8), torch.from_numpy(expected.copy()))
+    samples = read_samples(tmp_path / "x.png")  # the same samples, unscaled (what the denoising CLI keeps)
+    assert samples.dtype == torch.uint8 and torch.equal(samples, torch.from_numpy(expected.copy()))
 
 
 def test_write_image_round_trips_gray_and_colour_and_rejects_other_shapes(tmp_path):
@@ -76,6 +78,9 @@ def test_16_bit_gray_tiff_and_pgm_keep_their_depth(tmp_path, suffix):
     torch.testing.assert_close(got, torch.from_numpy(GRAY16.astype(np.float32)) / 65535.0, rtol=0, atol=1e-7)
     colour, bits = read_image(tmp_path / f"x{suffix}", return_bits=True)
     assert bits == 16 and colour.shape == (1, 9, 7)
+    samples = read_samples(tmp_path / f"x{suffix}")
+    assert samples.dtype == torch.uint16
+    np.testing.assert_array_equal(samples[0].to(torch.int32).numpy(), GRAY16.astype(np.int32))
 
 
 def test_truncated_or_float_tiff_is_a_one_line_value_error(tmp_path):

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..io.image import first_line
+from ..io.image import SAMPLE_BITS, first_line
 from .allocator import keep_freed_memory
 
 
@@ -45,9 +45,10 @@ def same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def read_input(path: Path, what: str, gray: bool = False):
-    """(image (C, H, W) float in [0, 1], bit depth) of an input file, or a CLIError that says why not."""
-    from ..io import read_gray, read_image
+def read_input(path: Path, what: str, gray: bool = False, samples: bool = False):
+    """(image (C, H, W) float in [0, 1], bit depth) of an input file, or a CLIError that says why not. With
+    ``samples`` the image is its integer samples (uint8 / uint16, :func:`~gbp_torch.io.read_samples`)."""
+    from ..io import read_gray, read_image, read_samples
 
     if not path.exists():
         raise CLIError(f"{what} not found: {path}")
@@ -57,6 +58,9 @@ def read_input(path: Path, what: str, gray: bool = False):
         if gray:
             img, bits = read_gray(path, return_bits=True)
             return img[None], bits
+        if samples:
+            img = read_samples(path)
+            return img, SAMPLE_BITS[img.dtype]
         return read_image(path, return_bits=True)
     except (ValueError, OSError, RuntimeError) as e:
         raise CLIError(f"{what} {path}: {first_line(e)}") from None

@@ -39,7 +39,7 @@ def _denoise(argv: list[str] | None) -> None:
     if args.sigma is not None and not 0 < args.sigma < 255:
         ap.error(f"--sigma must be in (0, 255), got {args.sigma}")
     check_outputs([("-o", args.output, (".png",)), ("--uncertainty", args.uncertainty, (".png",))], [args.input])
-    image, bits = read_input(args.input, "input")
+    image, bits = read_input(args.input, "input", samples=True)  # a float copy only inside the model
     if args.blind and min(image.shape[-2:]) < 2:
         raise CLIError(f"--blind needs an image of at least 2x2 pixels to estimate the noise; {args.input} is "
                        f"{image.shape[-1]}x{image.shape[-2]} (give --sigma)")
@@ -76,7 +76,7 @@ def _denoise(argv: list[str] | None) -> None:
         if getattr(model, "sigma_input", False):  # what the model would estimate itself; computed once
             channel_sigma = estimate
     if colour.opponent and bool(is_clipped(noisy).any()):
-        share = float(((noisy == 0) | (noisy == 1)).float().mean())
+        share = float(((noisy == 0) | (noisy == (1 << bits) - 1)).float().mean())
         print(f"clipped input: {share:.1%} of the values at 0 or full scale; estimates near black and white are "
               f"corrected for the clipping")
     if hasattr(model, "factors"):

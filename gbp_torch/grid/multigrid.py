@@ -144,10 +144,16 @@ def build_hierarchy(sys: GridSystem, config: GridConfig = MULTIGRID, fine_gains:
 
 
 def _smooth(hier: Hierarchy, lev: Level, r: Tensor, e: Tensor | None, transpose: bool) -> Tensor:
-    """One smoothing step ``e += S (r - A e)`` (S^T when transpose)."""
+    """One smoothing step ``e += S (r - A e)`` (S^T when transpose); in place on e without autograd."""
     res = r if e is None else lev.op.residual(r, e)
     step = lev.smoother.apply_t(res) if transpose else lev.smoother.apply(res)
-    return step if e is None else e + step
+    del res
+    return step if e is None else _add(e, step)
+
+
+def _add(e: Tensor, f: Tensor) -> Tensor:
+    """``e + f``, into e when autograd is off (big grids: one fine-level vector fewer at the peak)."""
+    return e + f if torch.is_grad_enabled() else e.add_(f)
 
 
 def coarse_solve(hier: Hierarchy, lev: Level, r: Tensor) -> Tensor:
@@ -174,7 +180,8 @@ def vcycle(hier: Hierarchy, r: Tensor, level: int = 0) -> Tensor:
     rc = hier.restrict(r if e is None else lev.op.residual(r, e))
     h, w = lev.sys.shape
     corr = hier.prolong(vcycle(hier, rc, level + 1), h, w)
-    e = corr if e is None else e + corr
+    e = corr if e is None else _add(e, corr)
+    del corr
     for _ in range(nu2):
         e = _smooth(hier, lev, r, e, True)
     return e
@@ -272,15 +279,26 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
     lam_max = 2 * blocks.trace(op.centre, 1).flatten(1).amax(1)  # >= the largest eigenvalue of A (Gershgorin)
     hist, it, conv = [], 0, False
     p = q = pq = None
+    in_place = not torch.is_grad_enabled() and callback is None  # x and r updated in place after the first step
     while it < iters:
         zk = precondition(hier, r)
-        p = zk if p is None else torch.addcmul(zk, (-bdot(zk, q) / pq).view(-1, 1, 1, 1), p)
+        if p is None:
+            p = zk
+        else:
+            beta = (-bdot(zk, q) / pq).view(-1, 1, 1, 1)
+            p = zk.addcmul_(beta, p) if in_place else torch.addcmul(zk, beta, p)
+        del zk
+        q = None  # the previous direction's A p goes before the next one is made
         q = apply(p)
         # p^T A p at rounding level (or below it: negative, zero) is raised to that level
         pq = torch.maximum(bdot(p, q), (16 * info.eps * lam_max * bdot(p, p)).clamp_min(info.tiny))
         alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
-        x = torch.addcmul(x, alpha, p)
-        r = torch.addcmul(r, alpha, q, value=-1)
+        if in_place and it > 0:  # x is the caller's x0 until the first step
+            x.addcmul_(alpha, p)
+            r.addcmul_(alpha, q, value=-1)
+        else:
+            x = torch.addcmul(x, alpha, p)
+            r = torch.addcmul(r, alpha, q, value=-1)
         it += 1
         stop, conv = _check(x, bn, r, hist, it, tol, callback)
         if stop:

@@ -27,13 +27,13 @@ from .dense import (
     write_flow,
 )
 from .flo import flow_valid, read_flo, read_kitti_flow, write_flo, write_kitti_flow
-from .image import encode_png16, read_gray, read_image, read_png_raw, write_image, write_png16
+from .image import encode_png16, read_gray, read_image, read_png_raw, read_samples, write_image, write_png16
 from .pfm import read_pfm, write_pfm
 
 __all__ = [
     "DISPARITY_EXTENSIONS", "FLOW_EXTENSIONS", "colorize", "encode_png16", "finite_quantile", "flow_to_color",
     "flow_valid",
     "read_disparity", "read_flo", "read_flow", "read_gray", "read_image", "read_kitti_flow", "read_pfm",
-    "read_png_raw", "turbo", "write_disparity", "write_disparity_color", "write_flo", "write_flow",
+    "read_png_raw", "read_samples", "turbo", "write_disparity", "write_disparity_color", "write_flo", "write_flow",
     "write_flow_color", "write_image", "write_kitti_flow", "write_pfm", "write_png16", "write_std_map",
 ]

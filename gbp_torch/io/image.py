@@ -120,11 +120,15 @@ def read_image(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor 
     gray one (including colour files whose three channels are equal). Alpha is dropped and
     palettes are expanded; 16-bit PNGs are scaled by 65535. With ``return_bits`` also the bit
     depth, 8 or 16."""
-    rgb = _decode(path, "RGB")
-    if torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2]):
-        rgb = rgb[:1]
-    img, bits = to_unit_float(rgb)
+    img, bits = to_unit_float(read_samples(path))
     return (img, bits) if return_bits else img
+
+
+def read_samples(path: str | os.PathLike) -> Tensor:
+    """The integer samples that :func:`read_image` scales: (C, H, W) uint8 or uint16 (16-bit PNGs), C as there;
+    a quarter (uint8) of the float image's memory."""
+    rgb = _decode(path, "RGB")
+    return rgb[:1] if torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2]) else rgb
 
 
 def read_png_raw(path: str | os.PathLike) -> Tensor:

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import Tensor
 
+from ...io.image import SAMPLE_BITS
+
 #: Newton steps of :func:`unclip` (from the clipped mean; 5 reach float32 precision on [0, 1]).
 NEWTON_STEPS = 8
 
@@ -37,10 +39,13 @@ def clipped_mean(x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def is_clipped(noisy: Tensor) -> Tensor:
-    """(B, C) bool: channels whose values all lie in [0, 1] and some at exactly 0 or 1. noisy (B, C, H, W).
+    """(B, C) bool: channels whose values all lie in [0, 1] and some at exactly 0 or 1. noisy (B, C, H, W), floating
+    point, or uint8 / uint16 samples (clipped where some are 0 or full scale).
 
     Unclipped noise leaves values outside [0, 1] (or none exactly at the bounds) and is left alone."""
     flat = noisy.flatten(2)
+    if noisy.dtype in SAMPLE_BITS:
+        return ((flat == 0) | (flat == (1 << SAMPLE_BITS[noisy.dtype]) - 1)).any(2)
     inside = ((flat >= 0) & (flat <= 1)).all(2)
     at_bound = ((flat == 0) | (flat == 1)).any(2)
     return inside & at_bound

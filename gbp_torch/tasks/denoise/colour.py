@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ...io.image import SAMPLE_BITS
 from ...vision import as_unit_float
 from .clipping import is_clipped, unclip, unclip_
 from .noise_level import estimate_noise_sigma
@@ -101,8 +102,9 @@ class ColourDenoiser(nn.Module):
                              f"{tuple(noisy.shape) if isinstance(noisy, Tensor) else type(noisy).__name__}")
         if sigma is not None and channel_sigma is not None:
             raise ValueError("give sigma (of R, G, B) or channel_sigma (of the channels denoised), not both")
-        noisy = as_unit_float(noisy, "noisy")
         opponent = noisy.shape[1] == 3 and self.opponent
+        own = noisy.dtype in SAMPLE_BITS  # integer samples: the float image is this method's own
+        noisy = as_unit_float(noisy, "noisy")
         clipped = is_clipped(noisy)
         channels = to_opponent(noisy) if opponent else noisy
         if channel_sigma is not None:
@@ -112,8 +114,11 @@ class ColourDenoiser(nn.Module):
             given = opponent_sigma(given) if opponent else given
         else:  # blind: a sigma-conditioned model gets the channels' own estimates, others their own blind mode
             given = self._estimate(channels) if self.opponent else None
-        mean, var = self._channels(channels, given)
-        del channels  # big images: one colour image at a time on top of the outputs
+        del noisy  # big images: only the channels (and the caller's samples) stay beside the gray model
+        # without autograd each channel's estimate replaces its input where that is this method's tensor
+        in_place = (opponent or own) and not torch.is_grad_enabled()
+        mean, var = self._channels(channels, given, in_place)
+        del channels
         if opponent:
             mean = from_opponent(mean)
             var = None if var is None else opponent_variance_to_rgb(var)
@@ -156,18 +161,21 @@ class ColourDenoiser(nn.Module):
             raise ValueError(f"{name} must be finite and >= 0 (noise stds on the 0-1 scale), got {s.tolist()}")
         return s.view(bsz, 1).expand(bsz, c) if s.dim() == 1 else s
 
-    def _channels(self, images: Tensor, sigma: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def _channels(self, images: Tensor, sigma: Tensor | None, in_place: bool = False) -> tuple[Tensor, Tensor | None]:
         """Each channel of ``images`` (B, C, H, W) through the gray model with its sigma (B, C) or None: mean and
-        variance (B, C, H, W) (None without variances), written channel by channel."""
-        mean = var = None
+        variance (B, C, H, W) (None without variances), written channel by channel (the means into ``images``
+        itself with ``in_place``: a channel is not read again once denoised)."""
+        mean = images if in_place else None
+        var = None
         for k in range(images.shape[1]):
             out = as_denoise_output(self.gray(images[:, k:k + 1], None if sigma is None else sigma[:, k]))
-            if mean is None:
-                mean = out.mean.new_empty(images.shape)
+            if k == 0:
+                mean = out.mean.new_empty(images.shape) if mean is None else mean
                 var = None if out.var is None else out.var.new_empty(images.shape)
             mean[:, k:k + 1] = out.mean
             if var is not None and out.var is None:  # a channel without variance: none for the image
                 var = None
             elif var is not None:
                 var[:, k:k + 1] = out.var
+            del out
         return mean, var

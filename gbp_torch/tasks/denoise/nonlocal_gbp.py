@@ -140,8 +140,8 @@ class NonLocalGBPDenoiser(nn.Module):
         scale = 1.0 / sigma.square()
         with torch.set_grad_enabled(self.train_local and torch.is_grad_enabled()):
             f = local.factors(feats, noisy, data_scale=scale, smooth_scale=scale)
+            del feats  # big images: not needed by the solves
             pilot = local.gbp(f.z[:, 0], f.data_precision, (f.wh, f.wv)).mean.unsqueeze(1)
-        del feats
         a = f.data_precision
         tile = None if local.factors.tile is None else self.STAGE_TILE_FACTOR * local.factors.tile
         if tile is None or max(noisy.shape[-2:]) <= tile:
