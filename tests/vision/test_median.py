@@ -87,3 +87,21 @@ def test_bad_arguments():
         weighted_median_filter(field, field, 3, confidence=torch.ones(1, 2, 8, 8))
     with pytest.raises(ValueError, match="confidence"):
         weighted_median_filter(field, field, 3, confidence=-torch.ones(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [2, 5, 81, 130])
+def test_packed_key_sort_orders_like_torch_sort(dtype, n):
+    """The CPU packed-key sort (numpy's integer sort of the values' order-preserving bit images with the index in the
+    low bits) gives torch.sort's order on values of both signs and any magnitude, zero included, that differ by more
+    than its resolution (2^(ceil(log2 n) - 23) relative in float32); closer ones may come out in either order."""
+    from gbp_torch.vision.median import sort_order
+
+    g = torch.Generator().manual_seed(n)
+    magnitude = torch.logspace(-20, 20, 300, dtype=dtype)[:, None]
+    ranks = torch.stack([torch.randperm(n, generator=g) for _ in range(300)]).to(dtype) - n // 2  # zero included
+    values = (ranks * magnitude).view(3, 100, n)  # any leading shape
+    order = sort_order(values)
+    assert order.dtype == torch.int64 and order.shape == values.shape
+    assert torch.equal(torch.sort(order, -1).values, torch.arange(n).expand_as(order))  # a permutation per row
+    assert torch.equal(values.gather(-1, order), values.sort(-1).values)
