@@ -1,7 +1,7 @@
 """The package's imports run one way: no cycles, no import from a higher layer.
 
 Layers, bottom to top (a module may import its own layer and those below):
-ground (linalg, robust, gaussian, modes, adjoint, paths, metrics, io) -> engine (factors,
+ground (linalg, robust, gaussian, modes, adjoint, paths, metrics, io, tiling, progress, heap) -> engine (factors,
 messages, schedules, factor_graph, backward; the package root re-exports these) -> grid ->
 modules / nets -> vision -> tasks -> pretrained / demo / cli. Imports inside functions count.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "gbp_torch"
 
 LAYERS = [
-    ["linalg", "robust", "gaussian", "modes", "adjoint", "paths", "metrics", "io", "tiling", "progress"],
+    ["linalg", "robust", "gaussian", "modes", "adjoint", "paths", "metrics", "io", "tiling", "progress", "heap"],
     ["", "factors", "messages", "schedules", "factor_graph", "backward"],
     ["grid"],
     ["modules", "nets", "refine"],

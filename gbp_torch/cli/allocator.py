@@ -13,7 +13,8 @@ never changes the allocator.
 from __future__ import annotations
 
 import ctypes
-import sys
+
+from ..heap import libc
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -24,12 +25,9 @@ TRIM_THRESHOLD = 256 << 20
 def keep_freed_memory() -> bool:
     """Set glibc's ``mallopt`` thresholds (module docstring); True when both were accepted, False where there is
     no glibc (macOS, Windows, musl) or it refused."""
-    if not sys.platform.startswith("linux"):
+    lib = libc()
+    if lib is None:
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
+    mallopt = lib.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from ...grid import MULTIGRID, GridConfig, GridRobust, solve
+from ...heap import release_free_memory
 from ...progress import progress_bar
 from ...robust import RobustKernel
 from ...vision import as_unit_float, colour_guide, weighted_median_filter
@@ -155,6 +156,7 @@ class HandsetStereo(nn.Module):
                     u, res = self.relinearise(volume, u, theta, cues, frozen)
             bar.update()
         del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
+        release_free_memory()  # what the cost volume's bands left in the heap goes before the refinement
         with torch.no_grad():
             refined, res_refine = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine,
                                                      self.grid)
