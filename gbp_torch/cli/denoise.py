@@ -60,7 +60,6 @@ def _denoise(argv: list[str] | None) -> None:
     if args.uncertainty is not None and not getattr(model, "use_gbp", True):  # known before computing
         raise CLIError(f"--model {name} gives no uncertainty (it has no GBP solve); drop --uncertainty")
 
-    from ..tasks.denoise.clipping import is_clipped
     from ..tasks.denoise.colour import ColourDenoiser
 
     noisy = image.to(device).unsqueeze(0)  # (1, C, H, W)
@@ -75,8 +74,9 @@ def _denoise(argv: list[str] | None) -> None:
               + " (used by sigma-conditioned models)")
         if getattr(model, "sigma_input", False):  # what the model would estimate itself; computed once
             channel_sigma = estimate
-    if colour.opponent and bool(is_clipped(noisy).any()):
-        share = float(((noisy == 0) | (noisy == (1 << bits) - 1)).float().mean())
+    # integer samples are clipped where any is at 0 or full scale (what ColourDenoiser unclips)
+    share = float(((noisy == 0) | (noisy == (1 << bits) - 1)).float().mean()) if colour.opponent else 0.0
+    if share > 0:
         print(f"clipped input: {share:.1%} of the values at 0 or full scale; estimates near black and white are "
               f"corrected for the clipping")
     if hasattr(model, "factors"):
