@@ -56,31 +56,38 @@ class MatchWeights(nn.Module):
         """dist (B, K, H, W) (inf: no partner), sigma (B,) on the 0-1 scale -> weight, threshold (B, K, H, W).
 
         Without autograd the MLP, a function of one scalar per match and image, is evaluated on
-        :attr:`TABLE` points spanning the image's values and interpolated linearly (relative errors
-        near 1e-6 in the weights, at a fraction of the cost of running it per match)."""
+        :attr:`TABLE` points spanning the image's values, the weight table once per rank, and read by
+        linear interpolation (relative errors near 1e-6, at a fraction of the cost of running it per match)."""
         s2 = sigma.view(-1, 1, 1, 1).square()
         valid = torch.isfinite(dist)
-        d = torch.where(valid, dist, torch.zeros_like(dist)) / s2
+        d = dist.masked_fill(~valid, 0.0).div_(s2)
+        if not torch.is_grad_enabled():
+            return self._tabulated(d.add_(1e-3).log_(), valid, sigma)  # u in d's storage
         u = torch.log(d + 1e-3)
         log_sigma = torch.log(sigma * 255.0 / 25.0).view(-1, 1, 1, 1)
-        if torch.is_grad_enabled():
-            o = self.mlp(torch.stack((u, d, log_sigma.expand_as(u)), -1))
-        else:
-            o = torch.stack([self._tabulated(ub, ls) for ub, ls in zip(u, log_sigma)])
-        o = o + F.pad(self.rank_bias.view(1, -1, 1, 1, 1), (0, 1))
-        weight = torch.where(valid, F.softplus(o[..., 0]) / s2, torch.zeros_like(d))
+        o = self.mlp(torch.stack((u, d, log_sigma.expand_as(u)), -1))
+        weight = torch.where(valid, F.softplus(o[..., 0] + self.rank_bias.view(1, -1, 1, 1)) / s2, torch.zeros_like(u))
         threshold = F.softplus(o[..., 1]) * sigma.view(-1, 1, 1, 1) + 1e-4
         return weight, threshold
 
-    def _tabulated(self, u: Tensor, log_sigma: Tensor) -> Tensor:
-        """The MLP at every entry of u (K, H, W) by linear interpolation in a table, (K, H, W, 2)."""
-        lo, hi = u.min(), u.max().clamp_min(u.min() + 1e-6)
-        grid = torch.linspace(0.0, 1.0, self.TABLE, dtype=u.dtype, device=u.device) * (hi - lo) + lo
-        table = self.mlp(torch.stack((grid, grid.exp() - 1e-3, log_sigma.view(1).expand_as(grid)), -1))  # (T, 2)
-        pos = ((u - lo) / (hi - lo) * (self.TABLE - 1)).clamp(0, self.TABLE - 1)
-        left = pos.floor().long().clamp_max(self.TABLE - 2)
-        frac = (pos - left).unsqueeze(-1)
-        return torch.lerp(table[left], table[left + 1], frac)
+    def _tabulated(self, u: Tensor, valid: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward`'s outputs from tables: u, valid (B, K, H, W), sigma (B,) -> weight, threshold."""
+        k = u.shape[1]
+        weights, thresholds = [], []
+        for ub, vb, sb in zip(u, valid, sigma):
+            lo, hi = ub.min(), ub.max().clamp_min(ub.min() + 1e-6)
+            grid = torch.linspace(0.0, 1.0, self.TABLE, dtype=u.dtype, device=u.device) * (hi - lo) + lo
+            log_sigma = torch.log(sb * 255.0 / 25.0).expand_as(grid)
+            table = self.mlp(torch.stack((grid, grid.exp() - 1e-3, log_sigma), -1))  # (T, 2)
+            w_table = (F.softplus(table[:, 0] + self.rank_bias.view(-1, 1)) / sb.square()).flatten()  # (K T,)
+            t_table = F.softplus(table[:, 1]) * sb + 1e-4  # (T,)
+            pos = ub.sub_(lo).mul_((self.TABLE - 1) / (hi - lo)).clamp_(0, self.TABLE - 1)  # u's storage
+            left = pos.floor().long().clamp_max_(self.TABLE - 2)
+            frac = pos.sub_(left)
+            rows = left + (torch.arange(k, device=u.device) * self.TABLE).view(-1, 1, 1)
+            weights.append(torch.lerp(w_table.take(rows), w_table.take(rows + 1), frac).masked_fill_(~vb, 0.0))
+            thresholds.append(torch.lerp(t_table.take(left), t_table.take(left + 1), frac))
+        return torch.stack(weights), torch.stack(thresholds)
 
 
 class NonLocalGBPDenoiser(nn.Module):
