@@ -366,6 +366,26 @@ def test_entry_points_print_one_line_without_traceback(pair):
     assert _snapshot(pair) == before
 
 
+def test_warnings_are_one_line_naming_the_command_and_the_hook_is_restored(capsys):
+    """A library warning inside a command (e.g. flow on frames without texture) prints as
+    ``PROG: warning: MESSAGE``: no file name, no source line; the process's warning hook is put back."""
+    import warnings
+
+    from gbp_torch.cli.common import run
+
+    hook = warnings.showwarning
+
+    def body(argv):
+        warnings.warn("pixels the frames do not determine", UserWarning, stacklevel=1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        run("gbp-flow", body, [])
+    err = capsys.readouterr().err
+    assert err == "gbp-flow: warning: pixels the frames do not determine\n", err
+    assert warnings.showwarning is hook
+
+
 def test_stereo_runs_the_handset_model_on_a_crop_of_the_shipped_sample(tmp_path, capsys):
     """End to end with the real resolver, when the hand-set stereo model is installed."""
     pytest.importorskip("gbp_torch.tasks.stereo.handset")

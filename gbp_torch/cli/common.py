@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,10 +19,12 @@ class CLIError(Exception):
 
 def run(prog: str, body: Callable[[list[str] | None], None], argv: list[str] | None) -> None:
     """Run ``body`` (with :func:`~.allocator.keep_freed_memory`); a CLIError or any other exception becomes one
-    line on stderr and an exit."""
+    line on stderr and an exit, a warning one line ``PROG: warning: MESSAGE`` (not the library's file and line)."""
     keep_freed_memory()
     try:
-        body(argv)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(prog)
+            body(argv)
     except CLIError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -34,6 +37,15 @@ def run(prog: str, body: Callable[[list[str] | None], None], argv: list[str] | N
         print(f"{prog}: error: {type(e).__name__}: {first_line(e)} (GBP_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _one_line_warning(prog: str):
+    """A ``warnings.showwarning`` that prints ``PROG: warning: MESSAGE`` on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 - the hook's signature
+        print(f"{prog}: warning: {message}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def same_file(a: Path, b: Path) -> bool:
