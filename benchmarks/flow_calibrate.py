@@ -2,8 +2,10 @@
 
     python benchmarks/flow_calibrate.py [--pairs 256] [--threads 1]
 
+Half of the pairs have the generator's default motions, half the large ones of
+:data:`~gbp_torch.tasks.flow.synthetic.LARGE_MOTION` (as ``train.flow.export`` calibrates the learned model).
 Prints ``var_scale`` and ``boundary_var`` for :class:`HandsetFlowConfig` (:mod:`gbp_torch.tasks.flow.calibrate`)
-and the coverage they give on a second, held-out synthetic set, overall and near motion boundaries
+and the coverage they give on a second, held-out synthetic set of each kind, overall and near motion boundaries
 (components whose 3x3 flow range exceeds 1 px), beside GBP's covariance with one fitted factor.
 """
 
@@ -22,6 +24,7 @@ from flow_tune import tuning_pairs  # noqa: E402
 from gbp_torch.tasks.flow.calibrate import fit_variance_model, motion_range  # noqa: E402
 from gbp_torch.tasks.flow.handset import HandsetFlow, HandsetFlowConfig  # noqa: E402
 from gbp_torch.tasks.flow.metrics import std_coverage  # noqa: E402
+from gbp_torch.tasks.flow.synthetic import LARGE_MOTION  # noqa: E402
 
 
 def held_out_coverage(model, pairs) -> tuple[float, float, float]:
@@ -44,15 +47,18 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     raw = HandsetFlow(dataclasses.replace(HandsetFlowConfig(), var_scale=1.0, boundary_var=0.0))
-    fit = tuning_pairs(args.pairs, seed=5000)
-    held_out = tuning_pairs(args.pairs, seed=9000)
+    half = args.pairs // 2
+    fit = tuning_pairs(args.pairs - half, seed=5000) + tuning_pairs(half, seed=5000, config=LARGE_MOTION)
+    held_out = {"default motions": tuning_pairs(args.pairs - half, seed=9000),
+                "large motions": tuning_pairs(half, seed=9000, config=LARGE_MOTION)}
     both = fit_variance_model(raw, fit)
     alone = fit_variance_model(raw, fit, window=1)  # a 1x1 window has no spread: GBP's covariance, one factor
     for label, m in (("GBP covariance alone", alone), ("with the boundary term", both)):
         model = HandsetFlow(dataclasses.replace(HandsetFlowConfig(), **m._asdict()))
-        mean, low, edge = held_out_coverage(model, held_out)
-        print(f"{label}: var_scale {m.var_scale:.4g}, boundary_var {m.boundary_var:.4g}; held-out coverage "
-              f"{mean:.3f} (per pair min {low:.3f}), near motion boundaries {edge:.3f}")
+        print(f"{label}: var_scale {m.var_scale:.4g}, boundary_var {m.boundary_var:.4g}")
+        for kind, pairs in held_out.items():
+            mean, low, edge = held_out_coverage(model, pairs)
+            print(f"  held-out {kind}: coverage {mean:.3f} (per pair min {low:.3f}), near motion boundaries {edge:.3f}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ write ``checkpoints/<name>.pt`` and its ``checkpoints/MANIFEST`` entry (``"task"
 
 The covariance calibration ``var_scale`` and ``boundary_var`` is refit
 (:func:`gbp_torch.tasks.flow.calibrate.fit_variance_model`) on ``--pairs`` synthetic pairs of held-out
-Train400 textures (the validation split of :class:`~train.flow.datamodule.FlowDataModule`, another seed):
-never on a benchmark frame.
+Train400 textures (the validation split of :class:`~train.flow.datamodule.FlowDataModule`, another seed), half
+of them with the large motions of :data:`~gbp_torch.tasks.flow.synthetic.LARGE_MOTION`: never on a benchmark frame.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 
 from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
 from gbp_torch.tasks.flow.calibrate import BOUNDARY_WINDOW, fit_variance_model
+from gbp_torch.tasks.flow.synthetic import LARGE_MOTION
 
 from ..export import _run_config, atomic_save, best_checkpoint_score, rewrite_shipped, write_manifest_entry
 from .datamodule import load_textures, validation_pairs
@@ -38,9 +39,12 @@ def _build(target: str, kwargs: dict, state: dict):
 
 
 def calibration_pairs(n: int, data: dict | None = None, root: str | None = None) -> list[tuple]:
-    """``n`` synthetic pairs of the held-out textures, as ``(frame1, frame2, flow, valid)`` with a batch dim."""
-    held_out = int((data or {}).get("val_textures", 40))
-    items = validation_pairs(load_textures(root)[-held_out:], n, CALIBRATION_SEED)
+    """``n`` synthetic pairs of the held-out textures, as ``(frame1, frame2, flow, valid)`` with a batch dim: the
+    first ``n - n // 2`` with the generator's default motions, the rest with
+    :data:`~gbp_torch.tasks.flow.synthetic.LARGE_MOTION` (same seeds and textures, larger motions)."""
+    textures = load_textures(root)[-int((data or {}).get("val_textures", 40)):]
+    items = (validation_pairs(textures, n - n // 2, CALIBRATION_SEED)
+             + validation_pairs(textures, n // 2, CALIBRATION_SEED, LARGE_MOTION))
     return [(i["frame1"][None], i["frame2"][None], i["flow"][None], i["valid"][None]) for i in items]
 
 
@@ -54,7 +58,8 @@ def calibrate(target: str, kwargs: dict, state: dict, data: dict | None, pairs: 
     kwargs["config"] = {**config, **fit._asdict()}
     return {**fit._asdict(), "boundary_window": BOUNDARY_WINDOW, "pairs": pairs, "seed": CALIBRATION_SEED,
             "coverage": 0.95,
-            "data": "synthetic pairs of the held-out Train400 textures (train.flow.export)"}
+            "data": "synthetic pairs of the held-out Train400 textures (train.flow.export), half with the generator's "
+                    "default motions, half with LARGE_MOTION (gbp_torch.tasks.flow.synthetic)"}
 
 
 def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None = None,

@@ -76,9 +76,11 @@ class HandsetFlowConfig:
         smoother: the multigrid smoother, ``"gbp"`` or ``"jacobi"``.
         median_every_warp: median-filter after every warp (else after the last warp of each level).
         var_scale, boundary_var: the covariance's calibration, ``var_scale * GBP's covariance +
-            boundary_var * motion_range(flow)^2 I`` (:mod:`.calibrate`; fitted on synthetic pairs by
-            ``benchmarks/flow_calibrate.py``, 256 pairs: held-out synthetic coverage 0.951, 0.866 near motion
-            boundaries, where one factor alone (101, 0) gave 0.951 and 0.697).
+            boundary_var * motion_range(flow)^2 I`` (:mod:`.calibrate`; fitted by ``benchmarks/flow_calibrate.py``
+            on 256 synthetic pairs, half of them with the large motions of
+            :data:`~.synthetic.LARGE_MOTION`: held-out coverage 0.975 on pairs of the default motions and 0.925 on
+            large ones, 0.935 / 0.721 near motion boundaries, where one factor alone (396.5, 0) gave 0.976 / 0.921
+            and 0.827 / 0.586).
     """
 
     ratio: float = 0.75
@@ -99,8 +101,8 @@ class HandsetFlowConfig:
     occlusion_ratio: float = 8.0
     smoother: str = "jacobi"
     median_every_warp: bool = False
-    var_scale: float = 22.3
-    boundary_var: float = 0.224
+    var_scale: float = 82.53
+    boundary_var: float = 0.6572
 
 
 class HandsetFlow(nn.Module):
