@@ -44,6 +44,21 @@ def test_synthetic_training_pairs_are_seeded():
     assert not torch.equal(ds[3]["frame1"], a["frame1"])
 
 
+def test_large_motion_fraction_draws_large_motion_pairs_and_zero_changes_nothing():
+    from train.flow.datamodule import FlowDataModule, SyntheticFlowDataset, load_textures
+
+    textures = load_textures()[:3]
+    default = SyntheticFlowDataset(textures, crop=64, length=12, seed=7)
+    none = SyntheticFlowDataset(textures, crop=64, length=12, seed=7, large_motion=0.0)
+    large = SyntheticFlowDataset(textures, crop=64, length=12, seed=7, large_motion=1.0)
+    for i in range(12):
+        assert torch.equal(default[i]["flow"], none[i]["flow"])  # fraction 0: the same pairs as before the option
+    mean_max = [sum(float(ds[i]["flow"].abs().amax()) for i in range(12)) / 12 for ds in (default, large)]
+    assert mean_max[1] > 1.5 * mean_max[0]  # translations to 16 px instead of 7 (same crops and seeds)
+    with pytest.raises(ValueError, match="large_motion"):
+        FlowDataModule(large_motion=1.5)
+
+
 @pytest.mark.parametrize("gamma", [0.0, 0.8])
 def test_fast_dev_run_trains_one_step(tmp_path, gamma):
     cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", f"model.sequence_gamma={gamma}", *TINY_FLOW)

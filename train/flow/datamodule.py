@@ -20,7 +20,7 @@ import lightning.pytorch as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from gbp_torch.tasks.flow.synthetic import SyntheticFlowConfig, synthetic_flow_pair
+from gbp_torch.tasks.flow.synthetic import LARGE_MOTION, SyntheticFlowConfig, synthetic_flow_pair
 
 from ..textures import load_textures, random_crop
 
@@ -33,9 +33,10 @@ class SyntheticFlowDataset(Dataset):
     """``length`` synthetic pairs; item i is a pure function of ``(seed, i)``."""
 
     def __init__(self, textures: list[torch.Tensor], crop: int, length: int, seed: int = 0,
-                 config: SyntheticFlowConfig | None = None):
+                 config: SyntheticFlowConfig | None = None, large_motion: float = 0.0):
         self.textures, self.crop, self.length, self.seed = textures, crop, length, seed
         self.config = config or SyntheticFlowConfig()
+        self.large_motion = large_motion
 
     def __len__(self) -> int:
         return self.length
@@ -47,7 +48,10 @@ class SyntheticFlowDataset(Dataset):
             tex = tex.flip(-1)
         if torch.rand((), generator=g) < 0.5:
             tex = tex.transpose(-1, -2)
-        return _item(synthetic_flow_pair(tex.contiguous(), g, self.config), f"train{i}")
+        config = self.config
+        if self.large_motion > 0 and torch.rand((), generator=g) < self.large_motion:
+            config = LARGE_MOTION
+        return _item(synthetic_flow_pair(tex.contiguous(), g, config), f"train{i}")
 
 
 def validation_pairs(textures: list[torch.Tensor], n: int, seed: int,
@@ -80,6 +84,8 @@ class FlowDataModule(L.LightningDataModule):
         crop: training crop size (px); batch_size: pairs per batch.
         pairs_per_epoch: training items per epoch (item i is fixed by (seed, i)).
         max_translation: training translation range (px per component; validation keeps the default 5).
+        large_motion: fraction of the training pairs drawn with :data:`~gbp_torch.tasks.flow.synthetic.LARGE_MOTION`
+            (translations to 16 px, rotations to 8 degrees) instead.
         val_pairs, val_seed, val_textures: the fixed validation set, drawn from the last ``val_textures``
             Train400 images (never used for training).
     """
@@ -88,8 +94,11 @@ class FlowDataModule(L.LightningDataModule):
 
     def __init__(self, root: str | None = None, crop: int = 112, batch_size: int = 2, pairs_per_epoch: int = 4000,
                  max_translation: float = 7.0, val_pairs: int = 10, val_seed: int = 5000, val_textures: int = 40,
-                 seed: int = 0, num_workers: int = 0):
+                 seed: int = 0, num_workers: int = 0, large_motion: float = 0.0):
         super().__init__()
+        if not 0.0 <= large_motion <= 1.0:
+            raise ValueError(f"large_motion must be a fraction in [0, 1], got {large_motion!r}")
+        self.large_motion = large_motion
         self.root, self.crop, self.batch_size, self.pairs_per_epoch = root, crop, batch_size, pairs_per_epoch
         self.max_translation, self.val_pairs, self.val_seed = max_translation, val_pairs, val_seed
         self.val_textures, self.seed, self.num_workers = val_textures, seed, num_workers
@@ -103,7 +112,8 @@ class FlowDataModule(L.LightningDataModule):
         if split < 1:
             raise ValueError(f"val_textures={self.val_textures} leaves no training texture of {len(textures)}")
         self.train_ds = SyntheticFlowDataset(textures[:split], self.crop, self.pairs_per_epoch, self.seed,
-                                             SyntheticFlowConfig(max_translation=self.max_translation))
+                                             SyntheticFlowConfig(max_translation=self.max_translation),
+                                             self.large_motion)
         self.val_ds = _List(validation_pairs(textures[split:], self.val_pairs, self.val_seed))
 
     def train_dataloader(self) -> DataLoader:
