@@ -133,11 +133,11 @@ class SyntheticFlowConfig:
     tint: float = 0.0
 
 
-
 #: Large motions (translations up to 16 px per component, rotations up to 8 degrees): the second kind of pair of the
 #: tuning script (``benchmarks/flow_tune.py --synthetic max_translation=16.0 max_rotation=8.0``) and half of the pairs
 #: that calibrate the covariance (``train.flow.export``, ``benchmarks/flow_calibrate.py``), so that the calibration
-#: has seen the larger errors of larger motions, not only those of the training range.
+#: has seen the larger errors of larger motions, not only those of the training range; training can mix them in
+#: (``data.large_motion``, :class:`train.flow.datamodule.FlowDataModule`).
 LARGE_MOTION = SyntheticFlowConfig(max_translation=16.0, max_rotation=8.0)
 
 
