@@ -55,14 +55,18 @@ def restrict_bilinear(x: Tensor) -> Tensor:
     padded image (cheaper than a 4x4 strided convolution on one channel)."""
     h, w = x.shape[-2:]
     hc, wc = coarse_shape(h, w)
-    f = F.pad(F.pad(_as_images(x), (0, w % 2, 0, h % 2)), (1, 1, 1, 1), mode="replicate")[:, 0]
-    out = _restrict_axis(_restrict_axis(f, wc).transpose(-1, -2), hc).transpose(-1, -2)
+    f = _as_images(x)
+    if h % 2 or w % 2:  # (a zero padding of nothing would still copy the image)
+        f = F.pad(f, (0, w % 2, 0, h % 2))
+    f = F.pad(f, (1, 1, 1, 1), mode="replicate")[:, 0]
+    out = _restrict_axis(_restrict_axis(f, wc, -1), hc, -2)
     return out.reshape(*x.shape[:-2], hc, wc)
 
 
-def _restrict_axis(f: Tensor, n: int) -> Tensor:
-    """``(f[2j] + 3 f[2j+1] + 3 f[2j+2] + f[2j+3]) / 4`` for j < n along the last axis (length 2n + 2)."""
-    a, b, c, d = f[..., 0:2 * n:2], f[..., 1:2 * n + 1:2], f[..., 2:2 * n + 2:2], f[..., 3:2 * n + 3:2]
+def _restrict_axis(f: Tensor, n: int, dim: int) -> Tensor:
+    """``(f[2j] + 3 f[2j+1] + 3 f[2j+2] + f[2j+3]) / 4`` for j < n along ``dim`` (-1 or -2, length 2n + 2); along
+    the rows (-2) from strided row views, so that every operation still runs over contiguous rows."""
+    a, b, c, d = (f[..., k:k + 2 * n:2] if dim == -1 else f[..., k:k + 2 * n:2, :] for k in range(4))
     return (b + c).mul_(3).add_(a).add_(d).mul_(0.25)
 
 
