@@ -153,7 +153,7 @@ def _smooth(hier: Hierarchy, lev: Level, r: Tensor, e: Tensor | None, transpose:
 
 def _add(e: Tensor, f: Tensor) -> Tensor:
     """``e + f``, into e when autograd is off (big grids: one fine-level vector fewer at the peak)."""
-    return e + f if torch.is_grad_enabled() else e.add_(f)
+    return e + f if torch.is_grad_enabled() or torch.compiler.is_compiling() else e.add_(f)
 
 
 def coarse_solve(hier: Hierarchy, lev: Level, r: Tensor) -> Tensor:
