@@ -225,9 +225,11 @@ def test_solve_without_validation_stays_finite_on_a_system_without_usable_data(s
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile (inductor) needs a C++ compiler on the CPU")
-def test_compiled_vcycle_gives_the_eager_solve_and_its_work():
-    """MultigridConfig(compile=True): the FCG iterations' V-cycle runs through torch.compile."""
-    z, a, wh, wv = random_problem(2, 24, 31, seed=7, ratio=30.0)
+@pytest.mark.parametrize("d", [1, 2])
+def test_compiled_vcycle_gives_the_eager_solve_and_its_work(d):
+    """MultigridConfig(compile=True): the FCG iterations' V-cycle runs through torch.compile (its stencils as
+    fused expressions), scalar and 2x2-block fields."""
+    z, a, wh, wv = random_problem(2, 24, 31, d=d, full=d == 2, seed=7, ratio=30.0)
     z, a, wh, wv = (t.float() for t in (z, a, wh, wv))
     eager = solve(z, a, (wh, wv), iters=4, config=MULTIGRID)
     compiled_config = GridConfig(levels=None, multigrid=MultigridConfig(compile=True))
