@@ -16,10 +16,10 @@ v down, pixel centres at integer coordinates; disparity (B, 1, H, W) or
 from ._checks import as_unit_float
 from .constancy import DataTerm, disparity_data_term, flow_data_term
 from .gradients import image_gradients
-from .median import colour_guide, median_filter, weighted_median_filter
+from .median import colour_guide, field_slopes, median_filter, weighted_median_filter
 from .pyramid import gaussian_blur, gaussian_pyramid, pyramid_sizes, upsample_disparity, upsample_flow
 from .warp import Warped, pixel_grid, warp, warp_disparity
 
 __all__ = ["warp", "warp_disparity", "pixel_grid", "Warped", "gaussian_pyramid", "pyramid_sizes", "gaussian_blur",
            "upsample_flow", "upsample_disparity", "image_gradients", "flow_data_term", "disparity_data_term",
-           "DataTerm", "median_filter", "weighted_median_filter", "colour_guide", "as_unit_float"]
+           "DataTerm", "median_filter", "weighted_median_filter", "field_slopes", "colour_guide", "as_unit_float"]

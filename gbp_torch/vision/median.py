@@ -83,8 +83,27 @@ def colour_guide(image: Tensor) -> Tensor:
     return image / math.sqrt(image.shape[1])
 
 
+def _separable_median(x: Tensor, size: int) -> Tensor:
+    """A median of ``size`` values along x, then one along y (borders replicated): (B, C, H, W), a cheap
+    stand-in for the ``size x size`` median (2 size values per pixel instead of size^2)."""
+    r = size // 2
+    x = F.pad(x, (r, r, 0, 0), mode="replicate").unfold(-1, size, 1).median(-1).values
+    return F.pad(x, (0, 0, r, r), mode="replicate").unfold(-2, size, 1).median(-1).values
+
+
+def field_slopes(field: Tensor, size: int = 9) -> tuple[Tensor, Tensor]:
+    """Robust local slopes of a field (B, C, H, W): separable ``size x size`` medians of its x and y differences
+    (central inside, one-sided at the borders), each (B, C, H, W). Across a depth or motion edge the
+    differences are outliers that the medians ignore while less than half of each line sits on the edge."""
+    _check(field, size)
+    gx, gy = (torch.gradient(field, dim=dim)[0] if field.shape[dim] > 1 else torch.zeros_like(field)
+              for dim in (-1, -2))
+    return _separable_median(gx, size), _separable_median(gy, size)
+
+
 def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: float = 0.03,
-                           rows_per_chunk: int | None = None, confidence: Tensor | None = None) -> Tensor:
+                           rows_per_chunk: int | None = None, confidence: Tensor | None = None,
+                           slopes: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Per-channel weighted median over ``size x size`` windows, (B, C, H, W) -> (B, C, H, W).
 
     Window value j of pixel i weighs ``exp(-|g_i - g_j|^2 / (2 sigma^2))`` with g the guide (B, G, H, W)
@@ -94,6 +113,12 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
     value whose cumulative weight (values sorted) reaches half the total; gradients reach the
     selected values. ``confidence`` (B, 1, H, W) >= 0, optional, multiplies each window value's weight by
     that pixel's confidence (e.g. a robust data weight: unreliable values hardly vote).
+
+    ``slopes`` ``(gx, gy)``, each (B, C, H, W) (e.g. :func:`field_slopes`), optional: the window value at offset
+    (dy, dx) from the centre enters as ``value - gx dx - gy dy``, its extrapolation to the centre along the
+    centre's local plane, and window entries outside the image do not vote (replicated border values would
+    not lie on the plane). A planar field then passes unchanged, also where the weights make a window lopsided
+    (an upright median pulls a steep ramp, like a floor's disparity, toward the side that weighs more).
     """
     _check(field, size)
     if not isinstance(guide, Tensor) or guide.dim() != 4 or guide.shape[0] != field.shape[0] \
@@ -107,9 +132,16 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
                                    or not bool((confidence >= 0).all())):
         raise ValueError(f"confidence must be (B, 1, H, W) = {(field.shape[0], 1, *field.shape[-2:])}, >= 0 and "
                          f"not NaN, got {tuple(confidence.shape) if isinstance(confidence, Tensor) else confidence!r}")
+    if slopes is not None and (len(slopes) != 2 or any(not isinstance(g, Tensor) or g.shape != field.shape
+                                                        for g in slopes)):
+        raise ValueError(f"slopes must be a pair (gx, gy) of tensors of the field's shape {tuple(field.shape)}")
     if size == 1:
         return field
     guide = guide.detach().to(field.dtype)
+    if slopes is not None:
+        r = size // 2
+        step = torch.arange(-r, r + 1, device=field.device)
+        dy, dx = step.repeat_interleave(size), step.repeat(size)  # offsets of the unfolded window, row-major
     # written band by band: a list of small band outputs, each allocated after the band's work arrays, kept the
     # C heap from reusing them (a 3000x2000 disparity with 11x11 windows grew it by 1.5 GB)
     out = torch.empty_like(field)
@@ -122,6 +154,12 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
         if confidence is not None:
             weight = weight * _windows(confidence.detach().to(field.dtype), top, rows, size)
         windows = _windows(field, top, rows, size)
+        if slopes is not None:
+            gx, gy = (g[..., top:top + rows, :].unsqueeze(-1) for g in slopes)
+            windows = windows - gx * dx - gy * dy
+            y = torch.arange(top, top + rows, device=field.device).view(-1, 1, 1) + dy  # (rows, 1, size^2)
+            x = torch.arange(field.shape[-1], device=field.device).view(1, -1, 1) + dx  # (1, W, size^2)
+            weight = weight * ((y >= 0) & (y < field.shape[-2]) & (x >= 0) & (x < field.shape[-1]))
         order = sort_order(windows)
         values = windows.gather(-1, order)
         del windows

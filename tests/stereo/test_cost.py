@@ -1,24 +1,35 @@
-"""Cost volume against a brute-force numpy loop; chunking; the quadratic fit; bad shapes."""
+"""Cost volume against a brute-force numpy loop; sheared windows; chunking; the quadratic fit; bad shapes."""
 
 import numpy as np
 import pytest
 import torch
 
-from gbp_torch.tasks.stereo.cost import CostConfig, CostVolume, census_transform, cost_volume, popcount
+import gbp_torch.tasks.stereo.cost as cost_module
+from gbp_torch.tasks.stereo.cost import (
+    CostConfig,
+    CostVolume,
+    box_mean,
+    census_transform,
+    cost_volume,
+    popcount,
+    shear_choice,
+    sheared_window_mean,
+)
 from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_winner
 from gbp_torch.tasks.stereo.sgm import SGMConfig
 
 
-def _census_np(g, win):
+def _census_np(g, win, shear=0):
+    """Bit (dy, dx) of pixel (y, x): g at (y + dy, x + dx - shear dy), indices clipped into the image, < g(y, x)."""
     r = win // 2
     h, w = g.shape
-    p = np.pad(g, r, mode="edge")
+    ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
     bits = []
-    for dy in range(win):
-        for dx in range(win):
-            if dy == r and dx == r:
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dy == 0 and dx == 0:
                 continue
-            bits.append(p[dy:dy + h, dx:dx + w] < g)
+            bits.append(g[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx - shear * dy, 0, w - 1)] < g)
     return np.stack(bits)  # (n_bits, H, W)
 
 
@@ -55,11 +66,11 @@ def pair():
     return left, right
 
 
-@pytest.mark.parametrize("census", [3, 5, 7])
-def test_census_matches_numpy(census):
+@pytest.mark.parametrize("census,shear", [(3, 0), (5, 0), (7, 0), (5, 1), (7, -1), (3, 2)])
+def test_census_matches_numpy(census, shear):
     g = torch.rand(1, 1, 8, 11, generator=torch.Generator().manual_seed(1))
-    codes = census_transform(g, census)
-    bits = _census_np(g[0, 0].numpy(), census)
+    codes = census_transform(g, census, shear)
+    bits = _census_np(g[0, 0].numpy(), census, shear)
     words = []
     for wi in range(codes.shape[1]):
         part = bits[24 * wi:24 * wi + 24]
@@ -77,7 +88,7 @@ def test_popcount():
 def test_cost_volume_matches_bruteforce(pair, store):
     left, right = pair
     cfg = CostConfig(census=5, gradient_weight=0.5, aggregate_radius=1, guided_eps=0.0, sgm=SGMConfig(paths=0),
-                     chunk=3, store=store)
+                     chunk=3, store=store, shears=())
     vol = cost_volume(left, right, 6, cfg)
     ref, maxc = _cost_np(left[0].double().numpy(), right[0].double().numpy(), 6, cfg)
     got = vol.as_float()[0].double().numpy()
@@ -86,6 +97,76 @@ def test_cost_volume_matches_bruteforce(pair, store):
     np.testing.assert_allclose(got[np.broadcast_to(valid, got.shape)], ref[np.broadcast_to(valid, ref.shape)],
                                atol=tol)
     assert np.all(got[~np.broadcast_to(valid, got.shape)] == pytest.approx(maxc))
+
+
+@pytest.mark.parametrize("shear,first,d0,d1", [(0, 2, 2, 7), (1, 0, 2, 6), (-2, 1, 1, 8), (1, 3, 3, 9)])
+def test_sheared_window_mean_matches_a_loop(shear, first, d0, d1):
+    """out[j, y, x]: the mean of raw[d0 + j + shear dy - first, y + dy, x + dx] over the terms that exist."""
+    g = torch.Generator().manual_seed(shear + 5)
+    raw = torch.rand(2, 7, 6, 9, generator=g, dtype=torch.float64)
+    radius = 2
+    got = sheared_window_mean(raw, first, d0, d1, radius, shear)
+    ref = np.zeros((2, d1 - d0, 6, 9))
+    r = raw.numpy()
+    for j, d in enumerate(range(d0, d1)):
+        for y in range(6):
+            for x in range(9):
+                terms = [r[:, d + shear * dy - first, y + dy, x + dx]
+                         for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+                         if 0 <= y + dy < 6 and 0 <= x + dx < 9 and 0 <= d + shear * dy - first < 7]
+                ref[:, j, y, x] = np.mean(terms, 0)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12)
+    torch.testing.assert_close(sheared_window_mean(raw, 0, 0, 7, radius, 0), box_mean(raw, radius))
+
+
+def floor_pair(h: int = 24, w: int = 90, seed: int = 3):
+    """A random texture whose right view shifts row y by d(y) = 4 + y (a floor at a grazing angle, 1 px per row)."""
+    g = torch.Generator().manual_seed(seed)
+    tex = torch.rand(1, 1, h, w + 40, generator=g)
+    d = torch.arange(h) + 4
+    right = torch.stack([tex[0, 0, y, d[y]:d[y] + w] for y in range(h)])[None, None]
+    return tex[..., :w], right, d
+
+
+def test_a_floor_matches_exactly_under_its_shear_and_badly_upright():
+    """On a floor rising 1 px per row the window sheared by 1 compares the same pixels as the left window: zero
+    cost at the true disparity and a correct winner everywhere inside; upright windows mix rows of other
+    disparities, so the same winners fail on many pixels."""
+    left, right, d = floor_pair()
+    base = dict(census=5, aggregate_radius=1, guided_eps=0.0, sgm=SGMConfig(paths=0), store="float16", chunk=7)
+    inside = (slice(None), slice(3, -3), slice(40, -3))  # windows inside both images at every disparity tried
+    truth = d.view(1, -1, 1).expand(1, 24, 90)
+    sheared = cost_volume(left, right, 32, CostConfig(shears=(1, -1), **base))
+    choice = shear_choice(left, right, 32, CostConfig(shears=(1, -1), **base))
+    assert bool((choice[inside] == 1).all())
+    c = sheared.as_float()
+    assert float(c.gather(1, truth[:, None])[:, 0][inside].max()) == 0.0
+    assert bool((coupled_search(sheared)[0][inside] == truth[inside]).all())
+    upright = cost_volume(left, right, 32, CostConfig(shears=(), **base))
+    assert float(upright.as_float().gather(1, truth[:, None])[:, 0][inside].min()) > 0.1
+    assert float((coupled_search(upright)[0][inside] == truth[inside]).float().mean()) < 0.5
+
+
+def test_upright_pairs_keep_upright_windows(pair):
+    """A constant disparity: no shear is clearly better anywhere, the volume is the upright one."""
+    left = pair[0]
+    right = torch.roll(left, -3, -1)
+    cfg = CostConfig(shears=(-1, 1))
+    assert bool((shear_choice(left, right, 6, cfg)[..., 3:-3, 6:-3] == 0).all())
+    assert torch.equal(cost_volume(left, right, 6, cfg).cost[..., 3:-3, 6:-3],
+                       cost_volume(left, right, 6, CostConfig(shears=()), ).cost[..., 3:-3, 6:-3])
+
+
+def test_shear_choice_and_volume_do_not_depend_on_bands_and_chunks(monkeypatch):
+    left, right, _ = floor_pair(h=30)
+    cfg = CostConfig(chunk=16)
+    choice, whole = shear_choice(left, right, 36, cfg), cost_volume(left, right, 36, cfg).cost
+    assert bool((choice == 2).any()) and bool((choice == 0).any())  # shear +1 (the second) on the floor
+    monkeypatch.setattr(cost_module, "CHUNK_VALUES", 90 * 4 * 5)  # bands of 5 rows, chunks of 4 disparities
+    monkeypatch.setattr(cost_module, "BAND_VALUES", 37 * 90 * 7)  # SGM bands of 7 rows
+    assert torch.equal(shear_choice(left, right, 36, cfg), choice)
+    diff = (cost_volume(left, right, 36, cfg).cost.int() - whole.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3
 
 
 def test_chunking_gives_identical_volumes(pair):
@@ -165,6 +246,14 @@ def test_bad_config_raises():
         CostConfig(census=4)
     with pytest.raises(ValueError, match="store"):
         CostConfig(store="int4")
+    for shears in ((0,), (1, 1), (0.5,), (True,)):
+        with pytest.raises(ValueError, match="shears"):
+            CostConfig(shears=shears)
+    with pytest.raises(ValueError, match="shear_radius"):
+        CostConfig(shear_radius=-1)
+    with pytest.raises(ValueError, match="shear_margin"):
+        CostConfig(shear_margin=1.0)
+    assert CostConfig(shears=[1, -1]).shears == (1, -1)
 
 
 def test_big_images_use_smaller_chunks_and_the_volume_does_not_change(monkeypatch):

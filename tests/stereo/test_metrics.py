@@ -94,6 +94,25 @@ def test_tinted_synthetic_pairs_are_colour_with_the_same_scene():
         assert float((gb[0] * warped[c] + gb[1] - left[c])[nonocc].abs().mean()) < 0.03
 
 
+def test_a_floor_rises_row_by_row_below_a_horizon_and_the_pair_stays_consistent():
+    """floor = 1: below some row the background gives way to a plane whose disparity grows by the same step in
+    [0.3, 1.0] px on every row (no layers in front here), up to at most max_disp; the pair stays consistent."""
+    tex = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 80, 96, generator=torch.Generator().manual_seed(2)),
+                                         3, 1, 1)[0, 0]
+    for seed in range(4):
+        left, right, disp, nonocc = synthetic_pair(tex, torch.Generator().manual_seed(seed), 40,
+                                                   SyntheticConfig(layers=(0, 0), floor=1.0))
+        steps = disp[0, 1:, 48] - disp[0, :-1, 48]  # middle column, row to row
+        floor = steps[-1]
+        assert 0.3 - 1e-4 <= float(floor) <= 1.0 + 1e-4
+        rows = int(((steps - floor).abs() < 1e-3).sum())
+        assert rows >= 2 and float(disp.max()) <= 40 + 1e-3
+        assert torch.allclose(steps[-rows:], floor.expand(rows), atol=1e-3)
+        warped = warp_disparity(right[None], disp[None], mode="bicubic").image[0]
+        gb = np.polyfit(warped[nonocc].numpy(), left[nonocc].numpy(), 1)
+        assert float((gb[0] * warped + gb[1] - left)[nonocc].abs().mean()) < 0.03
+
+
 def test_synthetic_bad_input():
     g = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="texture"):

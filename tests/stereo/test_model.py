@@ -1,11 +1,12 @@
-"""The hand-set model on rendered pairs: constant and slanted planes, an occluding square; bad shapes."""
+"""The hand-set model on rendered pairs: constant and slanted planes, a floor, an occluding square; bad shapes."""
 
 import pytest
 import torch
 from stereo_helpers import planar_pair, sample_x, texture
 
 from gbp_torch.tasks.stereo import HandsetStereo, StereoOutput
-from gbp_torch.tasks.stereo.handset import guided_median
+from gbp_torch.tasks.stereo.cost import CostConfig
+from gbp_torch.tasks.stereo.handset import SolveSchedule, guided_median
 from gbp_torch.tasks.stereo.occlusion import fill_background, left_right_check, out_of_view
 from gbp_torch.vision import colour_guide
 
@@ -27,6 +28,20 @@ def test_plane_recovered_subpixel(model, plane):
     assert float(err.mean()) < 0.06
     assert float(err.max()) < 0.5
     assert bool((out.var > 0).all())
+
+
+@pytest.mark.parametrize("slope", [0.8, 1.0])
+def test_a_floor_is_recovered_where_upright_windows_fail(model, slope):
+    """A ground plane seen at a grazing angle: disparity 2 + slope * y, up to 49 px at the bottom. Sheared windows
+    and medians along the local slope recover it sub-pixel; upright ones (the model before them) fail on most
+    pixels."""
+    left, right, gt = planar_pair(48, 112, 2.0, 0.0, slope)
+    inner = torch.zeros_like(gt, dtype=torch.bool)
+    inner[..., 4:-4, 56:-4] = True  # x - d >= 0 everywhere there; away from the borders
+    err = (model(left, right, 56).disparity - gt).abs()[inner]
+    assert float(err.mean()) < 0.15 and float(err.max()) < 1.0
+    upright = HandsetStereo(cost=CostConfig(shears=()), schedule=SolveSchedule(median_slope=0))
+    assert float(((upright(left, right, 56).disparity - gt).abs()[inner] > 1).float().mean()) > 0.3
 
 
 @pytest.mark.parametrize("d", [0.8, 1.0])

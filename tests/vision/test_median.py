@@ -4,17 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from gbp_torch.vision import median_filter, weighted_median_filter
+from gbp_torch.vision import field_slopes, median_filter, weighted_median_filter
 
 
 def loop_weighted_median(field: np.ndarray, guide: np.ndarray, size: int, sigma: float,
-                         confidence: np.ndarray | None = None) -> np.ndarray:
-    """Per pixel and channel: the smallest window value whose cumulative weight reaches half the total."""
+                         confidence: np.ndarray | None = None, slopes=None) -> np.ndarray:
+    """Per pixel and channel: the smallest window value whose cumulative weight reaches half the total. With
+    ``slopes`` (gx, gy) (C, H, W): values at offset (dy, dx) minus gx dx + gy dy, no votes from outside the image."""
     r = size // 2
     _, h, w = field.shape
     fp = np.pad(field, ((0, 0), (r, r), (r, r)), mode="edge")
     gp = np.pad(guide, ((0, 0), (r, r), (r, r)), mode="edge")
     cp = None if confidence is None else np.pad(confidence, ((0, 0), (r, r), (r, r)), mode="edge")
+    dy, dx = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
     out = np.empty_like(field)
     for y in range(h):
         for x in range(w):
@@ -22,8 +24,12 @@ def loop_weighted_median(field: np.ndarray, guide: np.ndarray, size: int, sigma:
             weight = np.exp(-((gw - guide[:, y, x, None]) ** 2).sum(0) / (2 * sigma**2))
             if cp is not None:
                 weight = weight * cp[0, y:y + size, x:x + size].reshape(-1)
+            if slopes is not None:
+                weight = weight * ((y + dy >= 0) & (y + dy < h) & (x + dx >= 0) & (x + dx < w)).reshape(-1)
             for c in range(field.shape[0]):
                 values = fp[c, y:y + size, x:x + size].reshape(-1)
+                if slopes is not None:
+                    values = values - (slopes[0][c, y, x] * dx + slopes[1][c, y, x] * dy).reshape(-1)
                 order = np.argsort(values, kind="stable")
                 cum = np.cumsum(weight[order])
                 out[c, y, x] = values[order][np.searchsorted(cum, 0.5 * cum[-1])]
@@ -52,6 +58,42 @@ def test_confidence_multiplies_the_window_weights():
         ref = loop_weighted_median(field[b].numpy(), guide[b].numpy(), 5, 0.1, confidence[b].numpy())
         np.testing.assert_allclose(got[b].numpy(), ref)
     assert not torch.equal(got, weighted_median_filter(field, guide, 5, 0.1))
+
+
+def test_slopes_shift_the_window_values_along_the_local_plane():
+    g = torch.Generator().manual_seed(4)
+    field = torch.randn(2, 2, 11, 12, generator=g, dtype=torch.float64)
+    guide = torch.rand(2, 3, 11, 12, generator=g, dtype=torch.float64)
+    slopes = tuple(torch.randn(2, 2, 11, 12, generator=g, dtype=torch.float64) for _ in range(2))
+    got = weighted_median_filter(field, guide, 5, 0.1, rows_per_chunk=3, slopes=slopes)
+    for b in range(2):
+        ref = loop_weighted_median(field[b].numpy(), guide[b].numpy(), 5, 0.1,
+                                   slopes=(slopes[0][b].numpy(), slopes[1][b].numpy()))
+        np.testing.assert_allclose(got[b].numpy(), ref)
+
+
+def test_a_steep_plane_passes_a_lopsided_median_with_its_slopes():
+    """A floor-like ramp (1.2 per row) under a guide that weighs the rows above each pixel more: the upright
+    weighted median pulls it by pixels, the one along the estimated slopes returns it unchanged."""
+    h, w = 30, 26
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    ramp = (3.0 + 0.1 * x + 1.2 * y)[None, None]
+    guide = (y / h)[None, None] ** 0.5  # rows above are closer in the guide than rows below
+    slopes = field_slopes(ramp, 9)
+    torch.testing.assert_close(slopes[0], torch.full_like(ramp, 0.1))
+    torch.testing.assert_close(slopes[1], torch.full_like(ramp, 1.2))
+    torch.testing.assert_close(weighted_median_filter(ramp, guide, 11, 0.05, slopes=slopes), ramp)
+    assert float((weighted_median_filter(ramp, guide, 11, 0.05) - ramp).abs().max()) > 1.0
+
+
+def test_field_slopes_ignore_a_step():
+    """A plane with a step of 20 (a depth edge) at column 12: the two central differences across it are outliers
+    that the 9-wide medians leave out, so the slopes are the plane's everywhere (a 9x9 mean would not be)."""
+    y, x = torch.meshgrid(torch.arange(24.0), torch.arange(30.0), indexing="ij")
+    field = (0.3 * x - 0.2 * y + 20.0 * (x >= 12))[None, None]
+    gx, gy = field_slopes(field, 9)
+    torch.testing.assert_close(gy, torch.full_like(gy, -0.2))
+    torch.testing.assert_close(gx, torch.full_like(gx, 0.3))
 
 
 def test_constant_guide_gives_the_plain_median():
@@ -87,6 +129,12 @@ def test_bad_arguments():
         weighted_median_filter(field, field, 3, confidence=torch.ones(1, 2, 8, 8))
     with pytest.raises(ValueError, match="confidence"):
         weighted_median_filter(field, field, 3, confidence=-torch.ones(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="slopes"):
+        weighted_median_filter(field, field, 3, slopes=(field,))
+    with pytest.raises(ValueError, match="slopes"):
+        weighted_median_filter(field, field, 3, slopes=(field, field[..., :7]))
+    with pytest.raises(ValueError, match="odd"):
+        field_slopes(field, 4)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

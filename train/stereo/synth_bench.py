@@ -1,10 +1,11 @@
 """Synthetic stereo pairs for tuning and calibrating the hand-set model (never Middlebury).
 
-    python -m train.stereo.synth_bench [--n 8] [--seed 100] [--tint 0.3]
+    python -m train.stereo.synth_bench [--n 8] [--seed 100] [--tint 0.3] [--floor 1]
 
 A fixed list of pairs: Train400 textures (upscaled 1.5x: smoother, weaker texture like real photos)
 rendered by :func:`gbp_torch.tasks.stereo.synthetic.synthetic_pair` with max disparity 40; ``--tint``
-renders them in colour (each layer tinted, :class:`~gbp_torch.tasks.stereo.synthetic.SyntheticConfig`).
+renders them in colour (each layer tinted, :class:`~gbp_torch.tasks.stereo.synthetic.SyntheticConfig`); ``--floor``
+gives that share of the scenes a floor (a ground plane whose disparity grows by 0.3-1 px per row).
 """
 
 from __future__ import annotations
@@ -66,10 +67,11 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--tint", type=float, default=0.0, help="colour pairs: each layer's tint range (0: gray)")
+    ap.add_argument("--floor", type=float, default=0.0, help="share of the scenes with a floor (0-1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: no OpenMP spinning on a shared machine)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = dataclasses.replace(TUNING, tint=args.tint)
+    config = dataclasses.replace(TUNING, tint=args.tint, floor=args.floor)
     print(evaluate_on(HandsetStereo(), synthetic_set(args.n, args.seed, config=config)))
 
 

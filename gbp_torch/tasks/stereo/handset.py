@@ -7,11 +7,13 @@ Steps (one cost volume, then ``outer`` relinearisations):
 
 1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8; optionally
    mixed with the cost of learned matching features, ``features``), aggregated by a guided filter of
-   each slice and then by semi-global (SGM) scanline recursions (:mod:`.sgm`);
+   each slice (or, in regions where a window sheared by +-1 px of disparity per row matches clearly
+   better, as on floors, over that sheared window) and then by semi-global (SGM) scanline recursions
+   (:mod:`.sgm`);
 2. cues: winner-take-all (WTA) v0, the peak-ratio confidence, the right view's WTA, the
    left-right check and the left border's out-of-view strip (occlusions); the initial estimate is
    v0's parabola fit, occlusions filled from the background side, through a guided weighted median
-   (:func:`guided_median`);
+   (:func:`guided_median`, comparing values along the local disparity slope);
 3. the factor source (:class:`~.factors.HandsetFactors`, or a learned one) turns cues and the
    left image into data scales, robust thresholds and edge weights;
 4. repeat: the coupled search ``v = argmin_d C(d) + theta_t (d - u)^2`` over the *whole* range
@@ -36,7 +38,7 @@ from ...grid import MULTIGRID, GridConfig, GridRobust, solve
 from ...heap import release_free_memory
 from ...progress import progress_bar
 from ...robust import RobustKernel
-from ...vision import as_unit_float, colour_guide, weighted_median_filter
+from ...vision import as_unit_float, colour_guide, field_slopes, weighted_median_filter
 from .cost import CostConfig, CostVolume, cost_volume
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .occlusion import fill_background, left_right_check, out_of_view
@@ -63,6 +65,10 @@ class SolveSchedule:
             (``train.stereo.synth_bench``, seeds 100 and 200, 16 pairs each: bad > 1 px 1.86 / 4.32 %
             without them, 1.62 / 3.91 % with the final one, 1.59 / 3.79 % adding a 7x7 initial one,
             1.57 / 3.65 % with 11x11 for both).
+        median_slope: window of the robust slope estimate (:func:`~gbp_torch.vision.field_slopes`) with which the
+            medians compare values along the local plane (0: upright medians, which move a steep ramp such as a
+            floor's disparity; chosen with the sheared costs on synthetic pairs with floors, see
+            :class:`~.cost.CostConfig`).
     """
 
     outer: int = 4
@@ -72,13 +78,17 @@ class SolveSchedule:
     lr_threshold: float = 1.0
     median: tuple[int, int] = (11, 11)
     median_sigma: float = 0.03
+    median_slope: int = 9
 
 
-def guided_median(u: Tensor, guide: Tensor, size: int, sigma: float) -> Tensor:
+def guided_median(u: Tensor, guide: Tensor, size: int, sigma: float, slope_window: int = 0) -> Tensor:
     """The weighted median of u (B, H, W) guided by the left image (B, C, H, W)
     (:func:`~gbp_torch.vision.colour_guide`): removes isolated errors and foreground fattening without
-    moving depth edges that follow colour or intensity edges; (B, H, W); size 1: u itself."""
-    return weighted_median_filter(u.unsqueeze(1), guide, size, sigma).squeeze(1)
+    moving depth edges that follow colour or intensity edges; (B, H, W); size 1: u itself. ``slope_window`` > 0:
+    values compared along the local plane (:func:`~gbp_torch.vision.field_slopes` of that window)."""
+    field = u.unsqueeze(1)
+    slopes = field_slopes(field, slope_window) if slope_window > 0 and size > 1 else None
+    return weighted_median_filter(field, guide, size, sigma, slopes=slopes).squeeze(1)
 
 
 def cues_of(volume: CostVolume, lr_threshold: float, chunk: int) -> tuple[StereoCues, Tensor]:
@@ -138,7 +148,7 @@ class HandsetStereo(nn.Module):
             cues = self.extend_cues(cues, volume, v0, left, right, max_disp)
             guide = colour_guide(left)
             u = guided_median(fill_background(quadratic_fit(volume, v0).z, ~cues.occluded), guide,
-                              self.schedule.median[0], self.schedule.median_sigma)
+                              self.schedule.median[0], self.schedule.median_sigma, self.schedule.median_slope)
             del v0
         with torch.set_grad_enabled(record):
             factors = self.factors(left, cues)
@@ -160,7 +170,8 @@ class HandsetStereo(nn.Module):
         with torch.no_grad():
             refined, res_refine = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine,
                                                      self.grid)
-            refined = guided_median(refined, guide, self.schedule.median[1], self.schedule.median_sigma)
+            refined = guided_median(refined, guide, self.schedule.median[1], self.schedule.median_sigma,
+                                    self.schedule.median_slope)
         u = u + (refined - u.detach()) if record else refined  # straight-through: the refinement is a constant
         bar.update()
         bar.close()

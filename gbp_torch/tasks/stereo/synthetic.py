@@ -1,6 +1,7 @@
 """Synthetic rectified stereo pairs with exact disparity and occlusion masks, from any texture.
 
-A scene is a slanted background plane plus ``layers`` fronto-parallel or slanted foreground
+A scene is a slanted background plane (optionally a wall and a floor that recedes toward the
+horizon, the steep vertical slope of ground planes) plus ``layers`` fronto-parallel or slanted foreground
 layers (ellipses and rectangles in left-image coordinates), each a plane of disparity
 ``d(x, y) = a + b x + c y`` carrying its own crop of the texture (rolled / flipped copies,
 random contrast). The left view shows at each pixel the layer of largest disparity (nearest)
@@ -37,6 +38,11 @@ class SyntheticConfig:
         tint: > 0 renders colour pairs: each layer's texture (a gray one repeated as R, G, B) times
             ``1 + tint * u`` per channel, u uniform in [-1, 1] per layer and channel, so that layers
             differ in colour as objects do (0: the texture's own channels; draws nothing).
+        floor: probability that the scene has a floor: a plane below a horizon row whose disparity
+            grows downward by :attr:`floor_slope` px per row from the background's at the horizon to
+            at most ``max_disp`` at the bottom (a ground plane seen at a grazing angle); 0: never
+            (draws nothing, so scenes without it are those of earlier versions).
+        floor_slope: (min, max) of the floor's vertical disparity slope, px per row.
     """
 
     layers: tuple[int, int] = (1, 4)
@@ -46,6 +52,8 @@ class SyntheticConfig:
     bias: float = 0.05
     noise: tuple[float, float] = (0.0, 0.02)
     tint: float = 0.0
+    floor: float = 0.0
+    floor_slope: tuple[float, float] = (0.3, 1.0)
 
 
 def _u(g: torch.Generator, lo: float, hi: float, n: int = 1) -> Tensor:
@@ -62,6 +70,21 @@ def _plane(g: torch.Generator, h: int, w: int, lo: float, hi: float, slant: floa
     base = float(_u(g, lo, hi - span))  # minimum of the plane over the image
     a = base - min(0.0, b * (w - 1)) - min(0.0, c * (h - 1))
     return torch.tensor([a, b, c], dtype=torch.float64)
+
+
+def _floor(g: torch.Generator, background: Tensor, h: int, w: int, max_disp: int,
+           slope: tuple[float, float]) -> tuple[Tensor, Tensor]:
+    """(plane (a, b, c), rectangle shape row) of a floor below a horizon: disparity from the background's
+    at the horizon (middle column) down to at most max_disp at the bottom row, c px per row, b = 0."""
+    c = float(_u(g, *slope))
+    a0, b0, c0 = background.tolist()
+    bottom = a0 + b0 * (w - 1) / 2 + c0 * (h - 1)  # the background's disparity at the bottom row's middle
+    rows = min(0.6 * h, max(2.0, (max_disp - bottom) / max(c - c0, 1e-6)))  # the floor's height in rows
+    horizon = h - 1 - float(_u(g, 0.5, 1.0)) * rows
+    start = a0 + b0 * (w - 1) / 2 + c0 * horizon
+    plane = torch.tensor([start - c * horizon, 0.0, c], dtype=torch.float64)
+    shape = torch.tensor([1.0, (w - 1) / 2, (horizon + h) / 2, w, (h - horizon) / 2], dtype=torch.float64)
+    return plane, shape
 
 
 def _shapes(g: torch.Generator, n: int, h: int, w: int) -> Tensor:
@@ -156,9 +179,13 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
     for _ in range(n):  # foreground planes in front of the background's range
         lo = float(_u(g, bg_hi, max_disp))
         planes.append(_plane(g, h, w, lo, float(_u(g, lo, max_disp)), config.slant))
-    planes = torch.stack(planes)
     shapes = [None] + list(_shapes(g, n, h, w))
-    textures = _layer_textures(tex, g, n + 1, config.contrast, config.tint)
+    if config.floor > 0 and float(torch.rand(1, generator=g)) < config.floor:
+        plane, shape = _floor(g, planes[0], h, w, max_disp, config.floor_slope)
+        planes.insert(1, plane)
+        shapes.insert(1, shape)
+    planes = torch.stack(planes)
+    textures = _layer_textures(tex, g, len(planes), config.contrast, config.tint)
     left, d_left, _ = _render(planes, shapes, textures, h, w, right=False)
     right, d_right, xl_right = _render(planes, shapes, textures, h, w, right=True)
     # nonocc: the right pixel at x - d shows the same surface point (nearest-pixel lookup of its x_l)
