@@ -169,6 +169,23 @@ def test_shear_choice_and_volume_do_not_depend_on_bands_and_chunks(monkeypatch):
     assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3
 
 
+def test_shear_choice_progress_bar_counts_its_bands(monkeypatch):
+    steps = []
+
+    class Bar:
+        def update(self, n=1):
+            steps.append(n)
+
+        def close(self):
+            steps.append("closed")
+
+    monkeypatch.setattr(cost_module, "progress_bar", lambda total, desc, unit, enabled: steps.append(total) or Bar())
+    monkeypatch.setattr(cost_module, "CHUNK_VALUES", 90 * 16 * 8)  # bands of 8 rows at the default chunk of 16
+    left, right, _ = floor_pair()
+    shear_choice(left, right, 32, CostConfig(), progress=True)
+    assert steps == [3] + [1] * 3 + ["closed"]  # 24 rows
+
+
 def test_chunking_gives_identical_volumes(pair):
     left, right = pair
     vols = [cost_volume(left, right, 9, CostConfig(chunk=c)).cost for c in (1, 4, 16)]

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...progress import progress_bar
 from .sgm import SGMConfig, semi_global
 
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
@@ -317,14 +318,16 @@ def _sheared_features(right: Tensor, fr: _Features, config: CostConfig, shear: i
     return fr if shear == 0 else replace(fr, census=census_transform(to_gray(right.float()), config.census, shear))
 
 
-def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig, features=None) -> Tensor | None:
+def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig, features=None,
+                 progress: bool = False) -> Tensor | None:
     """Which window each pixel's cost uses: (B, H, W) int64, 0 upright, i the shear ``config.shears[i - 1]``
     (None without shears).
 
     For every hypothesis (upright included, all with box windows) the best cost over disparities is averaged
     over the (2 ``shear_radius`` + 1)^2 region around the pixel; a shear wins where its average is the lowest
     and below ``1 - shear_margin`` times the upright one. Computed in bands of rows (with the windows'
-    margin) and chunks of disparities: memory of a chunk, plus (B, 1 + len(shears), H, W) floats.
+    margin) and chunks of disparities: memory of a chunk, plus (B, 1 + len(shears), H, W) floats. ``progress``:
+    a bar over the bands.
     """
     if not config.shears:
         return None
@@ -332,6 +335,7 @@ def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
     margin = config.census // 2 + config.aggregate_radius + (0 if features is None else features.radius)
     band = max(1, CHUNK_VALUES // (b * w * config.chunk))
     best = left.new_empty(b, 1 + len(config.shears), h, w, dtype=torch.float32)
+    bar = progress_bar(-(-h // band), "shear choice", "band", progress)
     for y0 in range(0, h, band):  # bands of rows: each chunk holds B band W chunk values at most
         y1 = min(h, y0 + band)
         lo, hi = max(0, y0 - margin), min(h, y1 + margin)
@@ -347,6 +351,8 @@ def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
                 c = c.masked_fill_(_invalid(d0, d1, w, c.device), float("inf")).amin(1)
                 low = c if low is None else torch.minimum(low, c)
             best[:, i, y0:y1] = low[:, y0 - lo:y1 - lo]
+        bar.update()
+    bar.close()
     region = box_mean(best, config.shear_radius)
     sheared_low, index = (region[:, 1:] / (1.0 - config.shear_margin)).min(1)
     return torch.where(sheared_low < region[:, 0], index + 1, 0)
@@ -439,8 +445,8 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
     with ``cost`` (B, max_disp + 1, H, W) in ``config.store``'s dtype.
 
     ``features``: a :class:`~.features.MatchingFeatures` net (None: census only); its cost replaces the
-    fraction ``features.weight`` of the census cost (:func:`raw_cost_chunk`). ``progress``: a bar over
-    SGM's bands on big images.
+    fraction ``features.weight`` of the census cost (:func:`raw_cost_chunk`). ``progress``: bars over the
+    shear choice's and SGM's bands on big images.
 
     With SGM, the window cost is computed in bands of rows (with a margin of rows on each side
     that reaches the census and the guided filter's support, so a band's rows equal the whole
@@ -449,7 +455,7 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
     """
     config = config or CostConfig()
     check_pair(left, right, max_disp)
-    choice = shear_choice(left, right, max_disp, config, features)
+    choice = shear_choice(left, right, max_disp, config, features, progress)
     if config.sgm.paths == 0:
         return CostVolume(_window_cost(left, right, max_disp, config, features, choice), config.max_cost)
     b, _, h, w = left.shape
