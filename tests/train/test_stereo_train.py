@@ -44,6 +44,29 @@ def test_synthetic_training_pairs_are_seeded():
     assert not torch.equal(ds[3]["left"], a["left"])
 
 
+def test_floor_share_gives_floors_and_zero_changes_nothing():
+    """data.floor: 0 renders the pairs of a module without the option; 1 gives every scene a floor (the bottom rows'
+    disparity rises row by row)."""
+    import pytest
+
+    plain, none, floors = (StereoDataModule(train_limit=3, crop=48, max_disp=12, val_pairs=2, **kw)
+                           for kw in ({}, {"floor": 0.0}, {"floor": 1.0}))
+    for dm in (plain, none, floors):
+        dm.setup("fit")
+    for i in range(3):
+        assert torch.equal(plain.train_ds[i]["gt"], none.train_ds[i]["gt"])
+        assert torch.equal(plain.val_ds[0]["left"], none.val_ds[0]["left"])
+    def floor_share(gt):  # bottom-row pixels that rise from the row above by a floor's 0.3-1 px
+        step = gt[0, -1] - gt[0, -2]
+        return float(((step > 0.29) & (step < 1.01)).float().mean())
+
+    # nearer layers may hide a floor's bottom rows (item 1 here), so the mean over items
+    assert sum(floor_share(floors.train_ds[i]["gt"]) for i in range(6)) / 6 > 0.5
+    assert max(floor_share(none.train_ds[i]["gt"]) for i in range(6)) < 0.1
+    with pytest.raises(ValueError, match="floor"):
+        StereoDataModule(floor=1.5)
+
+
 def test_fast_dev_run_trains_one_step(tmp_path):
     cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", *TINY_STEREO)
     metrics = train(cfg)
