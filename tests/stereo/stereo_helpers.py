@@ -35,3 +35,21 @@ def planar_pair(h: int, w: int, a: float, b: float, c: float, seed: int = 0):
     left = sample_x(tex, x)
     gt = (a + b * x + c * y)[None, None]
     return left.float(), right.float(), gt.float()
+
+
+class RecordingBar:
+    """A stand-in for :func:`gbp_torch.progress.progress_bar` that records totals, updates and closing in ``steps``:
+    ``monkeypatch.setattr(module, "progress_bar", RecordingBar.factory(steps))``."""
+
+    def __init__(self, steps: list):
+        self.steps = steps
+
+    @classmethod
+    def factory(cls, steps: list):
+        return lambda total, desc, unit, enabled: steps.append(total) or cls(steps)
+
+    def update(self, n=1):
+        self.steps.append(n)
+
+    def close(self):
+        self.steps.append("closed")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from stereo_helpers import RecordingBar
 
 import gbp_torch.tasks.stereo.cost as cost_module
 import gbp_torch.tasks.stereo.sgm as sgm_module
@@ -144,15 +145,7 @@ def test_sgm_reads_each_band_twice_and_keeps_a_single_one():
 
 def test_sgm_progress_bar_counts_the_bands_of_both_passes(monkeypatch):
     steps = []
-
-    class Bar:
-        def update(self, n=1):
-            steps.append(n)
-
-        def close(self):
-            steps.append("closed")
-
-    monkeypatch.setattr(sgm_module, "progress_bar", lambda total, desc, unit, enabled: steps.append(total) or Bar())
+    monkeypatch.setattr(sgm_module, "progress_bar", RecordingBar.factory(steps))
     cost = torch.randint(0, 255, (1, 4, 10, 6), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
     semi_global(lambda y0, y1: cost[..., y0:y1, :], 4, lambda c: c.float() / 254, 1.0, torch.rand(1, 1, 10, 6),
                 SGMConfig(), progress=True)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from stereo_helpers import RecordingBar
 
 import gbp_torch.tasks.stereo.cost as cost_module
 from gbp_torch.tasks.stereo.cost import (
@@ -171,15 +172,7 @@ def test_shear_choice_and_volume_do_not_depend_on_bands_and_chunks(monkeypatch):
 
 def test_shear_choice_progress_bar_counts_its_bands(monkeypatch):
     steps = []
-
-    class Bar:
-        def update(self, n=1):
-            steps.append(n)
-
-        def close(self):
-            steps.append("closed")
-
-    monkeypatch.setattr(cost_module, "progress_bar", lambda total, desc, unit, enabled: steps.append(total) or Bar())
+    monkeypatch.setattr(cost_module, "progress_bar", RecordingBar.factory(steps))
     monkeypatch.setattr(cost_module, "CHUNK_VALUES", 90 * 16 * 8)  # bands of 8 rows at the default chunk of 16
     left, right, _ = floor_pair()
     shear_choice(left, right, 32, CostConfig(), progress=True)
