@@ -20,8 +20,14 @@ from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_w
 from gbp_torch.tasks.stereo.sgm import SGMConfig
 
 
+def _shift(shear, dy):
+    """shear * dy rounded half away from zero."""
+    return int(np.sign(shear * dy) * np.floor(abs(shear * dy) + 0.5))
+
+
 def _census_np(g, win, shear=0):
-    """Bit (dy, dx) of pixel (y, x): g at (y + dy, x + dx - shear dy), indices clipped into the image, < g(y, x)."""
+    """Bit (dy, dx) of pixel (y, x): g at (y + dy, x + dx - round(shear dy)), indices clipped into the image,
+    < g(y, x)."""
     r = win // 2
     h, w = g.shape
     ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
@@ -30,7 +36,7 @@ def _census_np(g, win, shear=0):
         for dx in range(-r, r + 1):
             if dy == 0 and dx == 0:
                 continue
-            bits.append(g[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx - shear * dy, 0, w - 1)] < g)
+            bits.append(g[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx - _shift(shear, dy), 0, w - 1)] < g)
     return np.stack(bits)  # (n_bits, H, W)
 
 
@@ -67,7 +73,7 @@ def pair():
     return left, right
 
 
-@pytest.mark.parametrize("census,shear", [(3, 0), (5, 0), (7, 0), (5, 1), (7, -1), (3, 2)])
+@pytest.mark.parametrize("census,shear", [(3, 0), (5, 0), (7, 0), (5, 1), (7, -1), (3, 2), (7, 0.5), (5, -0.5)])
 def test_census_matches_numpy(census, shear):
     g = torch.rand(1, 1, 8, 11, generator=torch.Generator().manual_seed(1))
     codes = census_transform(g, census, shear)
@@ -100,10 +106,11 @@ def test_cost_volume_matches_bruteforce(pair, store):
     assert np.all(got[~np.broadcast_to(valid, got.shape)] == pytest.approx(maxc))
 
 
-@pytest.mark.parametrize("shear,first,d0,d1", [(0, 2, 2, 7), (1, 0, 2, 6), (-2, 1, 1, 8), (1, 3, 3, 9)])
+@pytest.mark.parametrize("shear,first,d0,d1", [(0, 2, 2, 7), (1, 0, 2, 6), (-2, 1, 1, 8), (1, 3, 3, 9),
+                                               (0.5, 1, 2, 6), (-0.5, 0, 0, 7)])
 def test_sheared_window_mean_matches_a_loop(shear, first, d0, d1):
-    """out[j, y, x]: the mean of raw[d0 + j + shear dy - first, y + dy, x + dx] over the terms that exist."""
-    g = torch.Generator().manual_seed(shear + 5)
+    """out[j, y, x]: the mean of raw[d0 + j + round(shear dy) - first, y + dy, x + dx] over the terms that exist."""
+    g = torch.Generator().manual_seed(int(10 * shear) + 50)
     raw = torch.rand(2, 7, 6, 9, generator=g, dtype=torch.float64)
     radius = 2
     got = sheared_window_mean(raw, first, d0, d1, radius, shear)
@@ -112,9 +119,9 @@ def test_sheared_window_mean_matches_a_loop(shear, first, d0, d1):
     for j, d in enumerate(range(d0, d1)):
         for y in range(6):
             for x in range(9):
-                terms = [r[:, d + shear * dy - first, y + dy, x + dx]
+                terms = [r[:, d + _shift(shear, dy) - first, y + dy, x + dx]
                          for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
-                         if 0 <= y + dy < 6 and 0 <= x + dx < 9 and 0 <= d + shear * dy - first < 7]
+                         if 0 <= y + dy < 6 and 0 <= x + dx < 9 and 0 <= d + _shift(shear, dy) - first < 7]
                 ref[:, j, y, x] = np.mean(terms, 0)
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12)
     torch.testing.assert_close(sheared_window_mean(raw, 0, 0, 7, radius, 0), box_mean(raw, radius))
@@ -162,7 +169,7 @@ def test_shear_choice_and_volume_do_not_depend_on_bands_and_chunks(monkeypatch):
     left, right, _ = floor_pair(h=30)
     cfg = CostConfig(chunk=16)
     choice, whole = shear_choice(left, right, 36, cfg), cost_volume(left, right, 36, cfg).cost
-    assert bool((choice == 2).any()) and bool((choice == 0).any())  # shear +1 (the second) on the floor
+    assert bool((choice == cfg.shears.index(1) + 1).any()) and bool((choice == 0).any())  # shear +1 on the floor
     monkeypatch.setattr(cost_module, "CHUNK_VALUES", 90 * 4 * 5)  # bands of 5 rows, chunks of 4 disparities
     monkeypatch.setattr(cost_module, "BAND_VALUES", 37 * 90 * 7)  # SGM bands of 7 rows
     assert torch.equal(shear_choice(left, right, 36, cfg), choice)
@@ -256,14 +263,14 @@ def test_bad_config_raises():
         CostConfig(census=4)
     with pytest.raises(ValueError, match="store"):
         CostConfig(store="int4")
-    for shears in ((0,), (1, 1), (0.5,), (True,)):
+    for shears in ((0,), (1, 1), (float("nan"),), (True,), ("1",)):
         with pytest.raises(ValueError, match="shears"):
             CostConfig(shears=shears)
     with pytest.raises(ValueError, match="shear_radius"):
         CostConfig(shear_radius=-1)
     with pytest.raises(ValueError, match="shear_margin"):
         CostConfig(shear_margin=1.0)
-    assert CostConfig(shears=[1, -1]).shears == (1, -1)
+    assert CostConfig(shears=[1, -0.5]).shears == (1, -0.5)
 
 
 def test_big_images_use_smaller_chunks_and_the_volume_does_not_change(monkeypatch):

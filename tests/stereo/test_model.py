@@ -30,18 +30,18 @@ def test_plane_recovered_subpixel(model, plane):
     assert bool((out.var > 0).all())
 
 
-@pytest.mark.parametrize("slope", [0.8, 1.0])
-def test_a_floor_is_recovered_where_upright_windows_fail(model, slope):
+@pytest.mark.parametrize("slope,upright_bad", [(0.5, 0.1), (0.8, 0.3), (1.0, 0.3)])
+def test_a_floor_is_recovered_where_upright_windows_fail(model, slope, upright_bad):
     """A ground plane seen at a grazing angle: disparity 2 + slope * y, up to 49 px at the bottom. Sheared windows
-    and medians along the local slope recover it sub-pixel; upright ones (the model before them) fail on most
-    pixels."""
+    and medians along the local slope recover it sub-pixel; upright ones (the model before them) get many pixels
+    wrong (15-75 % of them here)."""
     left, right, gt = planar_pair(48, 112, 2.0, 0.0, slope)
     inner = torch.zeros_like(gt, dtype=torch.bool)
     inner[..., 4:-4, 56:-4] = True  # x - d >= 0 everywhere there; away from the borders
     err = (model(left, right, 56).disparity - gt).abs()[inner]
     assert float(err.mean()) < 0.15 and float(err.max()) < 1.0
     upright = HandsetStereo(cost=CostConfig(shears=()), schedule=SolveSchedule(median_slope=0))
-    assert float(((upright(left, right, 56).disparity - gt).abs()[inner] > 1).float().mean()) > 0.3
+    assert float(((upright(left, right, 56).disparity - gt).abs()[inner] > 1).float().mean()) > upright_bad
 
 
 @pytest.mark.parametrize("d", [0.8, 1.0])

@@ -7,8 +7,8 @@ Steps (one cost volume, then ``outer`` relinearisations):
 
 1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8; optionally
    mixed with the cost of learned matching features, ``features``), aggregated by a guided filter of
-   each slice (or, in regions where a window sheared by +-1 px of disparity per row matches clearly
-   better, as on floors, over that sheared window) and then by semi-global (SGM) scanline recursions
+   each slice (or, in regions where a window sheared by +-0.5 or +-1 px of disparity per row matches
+   clearly better, as on floors, over that sheared window) and then by semi-global (SGM) scanline recursions
    (:mod:`.sgm`);
 2. cues: winner-take-all (WTA) v0, the peak-ratio confidence, the right view's WTA, the
    left-right check and the left border's out-of-view strip (occlusions); the initial estimate is
