@@ -15,6 +15,7 @@ from gbp_torch.tasks.stereo.cost import (
     popcount,
     shear_choice,
     sheared_window_mean,
+    swar_popcount,
 )
 from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_winner
 from gbp_torch.tasks.stereo.sgm import SGMConfig
@@ -86,9 +87,11 @@ def test_census_matches_numpy(census, shear):
 
 
 def test_popcount():
+    """numpy's bitwise_count (the CPU path) and the SWAR bit tricks (other devices) count the same bits."""
     x = torch.randint(0, 2 ** 24, (1000,), dtype=torch.int32)
-    ref = torch.tensor([bin(int(v)).count("1") for v in x])
-    assert torch.equal(popcount(x.clone()), ref.int())
+    ref = torch.tensor([bin(int(v)).count("1") for v in x]).int()
+    assert torch.equal(popcount(x.clone()), ref)
+    assert torch.equal(swar_popcount(x.clone()), ref)
 
 
 @pytest.mark.parametrize("store", ["float16", "uint8"])

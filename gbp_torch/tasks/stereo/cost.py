@@ -15,7 +15,7 @@ disparity d + s dy instead, in the census (:func:`census_transform`'s ``shear``)
 (:func:`sheared_window_mean`); each pixel takes the hypothesis whose best cost, averaged over a region, is
 clearly lowest (:func:`shear_choice`), so the upright guided cost stays wherever no slope wins. Census
 compares the gray image with the centre of a ``census`` x ``census`` window (bits packed 24 to an
-int32 word, Hamming distance by a SWAR popcount); gx is the central x-difference of the gray image.
+int32 word, Hamming distance by a popcount); gx is the central x-difference of the gray image.
 Pixels with ``x - d < 0`` (no partner in the right image) get :data:`INVALID`.
 
 Memory: the chunk loop touches only a few disparities at once (temporaries ~ ``B H W chunk`` x 16
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -177,7 +178,17 @@ def census_transform(gray: Tensor, window: int = 7, shear: float = 0) -> Tensor:
 
 
 def popcount(x: Tensor) -> Tensor:
-    """Set bits of each element of a non-negative int32 tensor (SWAR; modifies x in place)."""
+    """Set bits of each element of a non-negative int32 tensor, int32 (may reuse x's memory).
+
+    On the CPU numpy's ``bitwise_count``: one pass over the data, about 10x faster than the SWAR bit tricks
+    (:func:`swar_popcount`, ten element-wise passes) that other devices use."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.bitwise_count(x.numpy())).to(torch.int32)
+    return swar_popcount(x)
+
+
+def swar_popcount(x: Tensor) -> Tensor:
+    """Set bits of each element of a non-negative int32 tensor by SWAR bit tricks (modifies x in place)."""
     x.sub_((x >> 1).bitwise_and_(0x55555555))
     y = (x >> 2).bitwise_and_(0x33333333)
     x.bitwise_and_(0x33333333).add_(y)
