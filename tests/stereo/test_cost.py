@@ -63,7 +63,12 @@ def _cost_np(left, right, max_disp, cfg):
         for x in range(w):
             win = raw[:, max(0, y - r):y + r + 1, max(0, x - r):x + r + 1]
             agg[:, y, x] = win.reshape(max_disp + 1, -1).mean(1)
-    return agg, maxc
+    k = cfg.window_shift  # shiftable windows: the least window cost within k px
+    best = np.empty_like(agg)
+    for y in range(h):
+        for x in range(w):
+            best[:, y, x] = agg[:, max(0, y - k):y + k + 1, max(0, x - k):x + k + 1].reshape(max_disp + 1, -1).min(1)
+    return best, maxc
 
 
 @pytest.fixture
@@ -94,11 +99,11 @@ def test_popcount():
     assert torch.equal(swar_popcount(x.clone()), ref)
 
 
-@pytest.mark.parametrize("store", ["float16", "uint8"])
-def test_cost_volume_matches_bruteforce(pair, store):
+@pytest.mark.parametrize("store,shift", [("float16", 0), ("uint8", 0), ("float16", 1), ("uint8", 2)])
+def test_cost_volume_matches_bruteforce(pair, store, shift):
     left, right = pair
     cfg = CostConfig(census=5, gradient_weight=0.5, aggregate_radius=1, guided_eps=0.0, sgm=SGMConfig(paths=0),
-                     chunk=3, store=store, shears=())
+                     chunk=3, store=store, shears=(), window_shift=shift)
     vol = cost_volume(left, right, 6, cfg)
     ref, maxc = _cost_np(left[0].double().numpy(), right[0].double().numpy(), 6, cfg)
     got = vol.as_float()[0].double().numpy()
@@ -269,6 +274,9 @@ def test_bad_config_raises():
     for shears in ((0,), (1, 1), (float("nan"),), (True,), ("1",)):
         with pytest.raises(ValueError, match="shears"):
             CostConfig(shears=shears)
+    for shift in (-1, 0.5, True):
+        with pytest.raises(ValueError, match="window_shift"):
+            CostConfig(window_shift=shift)
     with pytest.raises(ValueError, match="shear_radius"):
         CostConfig(shear_radius=-1)
     with pytest.raises(ValueError, match="shear_margin"):

@@ -6,7 +6,8 @@ Cost of left pixel (y, x) at integer disparity d (``left(x)`` matches ``right(x 
                  + gradient_weight * min(|gx_L(y, x) - gx_R(y, x - d)|, gradient_trunc) / gradient_trunc
 
 then aggregated over (2 r + 1)^2 windows (``aggregate_radius`` r; a box mean or the guided filter of
-each slice, guided by the left image) and optionally along scanlines by SGM (:mod:`.sgm`).
+each slice, guided by the left image), the best of the windows shifted by up to ``window_shift`` px taken
+(shiftable windows: less foreground fattening), and optionally along scanlines by SGM (:mod:`.sgm`).
 
 Ground planes seen at a grazing angle (floors, roads) change disparity by up to a pixel or more per row, so an
 upright window compares rows of the left image with right-image rows shifted by several pixels against each
@@ -63,6 +64,11 @@ class CostConfig:
         chunk: most disparities per chunk; big images use fewer (:meth:`chunk_for`), so that a chunk
             holds at most :data:`CHUNK_VALUES` values (temporaries ~ 16 bytes per value).
         store: ``"uint8"`` (value / max * 254, 255 = invalid) or ``"float16"`` (value / max, 1 = invalid).
+        window_shift: shiftable windows: each pixel's (upright) window cost is the least of the windows moved
+            by up to this many pixels in x and y (a (2 shift + 1)^2 minimum filter of every aggregated slice),
+            so that a pixel next to a depth edge can use a window on its own side of it (0: centred windows).
+            Chosen on synthetic pairs (seeds 100 / 200, with and without floors, 16 colour pairs each:
+            bad > 1 px summed over the four sets 6.22 -> 6.03 % with 1, 6.25 with 2, 7.02 with 3).
         shears: vertical disparity slopes (px per row, non-zero) of the sheared window hypotheses (empty:
             upright windows only); row dy of a window shifts by ``shear * dy`` rounded (:func:`shear_shift`).
         shear_radius: radius of the square region over which a pixel's hypotheses compete.
@@ -80,6 +86,7 @@ class CostConfig:
     sgm: SGMConfig = SGMConfig()
     chunk: int = 16
     store: str = "uint8"
+    window_shift: int = 1
     shears: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
     shear_radius: int = 7
     shear_margin: float = 0.08
@@ -92,6 +99,8 @@ class CostConfig:
                              f"{self.gradient_weight!r}, {self.gradient_trunc!r}")
         if not isinstance(self.aggregate_radius, int) or self.aggregate_radius < 0:
             raise ValueError(f"aggregate_radius must be an int >= 0, got {self.aggregate_radius!r}")
+        if isinstance(self.window_shift, bool) or not isinstance(self.window_shift, int) or self.window_shift < 0:
+            raise ValueError(f"window_shift must be an int >= 0, got {self.window_shift!r}")
         if not isinstance(self.chunk, int) or self.chunk < 1:
             raise ValueError(f"chunk must be an int >= 1, got {self.chunk!r}")
         if self.store not in STORES:
@@ -393,6 +402,23 @@ class Guide:
         return cls(gray, mean, box_mean(gray * gray, radius) - mean * mean)
 
 
+def shifted_window_min(cost: Tensor, shift: int) -> Tensor:
+    """The least value of every slice of cost (B, K, H, W) over the (2 shift + 1)^2 pixels around each pixel
+    (inside the image): of a window cost, the best of the windows moved by up to ``shift`` px. Separable: minima of
+    shifted slices along x, then along y (5x faster than a pooling layer on the CPU)."""
+    for dim in (-1, -2):
+        if shift == 0:
+            break
+        n = cost.shape[dim]
+        out = cost.clone()
+        for k in range(1, min(shift, n - 1) + 1):
+            low, high = out.narrow(dim, 0, n - k), out.narrow(dim, k, n - k)
+            torch.minimum(low, cost.narrow(dim, k, n - k), out=low)
+            torch.minimum(high, cost.narrow(dim, 0, n - k), out=high)
+        cost = out
+    return cost
+
+
 def aggregate(cost: Tensor, radius: int, guide: Guide | None = None, eps: float = 0.0) -> Tensor:
     """Aggregate every slice of cost (B, K, H, W) over (2 radius + 1)^2 windows.
 
@@ -448,6 +474,7 @@ def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
     for d0 in range(0, max_disp + 1, chunk):  # chunk loop: bounded memory
         d1 = min(d0 + chunk, max_disp + 1)
         c = aggregate(raw_cost_chunk(fl, fr, d0, d1, config), config.aggregate_radius, guide, config.guided_eps)
+        c = shifted_window_min(c, config.window_shift)
         for shear, (y0, y1, lo), where, fl_rows, fr_rows in sheared:
             part = _sheared_chunk(fl_rows, fr_rows, d0, d1, max_disp, shear, config)[..., y0 - lo:y1 - lo, :]
             c[..., y0:y1, :] = torch.where(where, part, c[..., y0:y1, :])
@@ -480,7 +507,8 @@ def cost_volume(left: Tensor, right: Tensor, max_disp: int, config: CostConfig |
     if config.sgm.paths == 0:
         return CostVolume(_window_cost(left, right, max_disp, config, features, choice), config.max_cost)
     b, _, h, w = left.shape
-    margin = config.census // 2 + 2 * config.aggregate_radius + (0 if features is None else features.radius)
+    margin = (config.census // 2 + 2 * config.aggregate_radius + config.window_shift
+              + (0 if features is None else features.radius))
 
     def rows(y0: int, y1: int) -> Tensor:
         lo, hi = max(0, y0 - margin), min(h, y1 + margin)
