@@ -405,7 +405,8 @@ class Guide:
 def shifted_window_min(cost: Tensor, shift: int) -> Tensor:
     """The least value of every slice of cost (B, K, H, W) over the (2 shift + 1)^2 pixels around each pixel
     (inside the image): of a window cost, the best of the windows moved by up to ``shift`` px. Separable: minima of
-    shifted slices along x, then along y (5x faster than a pooling layer on the CPU)."""
+    shifted slices along x, then along y (a 16-disparity teddy chunk: 2 ms, against 72 ms for a min-pooling layer;
+    1 thread)."""
     for dim in (-1, -2):
         if shift == 0:
             break
