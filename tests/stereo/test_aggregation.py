@@ -8,7 +8,15 @@ from stereo_helpers import RecordingBar
 
 import gbp_torch.tasks.stereo.cost as cost_module
 import gbp_torch.tasks.stereo.sgm as sgm_module
-from gbp_torch.tasks.stereo.cost import CostConfig, CostVolume, Guide, aggregate, box_mean, cost_volume
+from gbp_torch.tasks.stereo.cost import (
+    CostConfig,
+    CostVolume,
+    Guide,
+    aggregate,
+    box_mean,
+    cost_volume,
+    shifted_window_min,
+)
 from gbp_torch.tasks.stereo.search import coupled_search
 from gbp_torch.tasks.stereo.sgm import DIRECTIONS, SGMConfig, semi_global
 
@@ -30,6 +38,17 @@ def _box_np(a, r):
 def test_separable_box_mean_is_the_clipped_window_mean(radius):
     x = torch.rand(2, 3, 7, 11, generator=torch.Generator().manual_seed(radius), dtype=torch.float64)
     np.testing.assert_allclose(box_mean(x, radius).numpy(), _box_np(x.numpy(), radius), atol=1e-12)
+
+
+@pytest.mark.parametrize("shift,h,w", [(0, 5, 7), (1, 5, 7), (2, 6, 4), (4, 3, 9)])
+def test_shifted_window_min_is_the_least_value_around_each_pixel(shift, h, w):
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(shift), dtype=torch.float64)
+    ref = np.empty((2, 3, h, w))
+    a = x.numpy()
+    for y in range(h):
+        for xx in range(w):
+            ref[..., y, xx] = a[..., max(0, y - shift):y + shift + 1, max(0, xx - shift):xx + shift + 1].min((-2, -1))
+    np.testing.assert_array_equal(shifted_window_min(x, shift).numpy(), ref)
 
 
 def test_guided_filter_matches_window_least_squares():
