@@ -248,6 +248,11 @@ def _features(image: Tensor, config: CostConfig, net=None) -> _Features:
                      0.0 if net is None else float(net.weight))
 
 
+def _invalid(d0: int, d1: int, w: int, device) -> Tensor:
+    """(d1 - d0, 1, W) bool: x - d < 0 (no partner in the right image)."""
+    return torch.arange(w, device=device).view(1, 1, -1) < torch.arange(d0, d1, device=device).view(-1, 1, 1)
+
+
 def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostConfig) -> Tensor:
     """Unaggregated cost for disparities [d0, d1): (B, d1 - d0, H, W) float32; invalid = max_cost.
 
@@ -266,10 +271,7 @@ def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostC
         gr = shift_right_image(fr.gx, d0, d1)[:, 0]
         diff = (fl.gx - gr).abs_().clamp_(max=config.gradient_trunc)
         cost += diff * (config.gradient_weight / config.gradient_trunc)
-    w = cost.shape[-1]
-    d = torch.arange(d0, d1, device=cost.device).view(-1, 1, 1)
-    invalid = torch.arange(w, device=cost.device).view(1, 1, -1) < d  # (k, 1, W)
-    return cost.masked_fill_(invalid, config.max_cost)
+    return cost.masked_fill_(_invalid(d0, d1, cost.shape[-1], cost.device), config.max_cost)
 
 
 def _window_sum(x: Tensor, radius: int, dim: int) -> Tensor:
@@ -333,19 +335,15 @@ def _sheared_chunk(fl: _Features, fr: _Features, d0: int, d1: int, max_disp: int
                                shear)
 
 
-def _invalid(d0: int, d1: int, w: int, device) -> Tensor:
-    """(d1 - d0, 1, W) bool: x - d < 0."""
-    return torch.arange(w, device=device).view(1, 1, -1) < torch.arange(d0, d1, device=device).view(-1, 1, 1)
-
-
 def _feature_rows(f: _Features, lo: int, hi: int) -> _Features:
     """The features of rows [lo, hi) (computed on more rows: the same values as the whole image's)."""
     return replace(f, census=f.census[..., lo:hi, :], gx=f.gx[..., lo:hi, :],
                    learned=None if f.learned is None else f.learned[..., lo:hi, :])
 
 
-def _sheared_features(right: Tensor, fr: _Features, config: CostConfig, shear: int) -> _Features:
-    return fr if shear == 0 else replace(fr, census=census_transform(to_gray(right.float()), config.census, shear))
+def _sheared_features(gray_right: Tensor, fr: _Features, config: CostConfig, shear: float) -> _Features:
+    """``fr`` with the right census of ``shear`` (from the right gray image (B, 1, H, W))."""
+    return fr if shear == 0 else replace(fr, census=census_transform(gray_right, config.census, shear))
 
 
 def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig, features=None,
@@ -372,8 +370,9 @@ def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
         band_left, band_right = left[..., lo:hi, :], right[..., lo:hi, :]
         fl, fr = _features(band_left, config, features), _features(band_right, config, features)
         chunk = config.chunk_for(band_left)
+        gray_right = to_gray(band_right.float())
         for i, shear in enumerate((0,) + config.shears):
-            frs = _sheared_features(band_right, fr, config, shear)
+            frs = _sheared_features(gray_right, fr, config, shear)
             low = None
             for d0 in range(0, max_disp + 1, chunk):
                 d1 = min(d0 + chunk, max_disp + 1)
@@ -461,12 +460,13 @@ def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
     guide = Guide.of(to_gray(left.float()), config.aggregate_radius) if config.guided_eps > 0 else None
     b, _, h, w = left.shape
     sheared = []  # (shear, rows, where, left and right features of those rows) of the shears some pixel takes
+    gray_right = None if choice is None else to_gray(right.float())
     for i, shear in enumerate(() if choice is None else config.shears, 1):
         taken = (choice == i).any(-1).any(0).nonzero()
         if len(taken):  # the rows from the first to the last pixel that takes it, and the window's reach
             y0, y1 = int(taken[0]), int(taken[-1]) + 1
             lo, hi = max(0, y0 - config.aggregate_radius), min(h, y1 + config.aggregate_radius)
-            frs = _sheared_features(right, fr, config, shear)
+            frs = _sheared_features(gray_right, fr, config, shear)
             sheared.append((shear, (y0, y1, lo), (choice[:, None, y0:y1] == i),
                             _feature_rows(fl, lo, hi), _feature_rows(frs, lo, hi)))
     dtype = torch.uint8 if config.store == "uint8" else torch.float16
