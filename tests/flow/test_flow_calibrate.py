@@ -89,3 +89,28 @@ def test_fit_variance_model_covers_a_misplaced_motion_boundary():
         inside = (flow - gt).abs() < 1.96 * cov.sqrt()
         assert float(inside.double().mean()) == pytest.approx(0.95, abs=0.002)
         assert bool(inside[..., column].all()) == covers and bool(inside[..., column].any()) == covers
+
+
+def test_components_with_infinite_variance_stay_out_of_the_fit():
+    """Pixels a model reports as undetermined (inf variance) must not turn the fit into NaN: the fit equals the
+    one on the finite pixels alone, whatever the errors there."""
+    g = torch.Generator().manual_seed(1)
+    flow = torch.zeros(1, 2, 24, 24)
+    flow[:, :, :, 12:] = 1.5
+    gt = flow + 0.05 * torch.randn(flow.shape, generator=g)
+    var = 1e-3 * (1 + torch.rand(1, 24, 24, 2, generator=g))
+    valid = torch.ones(1, 24, 24, dtype=torch.bool)
+    hidden = torch.zeros(1, 24, 24, dtype=torch.bool)
+    hidden[:, :3, :4] = True
+
+    def model_with(v):
+        return lambda f1, f2: FlowOutput(flow=flow, cov=torch.diag_embed(v).permute(0, 3, 4, 1, 2))
+
+    with_inf = var.clone()
+    with_inf[hidden] = float("inf")
+    bad_gt = gt.clone()
+    bad_gt[:, :, :3, :4] = 100.0  # huge errors where the model says it does not know
+    fit = fit_variance_model(model_with(with_inf), [(None, None, bad_gt, valid)])
+    alone = fit_variance_model(model_with(var), [(None, None, gt, valid & ~hidden)])
+    assert fit.var_scale == pytest.approx(alone.var_scale, rel=1e-9)
+    assert fit.boundary_var == pytest.approx(alone.boundary_var, rel=1e-9)

@@ -66,7 +66,9 @@ def fit_variance_model(model: Callable[[Tensor, Tensor], FlowOutput],
 
     ``pairs`` yields ``(frame1, frame2, gt_flow (B, 2, H, W), valid (B, H, W))``; ``model`` must return
     GBP's uncalibrated covariance (``var_scale = 1``, ``boundary_var = 0``). Up to ``samples`` components
-    (an even subsample) enter the likelihood fit; all of them enter the coverage factor.
+    (an even subsample) enter the likelihood fit; all of them enter the coverage factor. Components whose
+    variance is inf (motion the frames do not determine, see :func:`~.handset.unconstrained_to_inf`) say
+    nothing about the scale and stay out.
     """
     err2, var, rng2 = [], [], []
     with torch.no_grad():
@@ -74,9 +76,10 @@ def fit_variance_model(model: Callable[[Tensor, Tensor], FlowOutput],
             out = model(frame1, frame2)
             if out.cov is None:
                 raise ValueError("the model output has no covariance to calibrate")
-            mask = valid[:, None].expand_as(gt)
+            diag = out.cov.diagonal(dim1=1, dim2=2).movedim(-1, 1)
+            mask = valid[:, None].expand_as(gt) & diag.isfinite()
             err2.append((out.flow - gt).square()[mask].double())
-            var.append(out.cov.diagonal(dim1=1, dim2=2).movedim(-1, 1)[mask].double())
+            var.append(diag[mask].double())
             rng2.append(motion_range(out.flow, window).square().expand_as(gt)[mask].double())
     return fit_variance_terms(torch.cat(err2), torch.cat(var), torch.cat(rng2), coverage, z, samples)
 
