@@ -149,3 +149,39 @@ def test_calibration_pairs_are_half_default_half_large_motions():
             torch.testing.assert_close(got[0], want, rtol=0, atol=0)
     largest = [float(p[2].abs().amax()) for p in pairs]
     assert min(largest[3:]) > max(largest[:3])  # same textures and seeds: only the motion ranges differ
+
+
+def test_recalibrating_with_a_loop_setting_stores_it_and_fits_with_it(tmp_path):
+    """``recalibrate(..., config={"irls": 1})`` ships the setting in the model's kwargs and fits the calibration
+    on flows made with it (the fit a fresh model with that setting gives); unknown or calibration fields are
+    refused before anything is written."""
+    import json
+
+    from gbp_torch.pretrained import load, sha256
+    from gbp_torch.tasks.flow.calibrate import fit_variance_model
+    from train.export import atomic_save, write_manifest_entry
+    from train.flow.export import calibration_pairs, recalibrate
+
+    kwargs = {"factors": {"width": 8, "depth": 3, "context_width": 8, "context_depth": 2},
+              "config": {"warps": 1, "var_scale": 1e6, "boundary_var": 5.0}}
+    net = LearnedFlow(**kwargs)
+    path = tmp_path / "flow_cfg.pt"
+    atomic_save({"target": "gbp_torch.tasks.flow.learned.LearnedFlow", "kwargs": kwargs,
+                 "state_dict": net.state_dict()}, path)
+    write_manifest_entry("flow_cfg", {"task": "flow", "file": path.name, "sha256": sha256(path),
+                                      "class": "gbp_torch.tasks.flow.learned.LearnedFlow", "kwargs": kwargs},
+                         tmp_path)
+    before = (tmp_path / "MANIFEST").read_text()
+    for bad in ({"irlss": 1}, {"var_scale": 2.0}):
+        with pytest.raises(ValueError, match="not settable"):
+            recalibrate("flow_cfg", "test", pairs=1, directory=tmp_path, config=bad)
+    assert (tmp_path / "MANIFEST").read_text() == before
+    entry = recalibrate("flow_cfg", "test", pairs=1, directory=tmp_path, config={"irls": 1})
+    model = load("flow_cfg", directory=tmp_path)
+    assert model.config.irls == 1 and model.config.warps == 1
+    assert json.loads((tmp_path / "MANIFEST").read_text())["flow_cfg"]["kwargs"]["config"]["irls"] == 1
+    unit = LearnedFlow(**{**kwargs, "config": {"warps": 1, "irls": 1, "var_scale": 1.0, "boundary_var": 0.0}})
+    unit.load_state_dict(net.state_dict())
+    expected = fit_variance_model(unit.eval(), calibration_pairs(1))
+    assert entry["calibration"]["var_scale"] == pytest.approx(expected.var_scale, rel=1e-6)
+    assert entry["calibration"]["boundary_var"] == pytest.approx(expected.boundary_var, rel=1e-6)

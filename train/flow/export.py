@@ -4,6 +4,7 @@ write ``checkpoints/<name>.pt`` and its ``checkpoints/MANIFEST`` entry (``"task"
     python -m train.flow.export logs/gbp_flow/runs/<run>/checkpoints/last.ckpt --name gbp_flow \\
         --command "python -m train.train experiment=flow_learned task_name=gbp_flow" [--metrics eval.json]
     python -m train.flow.export --name gbp_flow --recalibrate "why"    # refit a shipped model's calibration
+    python -m train.flow.export --name gbp_flow --recalibrate "why" --config irls=3   # ... with a loop setting
 
 The covariance calibration ``var_scale`` and ``boundary_var`` is refit
 (:func:`gbp_torch.tasks.flow.calibrate.fit_variance_model`) on ``--pairs`` synthetic pairs of held-out
@@ -14,6 +15,7 @@ of them with the large motions of :data:`~gbp_torch.tasks.flow.synthetic.LARGE_M
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -22,6 +24,7 @@ import torch
 
 from gbp_torch.pretrained import CHECKPOINT_DIR, sha256
 from gbp_torch.tasks.flow.calibrate import BOUNDARY_WINDOW, fit_variance_model
+from gbp_torch.tasks.flow.handset import HandsetFlowConfig
 from gbp_torch.tasks.flow.synthetic import LARGE_MOTION
 
 from ..export import _run_config, atomic_save, best_checkpoint_score, rewrite_shipped, write_manifest_entry
@@ -89,12 +92,19 @@ def export_flow(ckpt: str | Path, name: str, command: str, metrics: dict | None 
 
 
 def recalibrate(name: str, reason: str, pairs: int = 256, directory: Path = CHECKPOINT_DIR,
-                root: str | None = None) -> dict:
+                root: str | None = None, config: dict | None = None) -> dict:
     """Refit the covariance calibration of shipped flow model ``name`` with its weights unchanged, as
     :func:`export_flow` does (after a change of the warping loop changed its covariance), and rewrite
-    its file; the old hash and ``reason`` are kept in the manifest entry (``reexports``). Returns the entry."""
+    its file; the old hash and ``reason`` are kept in the manifest entry (``reexports``). ``config``: fields of
+    its :class:`~gbp_torch.tasks.flow.handset.HandsetFlowConfig` to set first (e.g. ``{"irls": 3}``). Returns the
+    entry."""
+    fields = {f.name for f in dataclasses.fields(HandsetFlowConfig)} - {"var_scale", "boundary_var"}
+    unknown = sorted(set(config or {}) - fields)
+    if unknown:
+        raise ValueError(f"config: {unknown} are not settable HandsetFlowConfig fields (those are {sorted(fields)})")
     entry = json.loads((directory / "MANIFEST").read_text())[name]
     blob = torch.load(directory / entry["file"], map_location="cpu", weights_only=True)
+    blob["kwargs"]["config"] = {**(blob["kwargs"].get("config") or {}), **(config or {})}
     entry["calibration"] = calibrate(blob["target"], blob["kwargs"], blob["state_dict"],
                                      entry.get("training", {}).get("data"), pairs, root)
     entry["kwargs"] = blob["kwargs"]
@@ -110,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--recalibrate", metavar="REASON",
                     help="refit the covariance calibration of the shipped model --name, weights unchanged, for REASON")
     ap.add_argument("--metrics", type=Path, help="JSON file of evaluation metrics to record")
+    ap.add_argument("--config", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="with --recalibrate: HandsetFlowConfig fields of the shipped model to set (values in JSON)")
     ap.add_argument("--pairs", type=int, default=256, help="synthetic calibration pairs (0: no calibration)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -117,8 +129,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.recalibrate:
         if args.ckpt or args.pairs < 1:
             ap.error("--recalibrate rewrites a shipped model: give no checkpoint, and --pairs >= 1")
-        print(json.dumps(recalibrate(args.name, args.recalibrate, args.pairs)["calibration"], indent=2))
+        config = {}
+        for item in args.config:
+            key, sep, value = item.partition("=")
+            if not sep:
+                ap.error(f"--config takes KEY=VALUE, got {item!r}")
+            try:
+                config[key] = json.loads(value)
+            except json.JSONDecodeError:
+                ap.error(f"--config {key}: {value!r} is not a JSON value")
+        try:
+            entry = recalibrate(args.name, args.recalibrate, args.pairs, config=config)
+        except ValueError as e:
+            ap.error(str(e))
+        print(json.dumps(entry["calibration"], indent=2))
         return
+    if args.config:
+        ap.error("--config goes with --recalibrate")
     if not (args.ckpt and args.command):
         ap.error("exporting needs a checkpoint and --command")
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
