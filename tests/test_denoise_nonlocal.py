@@ -128,15 +128,26 @@ def test_big_images_run_the_non_local_stage_tile_by_tile(monkeypatch):
         solved.append(tuple(z.shape[-2:]))
         return real_solve(z, *args, **kwargs)
 
+    matched = []
+    real_match = nonlocal_gbp.block_match
+
+    def recording_match(image, *args, tile=None, **kwargs):
+        matched.append((tuple(image.shape[-2:]), tile))
+        return real_match(image, *args, tile=tile, **kwargs)
+
     monkeypatch.setattr(nonlocal_gbp, "solve_with_edges", recording_solve)
+    monkeypatch.setattr(nonlocal_gbp, "block_match", recording_match)
     outs = {}
     for tile in (None, 48):
         model.factors.tile = tile
         solved.clear()
+        matched.clear()
         with torch.no_grad():
             outs[tile] = model(noisy, torch.tensor([50 / 255]))
         sizes = set(solved)
     largest = 2 * 48 + 2 * model.HALO
     assert max(h * w for h, w in sizes) <= largest**2 and len(solved) == 2 * 9  # 3 x 3 tiles, two solves each
+    # each stage tile is matched in one piece (no second tiling inside it), and no bigger image would be
+    assert len(matched) == 9 and all(tile == largest and max(size) <= tile for size, tile in matched)
     assert (outs[48].mean - outs[None].mean).abs().max() <= 1 / 255
     assert (outs[48].var.sqrt() - outs[None].var.sqrt()).abs().max() <= 1 / 255

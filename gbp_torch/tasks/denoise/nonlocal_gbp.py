@@ -173,7 +173,9 @@ class NonLocalGBPDenoiser(nn.Module):
         """Block matching on the pilot and the joint grid + non-local solve(s): mean (B, 1, H, W), variance
         (B, H, W) before calibration. noisy, pilot, z (B, 1, H, W); a (B, H, W); wh, wv the grid weights."""
         scale = 1.0 / sigma.square()
-        matches = block_match(pilot.detach(), self.k, self.patch, self.radius, self.cell, tile=self.local.factors.tile)
+        tile = self.local.factors.tile  # bounds the matching's (B, squares, H, W) winners; a stage tile stays whole
+        matches = block_match(pilot.detach(), self.k, self.patch, self.radius, self.cell,
+                              tile=None if tile is None else self.STAGE_TILE_FACTOR * tile + 2 * self.HALO)
         weight, threshold = self.match(matches.dist, sigma)
         c = F.softplus(self.noisy_gain) * scale.view(-1, 1, 1)
         b = a + c
