@@ -5,7 +5,7 @@
 1. One flat-GBP eta-message iteration (frozen gains, sync) at each size for D = 1 and D = 2,
    float32 CPU, eager and ``torch.compile(dynamic=False)``.
 2. The public multigrid solve, ``grid.solve(..., config=MULTIGRID)`` against the same with
-   ``MultigridConfig(compile=True)`` (the FCG iterations' V-cycle compiled), on the uniform problem of
+   ``MultigridConfig(compile=True)`` (each FCG step compiled whole), on the uniform problem of
    ``bench_public_solve.py``: the time of one FCG step (``iters`` 13 minus ``iters`` 3, over 10),
    set-up included in both calls.
 

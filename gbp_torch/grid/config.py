@@ -37,7 +37,8 @@ class MultigridConfig:
         transfer: ``"bilinear"`` (cell-centred) or ``"constant"`` grid transfers.
         fmg: start from a full-multigrid pass (else from zero) when no warm start is given.
         coarse_size: pixels at which coarsening stops (dense Cholesky there).
-        compile: run the iterations' V-cycle through ``torch.compile`` (inductor; one compilation per
+        compile: run each FCG step (V-cycle, direction, A p, products and updates; the V-cycle alone in
+            V-cycle iterations and in solves with extra edges) through ``torch.compile`` (inductor; one compilation per
             problem shape, dtype and device, seconds each, up to torch's recompile limit, then eager;
             pays off on small levels' per-op overhead: ``benchmarks/bench_compile.py``).
     """

@@ -254,6 +254,41 @@ def _check(x: Tensor, bn: Tensor, r: Tensor, hist: list, it: int, tol: float | N
     return converged, converged
 
 
+def _direction(zk: Tensor, p: Tensor | None, q: Tensor | None, pq: Tensor | None, in_place: bool) -> Tensor:
+    """FCG(1)'s next search direction: the preconditioned residual zk made A-orthogonal to the last direction
+    p (q = A p, pq = p^T A p); into zk when ``in_place``."""
+    if p is None:
+        return zk
+    beta = (-bdot(zk, q) / pq).view(-1, 1, 1, 1)
+    return zk.addcmul_(beta, p) if in_place else torch.addcmul(zk, beta, p)
+
+
+def _curvature(p: Tensor, q: Tensor, floor: Tensor, tiny: float) -> Tensor:
+    """``p^T A p`` (q = A p), raised to its rounding level ``floor |p|^2`` where it is at or below it."""
+    return torch.maximum(bdot(p, q), (floor * bdot(p, p)).clamp_min(tiny))
+
+
+def _fcg_step(hier: Hierarchy, x: Tensor, r: Tensor, p: Tensor | None, q: Tensor | None, pq: Tensor | None,
+              floor: Tensor, tiny: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One whole FCG step on the hierarchy's finest operator, out of place (the form ``torch.compile`` fuses:
+    V-cycle, direction, A p, products and updates in one graph) -> (x, r, p, q, pq)."""
+    p = _direction(vcycle(hier, r), p, q, pq, False)
+    q = hier.levels[0].op.apply(p)
+    pq = _curvature(p, q, floor, tiny)
+    alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
+    return torch.addcmul(x, alpha, p), torch.addcmul(r, alpha, q, value=-1), p, q, pq
+
+
+_COMPILED_FCG_STEP = None
+
+
+def _compiled_fcg_step():
+    global _COMPILED_FCG_STEP
+    if _COMPILED_FCG_STEP is None:
+        _COMPILED_FCG_STEP = torch.compile(_fcg_step, dynamic=False)
+    return _COMPILED_FCG_STEP
+
+
 def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None,
               apply: Callable[[Tensor], Tensor] | None = None):
     """Flexible CG (FCG(1), Notay) on ``sys.b`` (A: the hierarchy's finest operator), preconditioned by
@@ -267,38 +302,37 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
 
     ``apply``: the operator ``p -> A p`` when A is not the hierarchy's finest operator (the grid plus
     extra edges of :mod:`.extra_edges`); the bound above then needs the finest level to carry A's
-    diagonal, with A diagonally dominant.
+    diagonal, with A diagonally dominant. With ``hier.compile`` the whole step goes through ``torch.compile``
+    when A is the finest operator (with ``apply``: the V-cycle alone, see :func:`precondition`).
 
     Returns (x, history, iters, converged); ``callback(it, x)`` may return True to stop.
     """
     op = hier.levels[0].op
+    whole_step = hier.compile and apply is None
     r = op.residual(sys.b, x) if apply is None else sys.b - apply(x)
     apply = op.apply if apply is None else apply
     info = torch.finfo(sys.b.dtype)
     bn = bnorm(sys.b).clamp_min(info.tiny)
-    lam_max = 2 * blocks.trace(op.centre, 1).flatten(1).amax(1)  # >= the largest eigenvalue of A (Gershgorin)
+    floor = 16 * info.eps * 2 * blocks.trace(op.centre, 1).flatten(1).amax(1)  # lam_max <= 2 max trace (Gershgorin)
     hist, it, conv = [], 0, False
     p = q = pq = None
     in_place = not torch.is_grad_enabled() and callback is None  # x and r updated in place after the first step
     while it < iters:
-        zk = precondition(hier, r)
-        if p is None:
-            p = zk
+        if whole_step:
+            hier.work += hier.cycle_work()
+            x, r, p, q, pq = _compiled_fcg_step()(hier, x, r, p, q, pq, floor, info.tiny)
         else:
-            beta = (-bdot(zk, q) / pq).view(-1, 1, 1, 1)
-            p = zk.addcmul_(beta, p) if in_place else torch.addcmul(zk, beta, p)
-        del zk
-        q = None  # the previous direction's A p goes before the next one is made
-        q = apply(p)
-        # p^T A p at rounding level (or below it: negative, zero) is raised to that level
-        pq = torch.maximum(bdot(p, q), (16 * info.eps * lam_max * bdot(p, p)).clamp_min(info.tiny))
-        alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
-        if in_place and it > 0:  # x is the caller's x0 until the first step
-            x.addcmul_(alpha, p)
-            r.addcmul_(alpha, q, value=-1)
-        else:
-            x = torch.addcmul(x, alpha, p)
-            r = torch.addcmul(r, alpha, q, value=-1)
+            p = _direction(precondition(hier, r), p, q, pq, in_place)
+            q = None  # the previous direction's A p goes before the next one is made
+            q = apply(p)
+            pq = _curvature(p, q, floor, info.tiny)
+            alpha = (bdot(p, r) / pq).view(-1, 1, 1, 1)
+            if in_place and it > 0:  # x is the caller's x0 until the first step
+                x.addcmul_(alpha, p)
+                r.addcmul_(alpha, q, value=-1)
+            else:
+                x = torch.addcmul(x, alpha, p)
+                r = torch.addcmul(r, alpha, q, value=-1)
         it += 1
         stop, conv = _check(x, bn, r, hist, it, tol, callback)
         if stop:

@@ -226,14 +226,20 @@ def test_solve_without_validation_stays_finite_on_a_system_without_usable_data(s
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile (inductor) needs a C++ compiler on the CPU")
 @pytest.mark.parametrize("d", [1, 2])
-def test_compiled_vcycle_gives_the_eager_solve_and_its_work(d):
-    """MultigridConfig(compile=True): the FCG iterations' V-cycle runs through torch.compile (its stencils as
-    fused expressions), scalar and 2x2-block fields."""
+def test_compiled_fcg_step_gives_the_eager_solve_and_its_work(d, monkeypatch):
+    """MultigridConfig(compile=True): each FCG step (V-cycle, direction, A p, products, updates) runs through
+    torch.compile (its stencils as fused expressions), scalar and 2x2-block fields."""
+    from gbp_torch.grid import multigrid
+
     z, a, wh, wv = random_problem(2, 24, 31, d=d, full=d == 2, seed=7, ratio=30.0)
     z, a, wh, wv = (t.float() for t in (z, a, wh, wv))
     eager = solve(z, a, (wh, wv), iters=4, config=MULTIGRID)
     compiled_config = GridConfig(levels=None, multigrid=MultigridConfig(compile=True))
+    steps = []
+    real_step = multigrid._compiled_fcg_step
+    monkeypatch.setattr(multigrid, "_compiled_fcg_step", lambda: lambda *args: steps.append(1) or real_step()(*args))
     compiled = solve(z, a, (wh, wv), iters=4, config=compiled_config)
+    assert len(steps) == 4  # every step went through the compiled whole step
     torch.testing.assert_close(compiled.mean, eager.mean, rtol=1e-5, atol=1e-6)
     assert compiled.work == eager.work
     exact = direct_solve(z, a, wh, wv).float()
