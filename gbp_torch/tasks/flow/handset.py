@@ -20,6 +20,7 @@ reported occluded.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 from ...grid import GridConfig, MultigridConfig, solve
 from ...grid.checks import check_inputs
+from ...grid.config import SMOOTHERS
 from ...grid.forward import GridResult
 from ...grid.observability import GridUnobservableWarning, pixel_counts, unobservable
 from ...grid.system import squared_differences
@@ -50,6 +52,8 @@ from .output import FlowOutput
 from .penalty import charbonnier_weight, gnc_weight
 
 _LUMA = (0.299, 0.587, 0.114)
+#: interpolations of the warp (:func:`~gbp_torch.vision.sample`)
+WARP_MODES = ("bicubic", "bilinear", "nearest")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,40 @@ class HandsetFlowConfig:
     median_every_warp: bool = False
     var_scale: float = 79.22
     boundary_var: float = 0.6489
+
+    def __post_init__(self) -> None:
+        def whole(name: str, least: int) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"HandsetFlowConfig.{name} must be an int >= {least}, got {value!r}")
+
+        def number(name: str, ok, rule: str) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not ok(value):
+                raise ValueError(f"HandsetFlowConfig.{name} must be {rule}, got {value!r}")
+
+        for name, least in (("min_size", 1), ("warps", 1), ("irls", 1), ("solve_iters", 1), ("median", 1),
+                            ("gnc_warps", 0)):
+            whole(name, least)
+        if self.fine_warps is not None:
+            whole("fine_warps", 1)
+        if self.median % 2 == 0:
+            raise ValueError(f"HandsetFlowConfig.median must be odd, got {self.median}")
+        number("ratio", lambda v: 0 < v < 1, "in (0, 1)")
+        number("blend", lambda v: 0 <= v <= 1, "in [0, 1]")
+        number("alpha", lambda v: 0 < v <= 1, "in (0, 1]")
+        number("occlusion_ratio", lambda v: v > 0, "> 0")
+        number("texture_sigma", lambda v: v > 0, "> 0")
+        number("var_scale", lambda v: v > 0, "> 0")
+        for name in ("gradient_weight", "presmooth", "texture", "boundary_var"):
+            number(name, lambda v: v >= 0, ">= 0")
+        if self.median_sigma is not None:
+            number("median_sigma", lambda v: v > 0, "> 0 or None")
+        if self.mode not in WARP_MODES:
+            raise ValueError(f"HandsetFlowConfig.mode must be one of {WARP_MODES}, got {self.mode!r}")
+        if self.smoother not in SMOOTHERS:
+            raise ValueError(f"HandsetFlowConfig.smoother must be one of {SMOOTHERS}, got {self.smoother!r}")
 
 
 class HandsetFlow(nn.Module):
