@@ -1,4 +1,5 @@
-"""Vision tasks built on GBP, one package each: :mod:`.denoise` (stereo and flow to come).
+"""Vision tasks built on GBP, one package each: :mod:`.denoise`, :mod:`.stereo` and :mod:`.flow`; :mod:`.settings` holds
+the checks of their settings dataclasses.
 
 A task package holds its model, its hand-set baseline, its output dataclass and metrics.
 """

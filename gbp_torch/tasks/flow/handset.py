@@ -20,7 +20,6 @@ reported occluded.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -46,6 +45,7 @@ from ...vision import (
     upsample_flow,
     weighted_median_filter,
 )
+from ..settings import check_choice, check_int, check_number
 from .calibrate import boundary_variance
 from .factors import FactorSource, FlowFactors, HandsetFactors
 from .output import FlowOutput
@@ -115,38 +115,24 @@ class HandsetFlowConfig:
     boundary_var: float = 0.6489
 
     def __post_init__(self) -> None:
-        def whole(name: str, least: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"HandsetFlowConfig.{name} must be an int >= {least}, got {value!r}")
-
-        def number(name: str, ok, rule: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or not ok(value):
-                raise ValueError(f"HandsetFlowConfig.{name} must be {rule}, got {value!r}")
-
         for name, least in (("min_size", 1), ("warps", 1), ("irls", 1), ("solve_iters", 1), ("median", 1),
                             ("gnc_warps", 0)):
-            whole(name, least)
+            check_int(self, name, least)
         if self.fine_warps is not None:
-            whole("fine_warps", 1)
+            check_int(self, "fine_warps", 1)
         if self.median % 2 == 0:
             raise ValueError(f"HandsetFlowConfig.median must be odd, got {self.median}")
-        number("ratio", lambda v: 0 < v < 1, "in (0, 1)")
-        number("blend", lambda v: 0 <= v <= 1, "in [0, 1]")
-        number("alpha", lambda v: 0 < v <= 1, "in (0, 1]")
-        number("occlusion_ratio", lambda v: v > 0, "> 0")
-        number("texture_sigma", lambda v: v > 0, "> 0")
-        number("var_scale", lambda v: v > 0, "> 0")
+        check_number(self, "ratio", lambda v: 0 < v < 1, "in (0, 1)")
+        check_number(self, "blend", lambda v: 0 <= v <= 1, "in [0, 1]")
+        check_number(self, "alpha", lambda v: 0 < v <= 1, "in (0, 1]")
+        for name in ("occlusion_ratio", "texture_sigma", "var_scale"):
+            check_number(self, name, lambda v: v > 0, "> 0")
         for name in ("gradient_weight", "presmooth", "texture", "boundary_var"):
-            number(name, lambda v: v >= 0, ">= 0")
+            check_number(self, name, lambda v: v >= 0, ">= 0")
         if self.median_sigma is not None:
-            number("median_sigma", lambda v: v > 0, "> 0 or None")
-        if self.mode not in WARP_MODES:
-            raise ValueError(f"HandsetFlowConfig.mode must be one of {WARP_MODES}, got {self.mode!r}")
-        if self.smoother not in SMOOTHERS:
-            raise ValueError(f"HandsetFlowConfig.smoother must be one of {SMOOTHERS}, got {self.smoother!r}")
+            check_number(self, "median_sigma", lambda v: v > 0, "> 0 or None")
+        check_choice(self, "mode", WARP_MODES)
+        check_choice(self, "smoother", SMOOTHERS)
 
 
 class HandsetFlow(nn.Module):

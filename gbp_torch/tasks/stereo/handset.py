@@ -29,6 +29,7 @@ Steps (one cost volume, then ``outer`` relinearisations):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,7 @@ from ...heap import release_free_memory
 from ...progress import progress_bar
 from ...robust import RobustKernel
 from ...vision import as_unit_float, colour_guide, field_slopes, weighted_median_filter
+from ..settings import check_int, check_number
 from .cost import CostConfig, CostVolume, cost_volume
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .occlusion import fill_background, left_right_check, out_of_view
@@ -79,6 +81,25 @@ class SolveSchedule:
     median: tuple[int, int] = (11, 11)
     median_sigma: float = 0.03
     median_slope: int = 9
+
+    def __post_init__(self) -> None:
+        check_int(self, "outer", 1)
+        check_int(self, "iters", 1)
+        check_int(self, "median_slope", 0)
+        theta, curvature, median = tuple(self.theta), tuple(self.curvature), tuple(self.median)
+        if not theta or any(isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0
+                            for t in theta):
+            raise ValueError(f"SolveSchedule.theta must be one or more finite numbers >= 0, got {self.theta!r}")
+        if len(curvature) != 2 or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in curvature) \
+                or not 0 < curvature[0] <= curvature[1]:
+            raise ValueError(f"SolveSchedule.curvature must be (min, max) with 0 < min <= max, got {self.curvature!r}")
+        if len(median) != 2 or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 or m % 2 == 0
+                                   for m in median):
+            raise ValueError(f"SolveSchedule.median must be two odd sizes >= 1, got {self.median!r}")
+        check_number(self, "lr_threshold", lambda v: v > 0, "> 0")
+        check_number(self, "median_sigma", lambda v: v > 0, "> 0")
+        for name, value in (("theta", theta), ("curvature", curvature), ("median", median)):
+            object.__setattr__(self, name, value)  # lists from a config file become tuples
 
 
 def guided_median(u: Tensor, guide: Tensor, size: int, sigma: float, slope_window: int = 0) -> Tensor:

@@ -18,6 +18,7 @@ from torch import Tensor
 from ...grid import GridConfig, GridRobust, solve
 from ...robust import RobustKernel
 from ...vision import disparity_data_term, gaussian_blur
+from ..settings import check_int, check_number
 from .factors import StereoFactors, mahalanobis_threshold
 
 
@@ -44,6 +45,13 @@ class RefineConfig:
     radius: int = 3
     blur: float = 0.7
     iters: int = 6
+
+    def __post_init__(self) -> None:
+        for name, least in (("steps", 0), ("radius", 1), ("iters", 1)):
+            check_int(self, name, least)
+        for name in ("data", "k", "prior", "max_step"):
+            check_number(self, name, lambda v: v > 0, "> 0")
+        check_number(self, "blur", lambda v: v >= 0, ">= 0")
 
 
 def local_contrast(image: Tensor, radius: int = 3, eps: float = 0.01) -> Tensor:
