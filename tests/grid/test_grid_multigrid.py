@@ -244,6 +244,14 @@ def test_compiled_fcg_step_gives_the_eager_solve_and_its_work(d, monkeypatch):
     assert compiled.work == eager.work
     exact = direct_solve(z, a, wh, wv).float()
     assert float((compiled.mean - exact).abs().max()) < 1e-3 * float(exact.abs().max())
+    if d == 1:  # gradients through the compiled steps (unroll backward) are the eager ones
+        grads = []
+        for config in (MULTIGRID, compiled_config):
+            zz, hh = z.clone().requires_grad_(), wh.clone().requires_grad_()
+            solve(zz, a, (hh, wv), iters=4, config=config, backward="unroll").mean.square().sum().backward()
+            grads.append((zz.grad, hh.grad))
+        for eager_grad, compiled_grad in zip(*grads):
+            torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-5)
 
 
 def test_jacobi_multigrid_sets_up_variances_only_when_read():
