@@ -283,6 +283,7 @@ _COMPILED_FCG_STEP = None
 
 
 def _compiled_fcg_step():
+    """:func:`_fcg_step` through ``torch.compile`` (made on first use; one graph per shape, dtype and device)."""
     global _COMPILED_FCG_STEP
     if _COMPILED_FCG_STEP is None:
         _COMPILED_FCG_STEP = torch.compile(_fcg_step, dynamic=False)

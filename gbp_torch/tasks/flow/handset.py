@@ -77,7 +77,8 @@ class HandsetFlowConfig:
             constancy linearises with second derivatives, which amplify sensor noise. Chosen on synthetic pairs
             (``benchmarks/flow_tune.py``, 16 pairs): hand-set EPE 0.337 -> 0.328 at seed 1000 (held out: seed 5000
             0.291 -> 0.276, noisier pairs 0.573 -> 0.560), ``gbp_flow`` without retraining 0.260 -> 0.252 and
-            0.273 -> 0.263; sigma 0.3 / 0.65 / 0.8 / 1.2 gave 0.337 / 0.328 / 0.337 / 0.392 at seed 1000.
+            0.273 -> 0.263; sigma 0.3 / 0.65 / 0.8 / 1.2 gave 0.337 / 0.328 / 0.337 / 0.392 at seed 1000 (measured
+            while the median of gray frames was still guided by the blurred luma).
         texture: structure-texture split ``I - texture * blur(I, texture_sigma)`` (0: raw images).
         alpha: exponent of the generalised Charbonnier penalties (data and smoothness).
         gnc_warps: warps over which the penalties go from quadratic to robust (0: robust at once).
