@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...progress import progress_bar
+from ..settings import check_choice, check_int, check_number
 from .sgm import SGMConfig, semi_global
 
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
@@ -93,27 +94,18 @@ class CostConfig:
 
     def __post_init__(self) -> None:
         if self.census not in (3, 5, 7):
-            raise ValueError(f"census must be 3, 5 or 7, got {self.census!r}")
-        if self.gradient_weight < 0 or not self.gradient_trunc > 0:
-            raise ValueError("gradient_weight must be >= 0 and gradient_trunc > 0, got "
-                             f"{self.gradient_weight!r}, {self.gradient_trunc!r}")
-        if not isinstance(self.aggregate_radius, int) or self.aggregate_radius < 0:
-            raise ValueError(f"aggregate_radius must be an int >= 0, got {self.aggregate_radius!r}")
-        if isinstance(self.window_shift, bool) or not isinstance(self.window_shift, int) or self.window_shift < 0:
-            raise ValueError(f"window_shift must be an int >= 0, got {self.window_shift!r}")
-        if not isinstance(self.chunk, int) or self.chunk < 1:
-            raise ValueError(f"chunk must be an int >= 1, got {self.chunk!r}")
-        if self.store not in STORES:
-            raise ValueError(f"store must be one of {STORES}, got {self.store!r}")
+            raise ValueError(f"CostConfig.census must be 3, 5 or 7, got {self.census!r}")
+        check_number(self, "gradient_weight", lambda v: v >= 0, ">= 0")
+        check_number(self, "gradient_trunc", lambda v: v > 0, "> 0")
+        for name, least in (("aggregate_radius", 0), ("window_shift", 0), ("chunk", 1), ("shear_radius", 0)):
+            check_int(self, name, least)
+        check_choice(self, "store", STORES)
+        check_number(self, "shear_margin", lambda v: 0 <= v < 1, "in [0, 1)")
         shears = tuple(self.shears)
         if len(set(shears)) < len(shears) or any(isinstance(v, bool) or not isinstance(v, (int, float))
                                                  or not math.isfinite(v) or v == 0 for v in shears):
-            raise ValueError(f"shears must be distinct non-zero finite numbers, got {self.shears!r}")
+            raise ValueError(f"CostConfig.shears must be distinct non-zero finite numbers, got {self.shears!r}")
         object.__setattr__(self, "shears", shears)  # a list from a config file becomes a tuple (hashable config)
-        if not isinstance(self.shear_radius, int) or self.shear_radius < 0:
-            raise ValueError(f"shear_radius must be an int >= 0, got {self.shear_radius!r}")
-        if not 0 <= self.shear_margin < 1:
-            raise ValueError(f"shear_margin must be in [0, 1), got {self.shear_margin!r}")
 
     def chunk_for(self, image: Tensor) -> int:
         """Disparities per chunk for ``image`` (B, C, H, W): ``chunk``, fewer when B H W chunk > CHUNK_VALUES."""
@@ -233,6 +225,7 @@ def feature_cost(fl: Tensor, fr: Tensor, d0: int, d1: int) -> Tensor:
 @dataclass
 class _Features:
     census: Tensor  # (B, n_words, H, W) int32
+    gray: Tensor  # (B, 1, H, W): the image the census and gx describe (a sheared census is made from it)
     gx: Tensor  # (B, 1, H, W)
     n_bits: int
     learned: Tensor | None = None  # (B, F, H, W) unit vectors of a MatchingFeatures net
@@ -244,7 +237,7 @@ def _features(image: Tensor, config: CostConfig, net=None) -> _Features:
     gx = torch.zeros_like(gray)
     gx[..., 1:-1] = 0.5 * (gray[..., 2:] - gray[..., :-2])
     learned = None if net is None else net(image.float())
-    return _Features(census_transform(gray, config.census), gx, config.census ** 2 - 1, learned,
+    return _Features(census_transform(gray, config.census), gray, gx, config.census ** 2 - 1, learned,
                      0.0 if net is None else float(net.weight))
 
 
@@ -337,13 +330,13 @@ def _sheared_chunk(fl: _Features, fr: _Features, d0: int, d1: int, max_disp: int
 
 def _feature_rows(f: _Features, lo: int, hi: int) -> _Features:
     """The features of rows [lo, hi) (computed on more rows: the same values as the whole image's)."""
-    return replace(f, census=f.census[..., lo:hi, :], gx=f.gx[..., lo:hi, :],
+    return replace(f, census=f.census[..., lo:hi, :], gray=f.gray[..., lo:hi, :], gx=f.gx[..., lo:hi, :],
                    learned=None if f.learned is None else f.learned[..., lo:hi, :])
 
 
-def _sheared_features(gray_right: Tensor, fr: _Features, config: CostConfig, shear: float) -> _Features:
-    """``fr`` with the right census of ``shear`` (from the right gray image (B, 1, H, W))."""
-    return fr if shear == 0 else replace(fr, census=census_transform(gray_right, config.census, shear))
+def _sheared_features(fr: _Features, config: CostConfig, shear: float) -> _Features:
+    """``fr`` with the right census of ``shear``."""
+    return fr if shear == 0 else replace(fr, census=census_transform(fr.gray, config.census, shear))
 
 
 def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig, features=None,
@@ -370,9 +363,8 @@ def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
         band_left, band_right = left[..., lo:hi, :], right[..., lo:hi, :]
         fl, fr = _features(band_left, config, features), _features(band_right, config, features)
         chunk = config.chunk_for(band_left)
-        gray_right = to_gray(band_right.float())
         for i, shear in enumerate((0,) + config.shears):
-            frs = _sheared_features(gray_right, fr, config, shear)
+            frs = _sheared_features(fr, config, shear)
             low = None
             for d0 in range(0, max_disp + 1, chunk):
                 d1 = min(d0 + chunk, max_disp + 1)
@@ -406,9 +398,9 @@ def shifted_window_min(cost: Tensor, shift: int) -> Tensor:
     (inside the image): of a window cost, the best of the windows moved by up to ``shift`` px. Separable: minima of
     shifted slices along x, then along y (a 16-disparity teddy chunk: 2 ms, against 72 ms for a min-pooling layer;
     1 thread)."""
+    if shift == 0:
+        return cost
     for dim in (-1, -2):
-        if shift == 0:
-            break
         n = cost.shape[dim]
         out = cost.clone()
         for k in range(1, min(shift, n - 1) + 1):
@@ -457,16 +449,15 @@ def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
     """The window-aggregated cost of every disparity 0..max_disp, stored: (B, max_disp + 1, H, W); where
     ``choice`` (B, H, W) (:func:`shear_choice`) is i > 0, the sheared window cost of ``config.shears[i - 1]``."""
     fl, fr = _features(left, config, features), _features(right, config, features)
-    guide = Guide.of(to_gray(left.float()), config.aggregate_radius) if config.guided_eps > 0 else None
+    guide = Guide.of(fl.gray, config.aggregate_radius) if config.guided_eps > 0 else None
     b, _, h, w = left.shape
     sheared = []  # (shear, rows, where, left and right features of those rows) of the shears some pixel takes
-    gray_right = None if choice is None else to_gray(right.float())
     for i, shear in enumerate(() if choice is None else config.shears, 1):
         taken = (choice == i).any(-1).any(0).nonzero()
         if len(taken):  # the rows from the first to the last pixel that takes it, and the window's reach
             y0, y1 = int(taken[0]), int(taken[-1]) + 1
             lo, hi = max(0, y0 - config.aggregate_radius), min(h, y1 + config.aggregate_radius)
-            frs = _sheared_features(gray_right, fr, config, shear)
+            frs = _sheared_features(fr, config, shear)
             sheared.append((shear, (y0, y1, lo), (choice[:, None, y0:y1] == i),
                             _feature_rows(fl, lo, hi), _feature_rows(frs, lo, hi)))
     dtype = torch.uint8 if config.store == "uint8" else torch.float16
