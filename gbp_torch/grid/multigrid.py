@@ -13,6 +13,7 @@ coarse-to-fine initialisation followed by flat GBP (no correction).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -187,19 +188,18 @@ def vcycle(hier: Hierarchy, r: Tensor, level: int = 0) -> Tensor:
     return e
 
 
-_COMPILED_VCYCLE = None
+@functools.cache
+def compiled(fn: Callable) -> Callable:
+    """``torch.compile(fn, dynamic=False)``, made once per function on first use (one graph per problem shape,
+    dtype and device; the first call of each compiles)."""
+    return torch.compile(fn, dynamic=False)
 
 
 def precondition(hier: Hierarchy, r: Tensor) -> Tensor:
     """One V-cycle from the finest level (``torch.compile``-d when ``hier.compile``: one graph per problem
     shape, dtype and device; the first call of each compiles), its work added to ``hier.work``."""
-    global _COMPILED_VCYCLE
     hier.work += hier.cycle_work()
-    if not hier.compile:
-        return vcycle(hier, r)
-    if _COMPILED_VCYCLE is None:
-        _COMPILED_VCYCLE = torch.compile(vcycle, dynamic=False)
-    return _COMPILED_VCYCLE(hier, r)
+    return (compiled(vcycle) if hier.compile else vcycle)(hier, r)
 
 
 def fmg(hier: Hierarchy) -> Tensor:
@@ -279,17 +279,6 @@ def _fcg_step(hier: Hierarchy, x: Tensor, r: Tensor, p: Tensor | None, q: Tensor
     return torch.addcmul(x, alpha, p), torch.addcmul(r, alpha, q, value=-1), p, q, pq
 
 
-_COMPILED_FCG_STEP = None
-
-
-def _compiled_fcg_step():
-    """:func:`_fcg_step` through ``torch.compile`` (made on first use; one graph per shape, dtype and device)."""
-    global _COMPILED_FCG_STEP
-    if _COMPILED_FCG_STEP is None:
-        _COMPILED_FCG_STEP = torch.compile(_fcg_step, dynamic=False)
-    return _COMPILED_FCG_STEP
-
-
 def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: float | None, callback=None,
               apply: Callable[[Tensor], Tensor] | None = None):
     """Flexible CG (FCG(1), Notay) on ``sys.b`` (A: the hierarchy's finest operator), preconditioned by
@@ -321,7 +310,7 @@ def fcg_solve(sys: GridSystem, hier: Hierarchy, x: Tensor, iters: int, tol: floa
     while it < iters:
         if whole_step:
             hier.work += hier.cycle_work()
-            x, r, p, q, pq = _compiled_fcg_step()(hier, x, r, p, q, pq, floor, info.tiny)
+            x, r, p, q, pq = compiled(_fcg_step)(hier, x, r, p, q, pq, floor, info.tiny)
         else:
             p = _direction(precondition(hier, r), p, q, pq, in_place)
             q = None  # the previous direction's A p goes before the next one is made
