@@ -128,26 +128,40 @@ def test_per_level_damping_schedule():
     torch.testing.assert_close(res.mean, direct_solve(z, a, wh, wv), rtol=0, atol=1e-9)
 
 
+def _interpolation_matrix(n: int) -> np.ndarray:
+    """The 1-D cell-centred linear interpolation (n, ceil(n/2)), built entry by entry."""
+    nc = (n + 1) // 2
+    m = np.zeros((n, nc))
+    for i in range(n):
+        j = i // 2
+        m[i, j] += 0.75
+        m[i, min(max(j - 1 if i % 2 == 0 else j + 1, 0), nc - 1)] += 0.25
+    return m
+
+
 @pytest.mark.parametrize("h,w", [(7, 5), (1, 9), (8, 8), (13, 1), (2, 3)])
 def test_bilinear_transfers_match_a_numpy_tensor_product(h, w):
     """Prolongation = P_h X P_w^T with the 1-D cell-centred interpolation matrices built entry by entry;
     restriction = its transpose."""
-
-    def interp(n: int) -> np.ndarray:
-        nc = (n + 1) // 2
-        m = np.zeros((n, nc))
-        for i in range(n):
-            j = i // 2
-            m[i, j] += 0.75
-            m[i, min(max(j - 1 if i % 2 == 0 else j + 1, 0), nc - 1)] += 0.25
-        return m
-
-    ph, pw = interp(h), interp(w)
+    ph, pw = _interpolation_matrix(h), _interpolation_matrix(w)
     g = torch.Generator().manual_seed(h * 31 + w)
     xc = torch.randn(2, ph.shape[1], pw.shape[1], generator=g, dtype=torch.float64)
     x = torch.randn(2, h, w, generator=g, dtype=torch.float64)
     np.testing.assert_allclose(prolong_bilinear(xc, h, w).numpy(), ph @ xc.numpy() @ pw.T, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(restrict_bilinear(x).numpy(), ph.T @ x.numpy() @ pw, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile (inductor) needs a C++ compiler on the CPU")
+def test_compiled_prolongation_matches_the_numpy_tensor_product():
+    """Under torch.compile the prolongation is written out axis by axis (not F.interpolate): same operator,
+    odd and even sizes, a single coarse cell."""
+    prolong = torch.compile(prolong_bilinear, dynamic=False)
+    for h, w in [(7, 5), (1, 2), (8, 8)]:
+        ph, pw = _interpolation_matrix(h), _interpolation_matrix(w)
+        xc = torch.randn(3, ph.shape[1], pw.shape[1], generator=torch.Generator().manual_seed(h + w),
+                         dtype=torch.float64)
+        np.testing.assert_allclose(prolong(xc, h, w).numpy(), ph @ xc.numpy() @ pw.T, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype,atol", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)])
