@@ -26,7 +26,7 @@ from .metrics import coverage, psnr_db
 from .paths import samples_dir
 from .pretrained import DEFAULT_DENOISER, denoiser, names_of
 from .tasks.denoise.classical import ClassicalDenoiser
-from .tasks.denoise.median import median_filter
+from .vision import median_filter
 
 
 def run_demo(out_dir: Path, sigma255: float = 25.0, seed: int = 0, model: str = DEFAULT_DENOISER) -> list[dict]:

@@ -7,7 +7,7 @@ from gbp_torch.io import read_gray
 from gbp_torch.metrics import psnr_db
 from gbp_torch.paths import samples_dir
 from gbp_torch.tasks.denoise.classical import PARAMS, ClassicalDenoiser, tuned_params
-from gbp_torch.tasks.denoise.median import median_filter
+from gbp_torch.vision import median_filter
 
 
 def test_tuned_params_pick_the_nearest_level():

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ...grid import MULTIGRID, GridRobust, solve
 from ...robust import RobustKernel
-from .median import median_filter
+from ...vision import median_filter
 
 #: (noise kind, level: sigma on 0-255 or rate in %) -> (lam, k_smooth, k_data or None)
 PARAMS = {

@@ -1,22 +1,10 @@
-"""Median filter baseline (vectorised with unfold)."""
+"""The median filter as a denoiser baseline (:func:`gbp_torch.vision.median_filter`, borders replicated)."""
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
-
-def median_filter(image: Tensor, size: int = 3) -> Tensor:
-    """size x size median of image (B, C, H, W) with reflect padding; returns (B, C, H, W)."""
-    if image.dim() != 4:
-        raise ValueError(f"image must be (B, C, H, W), got {tuple(image.shape)}")
-    if size % 2 != 1:
-        raise ValueError(f"size must be odd, got {size}")
-    b, c, h, w = image.shape
-    r = size // 2
-    padded = F.pad(image.reshape(b * c, 1, h, w), (r, r, r, r), mode="reflect")
-    patches = F.unfold(padded, size)  # (B*C, size*size, H*W)
-    return patches.median(dim=1).values.reshape(b, c, h, w)
+from ...vision import median_filter
 
 
 class MedianDenoiser:
