@@ -294,3 +294,20 @@ def test_big_images_use_smaller_chunks_and_the_volume_does_not_change(monkeypatc
     monkeypatch.setattr(cost_module, "CHUNK_VALUES", 20 * 30)  # one disparity per chunk at this size
     assert cfg.chunk_for(left) == 1
     assert torch.equal(cost_volume(left, right, 12, cfg).cost, ref)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_taker_runs_cover_the_taken_rows_and_merge_short_gaps(seed):
+    """Against a row-by-row walk: runs cover every taken row and no untaken row at their ends, and two runs are
+    merged exactly when at most gap - 1 untaken rows part them."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.rand(60, generator=g) < 0.15 * (seed + 1) / 3
+    gap = seed % 4 + 1
+    expected = []
+    for y in range(60):
+        if rows[y]:
+            if expected and y - expected[-1][1] < gap:
+                expected[-1][1] = y + 1
+            else:
+                expected.append([y, y + 1])
+    assert cost_module.taker_runs(rows, gap) == [tuple(r) for r in expected]

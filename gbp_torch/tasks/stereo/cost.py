@@ -444,6 +444,18 @@ def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
         raise ValueError(f"max_disp must be an int in [1, W - 1] = [1, {w - 1}], got {max_disp!r}")
 
 
+def taker_runs(rows: Tensor, gap: int) -> list[tuple[int, int]]:
+    """Runs ``[y0, y1)`` covering the True entries of ``rows`` (H,) bool, two runs merged when fewer than ``gap``
+    False rows part them (a run's window margin would cost as much as the rows between)."""
+    taken = rows.nonzero()[:, 0]
+    if not len(taken):
+        return []
+    breaks = (taken.diff() > gap).nonzero()[:, 0]
+    starts = torch.cat([taken[:1], taken[breaks + 1]]).tolist()
+    ends = torch.cat([taken[breaks], taken[-1:]]).add(1).tolist()
+    return list(zip(starts, ends))
+
+
 def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig, features=None,
                  choice: Tensor | None = None) -> Tensor:
     """The window-aggregated cost of every disparity 0..max_disp, stored: (B, max_disp + 1, H, W); where
@@ -451,13 +463,13 @@ def _window_cost(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
     fl, fr = _features(left, config, features), _features(right, config, features)
     guide = Guide.of(fl.gray, config.aggregate_radius) if config.guided_eps > 0 else None
     b, _, h, w = left.shape
-    sheared = []  # (shear, rows, where, left and right features of those rows) of the shears some pixel takes
+    sheared = []  # (shear, rows, where, left and right features of those rows): each run of rows that takes a shear
+    radius = config.aggregate_radius
     for i, shear in enumerate(() if choice is None else config.shears, 1):
-        taken = (choice == i).any(-1).any(0).nonzero()
-        if len(taken):  # the rows from the first to the last pixel that takes it, and the window's reach
-            y0, y1 = int(taken[0]), int(taken[-1]) + 1
-            lo, hi = max(0, y0 - config.aggregate_radius), min(h, y1 + config.aggregate_radius)
-            frs = _sheared_features(fr, config, shear)
+        runs = taker_runs((choice == i).any(-1).any(0), 2 * radius + 1)
+        frs = _sheared_features(fr, config, shear) if runs else None
+        for y0, y1 in runs:  # with the window's reach
+            lo, hi = max(0, y0 - radius), min(h, y1 + radius)
             sheared.append((shear, (y0, y1, lo), (choice[:, None, y0:y1] == i),
                             _feature_rows(fl, lo, hi), _feature_rows(frs, lo, hi)))
     dtype = torch.uint8 if config.store == "uint8" else torch.float16
