@@ -11,14 +11,24 @@ included, best of ``--repeat``. scipy CG (float64, no preconditioner, ``rtol`` c
 way) is the baseline, timed in the same process. Also reported: the time of one more FCG step
 (the difference between ``iters + STEP_SPAN`` and ``iters``, divided by STEP_SPAN: the difference of
 two calls one step apart is within this machine's timing noise) against the time of copying the
-n x n float32 image once (the machine's memory bandwidth as torch sees it), and against the
-time to stream the least an FCG step must touch at that bandwidth: the 8 operator fields once
-(A: diagonal and two edge-weight fields; the GBP smoother: centre and four weights), 4/3 of
-that for the coarser levels, and 9 image-sized vector reads / writes (r, z, p twice, q, x
-twice, r twice): about 20 images.
+n x n float32 image once (the machine's memory bandwidth as torch sees it), and against the time to
+stream, at that bandwidth, the data an FCG step must read and write (:func:`step_traffic_images`):
+
+- *passes*: each pass that the step's data dependences force streams its inputs and outputs once. On
+  every level but the coarsest, the way down (pre-smoothing ``e = S r`` fused with the residual and its
+  restriction) reads r, the 5 smoother and 3 operator fields and writes e and the coarse residual; the way
+  up, after the coarse correction exists, reads e, the correction, r and the 8 fields again and writes e
+  (21.5 images of the level's size in all); the dense coarsest solve reads its Cholesky factor twice. At
+  the finest level the V-cycle's output z also meets the previous A p (the product of z with it sets the
+  next direction), then one pass makes the direction p and q = A p (reads z, the previous p, the 3 operator
+  fields and r for the two products, writes p and q) and, after those products, one pass updates x and r
+  (reads x, p, r, q, writes x, r). About 44 images at 512 x 512, the V-cycle alone 29 (30.5 MB: issue 17's
+  "a V-cycle at 512² touches roughly 30 MB").
+- *all fused*: a bound no V-cycle reaches: the 8 operator fields read once for all levels and 9 image-sized
+  vector reads / writes (r, z, p twice, q, x twice, r twice): about 20 images.
 
 Targets (issue 17): <= 0.15x CG to 1e-3 and <= 0.1x CG to 1e-5 at 512 x 512; an FCG step
-within 2x of its traffic time.
+within 2x of its memory-traffic time (the *passes* count).
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import torch
 from gbp_torch.grid import MULTIGRID, GridConfig, MultigridConfig, solve
 
 RATIO = 100.0
-STEP_TRAFFIC_IMAGES = 8 * 4 / 3 + 9  # image-sized arrays an FCG step reads or writes at least once
+FUSED_BOUND_IMAGES = 8 * 4 / 3 + 9  # image-sized arrays an FCG step reads or writes at least once
 STEP_SPAN = 8  # the FCG step's time is the slope over this many extra steps
 
 
@@ -50,6 +60,19 @@ def laplacian_system(n: int, seed: int = 0):
     a = torch.ones(1, n, n)
     wh, wv = torch.full((1, n, n - 1), RATIO), torch.full((1, n - 1, n), RATIO)
     return zt, a, wh, wv, mat, z.flatten()
+
+
+def step_traffic_images(n: int, coarse_size: int = MULTIGRID.multigrid.coarse_size) -> float:
+    """Image-sized (n x n) float32 arrays an FCG step of the default multigrid streams, pass by pass (the module
+    docstring's *passes* count): the V-cycle's way down and up on every level but the coarsest, the coarsest
+    level's Cholesky factor read twice, and the finest level's direction / product and update passes."""
+    h = w = n
+    images = 0.0
+    while h * w > coarse_size:
+        images += 21.5 * h * w / n**2  # down: r, 5 + 3 fields, e, coarse residual; up: e, correction, r, 8 fields, e
+        h, w = (h + 1) // 2, (w + 1) // 2
+    images += 2 * (h * w) ** 2 / n**2  # two triangular solves with the dense factor
+    return images + 1 + 8 + 6  # z meets the previous A p; direction and A p; x and r updates
 
 
 def best_time(fn, repeat: int, device: torch.device | None = None) -> float:
@@ -98,13 +121,15 @@ def main() -> None:
     dst = torch.empty_like(src)
     bandwidth = 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), 10, dev)  # bytes read + written per s
     copy_s = 2 * args.size**2 * 4 / bandwidth
-    traffic_s = STEP_TRAFFIC_IMAGES * args.size**2 * 4 / bandwidth
+    images = step_traffic_images(args.size)
+    traffic_s = images * args.size**2 * 4 / bandwidth
+    fused_s = FUSED_BOUND_IMAGES * args.size**2 * 4 / bandwidth
     print(f"{args.size}x{args.size}, smoothness / data {RATIO:g}, float32 on {dev}, {args.threads} threads, best of "
           f"{args.repeat}; torch copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write), so copying the "
-          f"image once takes {copy_s * 1e3:.3f} ms and an FCG step's least traffic "
-          f"({STEP_TRAFFIC_IMAGES:.1f} images) {traffic_s * 1e3:.3f} ms")
+          f"image once takes {copy_s * 1e3:.3f} ms, an FCG step's passes ({images:.1f} images) "
+          f"{traffic_s * 1e3:.3f} ms and the all-fused bound ({FUSED_BOUND_IMAGES:.1f} images) {fused_s * 1e3:.3f} ms")
     print(f"{'target':>8s} {'gbp iters':>9s} {'gbp ms':>8s} {'CG iters':>8s} {'CG ms':>8s} {'x CG':>6s} "
-          f"{'FCG step ms':>11s} {'step / copy':>11s} {'step / traffic':>14s}")
+          f"{'FCG step ms':>11s} {'step / copy':>11s} {'step / traffic':>14s} {'step / fused':>12s}")
     for tol in (1e-3, 1e-5):
         iters = next(k for k in range(0, 50) if rel_error(gbp(k).mean.double().flatten().cpu().numpy()) <= tol)
         t_gbp = best_time(lambda: gbp(iters), args.repeat, dev)
@@ -120,7 +145,7 @@ def main() -> None:
         t_cg = best_time(cg, args.repeat)
         step = max(t_more - t_gbp, 0.0) / STEP_SPAN
         print(f"{tol:8.0e} {iters:9d} {t_gbp * 1e3:8.1f} {count[0]:8d} {t_cg * 1e3:8.1f} {t_gbp / t_cg:6.3f} "
-              f"{step * 1e3:11.2f} {step / copy_s:11.1f} {step / traffic_s:14.1f}")
+              f"{step * 1e3:11.2f} {step / copy_s:11.1f} {step / traffic_s:14.2f} {step / fused_s:12.1f}")
 
 
 if __name__ == "__main__":
