@@ -142,3 +142,30 @@ def test_factor_cnn_tiled_equals_whole_frame():
                  (whole.k_smooth[1], tiled.k_smooth[1])):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
     assert not torch.allclose(whole.k_data, torch.full_like(whole.k_data, net.base.config.k_data))  # the net acts
+
+
+def test_shipped_learned_flow_flags_occlusions_not_visible_pixels():
+    """``.occluded`` of the default flow model on synthetic layered pairs of a shipped photo: few truly visible
+    pixels flagged and most truly occluded ones caught, as by the hand-set model (the occlusion test once used the
+    learned per-pixel robust thresholds, well below the hand-set one, and flagged half the visible pixels)."""
+    from gbp_torch import pretrained
+    from gbp_torch.io import read_gray
+    from gbp_torch.paths import samples_dir
+
+    photo = read_gray(samples_dir() / "denoise" / "set12_02_house.png").float()
+    rates = {}
+    for name, model in (("learned", pretrained.flow()), ("handset", HandsetFlow())):
+        flagged_visible = visible = caught = occluded = 0
+        for seed in range(3):
+            g = torch.Generator().manual_seed(seed)
+            p = synthetic_flow_pair(photo[64 * seed:64 * seed + 128, 64:192], g, SyntheticFlowConfig(layers=(2, 3)))
+            with torch.no_grad():
+                flag = model(p.frame1[None], p.frame2[None]).occluded[0, 0]
+            flagged_visible += int((flag & p.valid).sum())
+            visible += int(p.valid.sum())
+            caught += int((flag & p.occluded).sum())
+            occluded += int(p.occluded.sum())
+        assert occluded > 300
+        rates[name] = (flagged_visible / visible, caught / occluded)
+    assert rates["learned"][0] < 0.15 and rates["learned"][0] < 1.5 * rates["handset"][0]
+    assert rates["learned"][1] > 0.5
