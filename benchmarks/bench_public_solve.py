@@ -10,9 +10,9 @@ the full-multigrid start alone) and times that call, set-up, input checks and va
 included, best of ``--repeat``. scipy CG (float64, no preconditioner, ``rtol`` chosen the same
 way) is the baseline, timed in the same process. Also reported: the time of one more FCG step
 (the difference between ``iters + STEP_SPAN`` and ``iters``, divided by STEP_SPAN: the difference of
-two calls one step apart is within this machine's timing noise) against the time of copying the
-n x n float32 image once (the machine's memory bandwidth as torch sees it), and against the time to
-stream, at that bandwidth, the data an FCG step must read and write (:func:`step_traffic_images`):
+two calls one step apart is within this machine's timing noise, and so was that over 8 steps) against
+the time of copying the n x n float32 image once (the machine's memory bandwidth as torch sees it), and
+against the time to stream, at that bandwidth, the data an FCG step must read and write (:func:`step_traffic_images`):
 
 - *passes*: each pass that the step's data dependences force streams its inputs and outputs once. On
   every level but the coarsest, the way down (pre-smoothing ``e = S r`` fused with the residual and its
@@ -45,7 +45,7 @@ from gbp_torch.grid import MULTIGRID, GridConfig, MultigridConfig, solve
 
 RATIO = 100.0
 FUSED_BOUND_IMAGES = 8 * 4 / 3 + 9  # image-sized arrays an FCG step reads or writes at least once
-STEP_SPAN = 8  # the FCG step's time is the slope over this many extra steps
+STEP_SPAN = 32  # the FCG step's time is the slope over this many extra steps
 
 
 def laplacian_system(n: int, seed: int = 0):
@@ -89,6 +89,16 @@ def best_time(fn, repeat: int, device: torch.device | None = None) -> float:
     return min(times)
 
 
+def copy_bandwidth(device: torch.device) -> float:
+    """Bytes read + written per second by ``dst.copy_(src)`` on 64 MB float32 buffers (larger than the caches, so
+    the copy runs at memory bandwidth), best of 10 copies. On this virtual machine it measures about 50 or about
+    100 GB/s from one process to the next (steady within a process): compare step / traffic ratios at the same
+    bandwidth."""
+    src = torch.randn(1 << 24, device=device)
+    dst = torch.empty_like(src)
+    return 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), 10, device)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
@@ -117,9 +127,7 @@ def main() -> None:
         gbp(1)
         print(f"compile (first solve): {time.perf_counter() - t0:.1f} s")
 
-    src = torch.randn(1 << 24, device=dev)  # 64 MB: larger than the caches, so the copy runs at memory bandwidth
-    dst = torch.empty_like(src)
-    bandwidth = 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), 10, dev)  # bytes read + written per s
+    bandwidth = copy_bandwidth(dev)
     copy_s = 2 * args.size**2 * 4 / bandwidth
     images = step_traffic_images(args.size)
     traffic_s = images * args.size**2 * 4 / bandwidth
