@@ -53,7 +53,7 @@ def run_demo(out_dir: Path, sigma255: float = 25.0, seed: int = 0, model: str = 
         write_image(out_dir / f"{path.stem}_std.png", std / std.max())
         rows.append({
             "image": path.stem, "size": f"{clean.shape[1]}x{clean.shape[0]}", "noisy_db": psnr_db(noisy, clean),
-            "median_db": psnr_db(median_filter(noisy[None, None])[0, 0], clean),
+            "median_db": psnr_db(median_filter(noisy[None, None], 3)[0, 0], clean),
             "classical_db": psnr_db(hand_set[0], clean), "learned_db": psnr_db(mean, clean),
             "coverage95": float(coverage(out.mean[0], out.var[0], clean[None])[0]), "seconds": seconds,
         })

@@ -76,7 +76,7 @@ class ClassicalDenoiser:
         else:
             lam, k_smooth, k_data = tuned_params(self.noise, self.rate)
             sigma = SP_SIGMA / 255.0
-            x0 = median_filter(noisy[:, None])[:, 0]
+            x0 = median_filter(noisy[:, None], 3)[:, 0]
         a = 1.0 / sigma**2
         robust = GridRobust(data=None if k_data is None else RobustKernel("tukey", k_data),
                             smooth=RobustKernel("cauchy", k_smooth), outer_iters=self.outer)
