@@ -46,6 +46,7 @@ gradient for any finite pre-activation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -96,6 +97,17 @@ def cholesky_precision(tri: Tensor, dim: int, floor: float) -> Tensor:
     return a + floor * eye
 
 
+def channels_last(convolutions: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``convolutions(x)`` run in the channels-last layout on the CPU, the result back in the default layout.
+
+    oneDNN's convolutions take their fast path on channels-last inputs: the shipped denoiser's network 0.67 ->
+    0.40 s on a 512x512 image (2 threads), the same values up to float rounding. Other devices keep their layout.
+    """
+    if x.device.type != "cpu":
+        return convolutions(x)
+    return convolutions(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 def conv_stack(in_channels: int, width: int, depth: int, out_channels: int) -> nn.Sequential:
     """``depth`` 3x3 convolutions (ReLU between), ``width`` channels, zero-initialised last layer.
 
@@ -131,7 +143,7 @@ class ContextBranch(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
-        return F.pixel_shuffle(self.body(F.pixel_unshuffle(x, 2)), 2)[..., :h, :w]
+        return F.pixel_shuffle(channels_last(self.body, F.pixel_unshuffle(x, 2)), 2)[..., :h, :w]
 
 
 def conv_count(stack: nn.Sequential) -> int:
@@ -148,7 +160,7 @@ def body_plus_context(body: nn.Sequential, context: ContextBranch | None, x: Ten
     result equals the whole-image one up to rounding while memory stays that of one tile.
     """
     def run(part: Tensor) -> Tensor:
-        out = body(part)
+        out = channels_last(body, part)
         return out if context is None else out + context(part)
 
     if tile is None:
@@ -287,9 +299,12 @@ class GridFactorNet(nn.Module):
         return self._convolve(features)
 
     def _convolve(self, features: Tensor) -> Tensor:
+        return channels_last(self._layers, features)
+
+    def _layers(self, x: Tensor) -> Tensor:
         if self.context is None:
-            return self.body(features)
-        return self.body[-1](self.body[:-1](features) + self.context(features))
+            return self.body(x)
+        return self.body[-1](self.body[:-1](x) + self.context(x))
 
     def _check(self, features: Tensor, measurement: Tensor) -> None:
         if features.dim() != 4 or features.shape[1] != self.in_channels:

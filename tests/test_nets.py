@@ -274,3 +274,23 @@ def test_context_branch_matches_the_plain_net_at_start_and_has_exact_gradients()
     assert not torch.allclose(net(feats, meas).z, plain(feats, meas).z)
     feats.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda f: net(f, meas).z, (feats,))
+
+
+def test_channels_last_runs_convolutions_in_that_layout_and_returns_the_default_one():
+    """The CPU fast path of the factor networks: the convolutions see a channels-last input, the caller gets the
+    same values (float64) in the default layout, and gradients pass through the layout changes."""
+    from gbp_torch.nets import channels_last, conv_stack
+
+    stack = conv_stack(2, 8, 3, 3).double()
+    torch.nn.init.normal_(stack[-1].weight)  # the last layer starts at zero
+    seen = []
+    stack[0].register_forward_pre_hook(lambda _, args: seen.append(
+        args[0].is_contiguous(memory_format=torch.channels_last)))
+    x = torch.randn(2, 2, 9, 11, dtype=torch.float64, requires_grad=True)
+    out = channels_last(stack, x)
+    assert seen == [True] and out.is_contiguous()
+    torch.testing.assert_close(out, stack(x.detach()), rtol=1e-12, atol=1e-12)
+    out.square().sum().backward()
+    ref = x.detach().clone().requires_grad_()
+    stack(ref).square().sum().backward()
+    torch.testing.assert_close(x.grad, ref.grad, rtol=1e-10, atol=1e-12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ...nets import channels_last
 from .features import checked_input, denoiser_input
 from .output import DenoiseOutput
 
@@ -49,7 +50,7 @@ class DenoiseCNN(nn.Module):
         Returns the mean (B, 1, H, W), or ``DenoiseOutput(mean, var)`` when ``predict_var``.
         """
         noisy, sigma = checked_input(noisy, sigma)
-        out = self.body(denoiser_input(noisy, sigma, self.sigma_input, "DenoiseCNN"))
+        out = channels_last(self.body, denoiser_input(noisy, sigma, self.sigma_input, "DenoiseCNN"))
         mean = noisy - out[:, :1]
         if not self.predict_var:
             return mean

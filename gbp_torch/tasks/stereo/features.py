@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...nets import channels_last
 from .cost import feature_cost
 
 
@@ -59,7 +60,7 @@ class MatchingFeatures(nn.Module):
         return (gray - mean) / (var.clamp_min(0).sqrt() + 0.02)
 
     def forward(self, image: Tensor) -> Tensor:
-        return F.normalize(self.net(self.normalise(image)), dim=1)
+        return F.normalize(channels_last(self.net, self.normalise(image)), dim=1)
 
 
 def matching_loss(fl: Tensor, fr: Tensor, gt: Tensor, mask: Tensor, max_disp: int, temperature: Tensor) -> Tensor:
