@@ -8,7 +8,7 @@ from gbp_torch.io import read_gray
 from gbp_torch.metrics import psnr_db
 from gbp_torch.nets import count_parameters
 from gbp_torch.paths import samples_dir
-from gbp_torch.pretrained import CHECKPOINT_DIR, denoiser, load, manifest
+from gbp_torch.pretrained import CHECKPOINT_DIR, denoiser, load, manifest, names_of
 from gbp_torch.tasks.denoise.median import MedianDenoiser
 from gbp_torch.tasks.denoise.noise import add_salt_pepper
 from gbp_torch.tasks.denoise.noise_level import estimate_noise_sigma
@@ -116,3 +116,37 @@ def test_cli_tiled_equals_untiled(tmp_path):
         outs[tile] = read_gray(tmp_path / f"out{tile}.png"), read_gray(tmp_path / f"std{tile}.png")
     for tiled, whole in zip(outs["96"], outs["0"]):
         assert (tiled - whole).abs().max() <= 1 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("name", names_of("denoise"))
+def test_shipped_denoisers_run_under_a_callers_bfloat16_autocast(clean, name):
+    """A mixed-precision caller (``torch.autocast``) gets float32 outputs within 0.1 dB of the float32 run (the
+    non-local model's match weights once failed there on a bfloat16 table)."""
+    noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    noisy = noisy[None, None]
+    model = load(name)
+    with torch.no_grad():
+        ref = model(noisy, torch.tensor([25 / 255]))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(noisy, torch.tensor([25 / 255]))
+    ref, mixed = (getattr(o, "mean", o) for o in (ref, mixed))
+    assert mixed.dtype == torch.float32
+    assert abs(psnr_db(mixed[0, 0].clamp(0, 1), clean) - psnr_db(ref[0, 0].clamp(0, 1), clean)) < 0.1
+
+
+def test_default_flow_under_a_callers_autocast_is_its_float32_flow():
+    """The flow pipeline runs in float32 whatever the caller's autocast (its pre-blur once returned bfloat16
+    frames there and the constancy terms refused them)."""
+    from gbp_torch.io import read_image
+    from gbp_torch.pretrained import flow
+
+    f1, f2 = (read_image(samples_dir() / "flow" / f"rubberwhale_frame{i}.png")[None][..., :64, :96]
+              for i in (10, 11))
+    model = flow()
+    with torch.no_grad():
+        ref = model(f1, f2)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(f1, f2)
+    assert mixed.flow.dtype == torch.float32
+    torch.testing.assert_close(mixed.flow, ref.flow, rtol=0, atol=0)
+    torch.testing.assert_close(mixed.cov, ref.cov, rtol=0, atol=0)

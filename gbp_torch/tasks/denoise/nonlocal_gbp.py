@@ -58,6 +58,11 @@ class MatchWeights(nn.Module):
         Without autograd the MLP, a function of one scalar per match and image, is evaluated on
         :attr:`TABLE` points spanning the image's values, the weight table once per rank, and read by
         linear interpolation (relative errors near 1e-6, at a fraction of the cost of running it per match)."""
+        with torch.autocast(dist.device.type, enabled=False):  # float32 or wider under a caller's autocast too
+            dtype = torch.promote_types(dist.dtype, torch.float32)
+            return self._weights(dist.to(dtype), sigma.to(dtype))
+
+    def _weights(self, dist: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
         s2 = sigma.view(-1, 1, 1, 1).square()
         valid = torch.isfinite(dist)
         d = dist.masked_fill(~valid, 0.0).div_(s2)

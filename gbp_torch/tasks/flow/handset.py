@@ -176,6 +176,12 @@ class HandsetFlow(nn.Module):
         if record not in ("all", "last"):
             raise ValueError(f"record must be 'all' or 'last', got {record!r}")
         frame1, frame2 = checked_frames(frame1, frame2)
+        # in float32 whatever the caller's autocast: under it the pre-blur (a convolution) would return bfloat16 /
+        # float16 frames, whose gradients and warps the constancy terms cannot use
+        with torch.autocast(frame1.device.type, enabled=False):
+            return self._sequence(frame1, frame2, record)
+
+    def _sequence(self, frame1: Tensor, frame2: Tensor, record: str) -> tuple[FlowOutput, list[Tensor]]:
         c = self.config
         grad = torch.is_grad_enabled()
         with torch.no_grad():
