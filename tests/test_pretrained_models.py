@@ -150,3 +150,20 @@ def test_default_flow_under_a_callers_autocast_is_its_float32_flow():
     assert mixed.flow.dtype == torch.float32
     torch.testing.assert_close(mixed.flow, ref.flow, rtol=0, atol=0)
     torch.testing.assert_close(mixed.cov, ref.cov, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["handset", *names_of("stereo")])
+def test_stereo_models_run_under_a_callers_bfloat16_autocast(name):
+    """float32 disparities under a caller's autocast, within 0.25 px of the float32 run on most pixels."""
+    from gbp_torch.io import read_image
+    from gbp_torch.pretrained import stereo
+
+    left, right = (read_image(samples_dir() / "stereo" / f"tsukuba_{side}.png")[None][..., :96, :128]
+                   for side in ("left", "right"))
+    model = stereo(name)
+    with torch.no_grad():
+        ref = model(left, right, 16)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(left, right, 16)
+    assert mixed.disparity.dtype == torch.float32
+    assert float(((mixed.disparity - ref.disparity).abs() < 0.25).float().mean()) > 0.95
