@@ -299,7 +299,9 @@ class GridFactorNet(nn.Module):
         return self._convolve(features)
 
     def _convolve(self, features: Tensor) -> Tensor:
-        return channels_last(self._layers, features)
+        """The convolutions in the parameters' dtype (float64 features meet float32 weights; :meth:`forward`
+        promotes the outputs back for the solve)."""
+        return channels_last(self._layers, features.to(self.body[0].weight.dtype))
 
     def _layers(self, x: Tensor) -> Tensor:
         if self.context is None:

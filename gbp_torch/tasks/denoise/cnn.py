@@ -50,7 +50,8 @@ class DenoiseCNN(nn.Module):
         Returns the mean (B, 1, H, W), or ``DenoiseOutput(mean, var)`` when ``predict_var``.
         """
         noisy, sigma = checked_input(noisy, sigma)
-        out = channels_last(self.body, denoiser_input(noisy, sigma, self.sigma_input, "DenoiseCNN"))
+        features = denoiser_input(noisy, sigma, self.sigma_input, "DenoiseCNN").to(self.body[0].weight.dtype)
+        out = channels_last(self.body, features).to(noisy.dtype)
         mean = noisy - out[:, :1]
         if not self.predict_var:
             return mean

@@ -70,10 +70,14 @@ class MatchWeights(nn.Module):
             return self._tabulated(d.add_(1e-3).log_(), valid, sigma)  # u in d's storage
         u = torch.log(d + 1e-3)
         log_sigma = torch.log(sigma * 255.0 / 25.0).view(-1, 1, 1, 1)
-        o = self.mlp(torch.stack((u, d, log_sigma.expand_as(u)), -1))
+        o = self._mlp(torch.stack((u, d, log_sigma.expand_as(u)), -1))
         weight = torch.where(valid, F.softplus(o[..., 0] + self.rank_bias.view(1, -1, 1, 1)) / s2, torch.zeros_like(u))
         threshold = F.softplus(o[..., 1]) * sigma.view(-1, 1, 1, 1) + 1e-4
         return weight, threshold
+
+    def _mlp(self, x: Tensor) -> Tensor:
+        """The MLP in its parameters' dtype, the result in x's (float64 images with the float32 weights)."""
+        return self.mlp(x.to(self.mlp[0].weight.dtype)).to(x.dtype)
 
     def _tabulated(self, u: Tensor, valid: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`forward`'s outputs from tables: u, valid (B, K, H, W), sigma (B,) -> weight, threshold."""
@@ -83,7 +87,7 @@ class MatchWeights(nn.Module):
             lo, hi = ub.min(), ub.max().clamp_min(ub.min() + 1e-6)
             grid = torch.linspace(0.0, 1.0, self.TABLE, dtype=u.dtype, device=u.device) * (hi - lo) + lo
             log_sigma = torch.log(sb * 255.0 / 25.0).expand_as(grid)
-            table = self.mlp(torch.stack((grid, grid.exp() - 1e-3, log_sigma), -1))  # (T, 2)
+            table = self._mlp(torch.stack((grid, grid.exp() - 1e-3, log_sigma), -1))  # (T, 2)
             w_table = (F.softplus(table[:, 0] + self.rank_bias.view(-1, 1)) / sb.square()).flatten()  # (K T,)
             t_table = F.softplus(table[:, 1]) * sb + 1e-4  # (T,)
             pos = ub.sub_(lo).mul_((self.TABLE - 1) / (hi - lo)).clamp_(0, self.TABLE - 1)  # u's storage
