@@ -35,6 +35,8 @@ def test_outputs_ablation_and_parameter_budget():
     for bad_sigma in (-0.1, float("nan")):  # a negative sigma was clamped silently
         with pytest.raises(ValueError, match="sigma must be finite and >= 0"):
             full(noisy, torch.tensor([0.1, bad_sigma]))
+    with pytest.raises(ValueError, match="0-1 scale .* divided by 255"):  # 0-255 by mistake: was garbage and a
+        full(noisy, torch.tensor([25.0, 0.1]))  # warning about pixels that no data determines
 
 
 def test_implicit_and_unrolled_gradients_agree_for_the_denoiser():

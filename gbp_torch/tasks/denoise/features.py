@@ -10,7 +10,7 @@ from ...vision import as_unit_float
 
 def checked_input(noisy: Tensor, sigma) -> tuple[Tensor, Tensor | None]:
     """The denoisers' inputs, checked: ``noisy`` (B, 1, H, W) as finite floating point in [0, 1] (uint8 / uint16
-    scaled), ``sigma`` None or (B,) finite >= 0 on the same scale, from a number, one value or B values."""
+    scaled), ``sigma`` None or (B,) in [0, 1] on the same scale, from a number, one value or B values."""
     noisy = as_unit_float(noisy, "noisy")
     if noisy.dim() != 4 or noisy.shape[1] != 1:
         raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}")
@@ -24,6 +24,9 @@ def checked_input(noisy: Tensor, sigma) -> tuple[Tensor, Tensor | None]:
                          f"{tuple(torch.as_tensor(sigma).shape)}")
     if not bool(((s >= 0) & torch.isfinite(s)).all()):
         raise ValueError(f"sigma must be finite and >= 0 (the noise std on the 0-1 scale), got {s.tolist()}")
+    if bool((s > 1).any()):  # a noise std above the whole range: the 0-255 scale by mistake
+        raise ValueError(f"sigma must be on the 0-1 scale of the image (at most 1), got {s.tolist()}; a noise std "
+                         "on the 0-255 scale is divided by 255")
     return noisy, s.expand(noisy.shape[0]).clone()
 
 
