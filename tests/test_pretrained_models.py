@@ -181,3 +181,23 @@ def test_shipped_denoisers_take_float64_images(clean, name):
     ref, wide = (getattr(o, "mean", o) for o in (ref, wide))
     assert wide.dtype == torch.float64
     assert abs(psnr_db(wide[0, 0].float().clamp(0, 1), clean) - psnr_db(ref[0, 0].clamp(0, 1), clean)) < 0.01
+
+
+def test_float_images_on_the_0_255_scale_are_refused_naming_the_argument(clean):
+    """0-255 samples in a float tensor (numpy / OpenCV habits) are refused by every task's model, naming the
+    argument; the denoiser used to return garbage with a warning about pixels that no data determines. Values a
+    noisy [0, 1] image reaches (sigma 1) and NaN (refused by the finiteness check) are not taken for them."""
+    from gbp_torch.pretrained import flow, stereo
+
+    img = clean[None, None].expand(1, 3, -1, -1)[..., :48, :64]
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"noisy must be in \[0, 1\].*divide 0-255 samples by 255"):
+            denoiser()(clean[None, None] * 255, 0.1)
+        with pytest.raises(ValueError, match=r"left must be in \[0, 1\]"):
+            stereo()(img * 255, img * 255, 8)
+        with pytest.raises(ValueError, match=r"frame1 must be in \[0, 1\]"):
+            flow()(img * 255, img * 255)
+        noisy = clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))  # sigma 1: accepted
+        assert denoiser()(noisy[None, None], 1.0).mean.shape == (1, 1, *clean.shape)
+        with pytest.raises(ValueError, match="noisy contains NaN"):
+            denoiser()(torch.full((1, 1, 8, 8), float("nan")), 0.1)
