@@ -72,9 +72,14 @@ class GridRefiner(nn.Module):
     def forward(self, initial: Tensor, features: Tensor) -> Refined:
         if initial.dim() != 4 or initial.shape[1] != self.dim:
             raise ValueError(f"initial must have shape (B, D = {self.dim}, H, W), got {tuple(initial.shape)}")
-        if features.dim() != 4 or features.shape[0] != initial.shape[0] or features.shape[-2:] != initial.shape[-2:]:
-            raise ValueError(f"features must have shape (B, C, H, W) with the B, H, W of initial "
+        channels = self.factors.in_channels - self.dim
+        if features.dim() != 4 or features.shape[0] != initial.shape[0] or features.shape[-2:] != initial.shape[-2:] \
+                or features.shape[1] != channels:
+            raise ValueError(f"features must have shape (B, C = {channels}, H, W) with the B, H, W of initial "
                              f"{tuple(initial.shape)}, got {tuple(features.shape)}")
+        for name, t in (("initial", initial), ("features", features)):
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{name} contains NaN or infinite values")
         f = self.factors(torch.cat((features, initial), 1), initial, self.data_scale, self.smooth_scale)
         z, a, edges = f.solve_args()
         res = self.gbp(z, a, edges)

@@ -81,5 +81,11 @@ def test_bad_shapes_raise():
         ref(torch.zeros(1, 1, 5, 5), torch.zeros(1, 3, 5, 5))
     with pytest.raises(ValueError, match="features must have shape"):
         ref(torch.zeros(1, 2, 5, 5), torch.zeros(1, 3, 4, 5))
+    with pytest.raises(ValueError, match=r"features must have shape \(B, C = 3, H, W\)"):  # said C = 5, the
+        ref(torch.zeros(1, 2, 5, 5), torch.zeros(1, 4, 5, 5))  # channels with initial appended, then raised late
+    with pytest.raises(ValueError, match="initial contains NaN"):  # was 'z contains NaN', from the solver
+        ref(torch.full((1, 2, 5, 5), float("nan")), torch.zeros(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="features contains NaN"):
+        ref(torch.zeros(1, 2, 5, 5), torch.full((1, 3, 5, 5), float("inf")))
     with pytest.raises(ValueError, match="dim must be 1 or 2"):
         GridRefiner(3, feature_channels=3)
