@@ -91,3 +91,22 @@ def test_truncated_or_float_tiff_is_a_one_line_value_error(tmp_path):
     Image.fromarray(GRAY.astype(np.float32)).save(tmp_path / "f.tif")
     with pytest.raises(ValueError, match="float"):
         read_gray(tmp_path / "f.tif")
+
+
+def test_a_jpeg_orientation_tag_is_applied(tmp_path):
+    """A phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise to display) reads as
+    displayed, Pillow's ``exif_transpose`` as the oracle; before, it read as stored."""
+    from PIL import ImageOps
+
+    stored = np.zeros((20, 30, 3), np.uint8)
+    stored[:5, :8] = (255, 40, 0)  # an orange block in the stored top-left corner
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "sideways.jpg"
+    im.save(path, exif=exif.tobytes(), quality=95)
+    with Image.open(path) as opened:
+        shown = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    got = read_image(path)
+    assert got.shape == (3, 30, 20)
+    assert np.abs(got.permute(1, 2, 0).numpy() * 255 - shown).max() <= 1
