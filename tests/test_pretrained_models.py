@@ -201,3 +201,17 @@ def test_float_images_on_the_0_255_scale_are_refused_naming_the_argument(clean):
         assert denoiser()(noisy[None, None], 1.0).mean.shape == (1, 1, *clean.shape)
         with pytest.raises(ValueError, match="noisy contains NaN"):
             denoiser()(torch.full((1, 1, 8, 8), float("nan")), 0.1)
+
+
+def test_an_empty_batch_is_a_value_error_naming_the_argument():
+    """B = 0 (or no rows) raised deep inside each task (a convolution's channel count, a reshape, a division by
+    zero); now the input checks say so."""
+    from gbp_torch.pretrained import flow, stereo
+
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="noisy holds no pixels"):
+            denoiser()(torch.zeros(0, 1, 16, 16), 0.1)
+        with pytest.raises(ValueError, match="left and right hold no pixels"):
+            stereo()(torch.zeros(0, 1, 32, 32), torch.zeros(0, 1, 32, 32), 8)
+        with pytest.raises(ValueError, match=r"frame1 and frame2 hold no pair \(B = 0\)"):
+            flow()(torch.zeros(0, 1, 32, 32), torch.zeros(0, 1, 32, 32))

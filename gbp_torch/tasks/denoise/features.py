@@ -14,6 +14,8 @@ def checked_input(noisy: Tensor, sigma) -> tuple[Tensor, Tensor | None]:
     noisy = as_unit_float(noisy, "noisy")
     if noisy.dim() != 4 or noisy.shape[1] != 1:
         raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}")
+    if noisy.numel() == 0:
+        raise ValueError(f"noisy holds no pixels (B, 1, H, W) = {tuple(noisy.shape)}")
     if not bool(torch.isfinite(noisy).all()):
         raise ValueError("noisy contains NaN or infinite values")
     if sigma is None:

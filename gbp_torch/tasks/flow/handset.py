@@ -335,4 +335,6 @@ def checked_frames(frame1: Tensor, frame2: Tensor) -> tuple[Tensor, Tensor]:
                          f"got {tuple(frame2.shape)}")
     if min(frame1.shape[-2:]) < 8:
         raise ValueError(f"frames must be at least 8 x 8 pixels, got {tuple(frame1.shape[-2:])}")
+    if frame1.shape[0] == 0:
+        raise ValueError("frame1 and frame2 hold no pair (B = 0)")
     return frame1, frame2

@@ -436,6 +436,8 @@ def check_pair(left: Tensor, right: Tensor, max_disp: int) -> None:
     if left.shape != right.shape:
         raise ValueError(f"left and right must have the same shape (B, C, H, W), got left {tuple(left.shape)} "
                          f"and right {tuple(right.shape)}")
+    if left.shape[0] == 0 or left.shape[-2] == 0:
+        raise ValueError(f"left and right hold no pixels to match (B = 0 or H = 0), got {tuple(left.shape)}")
     for name, image in (("left", left), ("right", right)):
         if image.is_floating_point() and not bool(torch.isfinite(image).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
