@@ -53,7 +53,7 @@ def _decode(path: str | os.PathLike, mode_name: str) -> Tensor:
         except ValueError as e:
             raise ValueError(f"not a readable image: {path} ({e})") from None
     try:
-        # JPEG / PNG / WEBP orientation tags applied (a phone photo taken upright reads upright, and the written
+        # JPEG and PNG orientation tags applied (a phone photo taken upright reads upright, and the written
         # result, which carries no tag, shows as the input did)
         return decode_image(data, mode=getattr(ImageReadMode, mode_name), apply_exif_orientation=True)
     except (RuntimeError, ValueError) as e:
