@@ -7,6 +7,11 @@ import math
 from collections.abc import Callable
 
 
+def is_real(value: object) -> bool:
+    """Whether ``value`` is a finite int or float (a bool is not a number here)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def check_int(owner: object, name: str, least: int) -> None:
     """``owner.name`` must be an int (not a bool) >= ``least``."""
     value = getattr(owner, name)
@@ -17,7 +22,7 @@ def check_int(owner: object, name: str, least: int) -> None:
 def check_number(owner: object, name: str, ok: Callable[[float], bool], rule: str) -> None:
     """``owner.name`` must be a finite real number (not a bool) for which ``ok`` holds (``rule`` says which)."""
     value = getattr(owner, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+    if not is_real(value) or not ok(value):
         raise ValueError(f"{type(owner).__name__}.{name} must be {rule}, got {value!r}")
 
 

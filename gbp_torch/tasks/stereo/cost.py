@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...progress import progress_bar
-from ..settings import check_choice, check_int, check_number
+from ..settings import check_choice, check_int, check_number, is_real
 from .sgm import SGMConfig, semi_global
 
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
@@ -102,8 +102,7 @@ class CostConfig:
         check_choice(self, "store", STORES)
         check_number(self, "shear_margin", lambda v: 0 <= v < 1, "in [0, 1)")
         shears = tuple(self.shears)
-        if len(set(shears)) < len(shears) or any(isinstance(v, bool) or not isinstance(v, (int, float))
-                                                 or not math.isfinite(v) or v == 0 for v in shears):
+        if len(set(shears)) < len(shears) or any(not is_real(v) or v == 0 for v in shears):
             raise ValueError(f"CostConfig.shears must be distinct non-zero finite numbers, got {self.shears!r}")
         object.__setattr__(self, "shears", shears)  # a list from a config file becomes a tuple (hashable config)
 

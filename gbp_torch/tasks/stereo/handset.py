@@ -40,7 +40,7 @@ from ...heap import release_free_memory
 from ...progress import progress_bar
 from ...robust import RobustKernel
 from ...vision import as_unit_float, colour_guide, field_slopes, weighted_median_filter
-from ..settings import check_int, check_number
+from ..settings import check_int, check_number, is_real
 from .cost import CostConfig, CostVolume, cost_volume
 from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
 from .occlusion import fill_background, left_right_check, out_of_view
@@ -87,8 +87,7 @@ class SolveSchedule:
         check_int(self, "iters", 1)
         check_int(self, "median_slope", 0)
         theta, curvature, median = tuple(self.theta), tuple(self.curvature), tuple(self.median)
-        if not theta or any(isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0
-                            for t in theta):
+        if not theta or any(not is_real(t) or t < 0 for t in theta):
             raise ValueError(f"SolveSchedule.theta must be one or more finite numbers >= 0, got {self.theta!r}")
         if len(curvature) != 2 or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in curvature) \
                 or not 0 < curvature[0] <= curvature[1]:
