@@ -19,8 +19,9 @@ UNIT_LIMIT = 8.0
 
 def as_unit_float(image: Tensor, name: str) -> Tensor:
     """An image as floating point in [0, 1]: uint8 samples divided by 255, uint16 by 65535 (as
-    ``torchvision.io.read_image`` returns them); floating point unchanged, unless far outside [0, 1]
-    (:data:`UNIT_LIMIT`: 0-255 samples by mistake); other dtypes a ValueError."""
+    ``torchvision.io.read_image`` returns them); floating point unchanged; a ValueError naming the image for
+    NaN or inf, for values far outside [0, 1] (:data:`UNIT_LIMIT`: 0-255 samples by mistake) and for other
+    dtypes. One min / max pass over the image."""
     if not isinstance(image, Tensor):
         raise ValueError(f"{name} must be a tensor, got {type(image).__name__}")
     if image.dtype in SAMPLE_BITS:
@@ -28,9 +29,10 @@ def as_unit_float(image: Tensor, name: str) -> Tensor:
     if not image.is_floating_point():
         raise ValueError(f"{name} must be floating point in [0, 1], uint8 or uint16, got {image.dtype}")
     if image.numel():
-        lo, hi = (float(v) for v in torch.aminmax(image.detach()))
-        if UNIT_LIMIT < hi < math.inf or -math.inf < lo < 1 - UNIT_LIMIT:  # far beyond [0, 1] even with strong
-            # noise: 0-255 samples (NaN and inf are left to the callers' finiteness checks)
+        lo, hi = (float(v) for v in torch.aminmax(image.detach()))  # NaN anywhere: both NaN
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if hi > UNIT_LIMIT or lo < 1 - UNIT_LIMIT:  # far beyond [0, 1] even with strong noise: 0-255 samples
             raise ValueError(f"{name} must be in [0, 1] (floating point) or uint8 / uint16, got values in "
                              f"[{lo:.4g}, {hi:.4g}]: divide 0-255 samples by 255")
     return image

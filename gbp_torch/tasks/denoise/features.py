@@ -16,8 +16,6 @@ def checked_input(noisy: Tensor, sigma) -> tuple[Tensor, Tensor | None]:
         raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}")
     if noisy.numel() == 0:
         raise ValueError(f"noisy holds no pixels (B, 1, H, W) = {tuple(noisy.shape)}")
-    if not bool(torch.isfinite(noisy).all()):
-        raise ValueError("noisy contains NaN or infinite values")
     if sigma is None:
         return noisy, None
     s = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device).flatten()

@@ -325,10 +325,7 @@ def checked_frames(frame1: Tensor, frame2: Tensor) -> tuple[Tensor, Tensor]:
             shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
             raise ValueError(f"{name} must be a (B, C, H, W) tensor (floating point in [0, 1], uint8 or uint16), "
                              f"got {shape}")
-        f = as_unit_float(f, name)
-        if not bool(torch.isfinite(f).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        frames.append(f)
+        frames.append(as_unit_float(f, name))  # also refuses NaN / inf
     frame1, frame2 = frames
     if frame1.shape != frame2.shape:
         raise ValueError(f"frame2 must have frame1's shape (B, C, H, W) = {tuple(frame1.shape)}, "
