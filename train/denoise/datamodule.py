@@ -26,6 +26,7 @@ class DenoiseDataModule(L.LightningDataModule):
         seed: seed of the validation/test noise.
         augment: random flips / quarter turns of the training patches.
         fixed_patches: the same training patches and noise every epoch (for overfit checks).
+        regular: share of training patches that are regular textures (:mod:`.regular`; 0: natural crops only).
     """
 
     task = "denoise"
@@ -34,13 +35,14 @@ class DenoiseDataModule(L.LightningDataModule):
                  batch_size: int = 64, patches_per_epoch: int = 12800, num_workers: int = 0,
                  val_set: str = "set12", test_sets: Sequence[str] = ("bsd68", "set12"),
                  train_limit: int | None = None, val_limit: int | None = None, test_limit: int | None = None,
-                 seed: int = 0, augment: bool = True, fixed_patches: bool = False, pin_memory: bool = False):
+                 seed: int = 0, augment: bool = True, fixed_patches: bool = False, pin_memory: bool = False,
+                 regular: float = 0.0):
         super().__init__()
         self.root = root
         self.noise = noise if isinstance(noise, NoiseSpec) else NoiseSpec(**dict(noise or {}))
         self.patch_size, self.batch_size, self.patches_per_epoch = patch_size, batch_size, patches_per_epoch
         self.num_workers, self.pin_memory, self.augment = num_workers, pin_memory, augment
-        self.fixed_patches = fixed_patches
+        self.fixed_patches, self.regular = fixed_patches, regular
         self.val_set, self.test_sets = val_set, list(test_sets)
         self.train_limit, self.val_limit, self.test_limit, self.seed = train_limit, val_limit, test_limit, seed
         self.train_ds = self.val_ds = None
@@ -50,7 +52,7 @@ class DenoiseDataModule(L.LightningDataModule):
         if stage in ("fit", None) and self.train_ds is None:
             images = [im for _, im in load_dataset("train400", self.root, self.train_limit)]
             self.train_ds = RandomPatchDataset(images, self.patch_size, self.patches_per_epoch, self.noise,
-                                               self.augment, self.fixed_patches)
+                                               self.augment, self.fixed_patches, self.regular)
         if stage in ("fit", "validate", None) and self.val_ds is None:
             self.val_ds = FixedNoiseDataset(load_dataset(self.val_set, self.root, self.val_limit), self.noise,
                                             self.seed, self.val_set)

@@ -19,6 +19,8 @@ from torch.utils.data import Dataset
 from gbp_torch.paths import dataset_dir
 from gbp_torch.tasks.denoise.noise import add_gaussian_noise, add_salt_pepper
 
+from .regular import composite, regular_texture
+
 #: Dataset names -> folders under the data root.
 DATASETS = {"train400": "denoise/train400", "bsd68": "denoise/bsd68", "set12": "denoise/set12"}
 
@@ -100,17 +102,23 @@ def augment(patch: Tensor, generator: torch.Generator | None = None) -> Tensor:
 class RandomPatchDataset(Dataset):
     """``length`` random patch_size^2 crops (random image, flip/rot90, fresh noise on each access).
 
+    With ``regular`` > 0, that share of the patches is a regular texture rendered from a random image's
+    pixels (:func:`~.regular.regular_texture`), half of them inside a region of the natural crop
+    (:func:`~.regular.composite`).
+
     Uses the global torch RNG (seeded by ``seed_everything(workers=True)`` per worker), or, with
     ``fixed``, a generator seeded by the sample index (the same patches every epoch: overfit checks).
     """
 
     def __init__(self, images: Sequence[Tensor], patch_size: int, length: int, noise: NoiseSpec,
-                 augment: bool = True, fixed: bool = False):
+                 augment: bool = True, fixed: bool = False, regular: float = 0.0):
         small = [tuple(im.shape) for im in images if min(im.shape) < patch_size]
         if small:
             raise ValueError(f"patch_size {patch_size} exceeds image size {small[0]}")
+        if not 0.0 <= regular <= 1.0:
+            raise ValueError(f"regular must be a share in [0, 1], got {regular!r}")
         self.images, self.patch_size, self.length, self.noise = images, patch_size, length, noise
-        self.augment, self.fixed = augment, fixed
+        self.augment, self.fixed, self.regular = augment, fixed, regular
 
     def __len__(self) -> int:
         return self.length
@@ -122,6 +130,10 @@ class RandomPatchDataset(Dataset):
         y = int(torch.randint(img.shape[0] - p + 1, (1,), generator=gen))
         x = int(torch.randint(img.shape[1] - p + 1, (1,), generator=gen))
         clean = img[y:y + p, x:x + p].float().div(255.0)[None]
+        if self.regular > 0 and float(torch.rand((), generator=gen)) < self.regular:
+            source = self.images[int(torch.randint(len(self.images), (1,), generator=gen))]
+            texture = regular_texture(source, p, gen)
+            clean = composite(texture, clean, gen) if float(torch.rand((), generator=gen)) < 0.5 else texture
         if self.augment:
             clean = augment(clean, gen).contiguous()
         noisy, sigma = self.noise.apply(clean[None], gen)
