@@ -110,3 +110,59 @@ def test_a_jpeg_orientation_tag_is_applied(tmp_path):
     got = read_image(path)
     assert got.shape == (3, 30, 20)
     assert np.abs(got.permute(1, 2, 0).numpy() * 255 - shown).max() <= 1
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_encode_png_writes_what_libpng_reads(tmp_path, bits, channels):
+    """Gray, gray + alpha, RGB and RGBA at 8 and 16 bits, decoded by torchvision's libpng reader (and Pillow)."""
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    from gbp_torch.io import encode_png
+
+    samples = torch.from_numpy(RNG.integers(0, 1 << bits, (channels, 9, 7)).astype(np.int32))
+    (tmp_path / "x.png").write_bytes(encode_png(samples, bits))
+    got = decode_image(read_file(str(tmp_path / "x.png")), mode=ImageReadMode.UNCHANGED)
+    assert got.shape == samples.shape and got.dtype == (torch.uint8 if bits == 8 else torch.uint16)
+    assert torch.equal(got.to(torch.int32), samples)
+    if bits == 8:
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+        with Image.open(tmp_path / "x.png") as im:
+            assert im.mode == mode
+            assert np.array_equal(np.asarray(im).reshape(9, 7, channels), samples.permute(1, 2, 0).numpy())
+    with pytest.raises(ValueError, match=f"{bits}-bit PNG samples"):
+        encode_png(samples + (1 << bits), bits)
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA"])
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".webp"])
+def test_read_alpha_reads_the_alpha_channel_and_write_image_stores_it(tmp_path, mode, suffix):
+    from gbp_torch.io import read_alpha
+
+    image, _ = _expected(mode)
+    if suffix == ".webp":
+        image = image.convert("RGBA")
+    image.save(tmp_path / f"x{suffix}", **({"lossless": True} if suffix == ".webp" else {}))
+    alpha = read_alpha(tmp_path / f"x{suffix}")
+    assert alpha.shape == (1, 9, 7) and alpha.dtype == torch.float32
+    assert torch.equal((alpha[0] * 255).round().to(torch.uint8), torch.from_numpy(ALPHA))
+    # written back with the image: the same alpha, the same image
+    rgb = read_image(tmp_path / f"x{suffix}")
+    write_image(tmp_path / "y.png", rgb, alpha=alpha)
+    assert torch.equal(read_alpha(tmp_path / "y.png"), alpha)
+    assert torch.equal(read_image(tmp_path / "y.png"), rgb)
+    write_image(tmp_path / "y16.png", rgb, bits=16, alpha=alpha)
+    assert (read_alpha(tmp_path / "y16.png") - alpha).abs().max() < 1e-7
+    with pytest.raises(ValueError, match="alpha must be"):
+        write_image(tmp_path / "z.png", rgb, alpha=alpha[:, :4])
+
+
+def test_files_without_alpha_or_opaque_give_none(tmp_path):
+    from gbp_torch.io import read_alpha
+
+    Image.fromarray(RGB).save(tmp_path / "rgb.png")
+    Image.fromarray(RGB).save(tmp_path / "rgb.jpg")
+    Image.fromarray(np.dstack([RGB, np.full((9, 7), 255, np.uint8)])).save(tmp_path / "opaque.png")
+    Image.fromarray(GRAY).save(tmp_path / "gray.tif")
+    for name in ("rgb.png", "rgb.jpg", "opaque.png", "gray.tif"):
+        assert read_alpha(tmp_path / name) is None, name

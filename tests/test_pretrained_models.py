@@ -215,3 +215,23 @@ def test_an_empty_batch_is_a_value_error_naming_the_argument():
             stereo()(torch.zeros(0, 1, 32, 32), torch.zeros(0, 1, 32, 32), 8)
         with pytest.raises(ValueError, match=r"frame1 and frame2 hold no pair \(B = 0\)"):
             flow()(torch.zeros(0, 1, 32, 32), torch.zeros(0, 1, 32, 32))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_cli_keeps_the_alpha_channel_of_a_transparent_png(tmp_path, bits):
+    """An RGBA input gives an RGBA output: its alpha unchanged, its colour what the same image without alpha gives."""
+    from gbp_torch.cli import denoise_main
+    from gbp_torch.io import read_alpha, read_image, write_image
+
+    clean = read_image(samples_dir() / "flow" / "rubberwhale_frame10.png")[:, 100:164, 50:130]
+    noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(5))
+    alpha = torch.zeros(1, 64, 80)
+    alpha[:, 8:56, 10:70] = torch.linspace(0.2, 1.0, 60)  # a transparent margin and a ramp
+    write_image(tmp_path / "rgba.png", noisy, bits=bits, alpha=alpha)
+    write_image(tmp_path / "rgb.png", noisy, bits=bits)
+    for name in ("rgba", "rgb"):
+        denoise_main([str(tmp_path / f"{name}.png"), "-o", str(tmp_path / f"{name}_out.png"), "--sigma", "25"])
+    assert torch.equal(read_alpha(tmp_path / "rgba_out.png"), read_alpha(tmp_path / "rgba.png"))
+    assert read_alpha(tmp_path / "rgb_out.png") is None
+    out, out_bits = read_image(tmp_path / "rgba_out.png", return_bits=True)
+    assert out_bits == bits and torch.equal(out, read_image(tmp_path / "rgb_out.png"))

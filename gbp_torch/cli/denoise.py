@@ -18,7 +18,7 @@ def _denoise(argv: list[str] | None) -> None:
     ap = argparse.ArgumentParser(prog="gbp-denoise", description="Denoise an image (PNG, JPEG, TIFF, ...) with a "
                                  "pretrained GBP denoiser. A colour image is denoised as a luminance and two chroma "
                                  "channels (channel by channel for a model without a sigma input). A 16-bit input "
-                                 "gives 16-bit outputs.")
+                                 "gives 16-bit outputs; an input's alpha channel is kept as it is.")
     ap.add_argument("input", type=Path)
     ap.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
     noise = ap.add_mutually_exclusive_group(required=True)
@@ -40,6 +40,7 @@ def _denoise(argv: list[str] | None) -> None:
         ap.error(f"--sigma must be in (0, 255), got {args.sigma}")
     check_outputs([("-o", args.output, (".png",)), ("--uncertainty", args.uncertainty, (".png",))], [args.input])
     image, bits = read_input(args.input, "input", samples=True)  # a float copy only inside the model
+    alpha = _input_alpha(args.input)  # kept in the output: a transparent PNG stays transparent
     if args.blind and min(image.shape[-2:]) < 2:
         raise CLIError(f"--blind needs an image of at least 2x2 pixels to estimate the noise; {args.input} is "
                        f"{image.shape[-1]}x{image.shape[-2]} (give --sigma)")
@@ -86,11 +87,22 @@ def _denoise(argv: list[str] | None) -> None:
     with torch.no_grad():
         out = colour(noisy, sigma, channel_sigma=channel_sigma)
     means, variances = out.mean[0], out.var[0] if out.var is not None else None
-    write_image(args.output, means, bits=bits)
-    print(f"wrote {args.output}" + (" (16-bit)" if bits == 16 else ""))
+    write_image(args.output, means, bits=bits, alpha=alpha)
+    print(f"wrote {args.output}" + (" (16-bit)" if bits == 16 else "")
+          + (" with the input's alpha channel" if alpha is not None else ""))
     if args.uncertainty is not None:
         if variances is None:
             raise CLIError("this model gives no uncertainty (--uncertainty not written)")
         std = variances.clamp_min(0).sqrt()
         write_image(args.uncertainty, std / std.max().clamp_min(1e-12), bits=bits)
         print(f"wrote {args.uncertainty} (std scaled by 1/{float(std.max()) * 255:.3g} on the 0-255 scale)")
+
+
+def _input_alpha(path: Path):
+    """The input's alpha channel (1, H, W) in [0, 1], or None (none, or opaque); a CLIError if unreadable."""
+    from ..io import read_alpha
+
+    try:
+        return read_alpha(path)
+    except (ValueError, OSError, RuntimeError) as e:
+        raise CLIError(f"input {path}: {first_line(e)}") from None

@@ -119,8 +119,8 @@ def read_gray(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor |
 
 def read_image(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor | tuple[Tensor, int]:
     """An image file as a (C, H, W) float tensor in [0, 1]: C = 3 for a colour image, C = 1 for a
-    gray one (including colour files whose three channels are equal). Alpha is dropped and
-    palettes are expanded; 16-bit PNGs are scaled by 65535. With ``return_bits`` also the bit
+    gray one (including colour files whose three channels are equal). Alpha is dropped (:func:`read_alpha` reads
+    it) and palettes are expanded; 16-bit PNGs are scaled by 65535. With ``return_bits`` also the bit
     depth, 8 or 16."""
     img, bits = to_unit_float(read_samples(path))
     return (img, bits) if return_bits else img
@@ -133,6 +133,33 @@ def read_samples(path: str | os.PathLike) -> Tensor:
     return rgb[:1] if torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2]) else rgb
 
 
+def read_alpha(path: str | os.PathLike) -> Tensor | None:
+    """The alpha channel of an image file, (1, H, W) float32 in [0, 1], or None when the file has none or it is
+    opaque everywhere (the image readers drop it; :func:`write_image` can store it again)."""
+    data = _read_bytes(path)
+    head = bytes(data[:8].tolist())
+    if head.startswith(PILLOW_MAGIC):
+        alpha = _pillow_alpha(path)
+    elif head == SIGNATURE or head.startswith(b"RIFF"):  # PNG or WEBP: the formats torchvision decodes with alpha
+        alpha = _decode(path, "RGB_ALPHA")[3:]
+    else:
+        return None
+    if alpha is None or bool((alpha == torch.iinfo(alpha.dtype).max).all()):
+        return None
+    return to_unit_float(alpha)[0]
+
+
+def _pillow_alpha(path: str | os.PathLike) -> Tensor | None:
+    """The alpha band (1, H, W) uint8 of a BMP / TIFF read by Pillow, or None."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if "A" not in im.getbands():
+            return None
+        return torch.from_numpy(np.asarray(im.getchannel("A")).copy())[None]
+
+
 def read_png_raw(path: str | os.PathLike) -> Tensor:
     """A PNG's samples unchanged, (C, H, W) uint8 or uint16 (C = 1, 2, 3 or 4 as stored)."""
     return _decode(path, "UNCHANGED")
@@ -142,23 +169,31 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def encode_png16(samples: Tensor) -> bytes:
-    """A 16-bit PNG (gray, C = 1, or RGB, C = 3) of integer samples (C, H, W) in [0, 65535].
-    (torchvision encodes 8-bit only.) Filter type 0 on every row, zlib level 6."""
-    if samples.dim() != 3 or samples.shape[0] not in (1, 3):
-        raise ValueError(f"16-bit PNG samples must be (C, H, W) with C = 1 or 3, got {tuple(samples.shape)}")
+#: PNG colour type of each channel count: gray, gray + alpha, RGB, RGBA
+_PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
+
+
+def encode_png(samples: Tensor, bits: int = 16) -> bytes:
+    """A PNG of integer samples (C, H, W) in [0, 2^bits - 1], 8- or 16-bit: C = 1 gray, 2 gray + alpha, 3 RGB,
+    4 RGBA (torchvision encodes 8-bit gray and RGB only). Filter type 0 on every row, zlib level 6."""
+    if samples.dim() != 3 or samples.shape[0] not in _PNG_COLOUR_TYPES:
+        raise ValueError(f"PNG samples must be (C, H, W) with C = 1, 2, 3 or 4, got {tuple(samples.shape)}")
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
     c, h, w = samples.shape
     if h == 0 or w == 0:
         raise ValueError(f"cannot write an empty image, shape {tuple(samples.shape)}")
     s = samples.detach().cpu().to(torch.int64)
-    if s.min() < 0 or s.max() > 65535:
-        raise ValueError("16-bit PNG samples must be in [0, 65535]")
-    arr = s.permute(1, 2, 0).numpy().astype(">u2").reshape(h, w * c)  # big-endian, interleaved
+    top = (1 << bits) - 1
+    if s.min() < 0 or s.max() > top:
+        raise ValueError(f"{bits}-bit PNG samples must be in [0, {top}]")
     import numpy as np
 
-    rows = np.zeros((h, 1 + 2 * w * c), dtype=np.uint8)  # a filter byte (0) then the row
-    rows[:, 1:] = arr.view(np.uint8).reshape(h, 2 * w * c)
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, 0 if c == 1 else 2, 0, 0, 0)
+    arr = s.permute(1, 2, 0).numpy().astype(">u2" if bits == 16 else np.uint8).reshape(h, w * c)  # interleaved
+    width = bits // 8 * w * c
+    rows = np.zeros((h, 1 + width), dtype=np.uint8)  # a filter byte (0) then the row (16-bit: big-endian)
+    rows[:, 1:] = arr.view(np.uint8).reshape(h, width)
+    ihdr = struct.pack(">IIBBBBB", w, h, bits, _PNG_COLOUR_TYPES[c], 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
             + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + _png_chunk(b"IEND", b""))
 
@@ -167,12 +202,13 @@ def write_png16(path: str | os.PathLike, samples: Tensor) -> None:
     """Write integer samples (C, H, W) or (H, W) in [0, 65535] as a 16-bit PNG."""
     if samples.dim() == 2:
         samples = samples.unsqueeze(0)
-    Path(path).write_bytes(encode_png16(samples))
+    Path(path).write_bytes(encode_png(samples, 16))
 
 
-def write_image(path: str | os.PathLike, image: Tensor, bits: int = 8) -> None:
+def write_image(path: str | os.PathLike, image: Tensor, bits: int = 8, alpha: Tensor | None = None) -> None:
     """Write an image in [0, 1] (clipped; NaN becomes 0), (H, W) gray or (C, H, W) with C = 1 or 3,
-    as an 8-bit PNG (``bits=8``) or a 16-bit one (``bits=16``); creates parent folders."""
+    as an 8-bit PNG (``bits=8``) or a 16-bit one (``bits=16``); creates parent folders. ``alpha``: an
+    alpha channel (H, W) or (1, H, W) in [0, 1] to store with it (e.g. the input's, :func:`read_alpha`)."""
     from torchvision.io import write_png
 
     if image.dim() == 2:
@@ -181,10 +217,17 @@ def write_image(path: str | os.PathLike, image: Tensor, bits: int = 8) -> None:
         raise ValueError(f"image must be (H, W) or (C, H, W) with C = 1 or 3, got {tuple(image.shape)}")
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}")
+    if alpha is not None:
+        alpha = alpha.reshape(-1, *alpha.shape[-2:])
+        if alpha.shape != (1, *image.shape[-2:]):
+            raise ValueError(f"alpha must be (H, W) or (1, H, W) with the image's size {tuple(image.shape[-2:])}, "
+                             f"got {tuple(alpha.shape)}")
+        image = torch.cat((image.to(alpha.device), alpha.to(image.dtype)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = image.detach().float().nan_to_num(0.0).clamp(0, 1).cpu()
-    if bits == 16:
-        write_png16(path, (x * 65535.0).round().to(torch.int32))
+    top = (1 << bits) - 1
+    if bits == 16 or alpha is not None:
+        path.write_bytes(encode_png((x * top).round().to(torch.int32), bits))
         return
     write_png((x * 255.0).round().to(torch.uint8), str(path))
