@@ -235,3 +235,17 @@ def test_cli_keeps_the_alpha_channel_of_a_transparent_png(tmp_path, bits):
     assert read_alpha(tmp_path / "rgb_out.png") is None
     out, out_bits = read_image(tmp_path / "rgba_out.png", return_bits=True)
     assert out_bits == bits and torch.equal(out, read_image(tmp_path / "rgb_out.png"))
+
+
+def test_a_colour_image_given_to_a_gray_denoiser_is_pointed_to_the_colour_wrapper(clean):
+    """The shipped denoisers are gray models: an RGB tensor is refused with the way to denoise it, which works."""
+    from gbp_torch.tasks.denoise.colour import ColourDenoiser
+
+    rgb = clean[None, None, :32, :40].expand(1, 3, -1, -1).contiguous()
+    with pytest.raises(ValueError, match=r"noisy must be \(B, 1, H, W\).*ColourDenoiser\(model\)"):
+        denoiser()(rgb, 0.1)
+    with pytest.raises(ValueError, match=r"noisy must be \(B, 1, H, W\), got \(1, 2, 32, 40\)$"):
+        denoiser()(rgb[:, :2], 0.1)  # not colour: no hint
+    with torch.no_grad():
+        out = ColourDenoiser(denoiser())(rgb, 0.1)
+    assert out.mean.shape == rgb.shape

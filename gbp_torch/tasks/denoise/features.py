@@ -13,7 +13,10 @@ def checked_input(noisy: Tensor, sigma) -> tuple[Tensor, Tensor | None]:
     scaled), ``sigma`` None or (B,) in [0, 1] on the same scale, from a number, one value or B values."""
     noisy = as_unit_float(noisy, "noisy")
     if noisy.dim() != 4 or noisy.shape[1] != 1:
-        raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}")
+        colour = noisy.dim() in (3, 4) and noisy.shape[-3] == 3
+        raise ValueError(f"noisy must be (B, 1, H, W), got {tuple(noisy.shape)}"
+                         + ("; for colour images wrap the model: "
+                            "gbp_torch.tasks.denoise.colour.ColourDenoiser(model)(noisy, sigma)" if colour else ""))
     if noisy.numel() == 0:
         raise ValueError(f"noisy holds no pixels (B, 1, H, W) = {tuple(noisy.shape)}")
     if sigma is None:
