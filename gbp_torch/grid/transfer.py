@@ -70,6 +70,8 @@ def restrict_bilinear(x: Tensor) -> Tensor:
     padded image (cheaper than a 4x4 strided convolution on one channel)."""
     h, w = x.shape[-2:]
     hc, wc = coarse_shape(h, w)
+    if torch.compiler.is_compiling() and h % 2 == 0 and w % 2 == 0:
+        return _downsample_axis(_downsample_axis(x, -2), -1)
     f = _as_images(x)
     if h % 2 or w % 2:  # (a zero padding of nothing would still copy the image)
         f = F.pad(f, (0, w % 2, 0, h % 2))
@@ -83,6 +85,18 @@ def _restrict_axis(f: Tensor, n: int, dim: int) -> Tensor:
     the rows (-2) from strided row views, so that every operation still runs over contiguous rows."""
     a, b, c, d = (f[..., k:k + 2 * n:2] if dim == -1 else f[..., k:k + 2 * n:2, :] for k in range(4))
     return (b + c).mul_(3).add_(a).add_(d).mul_(0.25)
+
+
+def _downsample_axis(x: Tensor, dim: int) -> Tensor:
+    """:func:`restrict_bilinear` along ``dim`` (-1 or -2, even length 2n) from the even and odd entries, without a
+    padded copy: coarse ``j`` is ``(x[2j-1] + 3 x[2j] + 3 x[2j+1] + x[2j+2]) / 4``, the border entries repeated. The
+    form ``torch.compile`` fuses into vector code (the replicate padding became a scalar loop over the padded image)."""
+    n = x.shape[dim] // 2
+    pairs = x.unflatten(dim, (n, 2))
+    even, odd = pairs.select(dim, 0), pairs.select(dim, 1)
+    before = torch.cat([even.narrow(dim, 0, 1), odd.narrow(dim, 0, n - 1)], dim)  # x[2j - 1]
+    after = torch.cat([even.narrow(dim, 1, n - 1), odd.narrow(dim, n - 1, 1)], dim)  # x[2j + 2]
+    return 0.75 * (even + odd) + 0.25 * (before + after)
 
 
 def _pair_mean(x: Tensor, dim: int) -> Tensor:

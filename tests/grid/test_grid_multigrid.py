@@ -153,15 +153,18 @@ def test_bilinear_transfers_match_a_numpy_tensor_product(h, w):
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile (inductor) needs a C++ compiler on the CPU")
-def test_compiled_prolongation_matches_the_numpy_tensor_product():
-    """Under torch.compile the prolongation is written out axis by axis (not F.interpolate): same operator,
-    odd and even sizes, a single coarse cell."""
+def test_compiled_transfers_match_the_numpy_tensor_products():
+    """Under torch.compile the prolongation and (even sizes) the restriction are written out axis by axis (not
+    F.interpolate, not a replicate-padded copy): the same operators, odd and even sizes, a single coarse cell."""
     prolong = torch.compile(prolong_bilinear, dynamic=False)
-    for h, w in [(7, 5), (1, 2), (8, 8)]:
+    restrict = torch.compile(restrict_bilinear, dynamic=False)
+    for h, w in [(7, 5), (1, 2), (8, 8), (6, 10), (2, 2)]:
         ph, pw = _interpolation_matrix(h), _interpolation_matrix(w)
-        xc = torch.randn(3, ph.shape[1], pw.shape[1], generator=torch.Generator().manual_seed(h + w),
-                         dtype=torch.float64)
+        g = torch.Generator().manual_seed(h + w)
+        xc = torch.randn(3, ph.shape[1], pw.shape[1], generator=g, dtype=torch.float64)
         np.testing.assert_allclose(prolong(xc, h, w).numpy(), ph @ xc.numpy() @ pw.T, rtol=1e-12, atol=1e-12)
+        x = torch.randn(3, h, w, generator=g, dtype=torch.float64)
+        np.testing.assert_allclose(restrict(x).numpy(), ph.T @ x.numpy() @ pw, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype,atol", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)])
