@@ -1,10 +1,11 @@
-"""Image reading and writing (torchvision.io decoders; a small 16-bit PNG encoder of our own).
+"""Image reading and writing (torchvision.io decoders; a small PNG encoder of our own for 16-bit and alpha).
 
 PNG, JPEG, GIF and WEBP are decoded by torchvision; BMP, TIFF and PNM (PGM / PPM), which it does not
 decode, by Pillow (installed with torchvision). Readers return float32 in [0, 1] scaled by the range
 of the file's sample type: 8-bit files by 255, 16-bit PNGs, TIFFs and PGMs by 65535.
 ``return_bits=True`` also gives the bit depth (8 or 16) so that a writer can keep it
-(``write_image(..., bits=16)``).
+(``write_image(..., bits=16)``). The readers drop alpha; :func:`read_alpha` reads it and
+``write_image(..., alpha=...)`` stores it again.
 """
 
 from __future__ import annotations
