@@ -39,12 +39,12 @@ PILLOW_MAGIC = (b"BM", b"II*\x00", b"MM\x00*", b"P2", b"P3", b"P5", b"P6")
 FORMATS = "PNG, JPEG, GIF, WEBP, BMP, TIFF, PGM/PPM"
 
 
-def _decode(path: str | os.PathLike, mode_name: str) -> Tensor:
+def _decode(path: str | os.PathLike, mode_name: str, data: Tensor | None = None) -> Tensor:
     """Decode with torchvision (or Pillow, see :data:`PILLOW_MAGIC`); a one-line ValueError for a file that
-    is not a readable image."""
+    is not a readable image. ``data``: the file's bytes when already read (:func:`_read_bytes`)."""
     from torchvision.io import ImageReadMode, decode_image
 
-    data = _read_bytes(path)
+    data = _read_bytes(path) if data is None else data
     head = bytes(data[:8].tolist())
     if head.startswith(PILLOW_MAGIC):
         return _decode_pillow(path, mode_name)
@@ -142,7 +142,7 @@ def read_alpha(path: str | os.PathLike) -> Tensor | None:
     if head.startswith(PILLOW_MAGIC):
         alpha = _pillow_alpha(path)
     elif head == SIGNATURE or head.startswith(b"RIFF"):  # PNG or WEBP: the formats torchvision decodes with alpha
-        alpha = _decode(path, "RGB_ALPHA")[3:]
+        alpha = _decode(path, "RGB_ALPHA", data)[3:]
     else:
         return None
     if alpha is None or bool((alpha == torch.iinfo(alpha.dtype).max).all()):
