@@ -55,11 +55,20 @@ def prolong_bilinear(xc: Tensor, h: int, w: int) -> Tensor:
 def _upsample_axis(c: Tensor, dim: int) -> Tensor:
     """Cell-centred linear 2x upsampling along ``dim`` (-1 or -2; edge cells repeated): fine ``2i`` is
     ``(3 c[i] + c[i-1]) / 4``, fine ``2i+1`` is ``(3 c[i] + c[i+1]) / 4``, interleaved by a stack."""
-    n = c.shape[dim]
-    before = torch.cat([c.narrow(dim, 0, 1), c.narrow(dim, 0, n - 1)], dim)
-    after = torch.cat([c.narrow(dim, 1, n - 1), c.narrow(dim, n - 1, 1)], dim)
+    before, after = _previous(c, c, dim), _next(c, c, dim)
     fine = torch.stack([0.75 * c + 0.25 * before, 0.75 * c + 0.25 * after], dim)
     return fine.flatten(dim - 1, dim)
+
+
+def _previous(x: Tensor, edge: Tensor, dim: int) -> Tensor:
+    """``x`` moved one entry on along ``dim``: entry j is ``x[j - 1]``, entry 0 is ``edge[0]``."""
+    return torch.cat([edge.narrow(dim, 0, 1), x.narrow(dim, 0, x.shape[dim] - 1)], dim)
+
+
+def _next(x: Tensor, edge: Tensor, dim: int) -> Tensor:
+    """``x`` moved one entry back along ``dim``: entry j is ``x[j + 1]``, the last is ``edge[-1]``."""
+    n = x.shape[dim]
+    return torch.cat([x.narrow(dim, 1, n - 1), edge.narrow(dim, n - 1, 1)], dim)
 
 
 def restrict_bilinear(x: Tensor) -> Tensor:
@@ -91,11 +100,9 @@ def _downsample_axis(x: Tensor, dim: int) -> Tensor:
     """:func:`restrict_bilinear` along ``dim`` (-1 or -2, even length 2n) from the even and odd entries, without a
     padded copy: coarse ``j`` is ``(x[2j-1] + 3 x[2j] + 3 x[2j+1] + x[2j+2]) / 4``, the border entries repeated. The
     form ``torch.compile`` fuses into vector code (the replicate padding became a scalar loop over the padded image)."""
-    n = x.shape[dim] // 2
-    pairs = x.unflatten(dim, (n, 2))
+    pairs = x.unflatten(dim, (x.shape[dim] // 2, 2))
     even, odd = pairs.select(dim, 0), pairs.select(dim, 1)
-    before = torch.cat([even.narrow(dim, 0, 1), odd.narrow(dim, 0, n - 1)], dim)  # x[2j - 1]
-    after = torch.cat([even.narrow(dim, 1, n - 1), odd.narrow(dim, n - 1, 1)], dim)  # x[2j + 2]
+    before, after = _previous(odd, even, dim), _next(even, odd, dim)  # x[2j - 1], x[2j + 2]
     return 0.75 * (even + odd) + 0.25 * (before + after)
 
 
