@@ -29,7 +29,6 @@ Steps (one cost volume, then ``outer`` relinearisations):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -89,8 +88,7 @@ class SolveSchedule:
         theta, curvature, median = tuple(self.theta), tuple(self.curvature), tuple(self.median)
         if not theta or any(not is_real(t) or t < 0 for t in theta):
             raise ValueError(f"SolveSchedule.theta must be one or more finite numbers >= 0, got {self.theta!r}")
-        if len(curvature) != 2 or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in curvature) \
-                or not 0 < curvature[0] <= curvature[1]:
+        if len(curvature) != 2 or not all(is_real(c) for c in curvature) or not 0 < curvature[0] <= curvature[1]:
             raise ValueError(f"SolveSchedule.curvature must be (min, max) with 0 < min <= max, got {self.curvature!r}")
         if len(median) != 2 or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 or m % 2 == 0
                                    for m in median):
