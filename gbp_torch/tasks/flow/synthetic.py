@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ...vision import gaussian_blur
 from ...vision.sampling import sample
+from ..draws import uniform
 
 #: Fixed-point iterations used to invert a layer's motion (contraction factor <~ 0.4 for the motions drawn).
 INVERSE_ITERS = 40
@@ -141,38 +142,34 @@ class SyntheticFlowConfig:
 LARGE_MOTION = SyntheticFlowConfig(max_translation=16.0, max_rotation=8.0)
 
 
-def _uniform(generator: torch.Generator, shape, low, high) -> Tensor:
-    return torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low) + low
-
-
 def random_layers(height: int, width: int, generator: torch.Generator,
                   config: SyntheticFlowConfig = SyntheticFlowConfig()) -> Layers:
     """Draw the :class:`Layers` of one pair of size (H, W) from ``generator``."""
     k = 1 + int(torch.randint(config.layers[0], config.layers[1] + 1, (1,), generator=generator))
-    rot = torch.deg2rad(_uniform(generator, (k,), -config.max_rotation, config.max_rotation))
-    scale = torch.exp(_uniform(generator, (k,), -config.max_scale, config.max_scale))
-    shear = _uniform(generator, (k,), -config.max_shear, config.max_shear)
+    rot = torch.deg2rad(uniform(generator, -config.max_rotation, config.max_rotation, (k,)))
+    scale = torch.exp(uniform(generator, -config.max_scale, config.max_scale, (k,)))
+    shear = uniform(generator, -config.max_shear, config.max_shear, (k,))
     cos, sin = torch.cos(rot), torch.sin(rot)
     affine = torch.stack((torch.stack((cos, -sin + shear), -1), torch.stack((sin, cos), -1)), -2) * scale[:, None, None]
     size = torch.tensor([width, height], dtype=torch.float64)
-    centre = _uniform(generator, (k, 2), 0.15, 0.85) * size
-    translation = _uniform(generator, (k, 2), -config.max_translation, config.max_translation)
+    centre = uniform(generator, 0.15, 0.85, (k, 2)) * size
+    translation = uniform(generator, -config.max_translation, config.max_translation, (k, 2))
     waves = config.waves
-    elastic = _uniform(generator, (k, 2, waves), -config.elastic, config.elastic)
-    length = _uniform(generator, (k, 2, waves), *config.wavelength) * max(height, width)
-    direction = _uniform(generator, (k, 2, waves), 0, 2 * math.pi)
+    elastic = uniform(generator, -config.elastic, config.elastic, (k, 2, waves))
+    length = uniform(generator, *config.wavelength, (k, 2, waves)) * max(height, width)
+    direction = uniform(generator, 0, 2 * math.pi, (k, 2, waves))
     wavevector = torch.stack((torch.cos(direction), torch.sin(direction)), -1) * (2 * math.pi / length)[..., None]
-    phase = _uniform(generator, (k, 2, waves), 0, 2 * math.pi)
+    phase = uniform(generator, 0, 2 * math.pi, (k, 2, waves))
     side = min(height, width)
-    radii = _uniform(generator, (k, 2), *config.radius) * side
-    angle = _uniform(generator, (k,), 0, math.pi)
-    wobble = _uniform(generator, (k, 4), -0.12, 0.12)
+    radii = uniform(generator, *config.radius, (k, 2)) * side
+    angle = uniform(generator, 0, math.pi, (k,))
+    wobble = uniform(generator, -0.12, 0.12, (k, 4))
     texture_op = torch.randint(0, 8 if height == width else 4, (k,), generator=generator)
     texture_op[0] = 0
-    contrast = torch.exp(_uniform(generator, (k,), -config.layer_contrast, config.layer_contrast))
-    offset = _uniform(generator, (k,), -config.layer_offset, config.layer_offset)
+    contrast = torch.exp(uniform(generator, -config.layer_contrast, config.layer_contrast, (k,)))
+    offset = uniform(generator, -config.layer_offset, config.layer_offset, (k,))
     contrast[0], offset[0] = 1.0, 0.0
-    tint = 1 + config.tint * _uniform(generator, (k, 3), -1.0, 1.0) if config.tint > 0 else None
+    tint = 1 + config.tint * uniform(generator, -1.0, 1.0, (k, 3)) if config.tint > 0 else None
     return Layers(affine, centre, translation, elastic, wavevector, phase, radii, angle, wobble, texture_op,
                   contrast, offset, tint)
 
@@ -322,10 +319,10 @@ def synthetic_flow_pair(image: Tensor, generator: torch.Generator,
     img = (image if image.dim() == 3 else image[None]).to(torch.float64)
     height, width = img.shape[-2:]
     layers = random_layers(height, width, generator, config)
-    blur = float(_uniform(generator, (), *config.blur))
+    blur = float(uniform(generator, *config.blur))
     frame1, frame2, flow, occluded, outside = render_layers(img, layers, blur)
     frame2 = _photometric(frame2, generator, config)
-    sigma = float(_uniform(generator, (), *config.noise))
+    sigma = float(uniform(generator, *config.noise))
     frame1 = frame1 + sigma * torch.randn(frame1.shape, generator=generator, dtype=torch.float64)
     frame2 = frame2 + sigma * torch.randn(frame2.shape, generator=generator, dtype=torch.float64)
     return FlowPair(frame1.clamp(0, 1).to(dtype), frame2.clamp(0, 1).to(dtype), flow.to(dtype),
@@ -334,8 +331,8 @@ def synthetic_flow_pair(image: Tensor, generator: torch.Generator,
 
 def _photometric(frame: Tensor, generator: torch.Generator, config: SyntheticFlowConfig) -> Tensor:
     """``gain * shading * frame + bias``: gain log-uniform, shading a smooth random field around 1."""
-    gain = math.exp(float(_uniform(generator, (), math.log(config.gain[0]), math.log(config.gain[1]))))
-    bias = float(_uniform(generator, (), -config.bias, config.bias))
-    coarse = _uniform(generator, (1, 1, 3, 3), -config.shading, config.shading)
+    gain = math.exp(float(uniform(generator, math.log(config.gain[0]), math.log(config.gain[1]))))
+    bias = float(uniform(generator, -config.bias, config.bias))
+    coarse = uniform(generator, -config.shading, config.shading, (1, 1, 3, 3))
     shading = 1 + F.interpolate(coarse, size=frame.shape[-2:], mode="bicubic", align_corners=True)[0]
     return gain * shading * frame + bias

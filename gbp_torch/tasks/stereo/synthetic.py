@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..draws import uniform
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
@@ -56,18 +58,14 @@ class SyntheticConfig:
     floor_slope: tuple[float, float] = (0.3, 1.0)
 
 
-def _u(g: torch.Generator, lo: float, hi: float, n: int = 1) -> Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
-
-
 def _plane(g: torch.Generator, h: int, w: int, lo: float, hi: float, slant: float) -> Tensor:
     """(a, b, c) of a plane whose values over the image stay in [lo, hi] with |b|, |c| <= slant."""
-    b, c = _u(g, -slant, slant, 2).tolist()
+    b, c = uniform(g, -slant, slant, (2,)).tolist()
     span = abs(b) * (w - 1) + abs(c) * (h - 1)
     if span > hi - lo:  # too steep for the range: flatten
         s = (hi - lo) / span
         b, c, span = b * s, c * s, hi - lo
-    base = float(_u(g, lo, hi - span))  # minimum of the plane over the image
+    base = float(uniform(g, lo, hi - span))  # minimum of the plane over the image
     a = base - min(0.0, b * (w - 1)) - min(0.0, c * (h - 1))
     return torch.tensor([a, b, c], dtype=torch.float64)
 
@@ -76,11 +74,11 @@ def _floor(g: torch.Generator, background: Tensor, h: int, w: int, max_disp: int
            slope: tuple[float, float]) -> tuple[Tensor, Tensor]:
     """(plane (a, b, c), rectangle shape row) of a floor below a horizon: disparity from the background's
     at the horizon (middle column) down to at most max_disp at the bottom row, c px per row, b = 0."""
-    c = float(_u(g, *slope))
+    c = float(uniform(g, *slope))
     a0, b0, c0 = background.tolist()
     bottom = a0 + b0 * (w - 1) / 2 + c0 * (h - 1)  # the background's disparity at the bottom row's middle
     rows = min(0.6 * h, max(2.0, (max_disp - bottom) / max(c - c0, 1e-6)))  # the floor's height in rows
-    horizon = h - 1 - float(_u(g, 0.5, 1.0)) * rows
+    horizon = h - 1 - float(uniform(g, 0.5, 1.0)) * rows
     start = a0 + b0 * (w - 1) / 2 + c0 * horizon
     plane = torch.tensor([start - c * horizon, 0.0, c], dtype=torch.float64)
     shape = torch.tensor([1.0, (w - 1) / 2, (horizon + h) / 2, w, (h - horizon) / 2], dtype=torch.float64)
@@ -90,8 +88,8 @@ def _floor(g: torch.Generator, background: Tensor, h: int, w: int, max_disp: int
 def _shapes(g: torch.Generator, n: int, h: int, w: int) -> Tensor:
     """n shapes as rows (kind (0 ellipse / 1 rectangle), cx, cy, rx, ry)."""
     kind = (torch.rand(n, generator=g) < 0.5).double()
-    cx, cy = _u(g, 0.1, 0.9, n) * w, _u(g, 0.1, 0.9, n) * h
-    rx, ry = _u(g, 0.08, 0.3, n) * w, _u(g, 0.08, 0.3, n) * h
+    cx, cy = uniform(g, 0.1, 0.9, (n,)) * w, uniform(g, 0.1, 0.9, (n,)) * h
+    rx, ry = uniform(g, 0.08, 0.3, (n,)) * w, uniform(g, 0.08, 0.3, (n,)) * h
     return torch.stack([kind, cx, cy, rx, ry], 1)
 
 
@@ -121,11 +119,11 @@ def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple
                        (-2, -1))
         if torch.rand(1, generator=g) < 0.5:
             t = t.flip(-1)
-        k = float(_u(g, *contrast))
+        k = float(uniform(g, *contrast))
         m = t.mean()
         t = (t - m) * k + m
         if tint > 0:
-            t = t.expand(3, h, w) * (1 + tint * _u(g, -1.0, 1.0, 3).float().view(3, 1, 1))
+            t = t.expand(3, h, w) * (1 + tint * uniform(g, -1.0, 1.0, (3,)).float().view(3, 1, 1))
         out.append(t.clamp(0, 1))
     return out
 
@@ -174,11 +172,11 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
         raise ValueError(f"max_disp must be an int in [1, W - 1] = [1, {w - 1}], got {max_disp!r}")
     g = generator
     n = int(torch.randint(config.layers[0], config.layers[1] + 1, (1,), generator=g))
-    bg_hi = float(_u(g, 0.1, 0.6)) * max_disp
+    bg_hi = float(uniform(g, 0.1, 0.6)) * max_disp
     planes = [_plane(g, h, w, 0.0, bg_hi, min(2 * config.slant, 0.5 * bg_hi / w + 1e-9))]
     for _ in range(n):  # foreground planes in front of the background's range
-        lo = float(_u(g, bg_hi, max_disp))
-        planes.append(_plane(g, h, w, lo, float(_u(g, lo, max_disp)), config.slant))
+        lo = float(uniform(g, bg_hi, max_disp))
+        planes.append(_plane(g, h, w, lo, float(uniform(g, lo, max_disp)), config.slant))
     shapes = [None] + list(_shapes(g, n, h, w))
     if config.floor > 0 and float(torch.rand(1, generator=g)) < config.floor:
         plane, shape = _floor(g, planes[0], h, w, max_disp, config.floor_slope)
@@ -195,9 +193,9 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
     xr_i = xr.round().clamp(0, w - 1).long()
     seen = xl_right.gather(1, xr_i)
     nonocc = inside & ((seen - xx).abs() < 1.0)
-    gain = float(_u(g, *config.gain))
-    bias = float(_u(g, -config.bias, config.bias))
-    sl, sr = (float(s) for s in _u(g, *config.noise, 2))
+    gain = float(uniform(g, *config.gain))
+    bias = float(uniform(g, -config.bias, config.bias))
+    sl, sr = (float(s) for s in uniform(g, *config.noise, (2,)))
     noise_l = torch.randn(left.shape, generator=g) * sl
     noise_r = torch.randn(right.shape, generator=g) * sr
     left = (left + noise_l).clamp(0, 1)
