@@ -23,7 +23,7 @@ def batch_max_disp(batch: dict) -> int:
 
 def log_validation(module: TaskLitModule, out: StereoOutput, batch: dict, loss: Tensor) -> None:
     """Log ``val/``: bad > 1 and > 2 px, MAE, coverage (with a variance), bad > 1 px near depth edges and
-    in interiors (where synthetic and real scenes differ most, see the README) and ``loss``."""
+    in interiors (where synthetic and real scenes differ most, see docs/stereo.md) and ``loss``."""
     bs = batch["left"].shape[0]
     metrics = pair_measures(out.disparity, batch["gt"], batch["nonocc"], out.var)
     if "coverage" in metrics:

@@ -76,7 +76,7 @@ class CostConfig:
         shear_margin: a sheared hypothesis wins only if its regional best cost is below ``1 - shear_margin``
             times the upright one's. Shears, radius and margin were chosen on synthetic pairs with and without
             a floor (``python -m train.stereo.synth_bench --floor 1``, seeds 100 and 200, colour, 16 pairs;
-            see the README): the half-pixel shears took floor scenes from 2.23 / 3.34 to 1.80 / 2.60 % bad > 1.
+            see docs/stereo.md): the half-pixel shears took floor scenes from 2.23 / 3.34 to 1.80 / 2.60 % bad > 1.
     """
 
     census: int = 7
