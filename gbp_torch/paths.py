@@ -7,14 +7,24 @@ from pathlib import Path
 
 #: The repository root (parent of the ``gbp_torch`` package).
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Where an installed wheel keeps the folders shipped beside the package (``checkpoints``, ``samples``): the
+#: build copies them in (``setup.py``), so a regular ``pip install`` finds the weights as an editable one does.
+PACKAGED = Path(__file__).resolve().parent / "shipped"
 
 #: Environment variable overriding the data root.
 DATA_ROOT_ENV = "GBP_DATA_ROOT"
 
 
+def shipped_dir(name: str) -> Path:
+    """A folder shipped with the project (``"checkpoints"``, ``"samples"``): the copy inside an installed wheel,
+    else the repository's own (a checkout or an editable install)."""
+    packaged = PACKAGED / name
+    return packaged if packaged.is_dir() else REPO_ROOT / name
+
+
 def samples_dir() -> Path:
-    """Small images shipped with the repository (see samples/README.md)."""
-    return REPO_ROOT / "samples"
+    """Small images shipped with the project (see samples/README.md)."""
+    return shipped_dir("samples")
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:

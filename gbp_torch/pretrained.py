@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .paths import REPO_ROOT
+from .paths import shipped_dir
 
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+CHECKPOINT_DIR = shipped_dir("checkpoints")
 MANIFEST = CHECKPOINT_DIR / "MANIFEST"
 #: The non-local denoiser is the default: higher PSNR than the local ``gbp_denoiser_gaussian`` on every BSD68 /
 #: Set12 condition and on colour frames, at about 1.4-1.75x its time per megapixel; on big images its
