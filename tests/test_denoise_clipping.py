@@ -49,8 +49,10 @@ def test_unclip_inverts_the_clipped_mean_like_an_independent_oracle():
     assert (x32.double() - x).abs().max() < 1e-5  # float32 reaches the root too
 
 
+# no subnormal means: with torch 2.5, a torch.compile-d solve earlier in the run (tests/grid) sets flush-to-zero for
+# the whole process, and hypothesis then refuses to draw them
 @settings(deadline=None, max_examples=60)
-@given(sigma=st.floats(1e-4, 3.0), means=st.lists(st.floats(-0.5, 1.5), min_size=2, max_size=16))
+@given(sigma=st.floats(1e-4, 3.0), means=st.lists(st.floats(-0.5, 1.5, allow_subnormal=False), min_size=2, max_size=16))
 def test_unclip_is_a_monotone_inverse_into_the_unit_interval(sigma, means):
     """Any sigma and any estimate: x in [0, 1], finite variances, non-decreasing in the estimate, and
     E(x) is the estimate clamped to E([0, 1]) (float64)."""

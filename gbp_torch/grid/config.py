@@ -40,7 +40,8 @@ class MultigridConfig:
         compile: run each FCG step (V-cycle, direction, A p, products and updates; the V-cycle alone in
             V-cycle iterations and in solves with extra edges) through ``torch.compile`` (inductor; one compilation per
             problem shape, dtype and device, seconds each, up to torch's recompile limit, then eager;
-            pays off on small levels' per-op overhead: ``benchmarks/bench_compile.py``).
+            pays off on small levels' per-op overhead: ``benchmarks/bench_compile.py``). With torch 2.5 the compiled
+            CPU kernels switch the whole process to flush subnormal floats to zero (seen with 2.5.1, not 2.14.1).
     """
 
     method: str = "fcg"

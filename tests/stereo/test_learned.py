@@ -47,6 +47,16 @@ def test_untrained_source_is_the_handset_source():
                                mahalanobis_threshold(hand.wh, hand.smooth_k_px), rtol=0, atol=0)
 
 
+def test_mahalanobis_threshold_is_sqrt_precision_times_k_with_finite_gradients_at_zero_precision():
+    """A zero or negative precision (a pixel without data) is floored, and its gradient is 0, not NaN: the sqrt's
+    infinite slope at 0 times the floor's zero gradient made the learned stereo model skip training steps."""
+    precision = torch.tensor([0.0, -1.0, 1e-12, 4.0, 100.0], dtype=torch.float64, requires_grad=True)
+    k = torch.tensor([1.0, 2.0, 3.0, 0.5, 2.0], dtype=torch.float64)
+    t = mahalanobis_threshold(precision, k)
+    expected = torch.tensor([1e-4, 1e-4, 1e-4, 1.0, 20.0], dtype=torch.float64)
+    torch.testing.assert_close(t, expected, rtol=1e-12, atol=0)
+    t.sum().backward()
+    torch.testing.assert_close(precision.grad, torch.tensor([0.0, 0.0, 0.0, 0.125, 0.1], dtype=torch.float64))
 def test_source_is_small_and_handles_gray_and_missing_extra():
     net = LearnedFactors()
     assert count_parameters(net) < 100_000

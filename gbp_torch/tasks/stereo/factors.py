@@ -124,4 +124,6 @@ def mahalanobis_threshold(precision: Tensor, k_px: Tensor | float | tuple) -> Te
             raise ValueError(f"no per-edge threshold of shape {tuple(precision.shape)} among "
                              f"{[tuple(k.shape) for k in k_px]}")
         k_px = match[0]
-    return (precision.clamp_min(0).sqrt() * k_px).clamp_min(math.sqrt(1e-8))
+    # clamped at the smallest normal number, not 0: sqrt has an infinite slope at 0, and times the floor's zero
+    # gradient that gave NaN gradients where a precision is 0 (the values are the same: the floor takes them)
+    return (precision.clamp_min(torch.finfo(precision.dtype).tiny).sqrt() * k_px).clamp_min(math.sqrt(1e-8))
