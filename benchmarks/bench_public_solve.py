@@ -11,7 +11,8 @@ included, best of ``--repeat``. scipy CG (float64, no preconditioner, ``rtol`` c
 way) is the baseline, timed in the same process. Also reported: the time of one more FCG step
 (the difference between ``iters + STEP_SPAN`` and ``iters``, divided by STEP_SPAN: the difference of
 two calls one step apart is within this machine's timing noise, and so was that over 8 steps) against
-the time of copying the n x n float32 image once (the machine's memory bandwidth as torch sees it), and
+the time of copying the n x n float32 image once (the bandwidth torch reaches copying many separate images of
+that size, :func:`image_copy_bandwidth`; the 64 MB copy's is printed beside it), and
 against the time to stream, at that bandwidth, the data an FCG step must read and write (:func:`step_traffic_images`):
 
 - *passes*: each pass that the step's data dependences force streams its inputs and outputs once. On
@@ -91,12 +92,27 @@ def best_time(fn, repeat: int, device: torch.device | None = None) -> float:
 
 def copy_bandwidth(device: torch.device) -> float:
     """Bytes read + written per second by ``dst.copy_(src)`` on 64 MB float32 buffers (larger than the caches, so
-    the copy runs at memory bandwidth), best of 10 copies. On this virtual machine it measures about 50 or about
-    100 GB/s from one process to the next (steady within a process): compare step / traffic ratios at the same
-    bandwidth."""
+    the copy runs at memory bandwidth), best of 10 copies. On this virtual machine it measures about 50 or 75-100
+    GB/s from one process to the next (steady within a process), and so does :func:`image_copy_bandwidth`; the
+    eager FCG step's time does not follow (2026-12-06: 2.2-2.5 ms in processes of either kind)."""
     src = torch.randn(1 << 24, device=device)
     dst = torch.empty_like(src)
     return 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), 10, device)
+
+
+def image_copy_bandwidth(n: int, device: torch.device, images: int = 48) -> float:
+    """Bytes read + written per second copying ``images`` separate n x n float32 images into as many others (the
+    arrays of the solve's size, a working set above this CPU's 32 MB last-level cache for n = 512), best of 5
+    rounds: the reference of the step / traffic ratios (arrays of the step's own size)."""
+    src = [torch.randn(n, n, device=device) for _ in range(images)]
+    dst = [torch.empty_like(s) for s in src]
+
+    def copy_all():
+        for s, d in zip(src, dst):
+            d.copy_(s)
+
+    copy_all()
+    return 2 * images * n * n * 4 / best_time(copy_all, 5, device)
 
 
 def main() -> None:
@@ -127,13 +143,15 @@ def main() -> None:
         gbp(1)
         print(f"compile (first solve): {time.perf_counter() - t0:.1f} s")
 
-    bandwidth = copy_bandwidth(dev)
+    big_copy = copy_bandwidth(dev)
+    bandwidth = image_copy_bandwidth(args.size, dev)
     copy_s = 2 * args.size**2 * 4 / bandwidth
     images = step_traffic_images(args.size)
     traffic_s = images * args.size**2 * 4 / bandwidth
     fused_s = FUSED_BOUND_IMAGES * args.size**2 * 4 / bandwidth
     print(f"{args.size}x{args.size}, smoothness / data {RATIO:g}, float32 on {dev}, {args.threads} threads, best of "
-          f"{args.repeat}; torch copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write), so copying the "
+          f"{args.repeat}; torch copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write) on images of this size "
+          f"({big_copy / 1e9:.1f} GB/s on 64 MB buffers), so copying the "
           f"image once takes {copy_s * 1e3:.3f} ms, an FCG step's passes ({images:.1f} images) "
           f"{traffic_s * 1e3:.3f} ms and the all-fused bound ({FUSED_BOUND_IMAGES:.1f} images) {fused_s * 1e3:.3f} ms")
     print(f"{'target':>8s} {'gbp iters':>9s} {'gbp ms':>8s} {'CG iters':>8s} {'CG ms':>8s} {'x CG':>6s} "
