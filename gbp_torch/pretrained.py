@@ -29,7 +29,7 @@ from .paths import shipped_dir
 CHECKPOINT_DIR = shipped_dir("checkpoints")
 MANIFEST = CHECKPOINT_DIR / "MANIFEST"
 #: The non-local denoiser is the default: higher PSNR than the local ``gbp_denoiser_gaussian`` on every BSD68 /
-#: Set12 condition and on colour frames, at about 1.4-1.75x its time per megapixel; on big images its
+#: Set12 condition and on colour frames, at about 1.5-2x its time per megapixel; on big images its
 #: non-local stage runs tile by tile, so a 24 MP photo stays within the local model's memory.
 DEFAULT_DENOISER = "gbp_denoiser_nonlocal"
 #: The hand-set stereo model is the default: the learned ``gbp_stereo`` has more pixels beyond 1 px on every
