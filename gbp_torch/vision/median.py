@@ -85,10 +85,21 @@ def colour_guide(image: Tensor) -> Tensor:
 
 def _separable_median(x: Tensor, size: int) -> Tensor:
     """A median of ``size`` values along x, then one along y (borders replicated): (B, C, H, W), a cheap
-    stand-in for the ``size x size`` median (2 size values per pixel instead of size^2)."""
+    stand-in for the ``size x size`` median (2 size values per pixel instead of size^2). Computed in bands of
+    rows, so that the windows the medians sort (``size`` values per pixel) stay those of one band."""
     r = size // 2
-    x = F.pad(x, (r, r, 0, 0), mode="replicate").unfold(-1, size, 1).median(-1).values
-    return F.pad(x, (0, 0, r, r), mode="replicate").unfold(-2, size, 1).median(-1).values
+    along_x = torch.empty_like(x)
+    rows = max(1, BAND_VALUES // max(1, x.shape[0] * x.shape[1] * x.shape[-1] * size))
+    bands = _bands(x.shape[-2], x.shape[-1], size, rows)
+    for top, rows in bands:
+        band = F.pad(x[..., top:top + rows, :], (r, r, 0, 0), mode="replicate")
+        along_x[..., top:top + rows, :] = band.unfold(-1, size, 1).median(-1).values
+    padded = F.pad(along_x, (0, 0, r, r), mode="replicate")
+    del along_x
+    out = torch.empty_like(x)
+    for top, rows in bands:
+        out[..., top:top + rows, :] = padded[..., top:top + rows + 2 * r, :].unfold(-2, size, 1).median(-1).values
+    return out
 
 
 def field_slopes(field: Tensor, size: int = 9) -> tuple[Tensor, Tensor]:

@@ -57,6 +57,8 @@ def test_mahalanobis_threshold_is_sqrt_precision_times_k_with_finite_gradients_a
     torch.testing.assert_close(t, expected, rtol=1e-12, atol=0)
     t.sum().backward()
     torch.testing.assert_close(precision.grad, torch.tensor([0.0, 0.0, 0.0, 0.125, 0.1], dtype=torch.float64))
+
+
 def test_source_is_small_and_handles_gray_and_missing_extra():
     net = LearnedFactors()
     assert count_parameters(net) < 100_000
@@ -67,9 +69,13 @@ def test_source_is_small_and_handles_gray_and_missing_extra():
 
 
 def test_untrained_model_equals_handset_stereo():
+    """The untrained learned model is the hand-set model with its schedule (the plain smoothness, one IRLS solve
+    per round: the factor net was trained so)."""
     left, right, _ = planar_pair(40, 64, 6.0, 0.05, 0.0)
     with torch.no_grad():
-        a, b = LearnedStereo()(left, right, 16), HandsetStereo()(left, right, 16)
+        learned = LearnedStereo()
+        a, b = learned(left, right, 16), HandsetStereo(schedule=learned.schedule)(left, right, 16)
+    assert learned.schedule.slope_window == 0 and learned.schedule.irls == 1
     torch.testing.assert_close(a.disparity, b.disparity, rtol=0, atol=0)
     torch.testing.assert_close(a.var, b.var, rtol=0, atol=0)
     assert torch.equal(a.occluded, b.occluded)

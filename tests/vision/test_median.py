@@ -153,3 +153,22 @@ def test_packed_key_sort_orders_like_torch_sort(dtype, n):
     assert order.dtype == torch.int64 and order.shape == values.shape
     assert torch.equal(torch.sort(order, -1).values, torch.arange(n).expand_as(order))  # a permutation per row
     assert torch.equal(values.gather(-1, order), values.sort(-1).values)
+
+
+def test_field_slopes_in_bands_of_rows_equal_the_numpy_medians(monkeypatch):
+    """Computed band by band (a few rows at a time, bounded memory on big images), the separable medians equal
+    numpy's medians of the replicate-padded differences."""
+    from gbp_torch.vision import median as median_module
+
+    monkeypatch.setattr(median_module, "BAND_VALUES", 2 * 17 * 9 * 3)  # bands of 3 rows
+    g = torch.Generator().manual_seed(4)
+    field = torch.randn(2, 1, 13, 17, generator=g, dtype=torch.float64)
+    gx, gy = field_slopes(field, 9)
+    f = field.numpy()
+    for slope, axis in ((gx, -1), (gy, -2)):
+        d = np.gradient(f, axis=axis)
+        along_x = np.median(np.lib.stride_tricks.sliding_window_view(np.pad(d, ((0, 0), (0, 0), (0, 0), (4, 4)),
+                                                                            mode="edge"), 9, axis=-1), -1)
+        ref = np.median(np.lib.stride_tricks.sliding_window_view(np.pad(along_x, ((0, 0), (0, 0), (4, 4), (0, 0)),
+                                                                     mode="edge"), 9, axis=-2), -1)
+        np.testing.assert_allclose(slope.numpy(), ref, rtol=0, atol=1e-12)

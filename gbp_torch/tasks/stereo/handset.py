@@ -34,18 +34,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ...grid import MULTIGRID, GridConfig, GridRobust, solve
+from ...grid import MULTIGRID, GridConfig
 from ...heap import release_free_memory
 from ...progress import progress_bar
-from ...robust import RobustKernel
 from ...vision import as_unit_float, colour_guide, field_slopes, weighted_median_filter
 from ..settings import check_int, check_number, is_real
 from .cost import CostConfig, CostVolume, cost_volume
-from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
+from .factors import HandsetFactors, StereoCues, StereoFactors
 from .occlusion import fill_background, left_right_check, out_of_view
 from .output import StereoOutput
 from .refine import RefineConfig, photometric_refine
+from .robust_solve import weighted_solve
 from .search import coupled_search, quadratic_fit, right_winner
+from .slopes import edge_slopes
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,13 @@ class SolveSchedule:
             medians compare values along the local plane (0: upright medians, which move a steep ramp such as a
             floor's disparity; chosen with the sheared costs on synthetic pairs with floors, see
             :class:`~.cost.CostConfig`).
+        slope_window: window of the robust local slopes that the smoothness expects along each edge
+            (:mod:`.slopes`; 0: the plain, fronto-parallel smoothness).
+        slope_shrink: slopes below this (px per px) count as 0, above it they are reduced by it (noise in the
+            estimate's slopes stays out of the prior). Window and shrink were chosen on synthetic colour pairs
+            (``train.stereo.synth_bench --tint 0.3``, 16 pairs, floors in none or all scenes): see docs/stereo.md.
+        irls: robust solves per round, each reweighted at the previous one's solution (the first at the round's
+            start), all with the round's slopes.
     """
 
     outer: int = 4
@@ -80,9 +88,17 @@ class SolveSchedule:
     median: tuple[int, int] = (11, 11)
     median_sigma: float = 0.03
     median_slope: int = 9
+    slope_window: int = 15
+    slope_shrink: float = 0.05
+    irls: int = 2
 
     def __post_init__(self) -> None:
         check_int(self, "outer", 1)
+        check_int(self, "slope_window", 0)
+        check_int(self, "irls", 1)
+        if self.slope_window % 2 == 0 and self.slope_window:
+            raise ValueError(f"SolveSchedule.slope_window must be 0 or odd, got {self.slope_window!r}")
+        check_number(self, "slope_shrink", lambda v: v >= 0, ">= 0")
         check_int(self, "iters", 1)
         check_int(self, "median_slope", 0)
         theta, curvature, median = tuple(self.theta), tuple(self.curvature), tuple(self.median)
@@ -218,15 +234,16 @@ class HandsetStereo(nn.Module):
 
     def relinearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
                     factors: StereoFactors) -> tuple[Tensor, object]:
-        """One round: :meth:`linearise` at u (B, H, W), robust GBP solve -> (new u, GridResult)."""
+        """One round: :meth:`linearise` at u (B, H, W), ``schedule.irls`` robust GBP solves (IRLS steps from u, the
+        smoothness expecting u's local slopes, :mod:`.slopes`) -> (new u, GridResult)."""
         s = self.schedule
         z, curvature = self.linearise(volume, u, theta, cues)
         a = factors.data_scale * curvature
         del curvature
-        robust = GridRobust(data=RobustKernel("tukey", mahalanobis_threshold(a, factors.data_k_px)),
-                            smooth=RobustKernel("cauchy", (mahalanobis_threshold(factors.wh, factors.smooth_k_px),
-                                                           mahalanobis_threshold(factors.wv, factors.smooth_k_px))),
-                            outer_iters=1)
-        res = solve(z, a, (factors.wh, factors.wv), iters=s.iters, x0=u, robust=robust, config=self.grid,
-                    validate=False)
-        return res.mean.reshape(u.shape), res
+        offsets = edge_slopes(u, s.slope_window, s.slope_shrink) if s.slope_window else None
+        x, res = u, None
+        for _ in range(s.irls):
+            res = None  # the previous solve's variances go before the next solve's arrays are made
+            res = weighted_solve(z, a, factors, x, s.iters, self.grid, "unroll", offsets)
+            x = res.mean.reshape(u.shape)
+        return x, res

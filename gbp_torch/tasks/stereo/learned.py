@@ -32,21 +32,15 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from ...grid import solve
-from ...grid.irls import data_residual, smooth_residuals
 from ...modes import BackwardConfig
 from ...nets import ContextBranch, body_plus_context, conv_stack
-from ...robust import RobustKernel
 from .cost import CostConfig, to_gray
-from .factors import HandsetFactors, StereoCues, StereoFactors, mahalanobis_threshold
+from .factors import HandsetFactors, StereoCues, StereoFactors
 from .features import MatchingFeatures
 from .handset import HandsetStereo, SolveSchedule
 from .refine import RefineConfig
+from .robust_solve import TRAIN_BACKWARD, weighted_solve
 from .search import quadratic_fit
-
-#: the training gradient: implicit, by a few multigrid FCG steps on the adjoint of the recorded (IRLS-weighted,
-#: least-squares) system (the forward solve is itself a few steps, so tighter adjoints buy little)
-TRAIN_BACKWARD = BackwardConfig("implicit", adjoint_iters=8, adjoint_tol=1e-5)
 
 #: channels of the factor net's input: gray, confidence, occluded, best cost, then cost_statistics
 N_INPUTS = 7
@@ -64,24 +58,6 @@ def cost_statistics(volume, v0: Tensor, left: Tensor, right: Tensor, max_disp: i
     warped = gr.gather(2, (x - v0).clamp(0, w - 1))
     return torch.stack([v0.to(gl.dtype) / max_disp, fit.curvature.clamp_min(1e-3).log10(),
                         (gl - warped).abs()], 1)
-
-
-def weighted_solve(z: Tensor, a: Tensor, factors: StereoFactors, x0: Tensor, iters: int, grid,
-                   backward=TRAIN_BACKWARD):
-    """The robust GBP solve of one relinearisation (Tukey data, Cauchy smoothness, one IRLS step from x0)
-    as a least-squares solve of the reweighted system, differentiable in ``a`` and the factors.
-
-    Same result as ``solve(z, a, (wh, wv), x0=x0, robust=GridRobust(tukey, cauchy, outer_iters=1))``
-    (which is what :meth:`HandsetStereo.relinearise` runs); z, a, x0 (B, H, W). Returns the GridResult.
-    """
-    data = RobustKernel("tukey", mahalanobis_threshold(a, factors.data_k_px))
-    smooth = RobustKernel("cauchy", 1.0)  # thresholds passed per edge field below
-    x = x0.detach().unsqueeze(1)
-    a_w = a * data.weight(data_residual(a, x, z.unsqueeze(1)))
-    rh, rv = smooth_residuals(factors.wh, factors.wv, x)
-    wh = factors.wh * smooth.weight(rh, mahalanobis_threshold(factors.wh, factors.smooth_k_px))
-    wv = factors.wv * smooth.weight(rv, mahalanobis_threshold(factors.wv, factors.smooth_k_px))
-    return solve(z, a_w, (wh, wv), iters=iters, x0=x0.detach(), config=grid, validate=False, backward=backward)
 
 
 def _edges(o: Tensor) -> tuple[Tensor, Tensor]:
@@ -146,7 +122,8 @@ class LearnedStereo(HandsetStereo):
         factors: a :class:`LearnedFactors` or the keyword arguments of one (default: the default net).
         var_scale: calibration factor of GBP's variances (fit on synthetic pairs,
             ``python -m train.stereo.calibrate --model learned``).
-        cost, schedule, grid, refine: as :class:`~.handset.HandsetStereo`.
+        cost, schedule, grid, refine: as :class:`~.handset.HandsetStereo` (default schedule: without slope offsets,
+            one IRLS solve per round, ``SolveSchedule(slope_window=0, irls=1)``, as the shipped factor net was trained).
         backward: gradient mode of the recorded (last) solve, a :class:`~gbp_torch.modes.BackwardConfig`
             or its fields (default: implicit with short adjoint solves, :data:`TRAIN_BACKWARD`).
         features: a :class:`~.features.MatchingFeatures` or its keyword arguments (None: census cost only);
@@ -166,6 +143,8 @@ class LearnedStereo(HandsetStereo):
             features = MatchingFeatures(**features)
         if features is not None:
             features.requires_grad_(False)
+        # the factor net was trained with the plain smoothness and one IRLS solve per round
+        schedule = schedule if schedule is not None else SolveSchedule(slope_window=0, irls=1)
         super().__init__(cost=cost, factors=factors, schedule=schedule, grid=grid, refine=refine,
                          var_scale=var_scale, features=features)
         self.backward = backward if isinstance(backward, BackwardConfig) else \
