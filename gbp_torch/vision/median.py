@@ -89,8 +89,8 @@ def _separable_median(x: Tensor, size: int) -> Tensor:
     rows, so that the windows the medians sort (``size`` values per pixel) stay those of one band."""
     r = size // 2
     along_x = torch.empty_like(x)
-    rows = max(1, BAND_VALUES // max(1, x.shape[0] * x.shape[1] * x.shape[-1] * size))
-    bands = _bands(x.shape[-2], x.shape[-1], size, rows)
+    per_band = max(1, BAND_VALUES // max(1, x.shape[0] * x.shape[1] * x.shape[-1] * size))
+    bands = _bands(x.shape[-2], x.shape[-1], size, per_band)
     for top, rows in bands:
         band = F.pad(x[..., top:top + rows, :], (r, r, 0, 0), mode="replicate")
         along_x[..., top:top + rows, :] = band.unfold(-1, size, 1).median(-1).values
