@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from . import blocks
-from .system import GridSystem
+from .system import GridSystem, right_hand_side
 
 
 class _ValueChecks:
@@ -146,8 +146,32 @@ def _edges(edge_weights, z: Tensor, bsz: int, h: int, w: int, checks: _ValueChec
     return wh, wv
 
 
+def _offsets(offsets, z: Tensor, bsz: int, d: int, h: int, w: int,
+             checks: _ValueChecks) -> tuple[Tensor, Tensor] | None:
+    """Edge offsets as ((B, D, H, W-1), (B, D, H-1, W)); for D = 1 also given as (B, H, W-1), (B, H-1, W)."""
+    if offsets is None:
+        return None
+    if not isinstance(offsets, (tuple, list)) or len(offsets) != 2:
+        raise ValueError("offsets must be a pair (c_horizontal (B, D, H, W-1), c_vertical (B, D, H-1, W)), "
+                         f"got {type(offsets).__name__}")
+    out = []
+    for c, name, size in ((offsets[0], "offsets[0] (horizontal)", (h, w - 1)),
+                          (offsets[1], "offsets[1] (vertical)", (h - 1, w))):
+        c = _tensor(c, name, z)
+        if d == 1 and c.dim() == 3:
+            c = c.unsqueeze(1)
+        text = "(B, H, W-1) or (B, 1, H, W-1)" if size[1] == w - 1 else "(B, H-1, W) or (B, 1, H-1, W)"
+        if d == 2:
+            text = "(B, 2, H, W-1)" if size[1] == w - 1 else "(B, 2, H-1, W)"
+        c = _shape(c, name, (bsz, d, *size), text)
+        checks.finite(c, name)
+        out.append(c)
+    return out[0], out[1]
+
+
 def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
-                 validate: bool = True, x0: Tensor | None = None) -> tuple[GridSystem, Tensor, int]:
+                 validate: bool = True, x0: Tensor | None = None,
+                 offsets=None) -> tuple[GridSystem, Tensor, int]:
     """Validate and normalise the inputs of a grid solve.
 
     Args:
@@ -159,6 +183,8 @@ def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
         validate: check values (finite, non-negative, symmetric PSD blocks, some data
             in every batch item) with one host synchronisation; shapes are always checked.
         x0: optional warm start (its shape is the caller's business); with ``validate``, checked finite.
+        offsets: optional edge offsets (see :class:`~.system.GridSystem`), a pair ((B, D, H, W-1),
+            (B, D, H-1, W)); for D = 1 also (B, H, W-1), (B, H-1, W). Checked finite with ``validate``.
 
     Returns:
         (system, z as (B, D, H, W), D).
@@ -182,6 +208,8 @@ def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
         checks.within(m, 0.0, 1.0, "mask must lie in [0, 1] (found values outside or NaN)")
         a = blocks.scale(a, m)
     wh, wv = _edges(edge_weights, z, bsz, h, w, checks)
+    c = _offsets(offsets, z, bsz, d, h, w, checks)
+
     def empty() -> Tensor:
         return blocks.trace(a, d).detach().flatten(1).sum(1) <= 0
 
@@ -190,4 +218,4 @@ def check_inputs(z: Tensor, data_precision, edge_weights, mask=None,
     if x0 is not None:
         checks.finite(x0, "x0")
     checks.raise_first()
-    return GridSystem(a=a, wh=wh, wv=wv, b=blocks.mv(a, zz)), zz, d
+    return GridSystem(a=a, wh=wh, wv=wv, b=right_hand_side(a, zz, wh, wv, c), offsets=c), zz, d

@@ -11,8 +11,8 @@ grad_x E(x*; theta) = 0`` with E the quadratic grid energy, or the robust one
   gradients on H with Hessian products by autograd, preconditioned by the
   multigrid solve with ``A_w``. Gradients are exact at the fixed point.
 
-Gradients reach z, the data precisions, both edge-weight fields and tensor
-robust thresholds.
+Gradients reach z, the data precisions, both edge-weight fields, the edge
+offsets and tensor robust thresholds.
 """
 
 from __future__ import annotations
@@ -53,26 +53,28 @@ def _robust_tensors(rb: GridRobust | None) -> list[Tensor]:
 
 
 def implicit_mean(x_star: Tensor, z: Tensor, data_precision, edge_weights, robust: GridRobust | None,
-                  mask, settings: AdjointSettings, regularised: Tensor | None = None) -> Tensor:
+                  mask, settings: AdjointSettings, regularised: Tensor | None = None,
+                  offsets: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """``x_star`` (shape of z) made differentiable by the implicit function theorem.
 
     The inputs are those of the forward solve (tensors among them may require grad).
     """
     wh, wv = edge_weights if isinstance(edge_weights, (tuple, list)) else (edge_weights, edge_weights)
-    named = [("z", z), ("a", data_precision), ("wh", wh), ("wv", wv), ("mask", mask)]
+    ch, cv = offsets if offsets is not None else (None, None)
+    named = [("z", z), ("a", data_precision), ("wh", wh), ("wv", wv), ("mask", mask), ("ch", ch), ("cv", cv)]
     named += [(f"k{i}", k) for i, k in enumerate(_robust_tensors(robust))]
     slots = [(n, t) for n, t in named if isinstance(t, Tensor) and t.requires_grad]
     if not slots or not torch.is_grad_enabled():
         return x_star
     problem = _Problem(z, data_precision, wh, wv, mask, isinstance(edge_weights, (tuple, list)), robust, settings,
-                       tuple(n for n, _ in slots), regularised)
+                       tuple(n for n, _ in slots), regularised, ch, cv)
     return _GridImplicit.apply(problem, x_star.detach(), *[t for _, t in slots])
 
 
 @dataclass(frozen=True)
 class _Problem:
     """The forward solve's inputs; ``names`` lists those that receive gradients, in the order of
-    the tensors handed to the autograd function (z, a, wh, wv, mask, then thresholds k0, k1, ...)."""
+    the tensors handed to the autograd function (z, a, wh, wv, mask, ch, cv, then thresholds k0, k1, ...)."""
 
     z: Tensor
     a: object
@@ -84,6 +86,8 @@ class _Problem:
     settings: AdjointSettings
     names: tuple[str, ...]
     regularised: Tensor | None = None  # relative regularisation of unobservable pixels (observability.py)
+    ch: Tensor | None = None  # edge offsets (horizontal, vertical), or None
+    cv: Tensor | None = None
 
 
 def _energy_fn(problem: _Problem, inputs: dict[str, Tensor]):
@@ -96,7 +100,8 @@ def _energy_fn(problem: _Problem, inputs: dict[str, Tensor]):
     if thresholds:
         robust = _substitute_thresholds(robust, iter(thresholds))
     edges = (get("wh"), get("wv")) if problem.pair else get("wh")
-    sys, zz, _ = check_inputs(get("z"), get("a"), edges, get("mask"), validate=False)
+    offsets = (get("ch"), get("cv")) if problem.ch is not None else None
+    sys, zz, _ = check_inputs(get("z"), get("a"), edges, get("mask"), validate=False, offsets=offsets)
     if problem.regularised is not None:  # the forward solve's regularisation
         sys = regularise(sys, zz, problem.regularised)
 

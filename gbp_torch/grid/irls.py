@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .. import robust as _robust
 from . import blocks
-from .system import GridSystem, squared_differences
+from .system import GridSystem, right_hand_side, squared_differences
 
 RobustKernel = _robust.RobustKernel
 
@@ -63,9 +63,11 @@ def data_residual(a: Tensor, x: Tensor, z: Tensor) -> Tensor:
     return safe_sqrt((r * blocks.mv(a, r)).sum(1))
 
 
-def smooth_residuals(wh: Tensor, wv: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Smoothness residuals ``sqrt(w) |x_i - x_j|`` on (B, H, W-1) and (B, H-1, W)."""
-    dh, dv = squared_differences(x)
+def smooth_residuals(wh: Tensor, wv: Tensor, x: Tensor,
+                     offsets: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Smoothness residuals ``sqrt(w) |x_j - x_i - c_ij|`` on (B, H, W-1) and (B, H-1, W) (c: the edge
+    ``offsets`` of :class:`~.system.GridSystem`, None: 0)."""
+    dh, dv = squared_differences(x, offsets)
     return safe_sqrt(wh * dh), safe_sqrt(wv * dv)
 
 
@@ -81,15 +83,15 @@ def reweight(sys: GridSystem, z: Tensor, x: Tensor, robust: GridRobust) -> GridS
         a = blocks.scale(a, robust.data.weight(data_residual(a, x, z)))
     if robust.smooth is not None:
         kh, kv = _smooth_thresholds(robust.smooth)
-        rh, rv = smooth_residuals(wh, wv, x)
+        rh, rv = smooth_residuals(wh, wv, x, sys.offsets)
         wh, wv = wh * robust.smooth.weight(rh, kh), wv * robust.smooth.weight(rv, kv)
-    return GridSystem(a=a, wh=wh, wv=wv, b=blocks.mv(a, z))
+    return GridSystem(a=a, wh=wh, wv=wv, b=right_hand_side(a, z, wh, wv, sys.offsets), offsets=sys.offsets)
 
 
 def robust_energy(sys: GridSystem, z: Tensor, x: Tensor, robust: GridRobust) -> Tensor:
     """``sum rho_data(r_i) + sum rho_smooth(r_ij)`` per batch item, (B,) (l2 where no kernel)."""
     rd = data_residual(sys.a, x, z)
-    rh, rv = smooth_residuals(sys.wh, sys.wv, x)
+    rh, rv = smooth_residuals(sys.wh, sys.wv, x, sys.offsets)
     ed = robust.data.energy(rd) if robust.data is not None else 0.5 * rd * rd
     if robust.smooth is not None:
         kh, kv = _smooth_thresholds(robust.smooth)

@@ -128,4 +128,4 @@ def regularise(sys: GridSystem, z: Tensor, rel: Tensor) -> GridSystem:
     :func:`typical_precision` added to the data precision, toward ``z`` (B, D, H, W)."""
     extra = typical_precision(sys).view(-1, 1, 1) * rel
     a = blocks.add_eye(sys.a, extra) if blocks.is_full(sys.a) else sys.a + extra
-    return GridSystem(a=a, wh=sys.wh, wv=sys.wv, b=sys.b + extra.unsqueeze(1) * z)
+    return GridSystem(a=a, wh=sys.wh, wv=sys.wv, b=sys.b + extra.unsqueeze(1) * z, offsets=sys.offsets)

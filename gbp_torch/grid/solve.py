@@ -20,8 +20,9 @@ _DEFAULT = GridConfig()
 
 def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, tol: float | None = None,
           x0: Tensor | None = None, mask: Tensor | None = None, robust: GridRobust | None = None,
-          config: GridConfig | None = None, backward: BackwardLike = "unroll", validate: bool = True) -> GridResult:
-    """Solve ``min_x 1/2 sum (x-z)^T a (x-z) + 1/2 sum w_ij |x_i - x_j|^2`` on B x H x W grids.
+          config: GridConfig | None = None, backward: BackwardLike = "unroll", validate: bool = True,
+          offsets: tuple[Tensor, Tensor] | None = None) -> GridResult:
+    """Solve ``min_x 1/2 sum (x-z)^T a (x-z) + 1/2 sum w_ij |x_j - x_i - c_ij|^2`` on B x H x W grids.
 
     Args:
         z: targets, (B, H, W) or (B, 1, H, W) for D = 1, (B, 2, H, W) for D = 2.
@@ -49,6 +50,11 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
             inf there). Two host synchronisations for D = 1 without cut edges (more when edges
             are cut, or D = 2: a connected-components search); False skips all of it for callers
             that checked. Shapes are always checked.
+        offsets: the expected differences c along the edges (None: 0, the plain smoothness), a pair
+            ``(c_h (B, D, H, W-1), c_v (B, D, H-1, W))`` (D = 1: also (B, H, W-1), (B, H-1, W)), c_h the
+            expected ``x(y, x+1) - x(y, x)`` and c_v ``x(y+1, x) - x(y, x)``: a prior on slopes (slanted
+            surfaces), or a field rebuilt from its gradients (Poisson editing). They change only the
+            right-hand side; robust smoothness kernels see ``|x_j - x_i - c_ij|``; gradients reach them.
 
     Returns:
         :class:`GridResult`. Device and dtype follow z; differentiable. float16 / bfloat16 inputs
@@ -58,13 +64,13 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
     if isinstance(z, Tensor) and z.dtype in (torch.float16, torch.bfloat16):
         res = solve(z.float(), _float(data_precision), _float(edge_weights), iters=iters, tol=tol,
                     x0=_float(x0), mask=_float(mask), robust=robust, config=config, backward=backward,
-                    validate=validate)
+                    validate=validate, offsets=_float(offsets))
         res.mean, res.var = res.mean.to(z.dtype), res.var.to(z.dtype)
         return res
     config = _DEFAULT if config is None else config
     iters = _check_settings(z, iters, tol, x0, robust, config)
     back = as_backward(backward)
-    sys, zz, _ = check_inputs(z, data_precision, edge_weights, mask, validate=validate, x0=x0)
+    sys, zz, _ = check_inputs(z, data_precision, edge_weights, mask, validate=validate, x0=x0, offsets=offsets)
     rel = unobservable(sys) if validate else None  # relative regularisation of unobservable pixels
     if rel is not None:
         sys = regularise(sys, zz, rel)
@@ -89,7 +95,8 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
     if back.mode is BackwardMode.IMPLICIT:
         settings = AdjointSettings(config if not config.flat else GridConfig(levels=None),
                                    back.adjoint_iters or 100, back.tolerance(tol), back.adjoint_cg_iters)
-        result.mean = implicit_mean(result.mean, z, data_precision, edge_weights, robust, mask, settings, rel)
+        result.mean = implicit_mean(result.mean, z, data_precision, edge_weights, robust, mask, settings, rel,
+                                    offsets)
     return result
 
 

@@ -1,8 +1,10 @@
 """The linear system of a grid problem and its cheap operators.
 
-Energy ``1/2 sum_i (x_i - z_i)^T a_i (x_i - z_i) + 1/2 sum_(ij) w_ij |x_i - x_j|^2``
-over a B x H x W grid with D values per pixel. Its normal equations are
-``A x = b`` with ``A = blockdiag(a) + L_w (x) I_D`` and ``b = a z``.
+Energy ``1/2 sum_i (x_i - z_i)^T a_i (x_i - z_i) + 1/2 sum_(ij) w_ij |x_j - x_i - c_ij|^2``
+over a B x H x W grid with D values per pixel, ``c`` optional edge offsets (the expected difference
+along each edge, 0 when absent). Its normal equations are ``A x = b`` with
+``A = blockdiag(a) + L_w (x) I_D`` and ``b = a z + sum_edges w c (-1 on i, +1 on j)``: the offsets
+change only the right-hand side.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ class GridSystem:
         a: data precision, lam field (B, H, W) or (B, 3, H, W) (see :mod:`blocks`).
         wh: horizontal edge weights (B, H, W-1), edge between (y, x) and (y, x+1).
         wv: vertical edge weights (B, H-1, W), edge between (y, x) and (y+1, x).
-        b: right-hand side / data eta ``a z``, (B, D, H, W).
+        b: right-hand side ``a z`` (plus the offsets' term), (B, D, H, W).
+        offsets: None, or the edge offsets ``(c_h (B, D, H, W-1), c_v (B, D, H-1, W))``, the expected
+            ``x_j - x_i`` along each edge (j right of / below i): already in ``b``, kept for residuals
+            and energies.
     """
 
     a: Tensor
     wh: Tensor
     wv: Tensor
     b: Tensor
+    offsets: tuple[Tensor, Tensor] | None = None
 
     @property
     def d(self) -> int:
@@ -102,15 +108,32 @@ def bdot(x: Tensor, y: Tensor) -> Tensor:
     return (x * y).flatten(1).sum(1)
 
 
-def squared_differences(x: Tensor) -> tuple[Tensor, Tensor]:
-    """``|x_i - x_j|^2`` over the channels of every horizontal and vertical edge: (B, C, H, W) ->
-    ((B, H, W-1), (B, H-1, W))."""
-    return (x[..., :, 1:] - x[..., :, :-1]).square().sum(1), (x[..., 1:, :] - x[..., :-1, :]).square().sum(1)
+def squared_differences(x: Tensor, offsets: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """``|x_j - x_i - c_ij|^2`` over the channels of every horizontal and vertical edge: (B, C, H, W) ->
+    ((B, H, W-1), (B, H-1, W)); ``offsets`` c as in :class:`GridSystem` (None: 0)."""
+    dh, dv = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+    if offsets is not None:
+        dh, dv = dh - offsets[0], dv - offsets[1]
+    return dh.square().sum(1), dv.square().sum(1)
+
+
+def offset_rhs(wh: Tensor, wv: Tensor, offsets: tuple[Tensor, Tensor]) -> Tensor:
+    """The right-hand side term (B, D, H, W) of edge offsets: an edge's ``1/2 w |x_j - x_i - c|^2`` puts
+    ``-w c`` on pixel i and ``+w c`` on pixel j; wh (B, H, W-1), wv (B, H-1, W)."""
+    eh, ev = wh.unsqueeze(1) * offsets[0], wv.unsqueeze(1) * offsets[1]
+    return scatter_edges(eh, -eh, ev, -ev)
+
+
+def right_hand_side(a: Tensor, z: Tensor, wh: Tensor, wv: Tensor,
+                    offsets: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """``b = a z`` plus :func:`offset_rhs` when there are offsets, (B, D, H, W); a a lam field, z (B, D, H, W)."""
+    b = blocks.mv(a, z)
+    return b if offsets is None else b + offset_rhs(wh, wv, offsets)
 
 
 def energy(sys: GridSystem, x: Tensor, z: Tensor) -> Tensor:
     """Quadratic energy per batch item, (B,); z (B, D, H, W) the data target."""
     r = x - z
     e = 0.5 * (r * blocks.mv(sys.a, r)).flatten(1).sum(1)
-    dh, dv = squared_differences(x)
+    dh, dv = squared_differences(x, sys.offsets)
     return e + 0.5 * ((sys.wh * dh).flatten(1).sum(1) + (sys.wv * dv).flatten(1).sum(1))

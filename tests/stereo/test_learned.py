@@ -69,13 +69,12 @@ def test_source_is_small_and_handles_gray_and_missing_extra():
 
 
 def test_untrained_model_equals_handset_stereo():
-    """The untrained learned model is the hand-set model with its schedule (the plain smoothness, one IRLS solve
-    per round: the factor net was trained so)."""
+    """The untrained learned model is the hand-set model (same schedule: slope offsets, two IRLS solves a round)."""
     left, right, _ = planar_pair(40, 64, 6.0, 0.05, 0.0)
     with torch.no_grad():
         learned = LearnedStereo()
-        a, b = learned(left, right, 16), HandsetStereo(schedule=learned.schedule)(left, right, 16)
-    assert learned.schedule.slope_window == 0 and learned.schedule.irls == 1
+        a, b = learned(left, right, 16), HandsetStereo()(left, right, 16)
+    assert learned.schedule == HandsetStereo().schedule
     torch.testing.assert_close(a.disparity, b.disparity, rtol=0, atol=0)
     torch.testing.assert_close(a.var, b.var, rtol=0, atol=0)
     assert torch.equal(a.occluded, b.occluded)

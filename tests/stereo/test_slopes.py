@@ -1,53 +1,17 @@
-"""Slope offsets of the stereo smoothness (gbp_torch.tasks.stereo.slopes) against a sparse direct solve of the
-offset energy, on planes, and through the robust solve that the hand-set rounds run."""
+"""Slope offsets of the stereo smoothness (gbp_torch.tasks.stereo.slopes): planes, a depth edge, and the robust
+solve of the rounds with offsets (the offset energy itself: tests/grid/test_grid_offsets.py)."""
 
-import numpy as np
 import pytest
-import scipy.sparse as sp
-import scipy.sparse.linalg as spl
 import torch
-from test_learned import _tiny_problem
+from test_learned import TIGHT, _tiny_problem
 
-from gbp_torch.grid import MULTIGRID
-from gbp_torch.grid.checks import check_inputs
-from gbp_torch.grid.forward import solve_system
+from gbp_torch.grid import MULTIGRID, solve
 from gbp_torch.tasks.stereo.robust_solve import weighted_solve
-from gbp_torch.tasks.stereo.slopes import edge_slopes, offset_rhs
+from gbp_torch.tasks.stereo.slopes import edge_slopes
 
 
 def _solve_with_offsets(z, a, wh, wv, ch, cv):
-    sys, zz, _ = check_inputs(z, a, (wh, wv), validate=False)
-    sys.b = sys.b + offset_rhs(wh, wv, ch, cv).unsqueeze(1)
-    return solve_system(sys, zz, 60, 1e-13, None, None, MULTIGRID).mean[:, 0]
-
-
-def _sparse_solve(z, a, wh, wv, ch, cv):
-    """argmin 1/2 sum a (x - z)^2 + 1/2 sum w (x_j - x_i - c)^2 (j right of / below i) by scipy, one item."""
-    h, w = z.shape
-    idx = np.arange(h * w).reshape(h, w)
-    rows, cols, vals, rhs = [], [], [], a.ravel() * z.ravel()
-    for i, j, wt, c in ((idx[:, :-1], idx[:, 1:], wh, ch), (idx[:-1, :], idx[1:, :], wv, cv)):
-        i, j, wt, c = i.ravel(), j.ravel(), wt.ravel(), c.ravel()
-        rows += [i, j, i, j]
-        cols += [i, j, j, i]
-        vals += [wt, wt, -wt, -wt]
-        np.add.at(rhs, j, wt * c)
-        np.add.at(rhs, i, -wt * c)
-    mat = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(h * w, h * w))
-    return spl.spsolve((mat + sp.diags(a.ravel())).tocsc(), rhs).reshape(h, w)
-
-
-def test_the_offset_rhs_solves_the_offset_energy_exactly():
-    g = torch.Generator().manual_seed(3)
-    b, h, w = 2, 6, 7
-    rnd = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64)  # noqa: E731
-    z, a = 5 * rnd(b, h, w), 0.1 + rnd(b, h, w)
-    wh, wv = 4 * rnd(b, h, w - 1), 4 * rnd(b, h - 1, w)
-    ch, cv = rnd(b, h, w - 1) - 0.5, 2 * rnd(b, h - 1, w) - 1
-    x = _solve_with_offsets(z, a, wh, wv, ch, cv)
-    for k in range(b):
-        ref = _sparse_solve(*(t[k].numpy() for t in (z, a, wh, wv, ch, cv)))
-        np.testing.assert_allclose(x[k].numpy(), ref, rtol=0, atol=1e-9)
+    return solve(z, a, (wh, wv), offsets=(ch, cv), iters=60, tol=1e-13, config=MULTIGRID).mean
 
 
 def test_with_its_slopes_a_sparsely_observed_plane_is_recovered_where_plain_smoothness_flattens_it():
@@ -75,7 +39,7 @@ def test_edge_slopes_follow_the_plane_across_a_depth_edge_and_shrink():
     assert (ch == 0).all() and torch.allclose(cv, torch.full_like(cv, -0.1))
 
 
-def test_zero_offsets_give_the_recorded_solve_and_offsets_refuse_autograd():
+def test_zero_offsets_give_the_plain_robust_solve():
     net, left, cues, z, x0, curv, _ = _tiny_problem(0)
     with torch.no_grad():
         f = net(left, cues)
@@ -83,7 +47,40 @@ def test_zero_offsets_give_the_recorded_solve_and_offsets_refuse_autograd():
         zero = (torch.zeros_like(f.wh), torch.zeros_like(f.wv))
         ref = weighted_solve(z, a, f, x0, 40, MULTIGRID)
         res = weighted_solve(z, a, f, x0, 40, MULTIGRID, "unroll", zero)
-    torch.testing.assert_close(res.mean, ref.mean, rtol=1e-10, atol=1e-10)
-    f = net(left, cues)
-    with pytest.raises(ValueError, match="not recorded for gradients"):
-        weighted_solve(z, 3.0 * f.data_scale * curv, f, x0, 4, MULTIGRID, "unroll", zero)
+    torch.testing.assert_close(res.mean, ref.mean, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_robust_solve_with_offsets_implicit_gradients_equal_unrolled_and_finite_differences(seed):
+    """The recorded round's solve with slope offsets (float64, converged): the implicit gradient of every
+    factor-net parameter equals the unrolled one, and along a random direction a central difference."""
+    net, left, cues, z, x0, curv, weights = _tiny_problem(seed)
+    offsets = edge_slopes(x0, 5, 0.0)
+    assert offsets[0].abs().max() > 0.1
+
+    def value(back):
+        f = net(left, cues)
+        return (weighted_solve(z, 3.0 * f.data_scale * curv, f, x0, 80, MULTIGRID, back, offsets).mean
+                * weights).sum()
+
+    grads = {}
+    for mode, back in (("unroll", "unroll"), ("implicit", TIGHT)):
+        net.zero_grad()
+        value(back).backward()
+        grads[mode] = [p.grad.clone() for p in net.parameters()]
+    flat = {k: torch.cat([g.flatten() for g in v]) for k, v in grads.items()}
+    assert flat["implicit"].abs().max() > 1e-6
+    torch.testing.assert_close(flat["implicit"], flat["unroll"], rtol=1e-6, atol=1e-9)
+    g = torch.Generator().manual_seed(5)
+    direction = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in net.parameters()]
+    analytic = float(sum((gi * d).sum() for gi, d in zip(grads["implicit"], direction)))
+    values = []
+    with torch.no_grad():
+        for sign in (1, -1):
+            for p, d in zip(net.parameters(), direction):
+                p.add_(sign * 1e-6 * d)
+            values.append(float(value("unroll")))
+            for p, d in zip(net.parameters(), direction):
+                p.sub_(sign * 1e-6 * d)
+    numeric = (values[0] - values[1]) / 2e-6
+    assert abs(analytic) > 1e-4 and abs(analytic - numeric) <= 1e-5 * abs(numeric) + 1e-8

@@ -194,7 +194,7 @@ class HandsetStereo(nn.Module):
             theta = self.schedule.theta[min(t, len(self.schedule.theta) - 1)]
             res = None  # the last round's fields go before the next round's are made
             if record and t == outer - 1:
-                u, res = self.recorded_round(volume, u.detach(), theta, cues, factors)
+                u, res = self.relinearise(volume, u.detach(), theta, cues, factors, self.backward)
             else:
                 with torch.no_grad():
                     u, res = self.relinearise(volume, u, theta, cues, frozen)
@@ -218,11 +218,6 @@ class HandsetStereo(nn.Module):
         """Hook for a factor source that reads more than :class:`StereoCues`'s basic fields (default: none)."""
         return cues
 
-    def recorded_round(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
-                       factors: StereoFactors) -> tuple[Tensor, object]:
-        """The last round with its solve recorded for gradients (only when :attr:`records_gradients`)."""
-        raise NotImplementedError(f"{type(self).__name__} records no gradients")
-
     def linearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues) -> tuple[Tensor, Tensor]:
         """Coupled search at u (B, H, W) and parabola fit, without gradients -> (target z, clamped curvature),
         both (B, H, W); occluded pixels' targets come from the background side of their row."""
@@ -232,18 +227,22 @@ class HandsetStereo(nn.Module):
             z = torch.where(cues.occluded, fill_background(u, ~cues.occluded), fit.z)
             return z, fit.curvature.clamp(*self.schedule.curvature)
 
-    def relinearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues,
-                    factors: StereoFactors) -> tuple[Tensor, object]:
+    def relinearise(self, volume: CostVolume, u: Tensor, theta: float, cues: StereoCues, factors: StereoFactors,
+                    backward=None) -> tuple[Tensor, object]:
         """One round: :meth:`linearise` at u (B, H, W), ``schedule.irls`` robust GBP solves (IRLS steps from u, the
-        smoothness expecting u's local slopes, :mod:`.slopes`) -> (new u, GridResult)."""
+        smoothness expecting u's local slopes, :mod:`.slopes`) -> (new u, GridResult). ``backward`` (a learned
+        model's training round): the last solve is recorded for gradients in that mode (the factors' graph and
+        the thresholds through the robust weights; the earlier solves and the linearisation are constants)."""
         s = self.schedule
         z, curvature = self.linearise(volume, u, theta, cues)
-        a = factors.data_scale * curvature
-        del curvature
+        frozen = factors.detached()
         offsets = edge_slopes(u, s.slope_window, s.slope_shrink) if s.slope_window else None
         x, res = u, None
-        for _ in range(s.irls):
+        for i in range(s.irls):
             res = None  # the previous solve's variances go before the next solve's arrays are made
-            res = weighted_solve(z, a, factors, x, s.iters, self.grid, "unroll", offsets)
+            f = factors if backward is not None and i == s.irls - 1 else frozen
+            with torch.set_grad_enabled(f is factors):
+                res = weighted_solve(z, f.data_scale * curvature, f, x, s.iters, self.grid, backward or "unroll",
+                                     offsets)
             x = res.mean.reshape(u.shape)
         return x, res

@@ -16,12 +16,12 @@ exactly, and training starts from the hand-set model.
 
 :class:`LearnedStereo` runs :class:`~.handset.HandsetStereo`'s pipeline with that source. When
 gradients are enabled, the cost volume, the cues and all relinearisations but the last run without
-recording. The last round's robust solve is one IRLS step from the warm start u (the hand-set
-model's solve): a least-squares solve whose precisions are the factors times the robust weights at
-u. :func:`weighted_solve` builds exactly that system with the weights recorded (so gradients reach
-the thresholds) and solves it with the implicit backward (an adjoint multigrid solve), so the
-gradient is the exact one of what the forward computes, and reaches the factor network through the
-data precisions, both robust thresholds and the edge weights. The sub-pixel photometric refinement
+recording, and so do the earlier IRLS solves of the last round. Its last solve is one IRLS step (the
+hand-set model's solve): a least-squares solve whose precisions are the factors times the robust weights at
+the previous estimate, with the round's slope offsets. :func:`weighted_solve` builds exactly that system with the
+weights recorded (so gradients reach the thresholds) and solves it with the implicit backward (an adjoint
+multigrid solve), so the gradient is the exact one of what the forward computes, and reaches the factor network
+through the data precisions, both robust thresholds and the edge weights. The sub-pixel photometric refinement
 is applied as a constant correction (straight-through: its <= 0.5 px step is not differentiated).
 """
 
@@ -122,8 +122,9 @@ class LearnedStereo(HandsetStereo):
         factors: a :class:`LearnedFactors` or the keyword arguments of one (default: the default net).
         var_scale: calibration factor of GBP's variances (fit on synthetic pairs,
             ``python -m train.stereo.calibrate --model learned``).
-        cost, schedule, grid, refine: as :class:`~.handset.HandsetStereo` (default schedule: without slope offsets,
-            one IRLS solve per round, ``SolveSchedule(slope_window=0, irls=1)``, as the shipped factor net was trained).
+        cost, schedule, grid, refine: as :class:`~.handset.HandsetStereo` (the shipped factor net was trained with
+            the plain smoothness and one IRLS solve per round, ``SolveSchedule(slope_window=0, irls=1)``; the
+            default schedule, with slopes and two solves, has fewer bad pixels with it on synthetic pairs).
         backward: gradient mode of the recorded (last) solve, a :class:`~gbp_torch.modes.BackwardConfig`
             or its fields (default: implicit with short adjoint solves, :data:`TRAIN_BACKWARD`).
         features: a :class:`~.features.MatchingFeatures` or its keyword arguments (None: census cost only);
@@ -143,8 +144,6 @@ class LearnedStereo(HandsetStereo):
             features = MatchingFeatures(**features)
         if features is not None:
             features.requires_grad_(False)
-        # the factor net was trained with the plain smoothness and one IRLS solve per round
-        schedule = schedule if schedule is not None else SolveSchedule(slope_window=0, irls=1)
         super().__init__(cost=cost, factors=factors, schedule=schedule, grid=grid, refine=refine,
                          var_scale=var_scale, features=features)
         self.backward = backward if isinstance(backward, BackwardConfig) else \
@@ -156,13 +155,6 @@ class LearnedStereo(HandsetStereo):
                     max_disp: int) -> StereoCues:
         """The cues plus :func:`cost_statistics` (``extra``), which the factor CNN reads."""
         return replace(cues, extra=cost_statistics(volume, v0, left, right, max_disp))
-
-    def recorded_round(self, volume, u: Tensor, theta: float, cues: StereoCues, factors: StereoFactors):
-        """:meth:`relinearise` with the solve recorded (:func:`weighted_solve`, implicit backward)."""
-        z, curvature = self.linearise(volume, u, theta, cues)
-        res = weighted_solve(z, factors.data_scale * curvature, factors, u, self.schedule.iters, self.grid,
-                             self.backward)
-        return res.mean.reshape(u.shape), res
 
 
 __all__ = ["LearnedFactors", "LearnedStereo", "cost_statistics", "weighted_solve"]

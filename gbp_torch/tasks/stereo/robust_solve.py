@@ -5,13 +5,11 @@ from __future__ import annotations
 from torch import Tensor
 
 from ...grid import solve
-from ...grid.checks import check_inputs
-from ...grid.forward import GridResult, solve_system
-from ...grid.irls import data_residual, safe_sqrt, smooth_residuals
+from ...grid.forward import GridResult
+from ...grid.irls import data_residual, smooth_residuals
 from ...modes import BackwardConfig
 from ...robust import RobustKernel
 from .factors import StereoFactors, mahalanobis_threshold
-from .slopes import offset_rhs
 
 #: the training gradient: implicit, by a few multigrid FCG steps on the adjoint of the recorded (IRLS-weighted,
 #: least-squares) system (the forward solve is itself a few steps, so tighter adjoints buy little)
@@ -23,30 +21,18 @@ def weighted_solve(z: Tensor, a: Tensor, factors: StereoFactors, x0: Tensor, ite
     """The robust GBP solve of one relinearisation (Tukey data, Cauchy smoothness, one IRLS step from x0)
     as a least-squares solve of the reweighted system, differentiable in ``a`` and the factors.
 
-    Same result as ``solve(z, a, (wh, wv), x0=x0, robust=GridRobust(tukey, cauchy, outer_iters=1))``;
+    Same result as ``solve(z, a, (wh, wv), x0=x0, robust=GridRobust(tukey, cauchy, outer_iters=1), offsets=...)``;
     z, a, x0 (B, H, W). ``offsets`` (ch (B, H, W-1), cv (B, H-1, W)), optional: each edge's expected
-    disparity difference (:mod:`.slopes`), in the smoothness residuals and the right-hand side; that solve is
-    not recorded for gradients (the hand-set rounds). Returns the GridResult.
+    disparity difference (:mod:`.slopes`), in the smoothness residuals and the solve (``grid.solve``'s offsets).
+    Returns the GridResult.
     """
     data = RobustKernel("tukey", mahalanobis_threshold(a, factors.data_k_px))
     smooth = RobustKernel("cauchy", 1.0)  # thresholds passed per edge field below
     x = x0.detach().unsqueeze(1)
     a_w = a * data.weight(data_residual(a, x, z.unsqueeze(1)))
-    if offsets is None:
-        rh, rv = smooth_residuals(factors.wh, factors.wv, x)
-    else:
-        ch, cv = offsets
-        rh = safe_sqrt(factors.wh * (x[:, 0, :, 1:] - x[:, 0, :, :-1] - ch).square())
-        rv = safe_sqrt(factors.wv * (x[:, 0, 1:, :] - x[:, 0, :-1, :] - cv).square())
+    c = None if offsets is None else tuple(o.unsqueeze(1) for o in offsets)
+    rh, rv = smooth_residuals(factors.wh, factors.wv, x, c)
     wh = factors.wh * smooth.weight(rh, mahalanobis_threshold(factors.wh, factors.smooth_k_px))
     wv = factors.wv * smooth.weight(rv, mahalanobis_threshold(factors.wv, factors.smooth_k_px))
-    if offsets is None:
-        return solve(z, a_w, (wh, wv), iters=iters, x0=x0.detach(), config=grid, validate=False, backward=backward)
-    if any(t.requires_grad for t in (z, a_w, wh, wv)):
-        raise ValueError("weighted_solve: a solve with edge offsets is not recorded for gradients; run it without "
-                         "autograd (the recorded round takes offsets=None)")
-    sys, zz, _ = check_inputs(z, a_w, (wh, wv), validate=False)
-    sys.b = sys.b + offset_rhs(wh, wv, ch, cv).unsqueeze(1)
-    result = solve_system(sys, zz, iters, None, x0.detach().reshape(zz.shape), None, grid)
-    result.mean = result.mean.reshape(z.shape)
-    return result
+    return solve(z, a_w, (wh, wv), iters=iters, x0=x0.detach(), config=grid, validate=False, backward=backward,
+                 offsets=offsets)

@@ -5,8 +5,8 @@ plane toward a flat one (a floor gains about a pixel of disparity per row). With
 ``w (d_j - d_i - c_ij)^2``, it prefers the local slope instead. The offsets come from the estimate being refined:
 robust local slopes (:func:`~gbp_torch.vision.field_slopes`, medians of the disparity's differences, which ignore a
 depth edge), averaged over each edge's two pixels and soft-thresholded by ``shrink``, so that the small slopes of noise
-stay 0 and fronto-parallel regions keep the plain smoothness. In the normal equations the offsets are a linear term
-(:func:`offset_rhs`); the matrix, hence GBP's variances, does not change.
+stay 0 and fronto-parallel regions keep the plain smoothness. They are ``grid.solve``'s edge offsets: a linear term
+of the normal equations; the matrix, hence GBP's variances, does not change.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...grid.system import scatter_edges
 from ...vision import field_slopes
 
 
@@ -26,8 +25,3 @@ def edge_slopes(u: Tensor, window: int, shrink: float) -> tuple[Tensor, Tensor]:
     cv = F.softshrink(0.5 * (gy[:, 0, 1:, :] + gy[:, 0, :-1, :]), shrink)
     return ch, cv
 
-
-def offset_rhs(wh: Tensor, wv: Tensor, ch: Tensor, cv: Tensor) -> Tensor:
-    """The linear term (B, H, W) that edge offsets add to the right-hand side ``b = a z``: an edge's
-    ``1/2 w (d_j - d_i - c)^2`` puts ``-w c`` on its left / upper pixel i and ``+w c`` on its right / lower pixel j."""
-    return scatter_edges(wh * ch, -wh * ch, wv * cv, -wv * cv)
