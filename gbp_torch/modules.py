@@ -88,7 +88,7 @@ class GridGBP(nn.Module):
             per-call tensor thresholds through ``forward(robust=...)``).
 
     Forward: ``z`` (B, H, W), (B, 1, H, W) or (B, 2, H, W), ``data_precision``, ``edge_weights``
-    as in :func:`gbp_torch.grid.solve`; ``init`` a previous result (or mean) to warm-start
+    as in :func:`gbp_torch.grid.solve` (also its edge ``offsets``); ``init`` a previous result (or mean) to warm-start
     from (e.g. the previous frame or warp). The warm start is used as given: ``unroll``
     differentiates through it; ``truncated`` and ``implicit`` treat it as a constant (their
     gradients are those of the fixed point, which does not depend on it). Returns a
@@ -110,14 +110,16 @@ class GridGBP(nn.Module):
 
     def forward(self, z: Tensor, data_precision, edge_weights, iters: int | None = None,
                 init: GridResult | Tensor | None = None, mask: Tensor | None = None,
-                robust: GridRobust | None = None, backward: BackwardLike | None = None) -> GridResult:
+                robust: GridRobust | None = None, backward: BackwardLike | None = None,
+                offsets: tuple[Tensor, Tensor] | None = None) -> GridResult:
         """Solve; ``iters``, ``robust`` and ``backward`` override the constructor's for this call."""
         x0 = init.mean if isinstance(init, GridResult) else init
-        z, data_precision, edge_weights, x0, mask = _at_least_float32(z, data_precision, edge_weights, x0, mask)
+        z, data_precision, edge_weights, x0, mask, offsets = _at_least_float32(z, data_precision, edge_weights, x0,
+                                                                               mask, offsets)
         with torch.autocast(z.device.type, enabled=False):  # the solve needs full precision
             return solve(z, data_precision, edge_weights, iters=self.iters if iters is None else iters,
                          tol=self.tol, x0=x0, mask=mask, robust=self.robust if robust is None else robust,
-                         config=self.config, backward=override(self.backward, backward))
+                         config=self.config, backward=override(self.backward, backward), offsets=offsets)
 
     def extra_repr(self) -> str:
         return f"iters={self.iters}, tol={self.tol}, config={self.config}, backward={self.backward.mode.value}"

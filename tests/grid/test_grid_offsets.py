@@ -160,3 +160,16 @@ def test_bad_offsets_are_refused_by_name(offsets, message):
     z, a, wh, wv = random_problem(1, 5, 7, seed=0, dtype=torch.float32)
     with pytest.raises(ValueError, match=message):
         solve(z, a, (wh, wv), offsets=offsets)
+
+
+def test_the_grid_layers_pass_offsets_and_upcast_them_under_autocast():
+    from gbp_torch.modules import MultigridGBP
+
+    z, a, wh, wv = random_problem(1, 8, 9, seed=8, dtype=torch.float32)
+    ch, cv = (c.float() for c in _offsets(1, 1, 8, 9, seed=9))
+    layer = MultigridGBP(iters=30)
+    ref = solve(z, a, (wh, wv), offsets=(ch, cv), iters=30, config=MULTIGRID).mean
+    torch.testing.assert_close(layer(z, a, (wh, wv), offsets=(ch, cv)).mean, ref, rtol=0, atol=0)
+    half = layer(z, a, (wh, wv), offsets=(ch.bfloat16(), cv.bfloat16())).mean
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, ref, rtol=0, atol=0.05)
