@@ -127,6 +127,11 @@ def coarse_edges(wh: Tensor, wv: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def coarsen(sys: GridSystem, restrict=aggregate) -> GridSystem:
-    """Aggregated coarse system: a_c = block sum of a, edges averaged, b_c = restrict(b)."""
+    """Coarse system: a_c = restrict(a), edges averaged, b_c = restrict(b).
+
+    ``restrict`` is the transpose P^T of the prolongation, so a_c = P^T a is the lumped Galerkin data term
+    ``diag(P^T diag(a) P 1)`` (the block sum for constant P, exactly its Galerkin term). It dominates
+    ``P^T diag(a) P``, so the coarse correction never overshoots where the data precision jumps (pinned pixels
+    beside free ones): with the block sum and bilinear P a V-cycle diverged on such grids."""
     whc, wvc = coarse_edges(sys.wh, sys.wv)
-    return GridSystem(a=aggregate(sys.a), wh=whc, wv=wvc, b=restrict(sys.b))
+    return GridSystem(a=restrict(sys.a), wh=whc, wv=wvc, b=restrict(sys.b))
