@@ -67,6 +67,21 @@ def test_floor_share_gives_floors_and_zero_changes_nothing():
         StereoDataModule(floor=1.5)
 
 
+def test_tint_gives_colour_pairs():
+    """data.tint: colour pairs (3 channels that differ) for training and validation; 0 stays gray."""
+    import pytest
+
+    gray, colour = (StereoDataModule(train_limit=3, crop=48, max_disp=12, val_pairs=2, tint=t) for t in (0.0, 0.3))
+    for dm in (gray, colour):
+        dm.setup("fit")
+    g, c = gray.train_ds[1], colour.train_ds[1]
+    assert g["left"].shape[0] == 1 and c["left"].shape[0] == 3 and colour.val_ds[0]["left"].shape[0] == 3
+    assert float((c["left"][0] - c["left"][1]).abs().max()) > 0.01
+    assert c["gt"].shape == g["gt"].shape and float(c["gt"].max()) <= 12
+    with pytest.raises(ValueError, match="tint"):
+        StereoDataModule(tint=-0.1)
+
+
 def test_fast_dev_run_trains_one_step(tmp_path):
     cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", *TINY_STEREO)
     metrics = train(cfg)
