@@ -8,6 +8,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 import torch
 from grid_reference import assemble, random_problem
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gbp_torch.grid import MULTIGRID, GridConfig, GridRobust, solve
 from gbp_torch.modes import BackwardConfig
@@ -173,3 +175,27 @@ def test_the_grid_layers_pass_offsets_and_upcast_them_under_autocast():
     half = layer(z, a, (wh, wv), offsets=(ch.bfloat16(), cv.bfloat16())).mean
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, ref, rtol=0, atol=0.05)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 2), h=st.integers(1, 6), w=st.integers(1, 6),
+       d=st.sampled_from([1, 2]), poison=st.sampled_from([None, float("nan"), float("inf")]),
+       flat=st.booleans())
+def test_fuzzed_offsets_give_the_exact_solve_or_a_named_error(seed, b, h, w, d, poison, flat):
+    g = torch.Generator().manual_seed(seed)
+    z, a, wh, wv = random_problem(b, h, w, d=d, seed=seed % 1000)
+    a = a + 0.1  # every pixel observed: the oracle is the plain sparse solve
+    ch = torch.randn(b, d, h, w - 1, generator=g, dtype=DT)
+    cv = torch.randn(b, d, h - 1, w, generator=g, dtype=DT)
+    target = ch if ch.numel() else cv
+    if poison is not None and target.numel():
+        target.view(-1)[int(torch.randint(target.numel(), (1,), generator=g))] = poison
+    config = GridConfig() if flat else MULTIGRID
+    try:
+        res = solve(z, a, (wh, wv), offsets=(ch, cv), iters=4000 if flat else 60, tol=1e-12, config=config)
+    except ValueError as err:
+        assert "offsets" in str(err) and poison is not None and target.numel(), err
+        return
+    assert poison is None or not target.numel()
+    zz = z if d == 2 else z.unsqueeze(1)
+    torch.testing.assert_close(res.mean.reshape(zz.shape), _oracle(zz, a, wh, wv, ch, cv), rtol=0, atol=1e-7)
