@@ -59,6 +59,20 @@ def test_large_motion_fraction_draws_large_motion_pairs_and_zero_changes_nothing
         FlowDataModule(large_motion=1.5)
 
 
+def test_tint_gives_colour_training_and_validation_pairs_also_with_large_motions():
+    from train.flow.datamodule import FlowDataModule
+
+    dm = FlowDataModule(crop=48, pairs_per_epoch=4, val_pairs=2, tint=0.3, large_motion=0.5)
+    dm.setup("fit")
+    items = [dm.train_ds[i] for i in range(4)] + [dm.val_ds[0]]
+    for item in items:
+        f = item["frame1"]
+        assert f.shape[0] == 3 and float((f[0] - f[1]).abs().max()) > 0.01, item["name"]
+    assert dm.train_ds.large.tint == 0.3 and dm.train_ds.large.max_translation > dm.train_ds.config.max_translation
+    with pytest.raises(ValueError, match="tint"):
+        FlowDataModule(tint=2.0)
+
+
 @pytest.mark.parametrize("gamma", [0.0, 0.8])
 def test_fast_dev_run_trains_one_step(tmp_path, gamma):
     cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", f"model.sequence_gamma={gamma}", *TINY_FLOW)

@@ -16,6 +16,8 @@ A pair takes ~0.1 s at 112 px, small beside a training step (~0.4 s), so nothing
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import lightning.pytorch as L
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -37,6 +39,7 @@ class SyntheticFlowDataset(Dataset):
         self.textures, self.crop, self.length, self.seed = textures, crop, length, seed
         self.config = config or SyntheticFlowConfig()
         self.large_motion = large_motion
+        self.large = replace(LARGE_MOTION, tint=self.config.tint)
 
     def __len__(self) -> int:
         return self.length
@@ -50,7 +53,7 @@ class SyntheticFlowDataset(Dataset):
             tex = tex.transpose(-1, -2)
         config = self.config
         if self.large_motion > 0 and torch.rand((), generator=g) < self.large_motion:
-            config = LARGE_MOTION
+            config = self.large
         return _item(synthetic_flow_pair(tex.contiguous(), g, config), f"train{i}")
 
 
@@ -88,17 +91,21 @@ class FlowDataModule(L.LightningDataModule):
             (translations to 16 px, rotations to 8 degrees) instead.
         val_pairs, val_seed, val_textures: the fixed validation set, drawn from the last ``val_textures``
             Train400 images (never used for training).
+        tint: colour pairs for training and validation, each layer tinted by up to this much per channel
+            (:class:`~gbp_torch.tasks.flow.synthetic.SyntheticFlowConfig`'s ``tint``; 0: gray pairs).
     """
 
     task = "flow"
 
     def __init__(self, root: str | None = None, crop: int = 112, batch_size: int = 2, pairs_per_epoch: int = 4000,
                  max_translation: float = 7.0, val_pairs: int = 10, val_seed: int = 5000, val_textures: int = 40,
-                 seed: int = 0, num_workers: int = 0, large_motion: float = 0.0):
+                 seed: int = 0, num_workers: int = 0, large_motion: float = 0.0, tint: float = 0.0):
         super().__init__()
         if not 0.0 <= large_motion <= 1.0:
             raise ValueError(f"large_motion must be a fraction in [0, 1], got {large_motion!r}")
-        self.large_motion = large_motion
+        if not 0.0 <= tint <= 1.0:
+            raise ValueError(f"tint must be in [0, 1], got {tint!r}")
+        self.large_motion, self.tint = large_motion, tint
         self.root, self.crop, self.batch_size, self.pairs_per_epoch = root, crop, batch_size, pairs_per_epoch
         self.max_translation, self.val_pairs, self.val_seed = max_translation, val_pairs, val_seed
         self.val_textures, self.seed, self.num_workers = val_textures, seed, num_workers
@@ -112,9 +119,10 @@ class FlowDataModule(L.LightningDataModule):
         if split < 1:
             raise ValueError(f"val_textures={self.val_textures} leaves no training texture of {len(textures)}")
         self.train_ds = SyntheticFlowDataset(textures[:split], self.crop, self.pairs_per_epoch, self.seed,
-                                             SyntheticFlowConfig(max_translation=self.max_translation),
+                                             SyntheticFlowConfig(max_translation=self.max_translation, tint=self.tint),
                                              self.large_motion)
-        self.val_ds = _List(validation_pairs(textures[split:], self.val_pairs, self.val_seed))
+        self.val_ds = _List(validation_pairs(textures[split:], self.val_pairs, self.val_seed,
+                                             SyntheticFlowConfig(tint=self.tint)))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_ds, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
