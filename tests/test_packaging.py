@@ -30,6 +30,8 @@ def test_the_wheel_holds_every_manifest_checkpoint_and_the_samples(wheel):
         assert f"gbp_torch/shipped/checkpoints/{entry['file']}" in names
     samples = {p.relative_to(REPO).as_posix() for p in (REPO / "samples").rglob("*") if p.is_file()}
     assert samples and {f"gbp_torch/shipped/{s}" for s in samples} <= names
+    # only the library: the repository's training tools would install a top-level package named "train"
+    assert {n.split("/")[0] for n in names if not n.startswith("gbp_torch-")} == {"gbp_torch"}
 
 
 def test_an_installed_wheel_loads_the_default_models_away_from_the_repository(wheel, tmp_path):

@@ -74,7 +74,7 @@ def run(argv: Sequence[str] | None = None):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``gbp-eval``)."""
+    """Entry point of ``python -m train.eval``."""
     try:
         task, rest = resolve_task(sys.argv[1:] if argv is None else argv)
         module = evaluator(task)
