@@ -236,13 +236,17 @@ class HandsetStereo(nn.Module):
         s = self.schedule
         z, curvature = self.linearise(volume, u, theta, cues)
         frozen = factors.detached()
+        a = frozen.data_scale * curvature  # the unrecorded solves' data precision, made once
         offsets = edge_slopes(u, s.slope_window, s.slope_shrink) if s.slope_window else None
         x, res = u, None
         for i in range(s.irls):
             res = None  # the previous solve's variances go before the next solve's arrays are made
-            f = factors if backward is not None and i == s.irls - 1 else frozen
-            with torch.set_grad_enabled(f is factors):
-                res = weighted_solve(z, f.data_scale * curvature, f, x, s.iters, self.grid, backward or "unroll",
-                                     offsets)
+            if backward is not None and i == s.irls - 1:
+                with torch.enable_grad():
+                    res = weighted_solve(z, factors.data_scale * curvature, factors, x, s.iters, self.grid, backward,
+                                         offsets)
+            else:
+                with torch.no_grad():
+                    res = weighted_solve(z, a, frozen, x, s.iters, self.grid, "unroll", offsets)
             x = res.mean.reshape(u.shape)
         return x, res

@@ -123,8 +123,7 @@ class LearnedStereo(HandsetStereo):
         var_scale: calibration factor of GBP's variances (fit on synthetic pairs,
             ``python -m train.stereo.calibrate --model learned``).
         cost, schedule, grid, refine: as :class:`~.handset.HandsetStereo` (the shipped factor net was trained with
-            the plain smoothness and one IRLS solve per round, ``SolveSchedule(slope_window=0, irls=1)``; the
-            default schedule, with slopes and two solves, has fewer bad pixels with it on synthetic pairs).
+            the default schedule: slope offsets, two IRLS solves per round, the last one recorded).
         backward: gradient mode of the recorded (last) solve, a :class:`~gbp_torch.modes.BackwardConfig`
             or its fields (default: implicit with short adjoint solves, :data:`TRAIN_BACKWARD`).
         features: a :class:`~.features.MatchingFeatures` or its keyword arguments (None: census cost only);
