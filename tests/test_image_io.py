@@ -164,5 +164,19 @@ def test_files_without_alpha_or_opaque_give_none(tmp_path):
     Image.fromarray(RGB).save(tmp_path / "rgb.jpg")
     Image.fromarray(np.dstack([RGB, np.full((9, 7), 255, np.uint8)])).save(tmp_path / "opaque.png")
     Image.fromarray(GRAY).save(tmp_path / "gray.tif")
-    for name in ("rgb.png", "rgb.jpg", "opaque.png", "gray.tif"):
+    Image.fromarray(RGB).convert("P", palette=Image.ADAPTIVE, colors=16).save(tmp_path / "palette.png")
+    for name in ("rgb.png", "rgb.jpg", "opaque.png", "gray.tif", "palette.png"):
         assert read_alpha(tmp_path / name) is None, name
+
+
+def test_palette_png_alpha_comes_from_its_transparency_chunk(tmp_path):
+    """A palette PNG has an alpha only through tRNS (torchvision's RGB_ALPHA decoding invents one without it):
+    with one transparent palette entry, alpha is 0 exactly where Pillow's RGBA conversion says so."""
+    from gbp_torch.io import read_alpha
+
+    palette = Image.fromarray(RGB).convert("P", palette=Image.ADAPTIVE, colors=16)
+    index = int(np.asarray(palette)[0, 0])
+    palette.save(tmp_path / "p.png", transparency=index)
+    expected = np.asarray(Image.open(tmp_path / "p.png").convert("RGBA"))[..., 3]
+    assert (expected == 0).any() and (expected == 255).any()
+    assert np.array_equal((read_alpha(tmp_path / "p.png")[0] * 255).round().numpy().astype(np.uint8), expected)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .png_check import SIGNATURE, check_png
+from .png_check import SIGNATURE, check_png, png_has_alpha
 
 
 def _read_bytes(path: str | os.PathLike) -> Tensor:
@@ -142,6 +142,9 @@ def read_alpha(path: str | os.PathLike) -> Tensor | None:
     if head.startswith(PILLOW_MAGIC):
         alpha = _pillow_alpha(path)
     elif head == SIGNATURE or head.startswith(b"RIFF"):  # PNG or WEBP: the formats torchvision decodes with alpha
+        # torchvision invents an alpha (and garbles the colours) decoding a palette PNG without tRNS as RGB_ALPHA
+        if head == SIGNATURE and not png_has_alpha(data.numpy().tobytes()):
+            return None
         alpha = _decode(path, "RGB_ALPHA", data)[3:]
     else:
         return None

@@ -64,6 +64,20 @@ def check_png(data: bytes) -> None:
     _check_image_data(header, b"".join(idat))
 
 
+def png_has_alpha(data: bytes) -> bool:
+    """Whether a (checked) PNG stores transparency: a colour type with alpha (gray + alpha, RGBA) or a tRNS chunk
+    (palette or single-colour transparency), which precedes the image data. A file too short to say: False."""
+    if len(data) > 25 and data[25] in (4, 6):
+        return True
+    pos = len(SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind in (b"tRNS", b"IDAT"):
+            return kind == b"tRNS"
+        pos += 12 + length
+    return False
+
+
 def _check_image_data(header: tuple, stream: bytes) -> None:
     width, height, depth, color, compression, filtering, interlace = header
     if not (0 < width < 2**31 and 0 < height < 2**31) or compression or filtering or interlace > 1:
