@@ -1,5 +1,7 @@
 """Stereo metrics against numpy hand computations; the synthetic generator; the Middlebury reader."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -111,6 +113,32 @@ def test_a_floor_rises_row_by_row_below_a_horizon_and_the_pair_stays_consistent(
         warped = warp_disparity(right[None], disp[None], mode="bicubic").image[0]
         gb = np.polyfit(warped[nonocc].numpy(), left[nonocc].numpy(), 1)
         assert float((gb[0] * warped + gb[1] - left)[nonocc].abs().mean()) < 0.03
+
+
+def test_supersampled_views_mix_the_surfaces_on_depth_edges_only():
+    """supersample = 3: the same scene, disparity and mask (drawn before, read at the pixel centres); with flat
+    layer colours (a constant texture, tinted) a point-sampled view holds one layer colour per pixel, while a
+    supersampled pixel is the mean of 9 samples: a layer colour inside a layer, and on a layer boundary a mix, i.e.
+    k/9 of one colour plus (9 - k)/9 of another, which a numpy loop over the pixels and colour pairs finds."""
+    tex = torch.full((48, 64), 0.5)
+    config = SyntheticConfig(layers=(1, 1), tint=0.6, noise=(0.0, 0.0), bias=0.0, gain=(1.0, 1.0))
+    point = synthetic_pair(tex, torch.Generator().manual_seed(3), 20, config)
+    area = synthetic_pair(tex, torch.Generator().manual_seed(3), 20, replace(config, supersample=3))
+    assert torch.equal(point[2], area[2]) and torch.equal(point[3], area[3])
+    colours = np.unique(point[0].flatten(1).T.numpy().round(4), axis=0)  # the layers' flat colours (bicubic: 1e-7)
+    assert len(colours) == 2  # background and one foreground layer
+    pixels = area[0].flatten(1).T.numpy()
+    pure = np.abs(pixels[:, None] - colours[None]).max(-1).min(-1) < 1e-4
+    mixes = [(k * a + (9 - k) * b) / 9 for a in colours for b in colours for k in range(1, 9)]
+    mixed = np.array([min(np.abs(p - m).max() for m in mixes) < 1e-4 for p in pixels[~pure]])
+    assert 0 < (~pure).sum() < 0.1 * len(pixels) and mixed.all()  # few (edges only), all two-colour mixes
+    # a mixed pixel lies on a boundary of the point-sampled view: its 3x3 neighbourhood there holds two colours
+    labels = torch.from_numpy(np.abs(point[0].flatten(1).T.numpy()[:, None] - colours[None]).max(-1).argmin(-1))
+    grid = labels.view(48, 64).float()[None, None]
+    spread = torch.nn.functional.max_pool2d(grid, 3, 1, 1) + torch.nn.functional.max_pool2d(-grid, 3, 1, 1)
+    assert bool((spread.flatten()[torch.from_numpy(~pure)] > 0).all())
+    with pytest.raises(ValueError, match="supersample"):
+        SyntheticConfig(supersample=2)
 
 
 def test_synthetic_bad_input():

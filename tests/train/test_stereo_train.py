@@ -82,6 +82,21 @@ def test_tint_gives_colour_pairs():
         StereoDataModule(tint=-0.1)
 
 
+def test_supersample_reaches_training_and_validation_pairs():
+    """data.supersample: the same scenes (disparities equal, drawn first), views with mixed pixels on depth edges
+    (they differ from the point-sampled ones there); an even value is refused."""
+    import pytest
+
+    point, area = (StereoDataModule(train_limit=3, crop=48, max_disp=12, val_pairs=1, supersample=s) for s in (1, 3))
+    for dm in (point, area):
+        dm.setup("fit")
+    assert area.train_ds.config.supersample == 3 and point.train_ds.config.supersample == 1
+    for a, b in ((point.train_ds[2], area.train_ds[2]), (point.val_ds[0], area.val_ds[0])):
+        assert torch.equal(a["gt"], b["gt"]) and not torch.equal(a["left"], b["left"])
+    with pytest.raises(ValueError, match="supersample"):
+        StereoDataModule(supersample=2)
+
+
 def test_fast_dev_run_trains_one_step(tmp_path):
     cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", *TINY_STEREO)
     metrics = train(cfg)

@@ -79,6 +79,8 @@ class StereoDataModule(L.LightningDataModule):
             0: the pairs of earlier versions).
         tint: colour pairs, each layer tinted by up to this much per channel (:class:`SyntheticConfig`'s ``tint``;
             0: gray pairs), for training and validation.
+        supersample: views rendered with s x s samples per pixel (:class:`SyntheticConfig`'s ``supersample``: mixed
+            pixels on depth edges; 1: point samples), for training and validation.
     """
 
     task = "stereo"
@@ -86,13 +88,15 @@ class StereoDataModule(L.LightningDataModule):
     def __init__(self, root: str | None = None, crop: int = 112, batch_size: int = 4, max_disp: int = 32,
                  pairs_per_epoch: int = 8000, val_pairs: int = 8, val_seed: int = 300, val_max_disp: int = 40,
                  upscale: float = 1.5, seed: int = 0, train_limit: int | None = None, num_workers: int = 0,
-                 val_mild: bool = False, floor: float = 0.0, tint: float = 0.0):
+                 val_mild: bool = False, floor: float = 0.0, tint: float = 0.0,
+                 supersample: int = 1):
         super().__init__()
         if not 0.0 <= floor <= 1.0:
             raise ValueError(f"floor must be in [0, 1], got {floor!r}")
         if not 0.0 <= tint <= 1.0:
             raise ValueError(f"tint must be in [0, 1], got {tint!r}")
-        self.floor, self.tint = floor, tint
+        self.scene = dict(floor=floor, tint=tint, supersample=supersample)  # checked by SyntheticConfig
+        SyntheticConfig(**self.scene)
         self.root, self.crop, self.batch_size, self.max_disp = root, crop, batch_size, max_disp
         self.pairs_per_epoch, self.val_pairs, self.val_seed, self.val_max_disp = (pairs_per_epoch, val_pairs,
                                                                                  val_seed, val_max_disp)
@@ -104,11 +108,11 @@ class StereoDataModule(L.LightningDataModule):
         if stage in ("fit", None) and self.train_ds is None:
             self.train_ds = SyntheticStereoDataset(load_textures(self.root, self.train_limit), self.crop,
                                                    self.max_disp, self.pairs_per_epoch, self.seed, self.upscale,
-                                                   SyntheticConfig(floor=self.floor, tint=self.tint))
+                                                   SyntheticConfig(**self.scene))
         if stage in ("fit", "validate", None) and self.val_ds is None:
             ranges = TUNING if self.val_mild else SyntheticConfig()
             self.val_ds = FixedPairs(synthetic_set(self.val_pairs, self.val_seed, self.val_max_disp, self.upscale,
-                                                   self.root, replace(ranges, floor=self.floor, tint=self.tint)))
+                                                   self.root, replace(ranges, **self.scene)))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_ds, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,

@@ -1,6 +1,6 @@
 """Synthetic stereo pairs for tuning and calibrating the hand-set model (never Middlebury).
 
-    python -m train.stereo.synth_bench [--n 8] [--seed 100] [--tint 0.3] [--floor 1]
+    python -m train.stereo.synth_bench [--n 8] [--seed 100] [--tint 0.3] [--floor 1] [--supersample 3]
 
 A fixed list of pairs: Train400 textures (upscaled 1.5x: smoother, weaker texture like real photos)
 rendered by :func:`gbp_torch.tasks.stereo.synthetic.synthetic_pair` with max disparity 40; ``--tint``
@@ -68,10 +68,11 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--tint", type=float, default=0.0, help="colour pairs: each layer's tint range (0: gray)")
     ap.add_argument("--floor", type=float, default=0.0, help="share of the scenes with a floor (0-1)")
+    ap.add_argument("--supersample", type=int, default=1, help="odd s: views rendered with s x s samples per pixel")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: no OpenMP spinning on a shared machine)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = dataclasses.replace(TUNING, tint=args.tint, floor=args.floor)
+    config = dataclasses.replace(TUNING, tint=args.tint, floor=args.floor, supersample=args.supersample)
     print(evaluate_on(HandsetStereo(), synthetic_set(args.n, args.seed, config=config)))
 
 

@@ -45,6 +45,10 @@ class SyntheticConfig:
             at most ``max_disp`` at the bottom (a ground plane seen at a grazing angle); 0: never
             (draws nothing, so scenes without it are those of earlier versions).
         floor_slope: (min, max) of the floor's vertical disparity slope, px per row.
+        supersample: odd s >= 1: each view is rendered on an s x s finer grid of samples and each pixel is the mean of
+            its s^2 samples, as a camera pixel integrates the light over its area: pixels on a depth edge mix both
+            surfaces, as real ones do (1: point samples, every pixel shows one surface). The disparity and the
+            occlusion mask are those of the pixel centres (the middle sample). Draws nothing.
     """
 
     layers: tuple[int, int] = (1, 4)
@@ -56,6 +60,12 @@ class SyntheticConfig:
     tint: float = 0.0
     floor: float = 0.0
     floor_slope: tuple[float, float] = (0.3, 1.0)
+    supersample: int = 1
+
+    def __post_init__(self) -> None:
+        s = self.supersample
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1 or s % 2 == 0:
+            raise ValueError(f"SyntheticConfig.supersample must be an odd int >= 1, got {s!r}")
 
 
 def _plane(g: torch.Generator, h: int, w: int, lo: float, hi: float, slant: float) -> Tensor:
@@ -129,13 +139,15 @@ def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple
 
 
 def _render(planes: Tensor, shapes: list[Tensor | None], textures: list[Tensor], h: int, w: int,
-            right: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Image (C, H, W), disparity (H, W) and the left x coordinate (H, W) of the nearest layer per pixel."""
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                            indexing="ij")
-    best_d = torch.full((h, w), -1e9, dtype=torch.float64)
+            right: bool, supersample: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+    """Image (C, H, W), disparity (H, W) and the left x coordinate (H, W) of the nearest layer per pixel; with
+    ``supersample`` s the image is the mean over s x s samples per pixel, the others are the pixel centres'."""
+    s = supersample
+    ys, xs = ((torch.arange(s * n, dtype=torch.float64) + 0.5) / s - 0.5 for n in (h, w))
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")  # sample positions in pixels; each s x s block's middle: its centre
+    best_d = torch.full_like(xx, -1e9)
     best_x = xx.clone()
-    image = torch.zeros(textures[0].shape[0], h, w)
+    image = torch.zeros(textures[0].shape[0], s * h, s * w)
     for k in range(planes.shape[0]):  # a handful of layers, each vectorised over pixels
         a, b, c = planes[k].tolist()
         xl = (xx + a + c * yy) / (1 - b) if right else xx
@@ -145,7 +157,10 @@ def _render(planes: Tensor, shapes: list[Tensor | None], textures: list[Tensor],
         best_d = torch.where(win, d, best_d)
         best_x = torch.where(win, xl, best_x)
         image = torch.where(win[None], _sample(textures[k], xl, yy), image)
-    return image, best_d, best_x
+    if s == 1:
+        return image, best_d, best_x
+    centre = (slice(s // 2, None, s), slice(s // 2, None, s))
+    return F.avg_pool2d(image[None], s)[0], best_d[centre], best_x[centre]
 
 
 def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
@@ -184,8 +199,8 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
         shapes.insert(1, shape)
     planes = torch.stack(planes)
     textures = _layer_textures(tex, g, len(planes), config.contrast, config.tint)
-    left, d_left, _ = _render(planes, shapes, textures, h, w, right=False)
-    right, d_right, xl_right = _render(planes, shapes, textures, h, w, right=True)
+    left, d_left, _ = _render(planes, shapes, textures, h, w, False, config.supersample)
+    right, d_right, xl_right = _render(planes, shapes, textures, h, w, True, config.supersample)
     # nonocc: the right pixel at x - d shows the same surface point (nearest-pixel lookup of its x_l)
     xx = torch.arange(w, dtype=torch.float64).expand(h, w)
     xr = xx - d_left
