@@ -119,9 +119,15 @@ def _tiny_problem(seed):
 TIGHT = BackwardConfig("implicit", adjoint_iters=200, adjoint_tol=1e-13)
 
 
-def test_weighted_solve_is_the_handset_robust_solve():
-    """weighted_solve (recorded) = one IRLS step of the robust solve HandsetStereo.relinearise runs."""
+@pytest.mark.parametrize("with_offsets", [False, True])
+def test_weighted_solve_is_the_handset_robust_solve(with_offsets):
+    """weighted_solve (recorded) = one IRLS step of the engine's robust solve (grid.irls: Tukey data, Cauchy
+    smoothness reweighted at x0), also with slope offsets in the smoothness residuals and the solve."""
     net, left, cues, z, x0, curv, _ = _tiny_problem(0)
+    h, w = z.shape[-2:]
+    g = torch.Generator().manual_seed(4)
+    offsets = (0.3 * torch.randn(z.shape[0], h, w - 1, generator=g, dtype=z.dtype),
+               0.3 * torch.randn(z.shape[0], h - 1, w, generator=g, dtype=z.dtype)) if with_offsets else None
     with torch.no_grad():
         f = net(left, cues)
         a = 3.0 * f.data_scale * curv
@@ -129,8 +135,9 @@ def test_weighted_solve_is_the_handset_robust_solve():
                             smooth=RobustKernel("cauchy", (mahalanobis_threshold(f.wh, f.smooth_k_px),
                                                            mahalanobis_threshold(f.wv, f.smooth_k_px))),
                             outer_iters=1)
-        ref = solve(z, a, (f.wh, f.wv), iters=6, x0=x0, robust=robust, config=MULTIGRID, validate=False)
-        res = weighted_solve(z, a, f, x0, 6, MULTIGRID)
+        ref = solve(z, a, (f.wh, f.wv), iters=6, x0=x0, robust=robust, config=MULTIGRID, validate=False,
+                    offsets=offsets)
+        res = weighted_solve(z, a, f, x0, 6, MULTIGRID, offsets=offsets)
     torch.testing.assert_close(res.mean, ref.mean, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(res.var, ref.var, rtol=1e-12, atol=1e-12)
 

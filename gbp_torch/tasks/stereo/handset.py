@@ -171,6 +171,8 @@ class HandsetStereo(nn.Module):
     #: whether the last relinearisation is recorded for gradients when autograd is on (a learned factor
     #: source sets it, see :class:`~.learned.LearnedStereo`); the hand-set model runs without a graph.
     records_gradients = False
+    #: the gradient mode of that recorded solve (a :class:`~gbp_torch.modes.BackwardConfig`; the learned model's)
+    backward = None
 
     def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
         left, right = as_unit_float(left, "left").float(), as_unit_float(right, "right").float()
