@@ -73,6 +73,29 @@ def test_tint_gives_colour_training_and_validation_pairs_also_with_large_motions
         FlowDataModule(tint=2.0)
 
 
+def test_defocus_reaches_every_pair_kind():
+    """data.defocus: the training pairs (default and large motions) and the validation pairs carry the optical blur
+    (smoother frames than the same items without it: smaller mean gradient, same flow); negative is refused."""
+    from train.flow.datamodule import FlowDataModule
+
+    sharp, soft = (FlowDataModule(crop=48, pairs_per_epoch=4, val_pairs=2, large_motion=0.5, defocus=d)
+                   for d in (0.0, 2.0))
+    for dm in (sharp, soft):
+        dm.setup("fit")
+    assert soft.train_ds.config.defocus == soft.train_ds.large.defocus == 2.0
+    def roughness(item):
+        return float((item["frame1"][..., 1:] - item["frame1"][..., :-1]).abs().mean())
+
+    pairs = [(sharp.train_ds[i], soft.train_ds[i]) for i in range(4)]
+    pairs += [(sharp.val_ds[i], soft.val_ds[i]) for i in (0, 1)]
+    assert all(torch.equal(a["flow"], b["flow"]) for a, b in pairs)
+    # one sigma per pair, uniform in [0, 2] (one may be tiny, and the noise draws move): smoother on average
+    assert sum(roughness(b) for _, b in pairs) < 0.9 * sum(roughness(a) for a, _ in pairs)
+    assert sum(roughness(b) for _, b in pairs[4:]) < sum(roughness(a) for a, _ in pairs[4:])  # validation too
+    with pytest.raises(ValueError, match="defocus"):
+        FlowDataModule(defocus=-1.0)
+
+
 @pytest.mark.parametrize("gamma", [0.0, 0.8])
 def test_fast_dev_run_trains_one_step(tmp_path, gamma):
     cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", f"model.sequence_gamma={gamma}", *TINY_FLOW)

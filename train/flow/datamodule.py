@@ -39,7 +39,7 @@ class SyntheticFlowDataset(Dataset):
         self.textures, self.crop, self.length, self.seed = textures, crop, length, seed
         self.config = config or SyntheticFlowConfig()
         self.large_motion = large_motion
-        self.large = replace(LARGE_MOTION, tint=self.config.tint)
+        self.large = replace(LARGE_MOTION, tint=self.config.tint, defocus=self.config.defocus)
 
     def __len__(self) -> int:
         return self.length
@@ -93,19 +93,24 @@ class FlowDataModule(L.LightningDataModule):
             Train400 images (never used for training).
         tint: colour pairs for training and validation, each layer tinted by up to this much per channel
             (:class:`~gbp_torch.tasks.flow.synthetic.SyntheticFlowConfig`'s ``tint``; 0: gray pairs).
+        defocus: largest sigma (px) of the optical blur of both frames (``SyntheticFlowConfig.defocus``; 0: none), for
+            training and validation.
     """
 
     task = "flow"
 
     def __init__(self, root: str | None = None, crop: int = 112, batch_size: int = 2, pairs_per_epoch: int = 4000,
                  max_translation: float = 7.0, val_pairs: int = 10, val_seed: int = 5000, val_textures: int = 40,
-                 seed: int = 0, num_workers: int = 0, large_motion: float = 0.0, tint: float = 0.0):
+                 seed: int = 0, num_workers: int = 0, large_motion: float = 0.0, tint: float = 0.0,
+                 defocus: float = 0.0):
         super().__init__()
         if not 0.0 <= large_motion <= 1.0:
             raise ValueError(f"large_motion must be a fraction in [0, 1], got {large_motion!r}")
         if not 0.0 <= tint <= 1.0:
             raise ValueError(f"tint must be in [0, 1], got {tint!r}")
-        self.large_motion, self.tint = large_motion, tint
+        if defocus < 0:
+            raise ValueError(f"defocus must be >= 0, got {defocus!r}")
+        self.large_motion, self.tint, self.defocus = large_motion, tint, defocus
         self.root, self.crop, self.batch_size, self.pairs_per_epoch = root, crop, batch_size, pairs_per_epoch
         self.max_translation, self.val_pairs, self.val_seed = max_translation, val_pairs, val_seed
         self.val_textures, self.seed, self.num_workers = val_textures, seed, num_workers
@@ -119,10 +124,11 @@ class FlowDataModule(L.LightningDataModule):
         if split < 1:
             raise ValueError(f"val_textures={self.val_textures} leaves no training texture of {len(textures)}")
         self.train_ds = SyntheticFlowDataset(textures[:split], self.crop, self.pairs_per_epoch, self.seed,
-                                             SyntheticFlowConfig(max_translation=self.max_translation, tint=self.tint),
+                                             SyntheticFlowConfig(max_translation=self.max_translation, tint=self.tint,
+                                                                 defocus=self.defocus),
                                              self.large_motion)
         self.val_ds = _List(validation_pairs(textures[split:], self.val_pairs, self.val_seed,
-                                             SyntheticFlowConfig(tint=self.tint)))
+                                             SyntheticFlowConfig(tint=self.tint, defocus=self.defocus)))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_ds, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,

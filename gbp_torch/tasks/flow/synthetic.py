@@ -113,6 +113,9 @@ class SyntheticFlowConfig:
         tint: > 0 renders colour frames: each layer's texture times ``1 + tint * u`` per R, G, B channel, u
             uniform in [-1, 1] per layer and channel, so that layers differ in colour as objects do (0: the
             image's own channels; draws nothing).
+        defocus: > 0: both rendered frames are blurred by a Gaussian of sigma uniform in [0, defocus] px, drawn per
+            pair, before the noise: an optical blur that, unlike the texture pre-blur, also softens the layers'
+            borders, so that pixels there mix both layers as a camera's do (0: sharp borders; draws nothing).
     """
 
     layers: tuple[int, int] = (1, 3)
@@ -132,6 +135,7 @@ class SyntheticFlowConfig:
     layer_contrast: float = 0.4
     layer_offset: float = 0.15
     tint: float = 0.0
+    defocus: float = 0.0
 
 
 #: Large motions (translations up to 16 px per component, rotations up to 8 degrees): the second kind of pair of the
@@ -323,6 +327,9 @@ def synthetic_flow_pair(image: Tensor, generator: torch.Generator,
     frame1, frame2, flow, occluded, outside = render_layers(img, layers, blur)
     frame2 = _photometric(frame2, generator, config)
     sigma = float(uniform(generator, *config.noise))
+    if config.defocus > 0:
+        optical = float(uniform(generator, 0.0, config.defocus))
+        frame1, frame2 = (gaussian_blur(f[None], optical)[0] for f in (frame1, frame2))
     frame1 = frame1 + sigma * torch.randn(frame1.shape, generator=generator, dtype=torch.float64)
     frame2 = frame2 + sigma * torch.randn(frame2.shape, generator=generator, dtype=torch.float64)
     return FlowPair(frame1.clamp(0, 1).to(dtype), frame2.clamp(0, 1).to(dtype), flow.to(dtype),
