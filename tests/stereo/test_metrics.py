@@ -141,6 +141,34 @@ def test_supersampled_views_mix_the_surfaces_on_depth_edges_only():
         SyntheticConfig(supersample=2)
 
 
+def test_camouflaged_layers_look_like_the_background_and_thin_shapes_are_bars():
+    """camouflage = 1: every foreground layer takes the background's contrast and tint, so a flat tinted texture gives
+    one colour everywhere (two without it); thin = 1: the foreground shape is a 1-3 px wide axis-aligned bar in the left
+    view (wider than 3 px both ways without it). Both draw after the scene: without thin bars the disparity is the
+    same."""
+    tex = torch.full((48, 64), 0.5)
+    base = SyntheticConfig(layers=(1, 1), tint=0.6, noise=(0.0, 0.0), bias=0.0, gain=(1.0, 1.0))
+
+    def colours(config, seed=3):
+        left, _, disp, _ = synthetic_pair(tex, torch.Generator().manual_seed(seed), 20, config)
+        pixels = left.flatten(1).T.numpy().round(4)
+        return left, disp, np.unique(pixels, axis=0, return_inverse=True)
+
+    _, disp, (plain, _) = colours(base)
+    _, disp_camo, (camo, _) = colours(replace(base, camouflage=1.0))
+    assert len(plain) == 2 and len(camo) == 1 and torch.equal(disp, disp_camo)
+    for seed in range(4):
+        widths = []
+        for config in (base, replace(base, thin=1.0)):
+            _, _, (found, index) = colours(config, seed)
+            counts = np.bincount(index.ravel())
+            fore = torch.from_numpy(index.reshape(48, 64) != counts.argmax())  # the background is the commonest colour
+            widths.append(min(int(fore.any(0).sum()), int(fore.any(1).sum())))
+        assert widths[0] > 3 and 1 <= widths[1] <= 3, (seed, widths)
+    with pytest.raises(ValueError, match="camouflage"):
+        SyntheticConfig(camouflage=1.5)
+
+
 def test_synthetic_bad_input():
     g = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="texture"):

@@ -97,6 +97,20 @@ def test_supersample_reaches_training_and_validation_pairs():
         StereoDataModule(supersample=2)
 
 
+def test_scene_options_reach_the_generator():
+    """data.layers / camouflage / thin: passed to the training and validation scenes (a list from a config file becomes
+    the tuple the generator takes); a probability outside [0, 1] is refused."""
+    import pytest
+
+    dm = StereoDataModule(train_limit=3, crop=48, max_disp=12, val_pairs=1, layers=[2, 8], camouflage=0.7, thin=0.5)
+    dm.setup("fit")
+    config = dm.train_ds.config
+    assert (config.layers, config.camouflage, config.thin) == ((2, 8), 0.7, 0.5)
+    assert StereoDataModule().scene.get("layers") is None  # the generator's default
+    with pytest.raises(ValueError, match="thin"):
+        StereoDataModule(thin=2.0)
+
+
 def test_fast_dev_run_trains_one_step(tmp_path):
     cfg = _compose(tmp_path, "debug=fast_dev_run", "logger=none", *TINY_STEREO)
     metrics = train(cfg)

@@ -81,6 +81,8 @@ class StereoDataModule(L.LightningDataModule):
             0: gray pairs), for training and validation.
         supersample: views rendered with s x s samples per pixel (:class:`SyntheticConfig`'s ``supersample``: mixed
             pixels on depth edges; 1: point samples), for training and validation.
+        layers, camouflage, thin: :class:`SyntheticConfig`'s (number of foreground layers; share of layers that look
+            like the background; share of thin bars), for training and validation (None: its defaults).
     """
 
     task = "stereo"
@@ -89,13 +91,16 @@ class StereoDataModule(L.LightningDataModule):
                  pairs_per_epoch: int = 8000, val_pairs: int = 8, val_seed: int = 300, val_max_disp: int = 40,
                  upscale: float = 1.5, seed: int = 0, train_limit: int | None = None, num_workers: int = 0,
                  val_mild: bool = False, floor: float = 0.0, tint: float = 0.0,
-                 supersample: int = 1):
+                 supersample: int = 1, layers: tuple[int, int] | None = None, camouflage: float = 0.0,
+                 thin: float = 0.0):
         super().__init__()
         if not 0.0 <= floor <= 1.0:
             raise ValueError(f"floor must be in [0, 1], got {floor!r}")
         if not 0.0 <= tint <= 1.0:
             raise ValueError(f"tint must be in [0, 1], got {tint!r}")
-        self.scene = dict(floor=floor, tint=tint, supersample=supersample)  # checked by SyntheticConfig
+        self.scene = dict(floor=floor, tint=tint, supersample=supersample, camouflage=camouflage, thin=thin)
+        if layers is not None:
+            self.scene["layers"] = tuple(layers)
         SyntheticConfig(**self.scene)
         self.root, self.crop, self.batch_size, self.max_disp = root, crop, batch_size, max_disp
         self.pairs_per_epoch, self.val_pairs, self.val_seed, self.val_max_disp = (pairs_per_epoch, val_pairs,

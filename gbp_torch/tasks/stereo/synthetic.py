@@ -49,6 +49,11 @@ class SyntheticConfig:
             its s^2 samples, as a camera pixel integrates the light over its area: pixels on a depth edge mix both
             surfaces, as real ones do (1: point samples, every pixel shows one surface). The disparity and the
             occlusion mask are those of the pixel centres (the middle sample). Draws nothing.
+        camouflage: probability that a foreground layer takes the background's contrast and tint (its own patch of
+            the texture), so that its border is a depth edge with hardly an appearance edge, as a real object before
+            a similar backdrop (0: every layer its own look; draws nothing).
+        thin: probability that a foreground shape is a thin bar, 1-3 px wide (a cable, a lamp's arm; 0: draws
+            nothing).
     """
 
     layers: tuple[int, int] = (1, 4)
@@ -61,11 +66,17 @@ class SyntheticConfig:
     floor: float = 0.0
     floor_slope: tuple[float, float] = (0.3, 1.0)
     supersample: int = 1
+    camouflage: float = 0.0
+    thin: float = 0.0
 
     def __post_init__(self) -> None:
         s = self.supersample
         if isinstance(s, bool) or not isinstance(s, int) or s < 1 or s % 2 == 0:
             raise ValueError(f"SyntheticConfig.supersample must be an odd int >= 1, got {s!r}")
+        for name in ("camouflage", "thin"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"SyntheticConfig.{name} must be a probability in [0, 1], got {value!r}")
 
 
 def _plane(g: torch.Generator, h: int, w: int, lo: float, hi: float, slant: float) -> Tensor:
@@ -119,21 +130,30 @@ def _sample(texture: Tensor, x: Tensor, y: Tensor) -> Tensor:
 
 
 def _layer_textures(texture: Tensor, g: torch.Generator, n: int, contrast: tuple[float, float],
-                    tint: float = 0.0) -> list[Tensor]:
-    """n variants of the texture: rolled, maybe flipped, contrast-scaled about its mean (and tinted, see
-    :class:`SyntheticConfig`)."""
-    out = []
+                    tint: float = 0.0, camouflage: float = 0.0) -> list[Tensor]:
+    """n variants of the texture: rolled, maybe flipped, contrast-scaled about its mean (and tinted; a camouflaged
+    layer with the first layer's contrast and tint: see :class:`SyntheticConfig`)."""
     h, w = texture.shape[-2:]
+    looks = []
     for _ in range(n):  # a handful of layers
         t = torch.roll(texture, (int(torch.randint(h, (1,), generator=g)), int(torch.randint(w, (1,), generator=g))),
                        (-2, -1))
         if torch.rand(1, generator=g) < 0.5:
             t = t.flip(-1)
         k = float(uniform(g, *contrast))
+        gains = (1 + tint * uniform(g, -1.0, 1.0, (3,)).float().view(3, 1, 1)) if tint > 0 else None
+        looks.append([t, k, gains])
+    if camouflage > 0:  # drawn after the looks, so that scenes without it are those of earlier versions
+        hidden = torch.rand(n, generator=g) < camouflage
+        for look, same in zip(looks[1:], hidden[1:].tolist()):
+            if same:
+                look[1:] = looks[0][1:]
+    out = []
+    for t, k, gains in looks:
         m = t.mean()
         t = (t - m) * k + m
-        if tint > 0:
-            t = t.expand(3, h, w) * (1 + tint * uniform(g, -1.0, 1.0, (3,)).float().view(3, 1, 1))
+        if gains is not None:
+            t = t.expand(3, h, w) * gains
         out.append(t.clamp(0, 1))
     return out
 
@@ -193,12 +213,21 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
         lo = float(uniform(g, bg_hi, max_disp))
         planes.append(_plane(g, h, w, lo, float(uniform(g, lo, max_disp)), config.slant))
     shapes = [None] + list(_shapes(g, n, h, w))
+    if config.thin > 0:  # drawn after the shapes, so that scenes without thin bars are those of earlier versions
+        bars = torch.rand(n, generator=g) < config.thin
+        width, axis = uniform(g, 0.5, 1.5, (n,)), torch.rand(n, generator=g) < 0.5
+        for k in range(n):
+            if bars[k]:
+                shapes[k + 1] = shapes[k + 1].clone()
+                shapes[k + 1][0] = 1.0  # a rectangle
+                shapes[k + 1][3 if axis[k] else 4] = width[k]
     if config.floor > 0 and float(torch.rand(1, generator=g)) < config.floor:
         plane, shape = _floor(g, planes[0], h, w, max_disp, config.floor_slope)
         planes.insert(1, plane)
         shapes.insert(1, shape)
     planes = torch.stack(planes)
-    textures = _layer_textures(tex, g, len(planes), config.contrast, config.tint)
+    textures = _layer_textures(tex, g, len(planes), config.contrast, config.tint,
+                               config.camouflage)
     left, d_left, _ = _render(planes, shapes, textures, h, w, False, config.supersample)
     right, d_right, xl_right = _render(planes, shapes, textures, h, w, True, config.supersample)
     # nonocc: the right pixel at x - d shows the same surface point (nearest-pixel lookup of its x_l)
