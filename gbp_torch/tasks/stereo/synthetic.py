@@ -212,15 +212,14 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
     for _ in range(n):  # foreground planes in front of the background's range
         lo = float(uniform(g, bg_hi, max_disp))
         planes.append(_plane(g, h, w, lo, float(uniform(g, lo, max_disp)), config.slant))
-    shapes = [None] + list(_shapes(g, n, h, w))
+    fore = _shapes(g, n, h, w)  # rows (kind, cx, cy, rx, ry)
     if config.thin > 0:  # drawn after the shapes, so that scenes without thin bars are those of earlier versions
         bars = torch.rand(n, generator=g) < config.thin
-        width, axis = uniform(g, 0.5, 1.5, (n,)), torch.rand(n, generator=g) < 0.5
-        for k in range(n):
-            if bars[k]:
-                shapes[k + 1] = shapes[k + 1].clone()
-                shapes[k + 1][0] = 1.0  # a rectangle
-                shapes[k + 1][3 if axis[k] else 4] = width[k]
+        width, along_y = uniform(g, 0.5, 1.5, (n,)), torch.rand(n, generator=g) < 0.5
+        fore[bars, 0] = 1.0  # a rectangle, 1-3 px across in x (rx) or in y (ry)
+        fore[bars & along_y, 3] = width[bars & along_y]
+        fore[bars & ~along_y, 4] = width[bars & ~along_y]
+    shapes = [None] + list(fore)
     if config.floor > 0 and float(torch.rand(1, generator=g)) < config.floor:
         plane, shape = _floor(g, planes[0], h, w, max_disp, config.floor_slope)
         planes.insert(1, plane)
