@@ -54,7 +54,7 @@ class DataTerm:
 
 
 def flow_data_term(image1: Tensor, image2: Tensor, flow0: Tensor, gradient_weight: float = 0.0,
-                   eps: float = 1e-3, blend: float = 0.0, mode: str = "bilinear") -> DataTerm:
+                   eps: float = 1e-3, blend: float = 0.0, mode: str = "bilinear", normalise: float = 0.0) -> DataTerm:
     """Brightness (+ gradient) constancy for optical flow, linearised at ``flow0``.
 
     Args:
@@ -70,6 +70,11 @@ def flow_data_term(image1: Tensor, image2: Tensor, flow0: Tensor, gradient_weigh
         blend: g = (1 - blend) * grad(I2)(x + u0) + blend * grad(I1)(x); 0.5
             averages the two frames' gradients.
         mode: warp interpolation (``"bilinear"``, ``"bicubic"``, ``"nearest"``).
+        normalise: zeta > 0: constraint normalisation (Zimmer, Bruhn and Weickert, "Optic flow in harmony",
+            IJCV 2011): each channel (brightness, and each gradient image before its sqrt(gamma) scaling) is
+            divided by ``sqrt(|its gradient|^2 + zeta^2)``, so that its residual measures the flow error along
+            that gradient in pixels and strong edges do not outweigh weak texture; then every textured
+            channel weighs 1 (gradient channels gamma), whatever its contrast. 0: raw channels.
 
     Returns:
         :class:`DataTerm` with z (B, 2, H, W), a (B, 2, 2, H, W), eta
@@ -81,9 +86,22 @@ def flow_data_term(image1: Tensor, image2: Tensor, flow0: Tensor, gradient_weigh
     _check_pair(image1, image2, "image1", "image2")
     check_field(flow0, "flow0", 2, image1)
     _check_settings(gradient_weight, eps, blend, mode)
+    if not (isinstance(normalise, (int, float)) and math.isfinite(normalise) and normalise >= 0):
+        raise ValueError(f"normalise must be a finite number >= 0, got {normalise!r}")
     coords = pixel_grid(image1.shape[-2], image1.shape[-1], image1) + flow0
     jac, it, valid = _linearise(image1, image2, coords, gradient_weight, blend, mode)
+    if normalise > 0:
+        jac, it = _normalised(jac, it, image1.shape[1], gradient_weight, normalise)
     return _data_term(jac, it, valid, flow0, eps)
+
+
+def _normalised(jac: Tensor, it: Tensor, channels: int, gradient_weight: float, zeta: float) -> tuple[Tensor, Tensor]:
+    """jac (B, K, 2, H, W) and It (B, K, H, W) with each channel divided by ``sqrt(|grad|^2 + zeta^2)`` of its
+    unscaled image (the first ``channels`` are the images, the rest gradient images scaled by sqrt(gamma))."""
+    scale = jac.new_ones(jac.shape[1])
+    scale[channels:] = math.sqrt(gradient_weight)
+    factor = scale.view(1, -1, 1, 1) / (jac.square().sum(2) + (scale.view(1, -1, 1, 1) * zeta) ** 2).sqrt()
+    return jac * factor[:, :, None], it * factor
 
 
 def disparity_data_term(left: Tensor, right: Tensor, disparity0: Tensor, gradient_weight: float = 0.0,

@@ -104,6 +104,52 @@ def test_gradient_constancy_adds_the_squared_hessian():
     torch.testing.assert_close(extra[0][inner], expected[inner], rtol=0, atol=2e-3 * expected.abs().max())
 
 
+def test_normalised_brightness_constancy_divides_by_the_gradient_norm():
+    """Oracle: with blend 0 at flow 0 the Jacobian is image2's stencil gradient g and It = I2 - I1, so the
+    normalised term is a = g g^T / (|g|^2 + zeta^2), eta = -g It / (|g|^2 + zeta^2), residual |It| / sqrt(...)."""
+    gen = torch.Generator().manual_seed(3)
+    image1, image2 = torch.rand(2, 1, 1, 9, 11, dtype=DT, generator=gen)
+    zeta = 0.05
+    term = flow_data_term(image1, image2, torch.zeros(1, 2, 9, 11, dtype=DT), normalise=zeta)
+    g = image_gradients(image2)[:, 0]  # (1, 2, H, W)
+    norm = g.square().sum(1) + zeta**2
+    it = image2[:, 0] - image1[:, 0]
+    torch.testing.assert_close(term.a, torch.einsum("bdhw,behw->bdehw", g, g) / norm[:, None, None], rtol=1e-12,
+                               atol=1e-14)
+    torch.testing.assert_close(term.eta, -g * (it / norm)[:, None], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(term.residual, it.abs() / norm.sqrt(), rtol=1e-12, atol=1e-14)
+
+
+def test_normalised_channels_weigh_one_each_and_gradient_channels_gamma():
+    """With zeta -> 0 every textured channel's precision has trace 1 (unit direction), gradient channels gamma:
+    trace(a) = 1 + 2 gamma for one gray channel, wherever the gradient and the Hessian's rows are non-zero."""
+    x, y = coords(24, 28)
+    image = texture(x, y)[0][None, None]
+    shifted = texture(x - 0.4, y + 0.3)[0][None, None]
+    zero = torch.zeros(1, 2, 24, 28, dtype=DT)
+    gamma = 7.0
+    bright = flow_data_term(image, shifted, zero, normalise=1e-9)
+    both = flow_data_term(image, shifted, zero, gradient_weight=gamma, normalise=1e-9)
+    grad = image_gradients(shifted)[0, 0]
+    hess = image_gradients(image_gradients(shifted)[:, 0])[0]  # (2, 2, H, W)
+    textured = (grad.norm(dim=0) > 1e-3) & (hess.norm(dim=1) > 1e-3).all(0)
+    trace1 = bright.a[0, 0, 0] + bright.a[0, 1, 1]
+    trace2 = both.a[0, 0, 0] + both.a[0, 1, 1]
+    torch.testing.assert_close(trace1[textured], torch.ones_like(trace1[textured]), rtol=0, atol=1e-9)
+    torch.testing.assert_close(trace2[textured], torch.full_like(trace2[textured], 1 + 2 * gamma), rtol=0, atol=1e-7)
+    assert textured.float().mean() > 0.9
+
+
+@pytest.mark.parametrize("kwargs", [{"normalise": 0.01, "mode": "bicubic"},
+                                    {"normalise": 0.01, "gradient_weight": 100.0, "mode": "bicubic"}])
+def test_gauss_newton_with_normalised_channels_recovers_a_subpixel_translation(kwargs):
+    x, y = coords(40, 48)
+    t = (1.3, -0.7)
+    image1, image2 = texture(x, y)[0][None, None], texture(x - t[0], y - t[1])[0][None, None]
+    u = gauss_newton_translation(image1, image2, (0.0, 0.0), steps=6, **kwargs)
+    assert (u - torch.tensor(t, dtype=DT)).abs().max() < 0.005, u
+
+
 def gauss_newton_translation(image1, image2, start, steps, **kwargs):
     """Re-linearise at a constant flow; each step solves sum(a) u = sum(eta) over the valid interior."""
     _, _, height, width = image1.shape
@@ -207,6 +253,10 @@ def test_float32_and_gradcheck_of_the_information_form():
                             gradient_weight=-1.0), "gradient_weight"),
     (lambda: flow_data_term(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5), torch.zeros(1, 2, 4, 5), blend=2.0),
      "blend"),
+    (lambda: flow_data_term(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5), torch.zeros(1, 2, 4, 5),
+                            normalise=-0.1), "normalise"),
+    (lambda: flow_data_term(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5), torch.zeros(1, 2, 4, 5),
+                            normalise=float("nan")), "normalise"),
     (lambda: disparity_data_term(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5), torch.zeros(1, 2, 4, 5)),
      "disparity0"),
     (lambda: disparity_data_term(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5, dtype=DT), torch.zeros(1, 4, 5)),

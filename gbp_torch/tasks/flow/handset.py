@@ -88,6 +88,10 @@ class HandsetFlowConfig:
             visible pixels of synthetic pairs for ``gbp_flow`` (this level: 10 %, and 63 % of the occluded ones).
         smoother: the multigrid smoother, ``"gbp"`` or ``"jacobi"``.
         median_every_warp: median-filter after every warp (else after the last warp of each level).
+        normalise: zeta > 0: constraint normalisation of the constancy channels (``flow_data_term``'s
+            ``normalise``; residuals in pixels along each gradient, every textured channel weighing alike; the
+            factor source's data scale and threshold must then be in those units); 0: raw channels. Off: it won on
+            synthetic pairs but not on the benchmarks (docs/flow.md).
         var_scale, boundary_var: the covariance's calibration, ``var_scale * GBP's covariance +
             boundary_var * motion_range(flow)^2 I`` (:mod:`.calibrate`; fitted by ``benchmarks/flow_calibrate.py``
             on 256 synthetic pairs, half of them with the large motions of
@@ -117,6 +121,7 @@ class HandsetFlowConfig:
     median_every_warp: bool = False
     var_scale: float = 79.22
     boundary_var: float = 0.6489
+    normalise: float = 0.0
 
     def __post_init__(self) -> None:
         for name, least in (("min_size", 1), ("warps", 1), ("irls", 1), ("solve_iters", 1), ("median", 1),
@@ -131,7 +136,7 @@ class HandsetFlowConfig:
         check_number(self, "alpha", lambda v: 0 < v <= 1, "in (0, 1]")
         for name in ("occlusion_residual", "texture_sigma", "var_scale"):
             check_number(self, name, lambda v: v > 0, "> 0")
-        for name in ("gradient_weight", "presmooth", "texture", "boundary_var"):
+        for name in ("gradient_weight", "presmooth", "texture", "boundary_var", "normalise"):
             check_number(self, name, lambda v: v >= 0, ">= 0")
         if self.median_sigma is not None:
             check_number(self, "median_sigma", lambda v: v > 0, "> 0 or None")
@@ -255,7 +260,8 @@ class HandsetFlow(nn.Module):
         """One warp: linearise at ``flow`` (B, 2, h, w), IRLS solves (``backward``: their gradient mode). Returns the
         flow, the last solve's result, the data term, the factors and the last solve's (a, wh, wv)."""
         c = self.config
-        data = flow_data_term(image1, image2, flow, gradient_weight=c.gradient_weight, blend=c.blend, mode=c.mode)
+        data = flow_data_term(image1, image2, flow, gradient_weight=c.gradient_weight, blend=c.blend, mode=c.mode,
+                              normalise=c.normalise)
         factors = self.factors(image1, data, flow, level)
         x = flow
         solver = GridConfig(levels=None, multigrid=MultigridConfig(smoother=c.smoother))
