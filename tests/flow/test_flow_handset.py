@@ -254,8 +254,9 @@ def test_presmoothing_lowers_the_error_on_noisy_frames(seed):
 @pytest.mark.parametrize("field, value", [
     ("warps", 0), ("irls", 0), ("solve_iters", 1.5), ("fine_warps", 0), ("median", 4), ("median", True),
     ("ratio", 1.0), ("blend", -0.1), ("alpha", 0.0), ("presmooth", -0.5), ("presmooth", float("nan")),
-    ("normalise", -0.01), ("gradient_weight", float("inf")), ("texture_sigma", 0.0), ("median_sigma", 0.0), ("var_scale", 0.0),
-    ("boundary_var", -1.0), ("occlusion_residual", 0.0), ("mode", "cubic"), ("smoother", "sor"), ("gnc_warps", -1),
+    ("normalise", -0.01), ("gradient_weight", float("inf")), ("texture_sigma", 0.0), ("median_sigma", 0.0),
+    ("var_scale", 0.0), ("boundary_var", -1.0), ("occlusion_residual", 0.0), ("mode", "cubic"), ("smoother", "sor"),
+    ("gnc_warps", -1),
 ])
 def test_a_bad_loop_setting_is_refused_at_construction_naming_the_field(field, value):
     """A bad warping-loop setting fails when the config is made, with the field's name (warps=0 used to fail
