@@ -85,9 +85,7 @@ def flow_data_term(image1: Tensor, image2: Tensor, flow0: Tensor, gradient_weigh
     """
     _check_pair(image1, image2, "image1", "image2")
     check_field(flow0, "flow0", 2, image1)
-    _check_settings(gradient_weight, eps, blend, mode)
-    if not (isinstance(normalise, (int, float)) and math.isfinite(normalise) and normalise >= 0):
-        raise ValueError(f"normalise must be a finite number >= 0, got {normalise!r}")
+    _check_settings(gradient_weight, eps, blend, mode, normalise)
     coords = pixel_grid(image1.shape[-2], image1.shape[-1], image1) + flow0
     jac, it, valid = _linearise(image1, image2, coords, gradient_weight, blend, mode)
     if normalise > 0:
@@ -98,9 +96,9 @@ def flow_data_term(image1: Tensor, image2: Tensor, flow0: Tensor, gradient_weigh
 def _normalised(jac: Tensor, it: Tensor, channels: int, gradient_weight: float, zeta: float) -> tuple[Tensor, Tensor]:
     """jac (B, K, 2, H, W) and It (B, K, H, W) with each channel divided by ``sqrt(|grad|^2 + zeta^2)`` of its
     unscaled image (the first ``channels`` are the images, the rest gradient images scaled by sqrt(gamma))."""
-    scale = jac.new_ones(jac.shape[1])
-    scale[channels:] = math.sqrt(gradient_weight)
-    factor = scale.view(1, -1, 1, 1) / (jac.square().sum(2) + (scale.view(1, -1, 1, 1) * zeta) ** 2).sqrt()
+    scale = jac.new_ones(1, jac.shape[1], 1, 1)
+    scale[:, channels:] = math.sqrt(gradient_weight)
+    factor = scale / (jac.square().sum(2) + (scale * zeta) ** 2).sqrt()
     return jac * factor[:, :, None], it * factor
 
 
@@ -195,11 +193,13 @@ def _check_pair(image1: Tensor, image2: Tensor, name1: str, name2: str) -> None:
                          f"{image1.dtype}, got {tuple(image2.shape)} and {image2.dtype}")
 
 
-def _check_settings(gradient_weight: float, eps: float, blend: float, mode: str) -> None:
+def _check_settings(gradient_weight: float, eps: float, blend: float, mode: str, normalise: float = 0.0) -> None:
     if gradient_weight < 0:
         raise ValueError(f"gradient_weight must be >= 0, got {gradient_weight}")
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     if not 0 <= blend <= 1:
         raise ValueError(f"blend must lie in [0, 1], got {blend}")
+    if not (isinstance(normalise, (int, float)) and math.isfinite(normalise) and normalise >= 0):
+        raise ValueError(f"normalise must be a finite number >= 0, got {normalise!r}")
     check_mode(mode)

@@ -225,8 +225,7 @@ def synthetic_pair(texture: Tensor, generator: torch.Generator, max_disp: int,
         planes.insert(1, plane)
         shapes.insert(1, shape)
     planes = torch.stack(planes)
-    textures = _layer_textures(tex, g, len(planes), config.contrast, config.tint,
-                               config.camouflage)
+    textures = _layer_textures(tex, g, len(planes), config.contrast, config.tint, config.camouflage)
     left, d_left, _ = _render(planes, shapes, textures, h, w, False, config.supersample)
     right, d_right, xl_right = _render(planes, shapes, textures, h, w, True, config.supersample)
     # nonocc: the right pixel at x - d shows the same surface point (nearest-pixel lookup of its x_l)
