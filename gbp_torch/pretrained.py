@@ -126,5 +126,10 @@ def stereo(name: str = DEFAULT_STEREO, device: str | torch.device = "cpu") -> nn
 def flow(name: str = DEFAULT_FLOW, device: str | torch.device = "cpu") -> nn.Module:
     """A ready pretrained optical-flow model: ``model(frame1, frame2) -> FlowOutput`` (``.flow`` (B, 2, H, W),
     ``.cov`` (B, 2, 2, H, W) calibrated, ``.occluded`` (B, 1, H, W)); frames (B, C, H, W) in [0, 1],
-    ``frame1(x)`` matches ``frame2(x + flow(x))``."""
+    ``frame1(x)`` matches ``frame2(x + flow(x))``. ``name``: ``"handset"`` (no weights) or a flow model of the
+    manifest (``"gbp_flow"``)."""
+    if name == "handset":
+        from .tasks.flow.handset import HandsetFlow
+
+        return HandsetFlow().to(device).eval()
     return load(name, device, task="flow")

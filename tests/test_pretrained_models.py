@@ -134,15 +134,18 @@ def test_shipped_denoisers_run_under_a_callers_bfloat16_autocast(clean, name):
     assert abs(psnr_db(mixed[0, 0].clamp(0, 1), clean) - psnr_db(ref[0, 0].clamp(0, 1), clean)) < 0.1
 
 
-def test_default_flow_under_a_callers_autocast_is_its_float32_flow():
+@pytest.mark.parametrize("name", ["handset", *names_of("flow")])
+def test_flow_models_under_a_callers_autocast_give_their_float32_flow(name):
     """The flow pipeline runs in float32 whatever the caller's autocast (its pre-blur once returned bfloat16
-    frames there and the constancy terms refused them)."""
+    frames there and the constancy terms refused them); ``pretrained.flow("handset")`` is the hand-set model, as
+    ``pretrained.stereo("handset")`` is."""
     from gbp_torch.io import read_image
     from gbp_torch.pretrained import flow
 
     f1, f2 = (read_image(samples_dir() / "flow" / f"rubberwhale_frame{i}.png")[None][..., :64, :96]
               for i in (10, 11))
-    model = flow()
+    model = flow(name)
+    assert not model.training and (name != "handset" or type(model).__name__ == "HandsetFlow")
     with torch.no_grad():
         ref = model(f1, f2)
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -63,7 +63,8 @@ class FlowLitModule(TaskLitModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self(batch["frame1"], batch["frame2"])
         gt, valid, bs = batch["flow"], batch["valid"], batch["frame1"].shape[0]
-        metrics = {"epe": epe(out.flow, gt, valid), "loss": self._epe_loss(out.flow, batch)}
+        metrics = {"epe": epe(out.flow, gt, valid), "epe_all": epe(out.flow, gt),
+                   "loss": self._epe_loss(out.flow, batch)}
         std = out.std
         if std is not None:
             metrics["coverage95"] = std_coverage(out.flow, std, gt, valid)
