@@ -48,7 +48,6 @@ def test_synthetic_training_pairs_are_seeded():
 def test_floor_share_gives_floors_and_zero_changes_nothing():
     """data.floor: 0 renders the pairs of a module without the option; 1 gives every scene a floor (the bottom rows'
     disparity rises row by row)."""
-
     plain, none, floors = (StereoDataModule(train_limit=3, crop=48, max_disp=12, val_pairs=2, **kw)
                            for kw in ({}, {"floor": 0.0}, {"floor": 1.0}))
     for dm in (plain, none, floors):
@@ -69,7 +68,6 @@ def test_floor_share_gives_floors_and_zero_changes_nothing():
 
 def test_tint_gives_colour_pairs():
     """data.tint: colour pairs (3 channels that differ) for training and validation; 0 stays gray."""
-
     gray, colour = (StereoDataModule(train_limit=3, crop=48, max_disp=12, val_pairs=2, tint=t) for t in (0.0, 0.3))
     for dm in (gray, colour):
         dm.setup("fit")
@@ -84,7 +82,6 @@ def test_tint_gives_colour_pairs():
 def test_supersample_reaches_training_and_validation_pairs():
     """data.supersample: the same scenes (disparities equal, drawn first), views with mixed pixels on depth edges
     (they differ from the point-sampled ones there); an even value is refused."""
-
     point, area = (StereoDataModule(train_limit=3, crop=48, max_disp=12, val_pairs=1, supersample=s) for s in (1, 3))
     for dm in (point, area):
         dm.setup("fit")
@@ -98,7 +95,6 @@ def test_supersample_reaches_training_and_validation_pairs():
 def test_scene_options_reach_the_generator():
     """data.layers / camouflage / thin: passed to the training and validation scenes (a list from a config file becomes
     the tuple the generator takes); a probability outside [0, 1] is refused."""
-
     dm = StereoDataModule(train_limit=3, crop=48, max_disp=12, val_pairs=1, layers=[2, 8], camouflage=0.7, thin=0.5)
     dm.setup("fit")
     config = dm.train_ds.config
