@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..io.image import SAMPLE_BITS, to_unit_float
 
-_MODES = ("bilinear", "bicubic", "nearest")
+_MODES = ("bilinear", "bicubic", "bspline", "nearest")
 
 
 #: floating-point images with a value above this (or below 1 minus it) are refused as 0-255 samples: a noisy image

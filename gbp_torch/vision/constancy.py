@@ -69,7 +69,10 @@ def flow_data_term(image1: Tensor, image2: Tensor, flow0: Tensor, gradient_weigh
             ``eta`` are exact.
         blend: g = (1 - blend) * grad(I2)(x + u0) + blend * grad(I1)(x); 0.5
             averages the two frames' gradients.
-        mode: warp interpolation (``"bilinear"``, ``"bicubic"``, ``"nearest"``).
+        mode: warp interpolation (``"bilinear"``, ``"bicubic"``, ``"bspline"``, ``"nearest"``; see
+            :mod:`.sampling`). ``"bspline"`` warps the constancy channels by B-spline and their Jacobians by Keys'
+            cubic: the Jacobian's interpolation does not move the fixed point (zero residual), so it costs
+            no accuracy.
         normalise: zeta > 0: constraint normalisation (Zimmer, Bruhn and Weickert, "Optic flow in harmony",
             IJCV 2011): each channel (brightness, and each gradient image before its sqrt(gamma) scaling) is
             divided by ``sqrt(|its gradient|^2 + zeta^2)``, so that its residual measures the flow error along
@@ -149,8 +152,12 @@ def _linearise(image1: Tensor, image2: Tensor, coords: Tensor, gradient_weight: 
     """Warp image2's constancy channels to ``coords``; return jac (B, K, 2, H, W), It (B, K, H, W), valid."""
     values2, jac2 = _channels(image2, gradient_weight)
     batch, k, _, height, width = jac2.shape
-    stacked = torch.cat((values2, jac2.reshape(batch, 2 * k, height, width)), dim=1)
-    warped, valid = sample(stacked, coords, mode)
+    jac2 = jac2.reshape(batch, 2 * k, height, width)
+    if mode == "bspline":  # the constancy channels only: the Jacobian's interpolation does not move the fixed point
+        warped, valid = sample(values2, coords, mode)
+        warped = torch.cat((warped, sample(jac2, coords, "bicubic")[0]), dim=1)
+    else:
+        warped, valid = sample(torch.cat((values2, jac2), dim=1), coords, mode)
     values1, jac1 = _channels(image1, gradient_weight, jacobian=blend > 0)
     jac = warped[:, k:].reshape(batch, k, 2, height, width)
     if blend > 0:

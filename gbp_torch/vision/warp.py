@@ -46,7 +46,8 @@ def warp(image: Tensor, flow: Tensor, mode: str = "bilinear") -> Warped:
         image: (B, C, H, W) floating point.
         flow: (B, 2, H, W), same dtype; (u, v) in pixels, u to the right, v down.
         mode: interpolation, ``"bilinear"`` (default, ``grid_sample``),
-            ``"bicubic"`` (Keys' a = -0.5, see :mod:`.sampling`) or ``"nearest"``.
+            ``"bicubic"`` (Keys' a = -0.5, see :mod:`.sampling`), ``"bspline"`` (cubic B-spline interpolation,
+            the least phase error on fine texture) or ``"nearest"``.
 
     Returns:
         :class:`Warped` ``(image (B, C, H, W), valid (B, 1, H, W) bool)``. Samples
