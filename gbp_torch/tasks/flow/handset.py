@@ -126,8 +126,8 @@ class HandsetFlowConfig:
     occlusion_residual: float = 0.32
     smoother: str = "jacobi"
     median_every_warp: bool = False
-    var_scale: float = 79.22
-    boundary_var: float = 0.6489
+    var_scale: float = 81.81
+    boundary_var: float = 0.6545
     normalise: float = 0.0
 
     def __post_init__(self) -> None:
