@@ -256,9 +256,11 @@ def _textures(image: Tensor, layers: Layers, blur: float) -> Tensor:
 
 
 def _sample_textures(textures: Tensor, points: Tensor, pad: int) -> Tensor:
-    """Bicubic texture values (K, C, h, w) at frame points (K, 2, h, w); reflect padding covers ``pad`` px."""
+    """Texture values (K, C, h, w) at frame points (K, 2, h, w) by cubic B-spline interpolation (Keys' cubic, used
+    until 2026-12-07, renders fine texture with a phase error that the warps of a flow model then share, which hid
+    that error in tuning); reflect padding covers ``pad`` px."""
     padded = F.pad(textures, (pad, pad, pad, pad), mode="reflect")
-    values, _ = sample(padded, points + pad, "bicubic")
+    values, _ = sample(padded, points + pad, "bspline")
     return values
 
 
