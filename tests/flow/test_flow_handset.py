@@ -290,3 +290,22 @@ def test_bspline_warp_at_the_finest_level_halves_the_subpixel_bias_on_fine_textu
     assert HandsetFlowConfig().fine_mode == "bspline"
     assert bool((bias["bspline"] < 0.02).all()), bias
     assert bool((bias[None] > 0.022).all()), bias
+
+
+@pytest.mark.parametrize("height, width", [(17, 33), (24, 24)])
+def test_small_frames_get_a_pyramid_and_their_motion(height, width):
+    """Frames under twice ``min_size`` (16) get coarse levels down to half their smaller side: a 3 px motion of a
+    17 x 33 pair, which a single pyramid level could not reach (-0.22 px came out), and of a 24 x 24 one (2.09) is
+    recovered; frames of 32 px and more keep the configured floor."""
+    from gbp_torch.vision import gaussian_blur
+
+    g = torch.Generator().manual_seed(0)
+    texture = gaussian_blur(torch.rand(1, 1, height, width + 3, generator=g), 1.0)
+    texture = (texture - texture.mean()) / texture.std() * 0.15 + 0.5
+    frame1, frame2 = texture[..., 3:], texture[..., :-3]  # frame1(x) = frame2(x + 3)
+    model = HandsetFlow()
+    with torch.no_grad():
+        flow = model(frame1, frame2).flow
+    torch.testing.assert_close(flow[..., 2:-5].mean((0, 2, 3)), torch.tensor([3.0, 0.0]), rtol=0, atol=0.05)
+    assert model.coarsest_size(height, width) < 16
+    assert model.coarsest_size(32, 500) == model.coarsest_size(388, 584) == HandsetFlowConfig().min_size

@@ -61,7 +61,8 @@ class HandsetFlowConfig:
     """Settings of the warping loop (the factors are the factor source's business).
 
     Attributes:
-        ratio, min_size: image pyramid (size ratio between levels, smallest side of the coarsest).
+        ratio, min_size: image pyramid (size ratio between levels, smallest side of the coarsest; less on frames
+            under twice min_size, see :meth:`HandsetFlow.coarsest_size`).
         warps: warps per level; fine_warps: warps at the finest level (None: ``warps``).
         irls: reweighted solves per warp.
         solve_iters: multigrid FCG steps per solve (warm-started).
@@ -199,11 +200,12 @@ class HandsetFlow(nn.Module):
         c = self.config
         grad = torch.is_grad_enabled()
         with torch.no_grad():
-            pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=c.min_size)
-            pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=c.min_size)
+            floor = self.coarsest_size(*frame1.shape[-2:])
+            pyr1 = gaussian_pyramid(self.preprocess(frame1), ratio=c.ratio, min_size=floor)
+            pyr2 = gaussian_pyramid(self.preprocess(frame2), ratio=c.ratio, min_size=floor)
             # the median's guide is the frame as given (colour, not blurred), so a gray frame and its three equal
             # channels give one flow
-            guides = gaussian_pyramid(colour_guide(frame1), ratio=c.ratio, min_size=c.min_size) \
+            guides = gaussian_pyramid(colour_guide(frame1), ratio=c.ratio, min_size=floor) \
                 if c.median > 1 and c.median_sigma is not None else pyr1
         flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
         sequence = []
@@ -245,6 +247,12 @@ class HandsetFlow(nn.Module):
         (occluded and mismatched pixels, whose flow is the least reliable, hardly vote; chosen on synthetic
         pairs, with 3 IRLS solves per warp: flow_tune EPE 0.359 -> 0.343, held-out seed 5000 0.319 -> 0.298)."""
         return charbonnier_weight(squared_linearised_residual(data, x0, x), factors.k_data, self.config.alpha)
+
+    def coarsest_size(self, height: int, width: int) -> int:
+        """The pyramid's floor for frames of ``height`` x ``width``: ``min_size``, lowered on frames whose smaller side
+        is under twice it (to half that side, 8 at least), so that small frames still get coarse levels (a 17 x 33
+        pair had one level, on which a 3 px motion is out of the linearisation's reach)."""
+        return min(self.config.min_size, max(8, min(height, width) // 2))
 
     def total_warps(self, levels: int) -> int:
         """Warps of a run over a pyramid of ``levels`` levels."""
