@@ -8,11 +8,11 @@ out as 0.342 px), which biases sub-pixel flow by a few hundredths of a pixel.
 ``"bspline"`` is cubic B-spline interpolation (Unser, IEEE SPM 1999): the image
 is first turned into B-spline coefficients (the inverse of the sampled spline
 kernel [1, 4, 1] / 6, a symmetric FIR truncated where its taps fall below the
-dtype's resolution, mirrored borders), then sampled with the cubic B-spline's 4 x 4 weights. It interpolates
-the samples exactly as the others do, but shifts fine texture with much less
-phase error than Keys' kernel: a sub-pixel warp of real texture, compared with
-the unwarped frame, then no longer pulls a flow estimate toward half-pixel
-positions.
+dtype's resolution, mirrored borders), then sampled with the cubic B-spline's
+4 x 4 weights. It interpolates the samples exactly as the others do, but
+shifts fine texture with much less phase error than Keys' kernel: a sub-pixel
+warp of real texture, compared with the unwarped frame, then no longer pulls a
+flow estimate toward half-pixel positions.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _bspline_weights(t: Tensor) -> list[Tensor]:
 def bspline_coefficients(image: Tensor) -> Tensor:
     """Cubic B-spline coefficients c of ``image`` (B, C, H, W): sampling the spline sum_k c_k beta(x - k) at the
     pixel centres gives the image back. Separable FIR of the inverse of [1, 4, 1] / 6, ``sqrt 3 (sqrt 3 - 2)^|k|``
-    for |k| <= r, r the first k with |sqrt 3 - 2|^k below the dtype's eps (13 taps for float32, 28 for float64;
+    for |k| <= r, r the first k with |sqrt 3 - 2|^k below the dtype's eps (r = 13 for float32, 28 for float64;
     renormalised: constants pass unchanged), on the image's mirror-periodic extension."""
     pole = math.sqrt(3) - 2
     radius = math.ceil(math.log(torch.finfo(image.dtype).eps) / math.log(-pole))
