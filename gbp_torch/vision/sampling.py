@@ -34,7 +34,7 @@ def sample(image: Tensor, coords: Tensor, mode: str) -> tuple[Tensor, Tensor]:
     height, width = image.shape[-2:]
     x, y = coords[:, 0], coords[:, 1]
     valid = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1))[:, None]
-    if mode in _CUBIC_WEIGHTS:
+    if mode in _CUBIC:
         if mode == "bspline":
             image = bspline_coefficients(image)
         return _cubic(image, x.clamp(0, width - 1), y.clamp(0, height - 1), mode), valid
@@ -86,11 +86,9 @@ def _mirror(index: Tensor, size: int) -> Tensor:
     return torch.where(index >= size, period - index, index)
 
 
-#: per cubic mode: tap weights, and the index of a tap beyond the border (Keys: the border pixel; B-spline: the
-#: mirrored coefficient, the prefilter's boundary condition, so that border pixels are interpolated exactly too)
-_CUBIC_WEIGHTS = {"bicubic": _keys_weights, "bspline": _bspline_weights}
-_OUTSIDE = {"bicubic": lambda i, n: i.clamp(0, n - 1),
-            "bspline": _mirror}
+#: per cubic mode: (tap weights, the index of a tap beyond the border): Keys' taps read the border pixel, the
+#: B-spline's the mirrored coefficient (the prefilter's boundary condition, so border pixels interpolate exactly too)
+_CUBIC = {"bicubic": (_keys_weights, lambda i, n: i.clamp(0, n - 1)), "bspline": (_bspline_weights, _mirror)}
 
 
 def _cubic(image: Tensor, x: Tensor, y: Tensor, mode: str, rows: int = 128) -> Tensor:
@@ -104,7 +102,7 @@ def _cubic(image: Tensor, x: Tensor, y: Tensor, mode: str, rows: int = 128) -> T
         return torch.cat(bands, dim=2)
     batch, channels, height, width = image.shape
     x0, y0 = x.detach().floor(), y.detach().floor()
-    weights, outside = _CUBIC_WEIGHTS[mode], _OUTSIDE[mode]
+    weights, outside = _CUBIC[mode]
     wx, wy = weights(x - x0), weights(y - y0)
     x0, y0 = x0.long(), y0.long()
     flat = image.reshape(batch, channels, height * width)

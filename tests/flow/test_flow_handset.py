@@ -42,6 +42,15 @@ def _pair(affine, translation):
     return frame1, frame2, flow[None]
 
 
+def _random_texture(height, width, sigma, dtype=torch.float32):
+    """(1, 1, height, width) white noise (seed 0) blurred by ``sigma`` px, mean 0.5, std 0.15."""
+    from gbp_torch.vision import gaussian_blur
+
+    g = torch.Generator().manual_seed(0)
+    texture = gaussian_blur(torch.rand(1, 1, height, width, generator=g, dtype=dtype), sigma)
+    return (texture - texture.mean()) / texture.std() * 0.15 + 0.5
+
+
 def _interior_epe(est, gt, margin=8):
     e = (est - gt).square().sum(1).sqrt()[0, margin:-margin, margin:-margin]
     return float(e.mean()), float(e.max())
@@ -273,12 +282,8 @@ def test_bspline_warp_at_the_finest_level_halves_the_subpixel_bias_on_fine_textu
     level warps by B-spline, recovers it with a mean error under 0.02 px per component; Keys' cubic at every level
     (``fine_mode=None``), whose phase error on fine texture pulls the estimate toward half-pixel positions, is off
     by more than 0.022 px (measured: 0.013 / -0.017 against 0.027 / -0.031)."""
-    from gbp_torch.vision import gaussian_blur
-
     n, t = 128, (0.25, -0.3)
-    g = torch.Generator().manual_seed(0)
-    texture = gaussian_blur(torch.rand(1, 1, n, n, generator=g, dtype=torch.float64), 0.7)
-    texture = (texture - texture.mean()) / texture.std() * 0.15 + 0.5
+    texture = _random_texture(n, n, 0.7, torch.float64)
     ky = torch.fft.fftfreq(n, dtype=torch.float64).view(-1, 1)
     kx = torch.fft.fftfreq(n, dtype=torch.float64).view(1, -1)
     shifted = torch.fft.ifft2(torch.fft.fft2(texture) * torch.exp(-2j * math.pi * (kx * t[0] + ky * t[1]))).real
@@ -297,11 +302,7 @@ def test_small_frames_get_a_pyramid_and_their_motion(height, width):
     """Frames under twice ``min_size`` (16) get coarse levels down to half their smaller side: a 3 px motion of a
     17 x 33 pair, which a single pyramid level could not reach (-0.22 px came out), and of a 24 x 24 one (2.09) is
     recovered; frames of 32 px and more keep the configured floor."""
-    from gbp_torch.vision import gaussian_blur
-
-    g = torch.Generator().manual_seed(0)
-    texture = gaussian_blur(torch.rand(1, 1, height, width + 3, generator=g), 1.0)
-    texture = (texture - texture.mean()) / texture.std() * 0.15 + 0.5
+    texture = _random_texture(height, width + 3, 1.0)
     frame1, frame2 = texture[..., 3:], texture[..., :-3]  # frame1(x) = frame2(x + 3)
     model = HandsetFlow()
     with torch.no_grad():
