@@ -2,11 +2,12 @@
 
     python benchmarks/flow_calibrate.py [--pairs 256] [--threads 1]
 
-Half of the pairs have the generator's default motions, half the large ones of
-:data:`~gbp_torch.tasks.flow.synthetic.LARGE_MOTION` (as ``train.flow.export`` calibrates the learned model).
-Prints ``var_scale`` and ``boundary_var`` for :class:`HandsetFlowConfig` (:mod:`gbp_torch.tasks.flow.calibrate`)
-and the coverage they give on a second, held-out synthetic set of each kind, overall and near motion boundaries
-(components whose 3x3 flow range exceeds 1 px), beside GBP's covariance with one fitted factor.
+The pairs and the rule are those with which ``train.flow.export`` calibrates the learned model
+(:func:`train.flow.export.calibration_pairs`): half of the pairs have the generator's default motions, half the
+large ones of :data:`~gbp_torch.tasks.flow.synthetic.LARGE_MOTION`, and each half is covered. Prints
+``var_scale`` and ``boundary_var`` for :class:`HandsetFlowConfig` (:mod:`gbp_torch.tasks.flow.calibrate`) and the
+coverage they give on a second, held-out synthetic set of each kind (``flow_tune`` pairs of seed 9000), overall and
+near motion boundaries (components whose 3x3 flow range exceeds 1 px), beside GBP's covariance with one fitted factor.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from gbp_torch.tasks.flow.calibrate import fit_variance_model, motion_range  # n
 from gbp_torch.tasks.flow.handset import HandsetFlow, HandsetFlowConfig  # noqa: E402
 from gbp_torch.tasks.flow.metrics import std_coverage  # noqa: E402
 from gbp_torch.tasks.flow.synthetic import LARGE_MOTION  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from train.flow.export import calibration_pairs  # noqa: E402
 
 
 def held_out_coverage(model, pairs) -> tuple[float, float, float]:
@@ -48,7 +52,7 @@ def main():
     torch.set_num_threads(args.threads)
     raw = HandsetFlow(dataclasses.replace(HandsetFlowConfig(), var_scale=1.0, boundary_var=0.0))
     half = args.pairs // 2
-    fit = tuning_pairs(args.pairs - half, seed=5000) + tuning_pairs(half, seed=5000, config=LARGE_MOTION)
+    fit = calibration_pairs(args.pairs)
     held_out = {"default motions": tuning_pairs(args.pairs - half, seed=9000),
                 "large motions": tuning_pairs(half, seed=9000, config=LARGE_MOTION)}
     both = fit_variance_model(raw, fit)

@@ -52,19 +52,36 @@ def _draws(n, s, t, seed=0):
 def test_fit_recovers_a_known_variance_model_and_its_coverage():
     """Gaussian errors with variance 3 var + 0.2 rng2: the likelihood fit finds (3, 0.2) and, the errors being
     Gaussian, the coverage factor changes little; the fitted model covers 95 % of fresh draws."""
-    fit = fit_variance_terms(*_draws(400_000, 3.0, 0.2))
+    fit = fit_variance_terms([_draws(400_000, 3.0, 0.2)])
     assert fit.var_scale == pytest.approx(3.0, rel=0.03) and fit.boundary_var == pytest.approx(0.2, rel=0.05)
     err2, var, rng2 = _draws(400_000, 3.0, 0.2, seed=1)
     covered = (err2 < 1.96**2 * (fit.var_scale * var + fit.boundary_var * rng2)).double().mean()
     assert float(covered) == pytest.approx(0.95, abs=0.003)
     # without boundary pixels only the scale is fitted
     err2, var, _ = _draws(100_000, 3.0, 0.0)
-    alone = fit_variance_terms(err2, var, torch.zeros_like(var))
+    alone = fit_variance_terms([(err2, var, torch.zeros_like(var))])
     assert alone.boundary_var == 0.0 and alone.var_scale == pytest.approx(3.0, rel=0.05)
     with pytest.raises(ValueError, match="equal-length"):
-        fit_variance_terms(err2, var[:-1], var)
+        fit_variance_terms([(err2, var, var), (err2, var[:-1], var)])
     with pytest.raises(ValueError, match="fit failed"):
-        fit_variance_terms(torch.full_like(var, float("nan")), var, torch.ones_like(var))
+        fit_variance_terms([(torch.full_like(var, float("nan")), var, torch.ones_like(var))])
+    with pytest.raises(ValueError, match="at least one regime"):
+        fit_variance_terms([])
+
+
+def test_every_regime_is_covered():
+    """Two regimes whose errors are 1x and 3x the model's variance (GBP's variance alone: no boundary pixels):
+    the factor is the larger regime's own 95 % quantile of err2 / var (numpy oracle), so the second regime is
+    covered at 95 % and the first more; pooling them would have under-covered the second."""
+    small, large = _draws(50_000, 1.0, 0.0, seed=2), _draws(50_000, 3.0, 0.0, seed=3)
+    regimes = [(e, v, torch.zeros_like(v)) for e, v, _ in (small, large)]
+    fit = fit_variance_terms(regimes)
+    quantiles = [np.quantile((e / v).numpy(), 0.95) / 1.96**2 for e, v, _ in regimes]
+    assert fit.boundary_var == 0.0 and fit.var_scale == pytest.approx(max(quantiles), rel=1e-9)
+    covered = [float((e < 1.96**2 * fit.var_scale * v).double().mean()) for e, v, _ in regimes]
+    assert covered[1] == pytest.approx(0.95, abs=1e-3) and covered[0] > 0.99
+    pooled = fit_variance_terms([tuple(torch.cat(parts) for parts in zip(*regimes))])
+    assert float((large[0] < 1.96**2 * pooled.var_scale * large[1]).double().mean()) < 0.93
 
 
 def test_fit_variance_model_covers_a_misplaced_motion_boundary():
@@ -85,6 +102,8 @@ def test_fit_variance_model_covers_a_misplaced_motion_boundary():
     column = slice(16, 17)
     for window, covers in ((3, True), (1, False)):
         fit = fit_variance_model(model, pairs, window=window)
+        twice = fit_variance_model(model, {"one": pairs, "the same again": pairs}, window=window)
+        assert tuple(twice) == pytest.approx(tuple(fit), rel=1e-6)  # a regime repeated changes nothing
         cov = fit.var_scale * var.permute(0, 3, 1, 2) + fit.boundary_var * motion_range(flow, window).square()
         inside = (flow - gt).abs() < 1.96 * cov.sqrt()
         assert float(inside.double().mean()) == pytest.approx(0.95, abs=0.002)

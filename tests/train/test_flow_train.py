@@ -169,23 +169,25 @@ def test_recalibrating_a_shipped_model_keeps_its_weights_and_refits_the_calibrat
 
 
 def test_calibration_pairs_are_half_default_half_large_motions():
-    """The calibration sees the training range and larger motions: the first ``n - n // 2`` pairs are the
-    generator's default, the rest :data:`LARGE_MOTION` ones (the same pairs an independent call renders)."""
+    """The calibration sees the training range and larger motions, as two regimes: ``n - n // 2`` pairs of the
+    generator's default, ``n // 2`` of :data:`LARGE_MOTION` (the same pairs an independent call renders)."""
     from gbp_torch.tasks.flow.synthetic import LARGE_MOTION, SyntheticFlowConfig, synthetic_flow_pair
     from train.flow.datamodule import load_textures
     from train.flow.export import CALIBRATION_SEED, calibration_pairs
 
-    pairs = calibration_pairs(5)
+    regimes = calibration_pairs(5)
     textures = load_textures(None)[-40:]
-    assert len(pairs) == 5
-    for k, (f1, f2, flow, valid) in enumerate(pairs):
-        i, config = (k, SyntheticFlowConfig()) if k < 3 else (k - 3, LARGE_MOTION)
-        ref = synthetic_flow_pair(textures[(53 * i + 11) % 40], torch.Generator().manual_seed(CALIBRATION_SEED + i),
-                                  config)
-        for got, want in ((f1, ref.frame1), (f2, ref.frame2), (flow, ref.flow), (valid, ref.valid)):
-            torch.testing.assert_close(got[0], want, rtol=0, atol=0)
-    largest = [float(p[2].abs().amax()) for p in pairs]
-    assert min(largest[3:]) > max(largest[:3])  # same textures and seeds: only the motion ranges differ
+    assert list(regimes) == ["default motions", "large motions"]
+    assert [len(p) for p in regimes.values()] == [3, 2]
+    for pairs, config in zip(regimes.values(), (SyntheticFlowConfig(), LARGE_MOTION)):
+        for i, (f1, f2, flow, valid) in enumerate(pairs):
+            ref = synthetic_flow_pair(textures[(53 * i + 11) % 40],
+                                      torch.Generator().manual_seed(CALIBRATION_SEED + i), config)
+            for got, want in ((f1, ref.frame1), (f2, ref.frame2), (flow, ref.flow), (valid, ref.valid)):
+                torch.testing.assert_close(got[0], want, rtol=0, atol=0)
+    largest = [[float(p[2].abs().amax()) for p in pairs] for pairs in regimes.values()]
+    assert min(largest[1]) > max(largest[0][:2])  # same textures and seeds: only the motion ranges differ
+    assert list(calibration_pairs(1)) == ["default motions"]  # an empty regime is left out
 
 
 def test_recalibrating_with_a_loop_setting_stores_it_and_fits_with_it(tmp_path):

@@ -101,10 +101,10 @@ class HandsetFlowConfig:
             synthetic pairs but not on the benchmarks (docs/flow.md).
         var_scale, boundary_var: the covariance's calibration, ``var_scale * GBP's covariance +
             boundary_var * motion_range(flow)^2 I`` (:mod:`.calibrate`; fitted by ``benchmarks/flow_calibrate.py``
-            on 256 synthetic pairs, half of them with the large motions of
-            :data:`~.synthetic.LARGE_MOTION`: held-out coverage 0.975 on pairs of the default motions and 0.926 on
-            large ones, 0.935 / 0.718 near motion boundaries, where one factor alone (323.2, 0) gave 0.977 / 0.922
-            and 0.831 / 0.583).
+            on the learned model's 256 calibration pairs, half of them with the large motions of
+            :data:`~.synthetic.LARGE_MOTION`, covering 95 % of each half: held-out coverage 0.971 on pairs of the
+            default motions and 0.923 on large ones, 0.940 / 0.730 near motion boundaries, where one factor alone
+            (426.9, 0) gave 0.980 / 0.926 and 0.849 / 0.599).
     """
 
     ratio: float = 0.75
@@ -127,8 +127,8 @@ class HandsetFlowConfig:
     occlusion_residual: float = 0.32
     smoother: str = "jacobi"
     median_every_warp: bool = False
-    var_scale: float = 81.81
-    boundary_var: float = 0.6545
+    var_scale: float = 35.89
+    boundary_var: float = 0.9374
     normalise: float = 0.0
 
     def __post_init__(self) -> None:
