@@ -35,8 +35,9 @@ class GridResult:
             weighted by level size; lam set-up and residuals not counted).
         lam_iters: lam-message iterations of the fine-level set-up (last solve; 0 when deferred).
         outer_iters: IRLS reweightings run (0 without robust kernels).
-        unobservable: (B, H, W) bool, pixels no data determines (their ``var`` is inf, their mean
-            a regularised placeholder; see :mod:`.observability`), or None.
+        unobservable: (B, H, W) bool, pixels no data determines fully (their mean a regularised placeholder,
+            the ``var`` of the undetermined coordinates inf: for D = 2 data of one direction only, the coordinates
+            with a share in the other; see :mod:`.observability`), or None.
         variance: what ``var`` reads: the tensor, or the function that sets it up on first read.
     """
 

@@ -13,7 +13,13 @@ from .config import GridConfig
 from .forward import GridResult, solve_system
 from .implicit import AdjointSettings, implicit_mean
 from .irls import GridRobust
-from .observability import GridUnobservableWarning, pixel_counts, regularise, unobservable
+from .observability import (
+    GridUnobservableWarning,
+    pixel_counts,
+    regularise,
+    unobservable,
+    with_hidden_variance,
+)
 
 _DEFAULT = GridConfig()
 
@@ -47,9 +53,9 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
             data) and find unobservable regions (no data in a component cut off by zero edge
             weights, or D = 2 data constraining one direction only: reported in
             ``result.unobservable`` with a :class:`GridUnobservableWarning`, regularised, ``var``
-            inf there). Two host synchronisations for D = 1 without cut edges (more when edges
-            are cut, or D = 2: a connected-components search); False skips all of it for callers
-            that checked. Shapes are always checked.
+            inf there for the coordinates the data leave undetermined). Two host synchronisations
+            for D = 1 without cut edges (more when edges are cut, or D = 2: a connected-components
+            search); False skips all of it for callers that checked. Shapes are always checked.
         offsets: the expected differences c along the edges (None: 0, the plain smoothness), a pair
             ``(c_h (B, D, H, W-1), c_v (B, D, H-1, W))`` (D = 1: also (B, H, W-1), (B, H-1, W)), c_h the
             expected ``x(y, x+1) - x(y, x)`` and c_v ``x(y+1, x) - x(y, x)``: a prior on slopes (slanted
@@ -71,8 +77,9 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
     iters = _check_settings(z, iters, tol, x0, robust, config)
     back = as_backward(backward)
     sys, zz, _ = check_inputs(z, data_precision, edge_weights, mask, validate=validate, x0=x0, offsets=offsets)
-    rel = unobservable(sys) if validate else None  # relative regularisation of unobservable pixels
-    if rel is not None:
+    found = unobservable(sys) if validate else None
+    rel = None if found is None else found.rel  # relative regularisation of unobservable pixels
+    if found is not None:
         sys = regularise(sys, zz, rel)
         _warn_unobservable(rel > 0)
     if x0 is not None:
@@ -88,10 +95,9 @@ def solve(z: Tensor, data_precision, edge_weights, *, iters: int | None = None, 
             tail.work += result.work
             result = tail
     result.mean = result.mean.reshape(z.shape)
-    if rel is not None:
-        hidden = rel > 0
-        result.unobservable = hidden
-        result.var = result.var.masked_fill(hidden if result.var.dim() == 3 else hidden[:, None, None], float("inf"))
+    if found is not None:
+        result.unobservable = rel > 0
+        result.var = with_hidden_variance(result.var, found.hidden)
     if back.mode is BackwardMode.IMPLICIT:
         settings = AdjointSettings(config if not config.flat else GridConfig(levels=None),
                                    back.adjoint_iters or 100, back.tolerance(tol), back.adjoint_cg_iters)
@@ -128,6 +134,6 @@ def _check_settings(z, iters, tol, x0, robust, config) -> int:
 
 def _warn_unobservable(hidden: Tensor) -> None:
     warnings.warn(f"grid.solve: pixels that no data determines (a region without data cut off by zero edge "
-                  f"weights, or D = 2 data of one direction only); {pixel_counts(hidden)}. Their variance is inf and "
-                  "their mean a regularised placeholder (GridResult.unobservable).", GridUnobservableWarning,
-                  stacklevel=3)
+                  f"weights, or D = 2 data of one direction only); {pixel_counts(hidden)}. The variance of what the "
+                  "data leave undetermined there is inf, the mean a regularised placeholder (GridResult.unobservable).",
+                  GridUnobservableWarning, stacklevel=3)

@@ -74,6 +74,29 @@ def test_d2_one_directional_data_is_unobservable_in_the_other_direction():
     u_only = direct_solve(z[:, 0], a[:, 0, 0], torch.full((1, 8, 7), 3.0, dtype=DT), torch.full((1, 7, 8), 3.0,
                                                                                                   dtype=DT))
     torch.testing.assert_close(res.mean[:, 0], u_only, rtol=0, atol=1e-2)
+    # only v's variance is unknown; u's is the D = 1 solve's (same solver, the tiny regularisation aside)
+    assert torch.isinf(res.var[:, 1, 1]).all()
+    assert torch.isfinite(res.var[:, 0, 0]).all() and torch.isfinite(res.var[:, 0, 1]).all()
+    u_var = solve(z[:, 0], a[:, 0, 0], 3.0, iters=40, tol=1e-10, config=MULTIGRID).var
+    torch.testing.assert_close(res.var[:, 0, 0], u_var, rtol=1e-2, atol=0)
+
+
+@pytest.mark.parametrize("angle", [0.3, 1.2])
+def test_d2_data_of_an_oblique_direction_leave_both_coordinates_undetermined(angle):
+    """Data along (cos t, sin t) only: the unseen direction (-sin t, cos t) moves u and v, so both variances are
+    inf; rotated to the axes (t = 0) only v's would be."""
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(1, 2, 6, 7, generator=g, dtype=DT)
+    n = torch.tensor([np.cos(angle), np.sin(angle)], dtype=DT)
+    a = (torch.rand(1, 1, 1, 6, 7, generator=g, dtype=DT) + 0.5) * (n[:, None] * n[None, :])[None, :, :, None, None]
+    with pytest.warns(GridUnobservableWarning):
+        res = solve(z, a, 2.0, iters=40, tol=1e-10, config=MULTIGRID)
+    assert res.unobservable.all() and torch.isinf(res.var).all()
+    # the seen direction is solved: n . x equals the D = 1 solve of the projected data
+    seen = torch.einsum("d,bdhw->bhw", n, res.mean)
+    proj = solve(torch.einsum("d,bdhw->bhw", n, z), a[:, 0, 0] / n[0] ** 2, 2.0, iters=40, tol=1e-10,
+                 config=MULTIGRID).mean
+    torch.testing.assert_close(seen, proj, rtol=0, atol=1e-2)
 
 
 def test_connected_batch_reports_only_the_item_without_two_directional_data():
@@ -86,9 +109,10 @@ def test_connected_batch_reports_only_the_item_without_two_directional_data():
     a[0, :, :, 2, 3] = torch.eye(2, dtype=DT)
     a[1, 0, 0] = 1.0
     sys, _, _ = check_inputs(torch.zeros(2, 2, 5, 6, dtype=DT), a, 1.0)
-    rel = unobservable(sys)
+    rel, hidden = unobservable(sys)
     assert torch.equal(rel[0], torch.zeros(5, 6, dtype=DT))
     assert torch.equal(rel[1], torch.full((5, 6), RANK_DEFICIENT_EPS, dtype=DT))
+    assert not hidden[0].any() and not hidden[1, 0].any() and hidden[1, 1].all()  # v of item 1 only
 
 
 def test_observable_problems_are_untouched_and_validate_false_skips_the_search():

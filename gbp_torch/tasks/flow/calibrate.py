@@ -71,7 +71,7 @@ def fit_variance_model(model: Callable[[Tensor, Tensor], FlowOutput],
     A set yields ``(frame1, frame2, gt_flow (B, 2, H, W), valid (B, H, W))``; ``model`` must return
     GBP's uncalibrated covariance (``var_scale = 1``, ``boundary_var = 0``). Up to ``samples`` components
     (an even subsample of all regimes) enter the likelihood fit; all of them enter the coverage factor. Components
-    whose variance is inf (motion the frames do not determine, see :func:`~.handset.unconstrained_to_inf`) say
+    whose variance is inf (motion the frames do not determine, see :func:`~.handset.regularise_undetermined`) say
     nothing about the scale and stay out.
     """
     regimes = pairs.values() if isinstance(pairs, Mapping) else [pairs]

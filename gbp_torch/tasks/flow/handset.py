@@ -30,7 +30,14 @@ from ...grid import GridConfig, MultigridConfig, solve
 from ...grid.checks import check_inputs
 from ...grid.config import SMOOTHERS
 from ...grid.forward import GridResult
-from ...grid.observability import GridUnobservableWarning, pixel_counts, unobservable
+from ...grid.observability import (
+    GridUnobservableWarning,
+    Unobservable,
+    pixel_counts,
+    typical_precision,
+    unobservable,
+    with_hidden_variance,
+)
 from ...grid.system import squared_differences
 from ...modes import BackwardLike
 from ...progress import progress_bar
@@ -215,12 +222,12 @@ class HandsetFlow(nn.Module):
             flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
             for w in range(warps):
-                result = data = factors = system = None  # drop the last warp's full-size fields first
+                result = data = factors = hidden = None  # drop the last warp's full-size fields first
                 robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
                 on = grad and (record == "all" or (level == 0 and w == warps - 1))
                 with torch.set_grad_enabled(on):
                     x0 = flow.detach()
-                    flow, result, data, factors, system = self._warp(pyr1[level], pyr2[level], x0, level,
+                    flow, result, data, factors, hidden = self._warp(pyr1[level], pyr2[level], x0, level,
                                                                      robustness, self.backward if on else "unroll")
                     if c.median > 1 and (c.median_every_warp or w == warps - 1):
                         with torch.no_grad():
@@ -230,7 +237,7 @@ class HandsetFlow(nn.Module):
                 count += 1
                 bar.update()
         bar.close()
-        return self._output(flow, result, data, system), sequence
+        return self._output(flow, result, data, hidden), sequence
 
     def median(self, flow: Tensor, image: Tensor, confidence: Tensor | None = None) -> Tensor:
         """The median filter of the flow (B, 2, h, w), guided by the level's frame 1 (B, C, h, w;
@@ -273,9 +280,11 @@ class HandsetFlow(nn.Module):
         return frame
 
     def _warp(self, image1: Tensor, image2: Tensor, flow: Tensor, level: int, robustness: float,
-              backward: BackwardLike = "unroll") -> tuple[Tensor, GridResult, DataTerm, FlowFactors, tuple]:
+              backward: BackwardLike = "unroll"
+              ) -> tuple[Tensor, GridResult, DataTerm, FlowFactors, Unobservable | None]:
         """One warp: linearise at ``flow`` (B, 2, h, w), IRLS solves (``backward``: their gradient mode). Returns the
-        flow, the last solve's result, the data term, the factors and the last solve's (a, wh, wv)."""
+        flow, the last solve's result, the data term, the factors and what the last solve's data leave undetermined
+        (:func:`regularise_undetermined`)."""
         c = self.config
         mode = c.fine_mode if level == 0 and c.fine_mode is not None else c.mode
         data = flow_data_term(image1, image2, flow, gradient_weight=c.gradient_weight, blend=c.blend, mode=mode,
@@ -285,10 +294,11 @@ class HandsetFlow(nn.Module):
         solver = GridConfig(levels=None, multigrid=MultigridConfig(smoother=c.smoother))
         for _ in range(c.irls):
             a, wh, wv = self._weighted(data, factors, flow, x, robustness)
-            result = solve(data.z, a, (wh, wv), x0=x, iters=c.solve_iters, config=solver, validate=False,
+            z, a, hidden = regularise_undetermined(data.z, a, wh, wv, flow)
+            result = solve(z, a, (wh, wv), x0=x, iters=c.solve_iters, config=solver, validate=False,
                            backward=backward)
             x = result.mean
-        return x, result, data, factors, (a, wh, wv)
+        return x, result, data, factors, hidden
 
     def _weighted(self, data: DataTerm, factors: FlowFactors, x0: Tensor, x: Tensor,
                   robustness: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -301,7 +311,7 @@ class HandsetFlow(nn.Module):
         wv = factors.wv * gnc_weight(charbonnier_weight(dv_sq, kv, alpha), robustness)
         return data.a * wd[:, None, None], wh, wv
 
-    def _output(self, flow: Tensor, result: GridResult, data: DataTerm, system: tuple) -> FlowOutput:
+    def _output(self, flow: Tensor, result: GridResult, data: DataTerm, hidden: Unobservable | None) -> FlowOutput:
         c = self.config
         occluded = ((data.residual > c.occlusion_residual) | ~data.valid)[:, None]
         cov = result.var * c.var_scale
@@ -309,24 +319,33 @@ class HandsetFlow(nn.Module):
             extra = boundary_variance(flow, c.boundary_var)[:, 0]
             cov[:, 0, 0] += extra
             cov[:, 1, 1] += extra
-        return FlowOutput(flow=flow, cov=unconstrained_to_inf(cov, data.z, *system), occluded=occluded)
+        if hidden is not None:
+            warnings.warn(f"flow: pixels whose motion the frames do not determine (no texture, or texture of one "
+                          f"direction only); {pixel_counts(hidden.rel > 0)}. The variance of the undetermined "
+                          "components is inf.", GridUnobservableWarning, stacklevel=4)
+            cov = with_hidden_variance(cov, hidden.hidden)
+        return FlowOutput(flow=flow, cov=cov, occluded=occluded)
 
 
-def unconstrained_to_inf(cov: Tensor, z: Tensor, a: Tensor, wh: Tensor, wv: Tensor) -> Tensor:
-    """``cov`` (B, 2, 2, H, W) set to inf (with a warning) on pixels that the last solve's data (a (B, 2, 2, H, W),
-    target z) do not determine: frames without texture, or whose texture runs in one direction only (the
-    aperture problem over a whole region). Loopy GBP reports a finite variance there (its messages reach a
-    fixed point without data), which would read as a confident flow."""
+def regularise_undetermined(z: Tensor, a: Tensor, wh: Tensor, wv: Tensor,
+                            start: Tensor) -> tuple[Tensor, Tensor, Unobservable | None]:
+    """A solve's target z (B, 2, H, W) and data precision a (B, 2, 2, H, W) (edge weights wh, wv) with the
+    observability regularisation (:mod:`gbp_torch.grid.observability`) where the data do not determine the flow:
+    frames without texture, or whose texture runs in one direction only (the aperture problem over a whole
+    region). There the solve keeps the undetermined components at the warp's ``start`` (B, 2, H, W): the singular
+    system let them drift by tens of pixels, and the next warp sampled outside the frame. Where there are no data
+    at all the target is ``start`` too (z is rounding noise there); along one seen direction z already falls back
+    to the start in the other. Elsewhere z and a are unchanged. Returns (z, a, what
+    :func:`~gbp_torch.grid.observability.unobservable` found, or None). Loopy GBP's variance there is finite (its
+    messages reach a fixed point without data): the output sets it to inf."""
     with torch.no_grad():
         sys, _, _ = check_inputs(z.detach(), a.detach(), (wh.detach(), wv.detach()), validate=False)
-        rel = unobservable(sys)
-    if rel is None:
-        return cov
-    hidden = rel > 0
-    warnings.warn(f"flow: pixels whose motion the frames do not determine (no texture, or texture of one "
-                  f"direction only); {pixel_counts(hidden)}. Their covariance is inf.", GridUnobservableWarning,
-                  stacklevel=3)
-    return cov.masked_fill(hidden[:, None, None], float("inf"))
+        found = unobservable(sys)
+        if found is None:
+            return z, a, None
+        extra = typical_precision(sys).view(-1, 1, 1) * found.rel
+    z = torch.where((found.rel >= 1)[:, None], start, z)
+    return z, a + extra[:, None, None] * torch.eye(2, dtype=a.dtype, device=a.device)[..., None, None], found
 
 
 def squared_linearised_residual(data: DataTerm, x0: Tensor, x: Tensor) -> Tensor:
