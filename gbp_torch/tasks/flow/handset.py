@@ -222,13 +222,13 @@ class HandsetFlow(nn.Module):
             flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
             for w in range(warps):
-                result = data = factors = hidden = None  # drop the last warp's full-size fields first
+                result = data = factors = undetermined = None  # drop the last warp's full-size fields first
                 robustness = 1.0 if c.gnc_warps == 0 else min(1.0, count / c.gnc_warps)
                 on = grad and (record == "all" or (level == 0 and w == warps - 1))
                 with torch.set_grad_enabled(on):
                     x0 = flow.detach()
-                    flow, result, data, factors, hidden = self._warp(pyr1[level], pyr2[level], x0, level,
-                                                                     robustness, self.backward if on else "unroll")
+                    flow, result, data, factors, undetermined = self._warp(
+                        pyr1[level], pyr2[level], x0, level, robustness, self.backward if on else "unroll")
                     if c.median > 1 and (c.median_every_warp or w == warps - 1):
                         with torch.no_grad():
                             confidence = self.data_weight(data, factors, x0, flow).unsqueeze(1)
@@ -237,7 +237,7 @@ class HandsetFlow(nn.Module):
                 count += 1
                 bar.update()
         bar.close()
-        return self._output(flow, result, data, hidden), sequence
+        return self._output(flow, result, data, undetermined), sequence
 
     def median(self, flow: Tensor, image: Tensor, confidence: Tensor | None = None) -> Tensor:
         """The median filter of the flow (B, 2, h, w), guided by the level's frame 1 (B, C, h, w;
@@ -294,11 +294,11 @@ class HandsetFlow(nn.Module):
         solver = GridConfig(levels=None, multigrid=MultigridConfig(smoother=c.smoother))
         for _ in range(c.irls):
             a, wh, wv = self._weighted(data, factors, flow, x, robustness)
-            z, a, hidden = regularise_undetermined(data.z, a, wh, wv, flow)
+            z, a, undetermined = regularise_undetermined(data.z, a, wh, wv, flow)
             result = solve(z, a, (wh, wv), x0=x, iters=c.solve_iters, config=solver, validate=False,
                            backward=backward)
             x = result.mean
-        return x, result, data, factors, hidden
+        return x, result, data, factors, undetermined
 
     def _weighted(self, data: DataTerm, factors: FlowFactors, x0: Tensor, x: Tensor,
                   robustness: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -311,7 +311,8 @@ class HandsetFlow(nn.Module):
         wv = factors.wv * gnc_weight(charbonnier_weight(dv_sq, kv, alpha), robustness)
         return data.a * wd[:, None, None], wh, wv
 
-    def _output(self, flow: Tensor, result: GridResult, data: DataTerm, hidden: Unobservable | None) -> FlowOutput:
+    def _output(self, flow: Tensor, result: GridResult, data: DataTerm,
+                undetermined: Unobservable | None) -> FlowOutput:
         c = self.config
         occluded = ((data.residual > c.occlusion_residual) | ~data.valid)[:, None]
         cov = result.var * c.var_scale
@@ -319,11 +320,11 @@ class HandsetFlow(nn.Module):
             extra = boundary_variance(flow, c.boundary_var)[:, 0]
             cov[:, 0, 0] += extra
             cov[:, 1, 1] += extra
-        if hidden is not None:
+        if undetermined is not None:
             warnings.warn(f"flow: pixels whose motion the frames do not determine (no texture, or texture of one "
-                          f"direction only); {pixel_counts(hidden.rel > 0)}. The variance of the undetermined "
-                          "components is inf.", GridUnobservableWarning, stacklevel=4)
-            cov = with_hidden_variance(cov, hidden.hidden)
+                          f"direction only); {pixel_counts(undetermined.rel > 0)}. The variance of the undetermined "
+                          "components is inf.", GridUnobservableWarning, stacklevel=3)
+            cov = with_hidden_variance(cov, undetermined.hidden)
         return FlowOutput(flow=flow, cov=cov, occluded=occluded)
 
 
