@@ -30,14 +30,25 @@ def _bands(height: int, width: int, size: int, rows_per_chunk: int | None):
     return [(top, min(rows, height - top)) for top in range(0, height, rows)]
 
 
-def _windows(field: Tensor, top: int, rows: int, size: int) -> Tensor:
-    """The size x size windows (borders replicated) of ``rows`` output rows from ``top``:
-    (B, C, rows, W, size^2). Only the band's rows are padded, so no padded copy of the whole field exists."""
+def _band(field: Tensor, top: int, rows: int, size: int) -> Tensor:
+    """The rows of ``field`` (B, C, H, W) that the size x size windows of ``rows`` output rows from ``top`` read,
+    borders replicated: (B, C, rows + size - 1, W + size - 1). Only the band's rows are padded, so no padded copy of
+    the whole field exists."""
     r = size // 2
     height = field.shape[-2]
     lo, hi = max(0, top - r), min(height, top + rows + r)
-    band = F.pad(field[..., lo:hi, :], (r, r, r - (top - lo), r - (hi - top - rows)), mode="replicate")
-    windows = band.unfold(-2, size, 1).unfold(-2, size, 1)
+    return F.pad(field[..., lo:hi, :], (r, r, r - (top - lo), r - (hi - top - rows)), mode="replicate")
+
+
+def _window_view(band: Tensor, size: int) -> Tensor:
+    """The size x size windows of a :func:`_band` as a view, (B, C, rows, W, size, size) (window row, column)."""
+    return band.unfold(-2, size, 1).unfold(-2, size, 1)
+
+
+def _windows(field: Tensor, top: int, rows: int, size: int) -> Tensor:
+    """The size x size windows (borders replicated) of ``rows`` output rows from ``top``:
+    (B, C, rows, W, size^2), row-major within each window (a copy)."""
+    windows = _window_view(_band(field, top, rows, size), size)
     return windows.reshape(*windows.shape[:4], -1)
 
 
@@ -55,14 +66,23 @@ def sort_order(values: Tensor) -> Tensor:
     faster than ``torch.sort`` on 2 threads (the weighted median is mostly its sort). Elsewhere: ``torch.sort``."""
     if values.device.type != "cpu" or values.dtype not in _INT_VIEWS or values.shape[-1] < 2:
         return values.sort(-1).indices
+    return _packed_sort(values, values.shape[-1:])
+
+
+def _packed_sort(values: Tensor, window: tuple[int, ...]) -> Tensor:
+    """:func:`sort_order` of ``values`` (..., *window) over its last ``len(window)`` dimensions taken as one, in
+    row-major order (float32 / float64 on the CPU; any strides: the windows of an unfolded band need no copy)
+    -> int64 (..., prod(window))."""
     int_type, magnitude = _INT_VIEWS[values.dtype]
-    n = values.shape[-1]
+    n = math.prod(window)
     low = (1 << (n - 1).bit_length()) - 1
-    bits = values.detach().contiguous().view(int_type)
-    keys = bits ^ ((bits >> (bits.element_size() * 8 - 1)) & magnitude)
-    keys = (keys & ~low) | torch.arange(n, dtype=int_type)
+    bits = values.detach().view(int_type)  # same element size: a view whatever the strides
+    # written in row-major order (an elementwise result would follow the view's strides, and its reshape copy)
+    keys = torch.bitwise_right_shift(bits, bits.element_size() * 8 - 1, out=torch.empty(bits.shape, dtype=int_type))
+    keys = keys.bitwise_and_(magnitude).bitwise_xor_(bits).view(*keys.shape[:keys.dim() - len(window)], n)
+    keys.bitwise_and_(~low).bitwise_or_(torch.arange(n, dtype=int_type))
     keys.numpy().sort(axis=-1)  # in place: in torch's memory (numpy's own allocations held 0.8 GB more on big images)
-    return (keys & low).long()
+    return keys.bitwise_and_(low).long()
 
 
 def median_filter(field: Tensor, size: int = 5, rows_per_chunk: int | None = None) -> Tensor:
@@ -156,25 +176,47 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
     # written band by band: a list of small band outputs, each allocated after the band's work arrays, kept the
     # C heap from reusing them (a 3000x2000 disparity with 11x11 windows grew it by 1.5 GB)
     out = torch.empty_like(field)
-    for top, rows in _bands(field.shape[-2], field.shape[-1], size, rows_per_chunk):
-        centre = guide[..., top:top + rows, :].unsqueeze(-1)
-        distance = (_windows(guide, top, rows, size) - centre).square_()
-        if distance.shape[1] > 1:
-            distance = distance.sum(1, keepdim=True)
-        weight = distance.mul_(-0.5 / sigma**2).exp_()  # (B, 1, rows, W, size^2)
+    width, r = field.shape[-1], size // 2
+    padded_width = width + 2 * r
+    for top, rows in _bands(field.shape[-2], width, size, rows_per_chunk):
+        # the work arrays come straight from the bands' window views (no copies of the windows themselves)
+        centre = guide[..., top:top + rows, :, None, None]
+        guides = _window_view(_band(guide, top, rows, size), size)
+        # row-major work arrays (an elementwise result would follow the window view's strides, and its reshape copy)
+        weight = torch.sub(guides[:, :1], centre[:, :1], out=field.new_empty(guides[:, :1].shape)).square_()
+        for c in range(1, guide.shape[1]):  # the guide's channels (colour: 3), summed in place
+            weight += (guides[:, c:c + 1] - centre[:, c:c + 1]).square_()
+        weight = weight.mul_(-0.5 / sigma**2).exp_()  # (B, 1, rows, W, size, size)
         if confidence is not None:
-            weight = weight * _windows(confidence.detach().to(field.dtype), top, rows, size)
-        windows = _windows(field, top, rows, size)
+            weight = weight.mul_(_window_view(_band(confidence.detach().to(field.dtype), top, rows, size), size))
+        weight = weight.view(*weight.shape[:4], -1)  # (B, 1, rows, W, size^2)
+        band = _band(field, top, rows, size)  # (B, C, rows + 2r, W + 2r)
+        windows = _window_view(band, size)
         if slopes is not None:
             gx, gy = (g[..., top:top + rows, :].unsqueeze(-1) for g in slopes)
-            windows = windows - gx * dx - gy * dy
+            with torch.no_grad():  # they only order the entries: the output's gradient comes from its own value below
+                flat = (*windows.shape[:4], -1)
+                windows = torch.sub(windows, (gx * dx).view(windows.shape), out=field.new_empty(windows.shape))
+                windows = windows.view(flat).sub_(gy * dy)
             y = torch.arange(top, top + rows, device=field.device).view(-1, 1, 1) + dy  # (rows, 1, size^2)
-            x = torch.arange(field.shape[-1], device=field.device).view(1, -1, 1) + dx  # (1, W, size^2)
-            weight = weight * ((y >= 0) & (y < field.shape[-2]) & (x >= 0) & (x < field.shape[-1]))
-        order = sort_order(windows)
-        values = windows.gather(-1, order)
+            x = torch.arange(width, device=field.device).view(1, -1, 1) + dx  # (1, W, size^2)
+            weight = weight * ((y >= 0) & (y < field.shape[-2]) & (x >= 0) & (x < width))
+            order = sort_order(windows)
+        elif windows.device.type == "cpu" and windows.dtype in _INT_VIEWS:
+            order = _packed_sort(windows, (size, size))
+        else:
+            order = windows.reshape(*windows.shape[:4], -1).sort(-1).indices
         del windows
-        cumulative = weight.expand_as(values).gather(-1, order).cumsum_(-1)
-        pick = (cumulative < 0.5 * cumulative[..., -1:]).sum(-1, keepdim=True)
-        out[..., top:top + rows, :] = values.gather(-1, pick).squeeze(-1)
+        cumulative = weight.expand_as(order).gather(-1, order).cumsum_(-1)
+        pick = torch.searchsorted(cumulative, 0.5 * cumulative[..., -1:])  # sorted entries whose sum is below half
+        del cumulative
+        k = order.gather(-1, pick).squeeze(-1)  # (B, C, rows, W): the chosen window entry, row-major
+        del order
+        oy, ox = k.div(size, rounding_mode="floor"), k.remainder(size)  # its offset + r
+        index = (torch.arange(rows, device=field.device).view(-1, 1) + oy) * padded_width \
+            + torch.arange(width, device=field.device) + ox
+        value = band.flatten(-2).gather(-1, index.flatten(-2)).view_as(index)
+        if slopes is not None:
+            value = value - gx[..., 0] * (ox - r) - gy[..., 0] * (oy - r)
+        out[..., top:top + rows, :] = value
     return out

@@ -172,3 +172,28 @@ def test_field_slopes_in_bands_of_rows_equal_the_numpy_medians(monkeypatch):
         ref = np.median(np.lib.stride_tricks.sliding_window_view(np.pad(along_x, ((0, 0), (0, 0), (4, 4), (0, 0)),
                                                                      mode="edge"), 9, axis=-2), -1)
         np.testing.assert_allclose(slope.numpy(), ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("with_slopes", [False, True])
+def test_gradients_reach_the_selected_window_values(with_slopes):
+    """The output is the chosen window value (minus the slope terms): its gradient is 1 on that field entry (and
+    -dx, -dy on the slopes of the pixel), checked against a dense one-hot oracle built from the loop's choice."""
+    g = torch.Generator().manual_seed(7)
+    field = torch.randn(1, 2, 9, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    guide = torch.rand(1, 3, 9, 8, generator=g, dtype=torch.float64)
+    slopes = tuple((0.1 * torch.randn(1, 2, 9, 8, generator=g, dtype=torch.float64)).requires_grad_()
+                   for _ in range(2)) if with_slopes else None
+    out = weighted_median_filter(field, guide, 5, 0.1, rows_per_chunk=4, slopes=slopes)
+    y, x, c = 4, 3, 1
+    out[0, c, y, x].backward()
+    grad = field.grad[0, c]
+    assert float(grad.sum()) == 1.0 and int((grad != 0).sum()) == 1  # one entry of the field, weight 1
+    sy, sx = (int(i) for i in (grad == 1).nonzero()[0])
+    assert abs(sy - y) <= 2 and abs(sx - x) <= 2  # inside the pixel's window
+    assert not field.grad[0, 1 - c].any()
+    if with_slopes:  # value - gx dx - gy dy: d/dgx = -dx, d/dgy = -dy at the pixel, 0 elsewhere
+        assert float(slopes[0].grad[0, c, y, x]) == -(sx - x) and float(slopes[1].grad[0, c, y, x]) == -(sy - y)
+        assert int((slopes[0].grad != 0).sum()) <= 1
+    expected = float(field.detach()[0, c, sy, sx]) - (0 if not with_slopes else float(
+        slopes[0].detach()[0, c, y, x] * (sx - x) + slopes[1].detach()[0, c, y, x] * (sy - y)))
+    assert float(out.detach()[0, c, y, x]) == pytest.approx(expected)
