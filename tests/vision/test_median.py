@@ -197,3 +197,19 @@ def test_gradients_reach_the_selected_window_values(with_slopes):
     expected = float(field.detach()[0, c, sy, sx]) - (0 if not with_slopes else float(
         slopes[0].detach()[0, c, y, x] * (sx - x) + slopes[1].detach()[0, c, y, x] * (sy - y)))
     assert float(out.detach()[0, c, y, x]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("n", [1, 3, 5, 9, 11, 15])
+def test_median_network_selects_the_median_of_every_binary_input_and_of_random_values(n):
+    """The pruned Batcher network behind field_slopes' medians: by the 0-1 principle a comparator network that
+    selects the median of all 2^n binary inputs selects it of any input; also checked on random values (with ties)
+    against torch.median."""
+    import itertools
+
+    from gbp_torch.vision.median import _median_of
+
+    bits = torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)))  # (2^n, n)
+    assert torch.equal(_median_of(list(bits.T)), bits.median(1).values)
+    g = torch.Generator().manual_seed(n)
+    values = torch.randint(-5, 6, (4000, n), generator=g).double() / 3  # many ties
+    assert torch.equal(_median_of(list(values.T)), values.median(1).values)
