@@ -249,7 +249,7 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
                 windows = windows.view(flat).sub_(gy * dy)
             y = torch.arange(top, top + rows, device=field.device).view(-1, 1, 1) + dy  # (rows, 1, size^2)
             x = torch.arange(width, device=field.device).view(1, -1, 1) + dx  # (1, W, size^2)
-            weight = weight * ((y >= 0) & (y < field.shape[-2]) & (x >= 0) & (x < width))
+            weight = weight.mul_((y >= 0) & (y < field.shape[-2]) & (x >= 0) & (x < width))
             order = sort_order(windows)
         elif windows.device.type == "cpu" and windows.dtype in _INT_VIEWS:
             order = _packed_sort(windows, (size, size))
