@@ -258,6 +258,7 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
         del windows
         cumulative = weight.expand_as(order).gather(-1, order).cumsum_(-1)
         pick = torch.searchsorted(cumulative, 0.5 * cumulative[..., -1:])  # sorted entries whose sum is below half
+        pick.masked_fill_(pick == cumulative.shape[-1], 0)  # NaN weights (a NaN guide): the first, as a count gives
         del cumulative
         k = order.gather(-1, pick).squeeze(-1)  # (B, C, rows, W): the chosen window entry, row-major
         del order

@@ -213,3 +213,20 @@ def test_median_network_selects_the_median_of_every_binary_input_and_of_random_v
     g = torch.Generator().manual_seed(n)
     values = torch.randint(-5, 6, (4000, n), generator=g).double() / 3  # many ties
     assert torch.equal(_median_of(list(values.T)), values.median(1).values)
+
+
+def test_a_nan_in_the_guide_leaves_the_windows_without_it_unchanged():
+    """A NaN guide pixel makes the weights of the windows that hold it NaN: those pixels take their window's
+    smallest value (no index beyond the window); every pixel whose window does not hold it is filtered as before."""
+    g = torch.Generator().manual_seed(8)
+    field = torch.randn(1, 2, 12, 13, generator=g)
+    guide = torch.rand(1, 3, 12, 13, generator=g)
+    broken = guide.clone()
+    broken[0, 1, 3, 4] = float("nan")
+    got, ref = weighted_median_filter(field, broken, 5, 0.1), weighted_median_filter(field, guide, 5, 0.1)
+    far = torch.ones(12, 13, dtype=torch.bool)
+    far[1:6, 2:7] = False  # the pixels within 2 of (3, 4)
+    assert torch.equal(got[..., far], ref[..., far])
+    assert torch.isfinite(got).all()
+    windows = torch.nn.functional.pad(field, (2, 2, 2, 2), mode="replicate").unfold(2, 5, 1).unfold(3, 5, 1)
+    assert torch.equal(got[0, :, 3, 4], windows[0, :, 3, 4].flatten(1).min(1).values)
