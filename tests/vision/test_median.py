@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gbp_torch.vision import field_slopes, median_filter, weighted_median_filter
 
@@ -230,3 +232,27 @@ def test_a_nan_in_the_guide_leaves_the_windows_without_it_unchanged():
     assert torch.isfinite(got).all()
     windows = torch.nn.functional.pad(field, (2, 2, 2, 2), mode="replicate").unfold(2, 5, 1).unfold(3, 5, 1)
     assert torch.equal(got[0, :, 3, 4], windows[0, :, 3, 4].flatten(1).min(1).values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(1, 9), width=st.integers(1, 9), size=st.sampled_from([1, 3, 5]),
+       channels=st.integers(1, 2), guide_channels=st.sampled_from([1, 3]), rows=st.integers(1, 4),
+       with_confidence=st.booleans(), with_slopes=st.booleans(), seed=st.integers(0, 2**16))
+def test_weighted_median_fuzz_against_the_loop(height, width, size, channels, guide_channels, rows, with_confidence,
+                                              with_slopes, seed):
+    """Any frame size (a window wider than the frame included), band height, window, channel count, confidence and
+    slopes: the band-wise filter equals the per-pixel loop of its definition."""
+    g = torch.Generator().manual_seed(seed)
+    field = torch.randn(1, channels, height, width, generator=g, dtype=torch.float64)
+    guide = torch.rand(1, guide_channels, height, width, generator=g, dtype=torch.float64)
+    confidence = torch.rand(1, 1, height, width, generator=g, dtype=torch.float64) if with_confidence else None
+    slopes = tuple(0.3 * torch.randn(1, channels, height, width, generator=g, dtype=torch.float64)
+                   for _ in range(2)) if with_slopes else None
+    got = weighted_median_filter(field, guide, size, 0.2, rows_per_chunk=rows, confidence=confidence, slopes=slopes)
+    if size == 1:
+        assert torch.equal(got, field)
+        return
+    ref = loop_weighted_median(field[0].numpy(), guide[0].numpy(), size, 0.2,
+                               None if confidence is None else confidence[0].numpy(),
+                               None if slopes is None else (slopes[0][0].numpy(), slopes[1][0].numpy()))
+    np.testing.assert_allclose(got[0].numpy(), ref, rtol=0, atol=1e-12)
