@@ -15,6 +15,9 @@ from torch import Tensor
 
 #: window values per band (about 35 MB of float32 / int64 work arrays for the weighted median)
 BAND_VALUES = 1 << 20
+#: largest window of :func:`median_filter` taken by a selection network (:func:`median_network`) rather than a sort:
+#: on a 512x512 field 3x3 went 36 -> 4 ms and 5x5 104 -> 19 ms (2 threads); the network for 7x7 has 590 operations
+NETWORK_SIZE = 5
 
 
 def _check(field: Tensor, size: int) -> None:
@@ -92,8 +95,14 @@ def median_filter(field: Tensor, size: int = 5, rows_per_chunk: int | None = Non
     if size == 1:
         return field
     out = torch.empty_like(field)  # written band by band: no small live blocks between the bands' work arrays
-    for top, rows in _bands(field.shape[-2], field.shape[-1], size, rows_per_chunk):
-        out[..., top:top + rows, :] = _windows(field, top, rows, size).median(-1).values
+    width = field.shape[-1]
+    for top, rows in _bands(field.shape[-2], width, size, rows_per_chunk):
+        if size <= NETWORK_SIZE:  # the selection network over the window's shifted slices: 5-8x faster
+            band = _band(field, top, rows, size)
+            out[..., top:top + rows, :] = _median_of([band[..., dy:dy + rows, dx:dx + width]
+                                                      for dy in range(size) for dx in range(size)])
+        else:
+            out[..., top:top + rows, :] = _windows(field, top, rows, size).median(-1).values
     return out
 
 
