@@ -227,15 +227,14 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
     if size == 1:
         return field
     guide = guide.detach().to(field.dtype)
+    width, r = field.shape[-1], size // 2
+    padded_width = width + 2 * r
     if slopes is not None:
-        r = size // 2
         step = torch.arange(-r, r + 1, device=field.device)
         dy, dx = step.repeat_interleave(size), step.repeat(size)  # offsets of the unfolded window, row-major
     # written band by band: a list of small band outputs, each allocated after the band's work arrays, kept the
     # C heap from reusing them (a 3000x2000 disparity with 11x11 windows grew it by 1.5 GB)
     out = torch.empty_like(field)
-    width, r = field.shape[-1], size // 2
-    padded_width = width + 2 * r
     for top, rows in _bands(field.shape[-2], width, size, rows_per_chunk):
         # the work arrays come straight from the bands' window views (no copies of the windows themselves)
         centre = guide[..., top:top + rows, :, None, None]
