@@ -15,6 +15,7 @@ from gbp_torch.tasks.stereo.cost import (
     popcount,
     shear_choice,
     sheared_window_mean,
+    shifted_xor,
     swar_popcount,
 )
 from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_winner
@@ -95,8 +96,18 @@ def test_popcount():
     """numpy's bitwise_count (the CPU path) and the SWAR bit tricks (other devices) count the same bits."""
     x = torch.randint(0, 2 ** 24, (1000,), dtype=torch.int32)
     ref = torch.tensor([bin(int(v)).count("1") for v in x]).int()
-    assert torch.equal(popcount(x.clone()), ref)
+    assert torch.equal(popcount(x.clone()).int(), ref)
     assert torch.equal(swar_popcount(x.clone()), ref)
+
+
+def test_shifted_xor_matches_a_loop():
+    """Every disparity's slice is left ^ right(x - d), column 0 where x - d < 0."""
+    g = torch.Generator().manual_seed(3)
+    left, right = (torch.randint(0, 2 ** 24, (2, 5, 9), generator=g, dtype=torch.int32) for _ in range(2))
+    out = shifted_xor(left, right, 2, 7)
+    for j, d in enumerate(range(2, 7)):
+        for x in range(9):
+            assert torch.equal(out[:, j, :, x], left[..., x] ^ right[..., max(x - d, 0)])
 
 
 @pytest.mark.parametrize("store,shift", [("float16", 0), ("uint8", 0), ("float16", 1), ("uint8", 2)])

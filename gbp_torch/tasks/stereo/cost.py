@@ -178,12 +178,12 @@ def census_transform(gray: Tensor, window: int = 7, shear: float = 0) -> Tensor:
 
 
 def popcount(x: Tensor) -> Tensor:
-    """Set bits of each element of a non-negative int32 tensor, int32 (may reuse x's memory).
+    """Set bits of each element of a non-negative int32 tensor: uint8 on the CPU, int32 elsewhere (may reuse x).
 
     On the CPU numpy's ``bitwise_count``: one pass over the data, about 10x faster than the SWAR bit tricks
     (:func:`swar_popcount`, ten element-wise passes) that other devices use."""
     if x.device.type == "cpu":
-        return torch.from_numpy(np.bitwise_count(x.numpy())).to(torch.int32)
+        return torch.from_numpy(np.bitwise_count(x.numpy()))
     return swar_popcount(x)
 
 
@@ -204,6 +204,17 @@ def shift_right_image(feat: Tensor, d0: int, d1: int) -> Tensor:
     for j, d in enumerate(range(d0, d1)):  # slice copies, one per disparity: 3x faster than one index gather
         out[:, :, j, :, d:] = feat[..., :w - d]
         out[:, :, j, :, :d] = feat[..., :1]
+    return out
+
+
+def shifted_xor(left: Tensor, right: Tensor, d0: int, d1: int) -> Tensor:
+    """``left[..., x] ^ right[..., x - d]`` for d in [d0, d1): int (B, H, W) -> (B, d1 - d0, H, W); x - d < 0 reads
+    column 0. Written straight into the output, one slice per disparity (no shifted copy of ``right``)."""
+    b, h, w = left.shape
+    out = left.new_empty(b, d1 - d0, h, w)
+    for j, d in enumerate(range(d0, d1)):
+        torch.bitwise_xor(left[..., d:], right[..., :w - d], out=out[:, j, :, d:])
+        torch.bitwise_xor(left[..., :d], right[..., :1], out=out[:, j, :, :d])
     return out
 
 
@@ -251,10 +262,9 @@ def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostC
     With learned features of weight w, the census term is ``(1 - w) census + w feature_cost``."""
     ham = None
     for word in range(fl.census.shape[1]):  # one census word at a time: temporaries of B k H W int32
-        cr = shift_right_image(fr.census[:, word:word + 1], d0, d1)[:, 0]  # (B, k, H, W)
-        bits = popcount(cr.bitwise_xor_(fl.census[:, word:word + 1]))
+        bits = popcount(shifted_xor(fl.census[:, word], fr.census[:, word], d0, d1))
         ham = bits if ham is None else ham.add_(bits)
-        del cr, bits
+        del bits
     cost = ham.float().mul_(1.0 / fl.n_bits)
     if fl.learned is not None:
         w = fl.learned_weight
@@ -267,12 +277,17 @@ def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostC
 
 
 def _window_sum(x: Tensor, radius: int, dim: int) -> Tensor:
-    """Sum over ``[i - radius, i + radius]`` along ``dim`` (-1 or -2), clipped at the borders (by cumsum)."""
-    k = 2 * radius + 1
-    pad = (radius + 1, radius) if dim == -1 else (0, 0, radius + 1, radius)
-    c = F.pad(x, pad).cumsum(dim)
-    n = c.shape[dim]
-    return c.narrow(dim, k, n - k) - c.narrow(dim, 0, n - k)
+    """Sum over ``[i - radius, i + radius]`` along ``dim`` (-1 or -2), clipped at the borders.
+
+    ``2 radius`` in-place adds of shifted slices into a copy of x: for this module's windows (radius 3 to 7) about
+    twice as fast as differences of prefix sums (a cumsum along rows is a slow strided scan) and without their
+    rounding (a 16-disparity teddy chunk, radius 3: 3 ms per axis against 4-7 ms; 2 threads)."""
+    n = x.shape[dim]
+    out = x.clone()
+    for k in range(1, min(radius, n - 1) + 1):
+        out.narrow(dim, 0, n - k).add_(x.narrow(dim, k, n - k))
+        out.narrow(dim, k, n - k).add_(x.narrow(dim, 0, n - k))
+    return out
 
 
 def _window_count(n: int, radius: int, like: Tensor) -> Tensor:
@@ -284,7 +299,7 @@ def _window_count(n: int, radius: int, like: Tensor) -> Tensor:
 def box_mean(x: Tensor, radius: int) -> Tensor:
     """Mean over (2 radius + 1)^2 pixels of every slice of (B, K, H, W); borders use the pixels inside.
 
-    Separable running sums (cumsum) along x and y, divided by the clipped window's pixel count."""
+    Separable window sums (:func:`_window_sum`) along x and y, divided by the clipped window's pixel count."""
     if radius == 0:
         return x
     h, w = x.shape[-2:]
