@@ -36,15 +36,16 @@ class RefineConfig:
         blur: Gaussian blur sigma of the images before normalisation (px).
         iters: multigrid FCG steps per solve.
 
-    Steps, iterations and ``max_step`` were chosen on synthetic colour pairs (``train.stereo.synth_bench``-style
-    sets, seeds 100 and 200, with and without floors, 16 pairs each; hand-set model), bad > 1 px summed over the four
-    sets and the summed mean absolute error: two steps of six iterations within 0.5 px 4.78 % / 0.628 px, one step of
-    two 4.69 / 0.627, then within 0.15 px 4.57 / 0.623 (the least MAE of 0.1-0.5; without the refinement 4.50 / 0.743:
-    it trades a few pixels near 1 px for sub-pixel accuracy everywhere); see docs/stereo.md.
+    Steps, iterations, ``max_step`` and ``data`` were chosen on synthetic colour pairs (``train.stereo.synth_bench``-
+    style sets, seeds 100 and 200, with and without floors, 16 pairs each; hand-set model), bad > 1 px summed over the
+    four sets and the summed mean absolute error: two steps of six iterations within 0.5 px, data 0.05, 4.78 % /
+    0.628 px; one step of two 4.69 / 0.627; within 0.15 px 4.57 / 0.623 (the least MAE of 0.1-0.5 px); data 0.1 4.54 /
+    0.618 (the least MAE of 0.025-0.4). Without the refinement 4.50 / 0.743: it trades a few pixels near 1 px for
+    sub-pixel accuracy everywhere. See docs/stereo.md.
     """
 
     steps: int = 1
-    data: float = 0.05
+    data: float = 0.1
     k: float = 1.0
     prior: float = 0.01
     max_step: float = 0.15
