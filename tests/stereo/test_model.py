@@ -30,11 +30,11 @@ def test_plane_recovered_subpixel(model, plane):
     assert bool((out.var > 0).all())
 
 
-@pytest.mark.parametrize("slope,upright_bad", [(0.5, 0.1), (0.8, 0.3), (1.0, 0.3)])
+@pytest.mark.parametrize("slope,upright_bad", [(0.5, 0.05), (0.8, 0.3), (1.0, 0.3)])
 def test_a_floor_is_recovered_where_upright_windows_fail(model, slope, upright_bad):
     """A ground plane seen at a grazing angle: disparity 2 + slope * y, up to 49 px at the bottom. Sheared windows
     and medians along the local slope recover it sub-pixel; upright ones (the model before them) get many pixels
-    wrong (15-75 % of them here)."""
+    wrong (10-70 % of them here, where the sheared model's mean error is 0.03-0.05 px)."""
     left, right, gt = planar_pair(48, 112, 2.0, 0.0, slope)
     inner = torch.zeros_like(gt, dtype=torch.bool)
     inner[..., 4:-4, 56:-4] = True  # x - d >= 0 everywhere there; away from the borders
