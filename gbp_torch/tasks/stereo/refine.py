@@ -1,7 +1,7 @@
 """Sub-pixel refinement: Gauss-Newton steps of brightness constancy on contrast-normalised images.
 
 The census cost is piecewise constant between integer disparities, so its parabola fits lock
-toward integers (about 0.1 px). A few robust GBP solves on the linearised constancy of locally
+toward integers (about 0.1 px). Robust GBP solves (one by default) on the linearised constancy of locally
 contrast-normalised images (:func:`local_contrast`, invariant to gain and bias), starting from
 the census estimate and kept within ``max_step`` px of it (the size of that bias), remove it where there is
 texture; elsewhere a weak prior holds the census estimate.
