@@ -15,7 +15,7 @@ from gbp_torch.tasks.stereo.cost import (
     popcount,
     shear_choice,
     sheared_window_mean,
-    shifted_xor,
+    shifted_op,
     swar_popcount,
 )
 from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_winner
@@ -100,14 +100,17 @@ def test_popcount():
     assert torch.equal(swar_popcount(x.clone()), ref)
 
 
-def test_shifted_xor_matches_a_loop():
-    """Every disparity's slice is left ^ right(x - d), column 0 where x - d < 0."""
+def test_shifted_op_matches_a_loop():
+    """Every disparity's slice is op(left, right(x - d)), column 0 where x - d < 0: XOR of census codes, differences
+    of gradients."""
     g = torch.Generator().manual_seed(3)
-    left, right = (torch.randint(0, 2 ** 24, (2, 5, 9), generator=g, dtype=torch.int32) for _ in range(2))
-    out = shifted_xor(left, right, 2, 7)
-    for j, d in enumerate(range(2, 7)):
-        for x in range(9):
-            assert torch.equal(out[:, j, :, x], left[..., x] ^ right[..., max(x - d, 0)])
+    codes = [torch.randint(0, 2 ** 24, (2, 5, 9), generator=g, dtype=torch.int32) for _ in range(2)]
+    grads = [torch.randn(2, 5, 9, generator=g) for _ in range(2)]
+    for op, (left, right) in ((torch.bitwise_xor, codes), (torch.sub, grads)):
+        out = shifted_op(op, left, right, 2, 7)
+        for j, d in enumerate(range(2, 7)):
+            for x in range(9):
+                assert torch.equal(out[:, j, :, x], op(left[..., x], right[..., max(x - d, 0)]))
 
 
 @pytest.mark.parametrize("store,shift", [("float16", 0), ("uint8", 0), ("float16", 1), ("uint8", 2)])
