@@ -7,6 +7,7 @@ from stereo_helpers import RecordingBar
 
 import gbp_torch.tasks.stereo.cost as cost_module
 from gbp_torch.tasks.stereo.cost import (
+    WORD_BITS,
     CostConfig,
     CostVolume,
     box_mean,
@@ -87,16 +88,16 @@ def test_census_matches_numpy(census, shear):
     bits = _census_np(g[0, 0].numpy(), census, shear)
     words = []
     for wi in range(codes.shape[1]):
-        part = bits[24 * wi:24 * wi + 24]
+        part = bits[WORD_BITS * wi:WORD_BITS * (wi + 1)]
         words.append(sum(part[k].astype(np.int64) << k for k in range(part.shape[0])))
     np.testing.assert_array_equal(codes[0].numpy(), np.stack(words))
 
 
 def test_popcount():
     """numpy's bitwise_count (the CPU path) and the SWAR bit tricks (other devices) count the same bits."""
-    x = torch.randint(0, 2 ** 24, (1000,), dtype=torch.int32)
-    ref = torch.tensor([bin(int(v)).count("1") for v in x]).int()
-    assert torch.equal(popcount(x.clone()).int(), ref)
+    x = torch.randint(0, 2 ** 62, (1000,), dtype=torch.int64) >> torch.randint(0, 62, (1000,))  # all bit counts
+    ref = torch.tensor([bin(int(v)).count("1") for v in x])
+    assert torch.equal(popcount(x.clone()).long(), ref)
     assert torch.equal(swar_popcount(x.clone()), ref)
 
 
@@ -104,7 +105,7 @@ def test_shifted_op_matches_a_loop():
     """Every disparity's slice is op(left, right(x - d)), column 0 where x - d < 0: XOR of census codes, differences
     of gradients."""
     g = torch.Generator().manual_seed(3)
-    codes = [torch.randint(0, 2 ** 24, (2, 5, 9), generator=g, dtype=torch.int32) for _ in range(2)]
+    codes = [torch.randint(0, 2 ** 48, (2, 5, 9), generator=g, dtype=torch.int64) for _ in range(2)]
     grads = [torch.randn(2, 5, 9, generator=g) for _ in range(2)]
     for op, (left, right) in ((torch.bitwise_xor, codes), (torch.sub, grads)):
         out = shifted_op(op, left, right, 2, 7)
@@ -227,6 +228,22 @@ def test_wta_search_and_chunks(pair):
     d = torch.arange(10.0).view(1, -1, 1, 1)
     ref = (c + 0.3 * (d - u[:, None]) ** 2).argmin(1)
     assert torch.equal(arg, ref)
+
+
+@pytest.mark.parametrize("theta", [0.0005, 0.004, 0.05, 0.3, 2.0])  # the first: the whole range
+def test_coupled_search_window_equals_the_full_search(theta):
+    """The coupled search reads only a window around u: its minimum and argmin (ties to the smallest disparity) are
+    the brute-force ones over the whole range, also for u beyond either end and on quantised (tied) uint8 costs."""
+    g = torch.Generator().manual_seed(5)
+    vol = CostVolume(torch.randint(0, 256, (2, 41, 6, 7), generator=g, dtype=torch.uint8), 1.3)
+    u = torch.rand(2, 6, 7, generator=g) * 50 - 5  # -5 .. 45 over disparities 0 .. 40
+    u[0, 0, :3] = torch.tensor([3.5, 0.5, 39.5])  # halfway between two disparities
+    c = vol.as_float()
+    d = torch.arange(41.0).view(1, -1, 1, 1)
+    total = c + theta * (d - u[:, None]) ** 2
+    arg, val = coupled_search(vol, u, theta, chunk=3)
+    assert torch.equal(val, total.min(1).values)
+    assert torch.equal(arg, total.argmin(1))
 
 
 def test_right_winner_matches_sheared_volume(pair):

@@ -15,8 +15,8 @@ other. Sheared windows (``shears``: vertical disparity slopes s in px per row) m
 disparity d + s dy instead, in the census (:func:`census_transform`'s ``shear``) and the window mean
 (:func:`sheared_window_mean`); each pixel takes the hypothesis whose best cost, averaged over a region, is
 clearly lowest (:func:`shear_choice`), so the upright guided cost stays wherever no slope wins. Census
-compares the gray image with the centre of a ``census`` x ``census`` window (bits packed 24 to an
-int32 word, Hamming distance by a popcount); gx is the central x-difference of the gray image.
+compares the gray image with the centre of a ``census`` x ``census`` window (bits packed :data:`WORD_BITS` to an
+int64 word, Hamming distance by a popcount); gx is the central x-difference of the gray image.
 Pixels with ``x - d < 0`` (no partner in the right image) get :data:`INVALID`.
 
 Memory: the chunk loop touches only a few disparities at once (temporaries ~ ``B H W chunk`` x 16
@@ -40,6 +40,8 @@ from ...progress import progress_bar
 from ..settings import check_choice, check_int, check_number, is_real
 from .sgm import SGMConfig, semi_global
 
+#: Census bits per int64 word (a 7x7 census's 48 bits fit one: one XOR and one popcount per disparity).
+WORD_BITS = 63
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
 INVALID = 255
 STORES = ("uint8", "float16")
@@ -155,11 +157,11 @@ def shear_shift(shear: float, dy: int) -> int:
 
 
 def census_transform(gray: Tensor, window: int = 7, shear: float = 0) -> Tensor:
-    """Census codes of a (B, 1, H, W) gray image: (B, n_words, H, W) int32, 24 bits per word.
+    """Census codes of a (B, 1, H, W) gray image: (B, n_words, H, W) int64, :data:`WORD_BITS` bits per word.
 
     Bit k is 1 where the k-th window neighbour (row-major, centre skipped) is darker than the
-    centre; borders are replicated. ``n_bits = window^2 - 1``, ``n_words = ceil(n_bits / 24)``
-    (unused high bits are 0). With ``shear`` s the neighbour of offset (dy, dx) is read at (dy, dx - s dy)
+    centre; borders are replicated. ``n_bits = window^2 - 1``, ``n_words = ceil(n_bits / WORD_BITS)`` (1 up to
+    7x7; unused high bits are 0). With ``shear`` s the neighbour of offset (dy, dx) is read at (dy, dx - s dy)
     (``s dy`` rounded, :func:`shear_shift`):
     the right image's code at x - d then describes the left window matched at disparity d + s dy in row dy.
     """
@@ -168,17 +170,17 @@ def census_transform(gray: Tensor, window: int = 7, shear: float = 0) -> Tensor:
     rx = r + shear_shift(abs(shear), r)
     pad = F.pad(gray, (rx, rx, r, r), mode="replicate")
     n_bits = window * window - 1
-    codes = torch.zeros(b, (n_bits + 23) // 24, h, w, dtype=torch.int32, device=gray.device)
+    codes = torch.zeros(b, -(-n_bits // WORD_BITS), h, w, dtype=torch.int64, device=gray.device)
     offsets = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if (dy, dx) != (0, 0)]
     for k, (dy, dx) in enumerate(offsets):  # one neighbour at a time: memory of two words per pixel
         x0 = rx + dx - shear_shift(shear, dy)
-        darker = (pad[:, 0, r + dy:r + dy + h, x0:x0 + w] < gray[:, 0]).to(torch.int32)
-        codes[:, k // 24].bitwise_or_(darker.bitwise_left_shift_(k % 24))
+        darker = (pad[:, 0, r + dy:r + dy + h, x0:x0 + w] < gray[:, 0]).to(torch.int64)
+        codes[:, k // WORD_BITS].bitwise_or_(darker.bitwise_left_shift_(k % WORD_BITS))
     return codes
 
 
 def popcount(x: Tensor) -> Tensor:
-    """Set bits of each element of a non-negative int32 tensor: uint8 on the CPU, int32 elsewhere (may reuse x).
+    """Set bits of each element of a non-negative int64 tensor: uint8 on the CPU, int64 elsewhere (may reuse x).
 
     On the CPU numpy's ``bitwise_count``: one pass over the data, about 10x faster than the SWAR bit tricks
     (:func:`swar_popcount`, ten element-wise passes) that other devices use."""
@@ -188,13 +190,13 @@ def popcount(x: Tensor) -> Tensor:
 
 
 def swar_popcount(x: Tensor) -> Tensor:
-    """Set bits of each element of a non-negative int32 tensor by SWAR bit tricks (modifies x in place)."""
-    x.sub_((x >> 1).bitwise_and_(0x55555555))
-    y = (x >> 2).bitwise_and_(0x33333333)
-    x.bitwise_and_(0x33333333).add_(y)
-    x.add_(x >> 4).bitwise_and_(0x0F0F0F0F)
-    x.add_(x >> 8).add_(x >> 16)
-    return x.bitwise_and_(0x3F)
+    """Set bits of each element of a non-negative int64 tensor by SWAR bit tricks (modifies x in place)."""
+    x.sub_((x >> 1).bitwise_and_(0x5555555555555555))
+    y = (x >> 2).bitwise_and_(0x3333333333333333)
+    x.bitwise_and_(0x3333333333333333).add_(y)
+    x.add_(x >> 4).bitwise_and_(0x0F0F0F0F0F0F0F0F)
+    x.add_(x >> 8).add_(x >> 16).add_(x >> 32)
+    return x.bitwise_and_(0x7F)
 
 
 def shifted_op(op, left: Tensor, right: Tensor, d0: int, d1: int) -> Tensor:
@@ -225,7 +227,7 @@ def feature_cost(fl: Tensor, fr: Tensor, d0: int, d1: int) -> Tensor:
 
 @dataclass
 class _Features:
-    census: Tensor  # (B, n_words, H, W) int32
+    census: Tensor  # (B, n_words, H, W) int64
     gray: Tensor  # (B, 1, H, W): the image the census and gx describe (a sheared census is made from it)
     gx: Tensor  # (B, 1, H, W)
     n_bits: int
@@ -252,7 +254,7 @@ def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostC
 
     With learned features of weight w, the census term is ``(1 - w) census + w feature_cost``."""
     ham = None
-    for word in range(fl.census.shape[1]):  # one census word at a time: temporaries of B k H W int32
+    for word in range(fl.census.shape[1]):  # one census word at a time: temporaries of B k H W int64
         bits = popcount(shifted_op(torch.bitwise_xor, fl.census[:, word], fr.census[:, word], d0, d1))
         ham = bits if ham is None else ham.add_(bits)
         del bits

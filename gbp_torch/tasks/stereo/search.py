@@ -8,6 +8,7 @@ Every function reads the volume (B, D + 1, H, W) (uint8 or float16, see
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,32 +33,46 @@ class QuadraticFit:
     cost: Tensor
 
 
-def coupled_search(volume: CostVolume, u: Tensor | None = None, theta: Tensor | float = 0.0,
+def coupled_search(volume: CostVolume, u: Tensor | None = None, theta: float = 0.0,
                    chunk: int = 16, exclude: Tensor | None = None, radius: int = 1) -> tuple[Tensor, Tensor]:
     """``v = argmin_d C(d) + theta (d - u)^2`` over all disparities: (index (B, H, W) long, value (B, H, W)).
 
-    ``u`` (B, H, W) float and ``theta`` (float or (B, H, W)) pull the search toward ``u`` (None or
-    theta = 0: winner-take-all). With ``exclude`` (B, H, W) long, disparities within ``radius``
-    of it are skipped (the second-best minimum).
+    ``u`` (B, H, W) float and ``theta`` pull the search toward ``u`` (None or theta = 0: winner-take-all);
+    then only disparities within :func:`coupling_reach` of u's nearest one are read (the others cannot win).
+    With ``exclude`` (B, H, W) long, disparities within ``radius`` of it are skipped (the second-best minimum).
+    Ties go to the smallest disparity.
     """
     cost = volume.cost
     b, n, h, w = cost.shape
+    coupled = u is not None and theta > 0
+    reach = coupling_reach(volume.max_cost, theta) if coupled else n
+    first = (u.round().clamp(0, n - 1).long() - reach).unsqueeze(1) if 2 * reach + 1 < n else None
     best = torch.full((b, h, w), float("inf"), device=cost.device)
     arg = torch.zeros((b, h, w), dtype=torch.long, device=cost.device)
-    for d0 in range(0, n, chunk):  # chunk loop: bounded memory
-        d1 = min(d0 + chunk, n)
-        c = volume.as_float(cost[:, d0:d1])
-        d = torch.arange(d0, d1, device=cost.device, dtype=c.dtype).view(1, -1, 1, 1)
-        if u is not None and not (isinstance(theta, float) and theta == 0.0):
-            th = theta.unsqueeze(1) if isinstance(theta, Tensor) else theta
-            c = c + th * (d - u.unsqueeze(1)) ** 2
+    for k0 in range(0, n if first is None else 2 * reach + 1, chunk):  # chunk loop: bounded memory
+        k1 = min(k0 + chunk, n if first is None else 2 * reach + 1)
+        if first is None:  # the whole range: slices
+            d = torch.arange(k0, k1, device=cost.device).view(1, -1, 1, 1)
+            c = volume.as_float(cost[:, k0:k1])
+        else:  # the window around u: gathered (indices past the ends repeat an end: same value, same index)
+            d = (first + torch.arange(k0, k1, device=cost.device).view(1, -1, 1, 1)).clamp_(0, n - 1)
+            c = volume.as_float(cost.gather(1, d))
+        if coupled:
+            c = c + theta * (d.to(c.dtype) - u.unsqueeze(1)) ** 2
         if exclude is not None:
             c = c.masked_fill((d - exclude.unsqueeze(1)).abs() <= radius, float("inf"))
         val, idx = c.min(1)
         better = val < best
         best = torch.where(better, val, best)
-        arg = torch.where(better, idx + d0, arg)
+        arg = torch.where(better, d.expand_as(c).gather(1, idx.unsqueeze(1)).squeeze(1), arg)
     return arg, best
+
+
+def coupling_reach(max_cost: float, theta: float) -> int:
+    """How far (px) from the disparity nearest u the coupled search's minimum can lie: the nearest one scores at
+    most ``max_cost + theta / 4``, so any d with ``theta (d - u)^2`` above that loses, and ``|d - round(u)|`` stays
+    within ``sqrt(max_cost / theta + 1 / 4) + 1 / 2`` (also for u outside the range, clamped)."""
+    return int(math.floor(math.sqrt(max_cost / theta + 0.25) + 0.5))
 
 
 def gather_cost(volume: CostVolume, index: Tensor) -> Tensor:
