@@ -19,6 +19,7 @@ from gbp_torch.tasks.stereo.cost import (
     shifted_op,
     swar_popcount,
 )
+from gbp_torch.tasks.stereo.features import MatchingFeatures
 from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_winner
 from gbp_torch.tasks.stereo.sgm import SGMConfig
 
@@ -108,10 +109,29 @@ def test_shifted_op_matches_a_loop():
     codes = [torch.randint(0, 2 ** 48, (2, 5, 9), generator=g, dtype=torch.int64) for _ in range(2)]
     grads = [torch.randn(2, 5, 9, generator=g) for _ in range(2)]
     for op, (left, right) in ((torch.bitwise_xor, codes), (torch.sub, grads)):
-        out = shifted_op(op, left, right, 2, 7)
-        for j, d in enumerate(range(2, 7)):
-            for x in range(9):
-                assert torch.equal(out[:, j, :, x], op(left[..., x], right[..., max(x - d, 0)]))
+        for step in (1, 2, 3):  # every step-th left column
+            out = shifted_op(op, left, right, 2, 12, step)
+            assert out.shape == (2, 10, 5, len(range(0, 9, step)))
+            for j, d in enumerate(range(2, 12)):
+                for i, x in enumerate(range(0, 9, step)):
+                    assert torch.equal(out[:, j, :, i], op(left[..., x], right[..., max(x - d, 0)]))
+
+
+def test_raw_cost_of_sampled_columns_and_rows_is_the_full_cost_sampled(pair):
+    """The shear choice's costs at every other row and column are the full-resolution costs (census, gradient
+    and learned-feature terms, invalid entries) read there, also where a sheared right census is used."""
+    left, right = pair
+    torch.manual_seed(0)
+    net = MatchingFeatures()
+    cfg = CostConfig(census=5, gradient_weight=0.5)
+    fl, fr = cost_module._features(left, cfg, net), cost_module._features(right, cfg, net)
+    fr = cost_module._sheared_features(fr, cfg, 1.0)
+    with torch.no_grad():
+        full = cost_module.raw_cost_chunk(fl, fr, 1, 10, cfg)
+        for step in (2, 3):
+            rows = [cost_module._feature_rows(f, 0, None, step) for f in (fl, fr)]
+            sampled = cost_module.raw_cost_chunk(*rows, 1, 10, cfg, step)
+            torch.testing.assert_close(sampled, full[..., ::step, ::step], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("store,shift", [("float16", 0), ("uint8", 0), ("float16", 1), ("uint8", 2)])
@@ -193,7 +213,7 @@ def test_shear_choice_and_volume_do_not_depend_on_bands_and_chunks(monkeypatch):
     cfg = CostConfig(chunk=16)
     choice, whole = shear_choice(left, right, 36, cfg), cost_volume(left, right, 36, cfg).cost
     assert bool((choice == cfg.shears.index(1) + 1).any()) and bool((choice == 0).any())  # shear +1 on the floor
-    monkeypatch.setattr(cost_module, "CHUNK_VALUES", 90 * 4 * 5)  # bands of 5 rows, chunks of 4 disparities
+    monkeypatch.setattr(cost_module, "CHUNK_VALUES", 90 * 4 * 5)  # choice bands of 2 x 5 rows, chunks of 4 disparities
     monkeypatch.setattr(cost_module, "BAND_VALUES", 37 * 90 * 7)  # SGM bands of 7 rows
     assert torch.equal(shear_choice(left, right, 36, cfg), choice)
     diff = (cost_volume(left, right, 36, cfg).cost.int() - whole.int()).abs()
@@ -203,7 +223,7 @@ def test_shear_choice_and_volume_do_not_depend_on_bands_and_chunks(monkeypatch):
 def test_shear_choice_progress_bar_counts_its_bands(monkeypatch):
     steps = []
     monkeypatch.setattr(cost_module, "progress_bar", RecordingBar.factory(steps))
-    monkeypatch.setattr(cost_module, "CHUNK_VALUES", 90 * 16 * 8)  # bands of 8 rows at the default chunk of 16
+    monkeypatch.setattr(cost_module, "CHUNK_VALUES", 90 * 16 * 4)  # bands of 2 x 4 rows at the default chunk of 16
     left, right, _ = floor_pair()
     shear_choice(left, right, 32, CostConfig(), progress=True)
     assert steps == [3] + [1] * 3 + ["closed"]  # 24 rows

@@ -48,6 +48,9 @@ STORES = ("uint8", "float16")
 #: Most values (B H W disparities) of one chunk: 16 MB per float32 temporary of the chunk loops (64 MB ran
 #: twice as slow on a 1500x1000 pair with 128 disparities, 34 s against 17 s: page faults of the big temporaries).
 CHUNK_VALUES = 1 << 22
+#: The shear choice (:func:`shear_choice`) samples the costs at every CHOICE_STEP-th row and column: a quarter of
+#: the work, chosen on synthetic pairs (the four sets of ``train.stereo.synth_bench``: bad > 1 summed 4.54 -> 4.39 %).
+CHOICE_STEP = 2
 #: Most values (B, rows, W, disparities) of one band of the stored window cost read by SGM (64 MB in uint8).
 BAND_VALUES = 1 << 26
 
@@ -199,29 +202,43 @@ def swar_popcount(x: Tensor) -> Tensor:
     return x.bitwise_and_(0x7F)
 
 
-def shifted_op(op, left: Tensor, right: Tensor, d0: int, d1: int) -> Tensor:
-    """``op(left[..., x], right[..., x - d])`` for d in [d0, d1): (B, H, W) -> (B, d1 - d0, H, W); x - d < 0 reads
-    column 0. ``op`` a torch binary op taking ``out=`` (``torch.bitwise_xor`` for census codes, ``torch.sub`` for
-    gradients): written straight into the output, one slice per disparity (no shifted copy of ``right``)."""
+def _partner_columns(w: int, d: int, step: int) -> tuple[int, slice]:
+    """Output column x' stands for left column ``step x'``; at disparity d its partner is right column ``step x' - d``.
+    Returns (t, cols): the output columns from t on have partners, read as ``right[..., cols]`` (one per column
+    from t on); those below t have none (``step x' < d``)."""
+    t = -(-d // step)
+    return min(t, -(-w // step)), slice(step * t - d, None, step)
+
+
+def shifted_op(op, left: Tensor, right: Tensor, d0: int, d1: int, step: int = 1) -> Tensor:
+    """``op(left[..., x], right[..., x - d])`` for d in [d0, d1) at every ``step``-th column x = step x':
+    (B, H, W) -> (B, d1 - d0, H, ceil(W / step)); x - d < 0 reads column 0. ``op`` a torch binary op taking ``out=``
+    (``torch.bitwise_xor`` for census codes, ``torch.sub`` for gradients): written straight into the output, one
+    slice per disparity (no shifted copy of ``right``)."""
     b, h, w = left.shape
-    out = left.new_empty(b, d1 - d0, h, w)
+    left = left[..., ::step]
+    out = left.new_empty(b, d1 - d0, h, left.shape[-1])
     for j, d in enumerate(range(d0, d1)):
-        op(left[..., d:], right[..., :w - d], out=out[:, j, :, d:])
-        op(left[..., :d], right[..., :1], out=out[:, j, :, :d])
+        t, cols = _partner_columns(w, d, step)
+        op(left[..., t:], right[..., cols][..., :left.shape[-1] - t], out=out[:, j, :, t:])
+        op(left[..., :t], right[..., :1], out=out[:, j, :, :t])
     return out
 
 
-def feature_cost(fl: Tensor, fr: Tensor, d0: int, d1: int) -> Tensor:
-    """``(1 - <fl(x), fr(x - d)>) / 2`` for d in [d0, d1): unit features (B, F, H, W) -> (B, d1 - d0, H, W).
+def feature_cost(fl: Tensor, fr: Tensor, d0: int, d1: int, step: int = 1) -> Tensor:
+    """``(1 - <fl(x), fr(x - d)>) / 2`` for d in [d0, d1): unit features (B, F, H, W) -> (B, d1 - d0, H, W), or at
+    every ``step``-th column x as :func:`shifted_op` (B, d1 - d0, H, ceil(W / step)).
 
     One disparity at a time (contiguous slices, differentiable); where x - d < 0 the partner is
     column 0 (the caller marks those entries invalid)."""
     b, _, h, w = fl.shape
-    dot = fl.new_empty(b, d1 - d0, h, w)
+    fl = fl[..., ::step]
+    dot = fl.new_empty(b, d1 - d0, h, fl.shape[-1])
     for j, d in enumerate(range(d0, d1)):
-        dot[:, j, :, d:] = (fl[..., d:] * fr[..., :w - d]).sum(1)
-        if d > 0:
-            dot[:, j, :, :d] = (fl[..., :d] * fr[..., :1]).sum(1)
+        t, cols = _partner_columns(w, d, step)
+        dot[:, j, :, t:] = (fl[..., t:] * fr[..., cols][..., :fl.shape[-1] - t]).sum(1)
+        if t > 0:
+            dot[:, j, :, :t] = (fl[..., :t] * fr[..., :1]).sum(1)
     return (1.0 - dot) * 0.5
 
 
@@ -244,28 +261,30 @@ def _features(image: Tensor, config: CostConfig, net=None) -> _Features:
                      0.0 if net is None else float(net.weight))
 
 
-def _invalid(d0: int, d1: int, w: int, device) -> Tensor:
-    """(d1 - d0, 1, W) bool: x - d < 0 (no partner in the right image)."""
-    return torch.arange(w, device=device).view(1, 1, -1) < torch.arange(d0, d1, device=device).view(-1, 1, 1)
+def _invalid(d0: int, d1: int, w: int, device, step: int = 1) -> Tensor:
+    """(d1 - d0, 1, ceil(W / step)) bool: x - d < 0 (no partner in the right image) at every ``step``-th column x."""
+    x = torch.arange(0, w, step, device=device)
+    return x.view(1, 1, -1) < torch.arange(d0, d1, device=device).view(-1, 1, 1)
 
 
-def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostConfig) -> Tensor:
-    """Unaggregated cost for disparities [d0, d1): (B, d1 - d0, H, W) float32; invalid = max_cost.
+def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostConfig, step: int = 1) -> Tensor:
+    """Unaggregated cost for disparities [d0, d1): (B, d1 - d0, H, W) float32, or of every ``step``-th left column
+    (B, d1 - d0, H, ceil(W / step)); invalid = max_cost.
 
     With learned features of weight w, the census term is ``(1 - w) census + w feature_cost``."""
     ham = None
     for word in range(fl.census.shape[1]):  # one census word at a time: temporaries of B k H W int64
-        bits = popcount(shifted_op(torch.bitwise_xor, fl.census[:, word], fr.census[:, word], d0, d1))
+        bits = popcount(shifted_op(torch.bitwise_xor, fl.census[:, word], fr.census[:, word], d0, d1, step))
         ham = bits if ham is None else ham.add_(bits)
         del bits
     cost = ham.float().mul_(1.0 / fl.n_bits)
     if fl.learned is not None:
         w = fl.learned_weight
-        cost = cost.mul_(1.0 - w).add_(feature_cost(fl.learned, fr.learned, d0, d1).mul_(w))
+        cost = cost.mul_(1.0 - w).add_(feature_cost(fl.learned, fr.learned, d0, d1, step).mul_(w))
     if config.gradient_weight > 0:
-        diff = shifted_op(torch.sub, fl.gx[:, 0], fr.gx[:, 0], d0, d1).abs_().clamp_(max=config.gradient_trunc)
+        diff = shifted_op(torch.sub, fl.gx[:, 0], fr.gx[:, 0], d0, d1, step).abs_().clamp_(max=config.gradient_trunc)
         cost += diff * (config.gradient_weight / config.gradient_trunc)
-    return cost.masked_fill_(_invalid(d0, d1, cost.shape[-1], cost.device), config.max_cost)
+    return cost.masked_fill_(_invalid(d0, d1, fl.gray.shape[-1], cost.device, step), config.max_cost)
 
 
 def _window_sum(x: Tensor, radius: int, dim: int) -> Tensor:
@@ -324,20 +343,23 @@ def sheared_window_mean(raw: Tensor, first: int, d0: int, d1: int, radius: int, 
     return out.div_(count.clamp_min_(1))
 
 
-def _sheared_chunk(fl: _Features, fr: _Features, d0: int, d1: int, max_disp: int, shear: int,
-                   config: CostConfig) -> Tensor:
+def _sheared_chunk(fl: _Features, fr: _Features, d0: int, d1: int, max_disp: int, shear: float,
+                   config: CostConfig, step: int = 1) -> Tensor:
     """The sheared window cost of disparities [d0, d1): (B, d1 - d0, H, W); ``fr`` carries the right census of
-    that shear."""
-    reach = shear_shift(abs(shear), config.aggregate_radius)
+    that shear. ``step`` > 1: of every step-th column (features of every step-th row), windows of
+    ``ceil(aggregate_radius / step)`` such samples (B, d1 - d0, H, ceil(W / step))."""
+    radius = -(-config.aggregate_radius // step)
+    reach = shear_shift(abs(shear * step), radius)
     first, last = max(0, d0 - reach), min(max_disp + 1, d1 + reach)
-    return sheared_window_mean(raw_cost_chunk(fl, fr, first, last, config), first, d0, d1, config.aggregate_radius,
-                               shear)
+    return sheared_window_mean(raw_cost_chunk(fl, fr, first, last, config, step), first, d0, d1, radius, shear * step)
 
 
-def _feature_rows(f: _Features, lo: int, hi: int) -> _Features:
-    """The features of rows [lo, hi) (computed on more rows: the same values as the whole image's)."""
-    return replace(f, census=f.census[..., lo:hi, :], gray=f.gray[..., lo:hi, :], gx=f.gx[..., lo:hi, :],
-                   learned=None if f.learned is None else f.learned[..., lo:hi, :])
+def _feature_rows(f: _Features, lo: int, hi: int | None, step: int = 1) -> _Features:
+    """The features of rows [lo, hi) (computed on more rows: the same values as the whole image's), every
+    ``step``-th one."""
+    rows = slice(lo, hi, step)
+    return replace(f, census=f.census[..., rows, :], gray=f.gray[..., rows, :], gx=f.gx[..., rows, :],
+                   learned=None if f.learned is None else f.learned[..., rows, :])
 
 
 def _sheared_features(fr: _Features, config: CostConfig, shear: float) -> _Features:
@@ -351,38 +373,45 @@ def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
     (None without shears).
 
     For every hypothesis (upright included, all with box windows) the best cost over disparities is averaged
-    over the (2 ``shear_radius`` + 1)^2 region around the pixel; a shear wins where its average is the lowest
-    and below ``1 - shear_margin`` times the upright one. Computed in bands of rows (with the windows'
-    margin) and chunks of disparities: memory of a chunk, plus (B, 1 + len(shears), H, W) floats. ``progress``:
-    a bar over the bands.
+    over a region around the pixel; a shear wins where its average is the lowest and below ``1 - shear_margin``
+    times the upright one. The costs are those of the full-resolution census (and features) sampled at every
+    :data:`CHOICE_STEP`-th row and column, windows and region of ``ceil(aggregate_radius / CHOICE_STEP)`` and
+    ``ceil(shear_radius / CHOICE_STEP)`` samples, and each sample's choice holds for its CHOICE_STEP^2 pixels.
+    Computed in bands of rows (with the windows' margin) and chunks of disparities: memory of a chunk, plus
+    (B, 1 + len(shears), H, W) / CHOICE_STEP^2 floats. ``progress``: a bar over the bands.
     """
     if not config.shears:
         return None
+    step = CHOICE_STEP
     b, _, h, w = left.shape
-    margin = config.census // 2 + config.aggregate_radius + (0 if features is None else features.radius)
-    band = max(1, CHUNK_VALUES // (b * w * config.chunk))
-    best = left.new_empty(b, 1 + len(config.shears), h, w, dtype=torch.float32)
+    hs, ws = -(-h // step), -(-w // step)
+    margin = config.census // 2 + step * -(-config.aggregate_radius // step) + (0 if features is None
+                                                                                  else features.radius)
+    band = step * max(1, CHUNK_VALUES // (b * w * config.chunk))  # a multiple of step: bands start on sampled rows
+    best = left.new_empty(b, 1 + len(config.shears), hs, ws, dtype=torch.float32)
     bar = progress_bar(-(-h // band), "shear choice", "band", progress)
     for y0 in range(0, h, band):  # bands of rows: each chunk holds B band W chunk values at most
         y1 = min(h, y0 + band)
-        lo, hi = max(0, y0 - margin), min(h, y1 + margin)
+        lo, hi = max(0, y0 - margin) // step * step, min(h, y1 + margin)
         band_left, band_right = left[..., lo:hi, :], right[..., lo:hi, :]
         fl, fr = _features(band_left, config, features), _features(band_right, config, features)
+        fl_rows = _feature_rows(fl, 0, None, step)
         chunk = config.chunk_for(band_left)
         for i, shear in enumerate((0,) + config.shears):
-            frs = _sheared_features(fr, config, shear)
+            frs = _feature_rows(_sheared_features(fr, config, shear), 0, None, step)
             low = None
             for d0 in range(0, max_disp + 1, chunk):
                 d1 = min(d0 + chunk, max_disp + 1)
-                c = _sheared_chunk(fl, frs, d0, d1, max_disp, shear, config)
-                c = c.masked_fill_(_invalid(d0, d1, w, c.device), float("inf")).amin(1)
+                c = _sheared_chunk(fl_rows, frs, d0, d1, max_disp, shear, config, step)
+                c = c.masked_fill_(_invalid(d0, d1, w, c.device, step), float("inf")).amin(1)
                 low = c if low is None else torch.minimum(low, c)
-            best[:, i, y0:y1] = low[:, y0 - lo:y1 - lo]
+            best[:, i, y0 // step:-(-y1 // step)] = low[:, (y0 - lo) // step:-(-(y1 - lo) // step)]
         bar.update()
     bar.close()
-    region = box_mean(best, config.shear_radius)
+    region = box_mean(best, -(-config.shear_radius // step))
     sheared_low, index = (region[:, 1:] / (1.0 - config.shear_margin)).min(1)
-    return torch.where(sheared_low < region[:, 0], index + 1, 0)
+    choice = torch.where(sheared_low < region[:, 0], index + 1, 0)
+    return choice.repeat_interleave(step, -2)[..., :h, :].repeat_interleave(step, -1)[..., :w].contiguous()
 
 
 @dataclass
