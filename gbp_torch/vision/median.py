@@ -44,9 +44,11 @@ def _band(field: Tensor, top: int, rows: int, size: int) -> Tensor:
     return F.pad(field[..., lo:hi, :], (r, r, r - (top - lo), r - (hi - top - rows)), mode="replicate")
 
 
-def _window_view(band: Tensor, size: int) -> Tensor:
-    """The size x size windows of a :func:`_band` as a view, (B, C, rows, W, size, size) (window row, column)."""
-    return band.unfold(-2, size, 1).unfold(-2, size, 1)
+def _window_view(band: Tensor, size: int, dilation: int = 1) -> Tensor:
+    """The size x size windows of a :func:`_band` as a view, (B, C, rows, W, size, size) (window row, column);
+    ``dilation``: every dilation-th pixel of a ``(size - 1) dilation + 1`` wide window (the band made for that span)."""
+    span = (size - 1) * dilation + 1
+    return band.unfold(-2, span, 1).unfold(-2, span, 1)[..., ::dilation, ::dilation]
 
 
 def _windows(field: Tensor, top: int, rows: int, size: int) -> Tensor:
@@ -192,7 +194,7 @@ def field_slopes(field: Tensor, size: int = 9) -> tuple[Tensor, Tensor]:
 
 def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: float = 0.03,
                            rows_per_chunk: int | None = None, confidence: Tensor | None = None,
-                           slopes: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                           slopes: tuple[Tensor, Tensor] | None = None, dilation: int = 1) -> Tensor:
     """Per-channel weighted median over ``size x size`` windows, (B, C, H, W) -> (B, C, H, W).
 
     Window value j of pixel i weighs ``exp(-|g_i - g_j|^2 / (2 sigma^2))`` with g the guide (B, G, H, W)
@@ -208,6 +210,9 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
     centre's local plane, and window entries outside the image do not vote (replicated border values would
     not lie on the plane). A planar field then passes unchanged, also where the weights make a window lopsided
     (an upright median pulls a steep ramp, like a floor's disparity, toward the side that weighs more).
+
+    ``dilation`` d: the window is every d-th pixel of a ``(size - 1) d + 1`` square (size^2 values reaching
+    farther: a 7x7 window dilated by 2 reads 49 values over 13x13 pixels).
     """
     _check(field, size)
     if not isinstance(guide, Tensor) or guide.dim() != 4 or guide.shape[0] != field.shape[0] \
@@ -221,16 +226,19 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
                                    or not bool((confidence >= 0).all())):
         raise ValueError(f"confidence must be (B, 1, H, W) = {(field.shape[0], 1, *field.shape[-2:])}, >= 0 and "
                          f"not NaN, got {tuple(confidence.shape) if isinstance(confidence, Tensor) else confidence!r}")
+    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+        raise ValueError(f"dilation must be an int >= 1, got {dilation!r}")
     if slopes is not None and (len(slopes) != 2 or any(not isinstance(g, Tensor) or g.shape != field.shape
                                                         for g in slopes)):
         raise ValueError(f"slopes must be a pair (gx, gy) of tensors of the field's shape {tuple(field.shape)}")
     if size == 1:
         return field
     guide = guide.detach().to(field.dtype)
-    width, r = field.shape[-1], size // 2
+    span = (size - 1) * dilation + 1
+    width, r = field.shape[-1], span // 2
     padded_width = width + 2 * r
     if slopes is not None:
-        step = torch.arange(-r, r + 1, device=field.device)
+        step = torch.arange(-r, r + 1, dilation, device=field.device)
         dy, dx = step.repeat_interleave(size), step.repeat(size)  # offsets of the unfolded window, row-major
     # written band by band: a list of small band outputs, each allocated after the band's work arrays, kept the
     # C heap from reusing them (a 3000x2000 disparity with 11x11 windows grew it by 1.5 GB)
@@ -238,17 +246,18 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
     for top, rows in _bands(field.shape[-2], width, size, rows_per_chunk):
         # the work arrays come straight from the bands' window views (no copies of the windows themselves)
         centre = guide[..., top:top + rows, :, None, None]
-        guides = _window_view(_band(guide, top, rows, size), size)
+        guides = _window_view(_band(guide, top, rows, span), size, dilation)
         # row-major work arrays (an elementwise result would follow the window view's strides, and its reshape copy)
         weight = torch.sub(guides[:, :1], centre[:, :1], out=field.new_empty(guides[:, :1].shape)).square_()
         for c in range(1, guide.shape[1]):  # the guide's channels (colour: 3), summed in place
             weight += (guides[:, c:c + 1] - centre[:, c:c + 1]).square_()
         weight = weight.mul_(-0.5 / sigma**2).exp_()  # (B, 1, rows, W, size, size)
         if confidence is not None:
-            weight = weight.mul_(_window_view(_band(confidence.detach().to(field.dtype), top, rows, size), size))
+            weight = weight.mul_(_window_view(_band(confidence.detach().to(field.dtype), top, rows, span), size,
+                                              dilation))
         weight = weight.view(*weight.shape[:4], -1)  # (B, 1, rows, W, size^2)
-        band = _band(field, top, rows, size)  # (B, C, rows + 2r, W + 2r)
-        windows = _window_view(band, size)
+        band = _band(field, top, rows, span)  # (B, C, rows + 2r, W + 2r)
+        windows = _window_view(band, size, dilation)
         if slopes is not None:
             gx, gy = (g[..., top:top + rows, :].unsqueeze(-1) for g in slopes)
             with torch.no_grad():  # they only order the entries: the output's gradient comes from its own value below
@@ -270,7 +279,7 @@ def weighted_median_filter(field: Tensor, guide: Tensor, size: int = 11, sigma: 
         del cumulative
         k = order.gather(-1, pick).squeeze(-1)  # (B, C, rows, W): the chosen window entry, row-major
         del order
-        oy, ox = k.div(size, rounding_mode="floor"), k.remainder(size)  # its offset + r
+        oy, ox = k.div(size, rounding_mode="floor") * dilation, k.remainder(size) * dilation  # its offset + r
         index = (torch.arange(rows, device=field.device).view(-1, 1) + oy) * padded_width \
             + torch.arange(width, device=field.device) + ox
         value = band.flatten(-2).gather(-1, index.flatten(-2)).view_as(index)

@@ -10,26 +10,29 @@ from gbp_torch.vision import field_slopes, median_filter, weighted_median_filter
 
 
 def loop_weighted_median(field: np.ndarray, guide: np.ndarray, size: int, sigma: float,
-                         confidence: np.ndarray | None = None, slopes=None) -> np.ndarray:
+                         confidence: np.ndarray | None = None, slopes=None, dilation: int = 1) -> np.ndarray:
     """Per pixel and channel: the smallest window value whose cumulative weight reaches half the total. With
-    ``slopes`` (gx, gy) (C, H, W): values at offset (dy, dx) minus gx dx + gy dy, no votes from outside the image."""
-    r = size // 2
+    ``slopes`` (gx, gy) (C, H, W): values at offset (dy, dx) minus gx dx + gy dy, no votes from outside the image.
+    ``dilation``: the window is every dilation-th pixel of a (size - 1) dilation + 1 square."""
+    span = (size - 1) * dilation + 1
+    r = span // 2
     _, h, w = field.shape
     fp = np.pad(field, ((0, 0), (r, r), (r, r)), mode="edge")
     gp = np.pad(guide, ((0, 0), (r, r), (r, r)), mode="edge")
     cp = None if confidence is None else np.pad(confidence, ((0, 0), (r, r), (r, r)), mode="edge")
-    dy, dx = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), indexing="ij")
+    dy, dx = np.meshgrid(np.arange(-r, r + 1, dilation), np.arange(-r, r + 1, dilation), indexing="ij")
+    window = (slice(None), slice(None, span, dilation), slice(None, span, dilation))
     out = np.empty_like(field)
     for y in range(h):
         for x in range(w):
-            gw = gp[:, y:y + size, x:x + size].reshape(guide.shape[0], -1)
+            gw = gp[:, y:, x:][window].reshape(guide.shape[0], -1)
             weight = np.exp(-((gw - guide[:, y, x, None]) ** 2).sum(0) / (2 * sigma**2))
             if cp is not None:
-                weight = weight * cp[0, y:y + size, x:x + size].reshape(-1)
+                weight = weight * cp[:, y:, x:][window].reshape(-1)
             if slopes is not None:
                 weight = weight * ((y + dy >= 0) & (y + dy < h) & (x + dx >= 0) & (x + dx < w)).reshape(-1)
             for c in range(field.shape[0]):
-                values = fp[c, y:y + size, x:x + size].reshape(-1)
+                values = fp[c:c + 1, y:, x:][window].reshape(-1)
                 if slopes is not None:
                     values = values - (slopes[0][c, y, x] * dx + slopes[1][c, y, x] * dy).reshape(-1)
                 order = np.argsort(values, kind="stable")
@@ -135,6 +138,8 @@ def test_bad_arguments():
         weighted_median_filter(field, field, 3, slopes=(field,))
     with pytest.raises(ValueError, match="slopes"):
         weighted_median_filter(field, field, 3, slopes=(field, field[..., :7]))
+    with pytest.raises(ValueError, match="dilation"):
+        weighted_median_filter(field, field, 3, dilation=0)
     with pytest.raises(ValueError, match="odd"):
         field_slopes(field, 4)
 
@@ -237,22 +242,24 @@ def test_a_nan_in_the_guide_leaves_the_windows_without_it_unchanged():
 @settings(max_examples=40, deadline=None)
 @given(height=st.integers(1, 9), width=st.integers(1, 9), size=st.sampled_from([1, 3, 5]),
        channels=st.integers(1, 2), guide_channels=st.sampled_from([1, 3]), rows=st.integers(1, 4),
-       with_confidence=st.booleans(), with_slopes=st.booleans(), seed=st.integers(0, 2**16))
+       with_confidence=st.booleans(), with_slopes=st.booleans(), dilation=st.integers(1, 3),
+       seed=st.integers(0, 2**16))
 def test_weighted_median_fuzz_against_the_loop(height, width, size, channels, guide_channels, rows, with_confidence,
-                                              with_slopes, seed):
-    """Any frame size (a window wider than the frame included), band height, window, channel count, confidence and
-    slopes: the band-wise filter equals the per-pixel loop of its definition."""
+                                              with_slopes, dilation, seed):
+    """Any frame size (a window wider than the frame included), band height, window, dilation, channel count,
+    confidence and slopes: the band-wise filter equals the per-pixel loop of its definition."""
     g = torch.Generator().manual_seed(seed)
     field = torch.randn(1, channels, height, width, generator=g, dtype=torch.float64)
     guide = torch.rand(1, guide_channels, height, width, generator=g, dtype=torch.float64)
     confidence = torch.rand(1, 1, height, width, generator=g, dtype=torch.float64) if with_confidence else None
     slopes = tuple(0.3 * torch.randn(1, channels, height, width, generator=g, dtype=torch.float64)
                    for _ in range(2)) if with_slopes else None
-    got = weighted_median_filter(field, guide, size, 0.2, rows_per_chunk=rows, confidence=confidence, slopes=slopes)
+    got = weighted_median_filter(field, guide, size, 0.2, rows_per_chunk=rows, confidence=confidence, slopes=slopes,
+                                 dilation=dilation)
     if size == 1:
         assert torch.equal(got, field)
         return
     ref = loop_weighted_median(field[0].numpy(), guide[0].numpy(), size, 0.2,
                                None if confidence is None else confidence[0].numpy(),
-                               None if slopes is None else (slopes[0][0].numpy(), slopes[1][0].numpy()))
+                               None if slopes is None else (slopes[0][0].numpy(), slopes[1][0].numpy()), dilation)
     np.testing.assert_allclose(got[0].numpy(), ref, rtol=0, atol=1e-12)
