@@ -7,7 +7,6 @@ from stereo_helpers import RecordingBar
 
 import gbp_torch.tasks.stereo.cost as cost_module
 from gbp_torch.tasks.stereo.cost import (
-    WORD_BITS,
     CostConfig,
     CostVolume,
     box_mean,
@@ -87,11 +86,15 @@ def test_census_matches_numpy(census, shear):
     g = torch.rand(1, 1, 8, 11, generator=torch.Generator().manual_seed(1))
     codes = census_transform(g, census, shear)
     bits = _census_np(g[0, 0].numpy(), census, shear)
-    words = []
-    for wi in range(codes.shape[1]):
-        part = bits[WORD_BITS * wi:WORD_BITS * (wi + 1)]
-        words.append(sum(part[k].astype(np.int64) << k for k in range(part.shape[0])))
-    np.testing.assert_array_equal(codes[0].numpy(), np.stack(words))
+    code = sum(bits[k].astype(np.int64) << k for k in range(bits.shape[0]))
+    np.testing.assert_array_equal(codes[0, 0].numpy(), code)
+    for step in (2, 3):  # every step-th row: the same codes
+        assert torch.equal(census_transform(g, census, shear, step), codes[..., ::step, :])
+
+
+def test_census_wider_than_a_code_is_an_error():
+    with pytest.raises(ValueError, match="9x9"):
+        census_transform(torch.rand(1, 1, 12, 12), 9)
 
 
 def test_popcount():

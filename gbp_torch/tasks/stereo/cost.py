@@ -15,8 +15,8 @@ other. Sheared windows (``shears``: vertical disparity slopes s in px per row) m
 disparity d + s dy instead, in the census (:func:`census_transform`'s ``shear``) and the window mean
 (:func:`sheared_window_mean`); each pixel takes the hypothesis whose best cost, averaged over a region, is
 clearly lowest (:func:`shear_choice`), so the upright guided cost stays wherever no slope wins. Census
-compares the gray image with the centre of a ``census`` x ``census`` window (bits packed :data:`WORD_BITS` to an
-int64 word, Hamming distance by a popcount); gx is the central x-difference of the gray image.
+compares the gray image with the centre of a ``census`` x ``census`` window (up to 48 bits in one int64 word,
+Hamming distance by a popcount); gx is the central x-difference of the gray image.
 Pixels with ``x - d < 0`` (no partner in the right image) get :data:`INVALID`.
 
 Memory: the chunk loop touches only a few disparities at once (temporaries ~ ``B H W chunk`` x 16
@@ -40,8 +40,6 @@ from ...progress import progress_bar
 from ..settings import check_choice, check_int, check_number, is_real
 from .sgm import SGMConfig, semi_global
 
-#: Census bits per int64 word (a 7x7 census's 48 bits fit one: one XOR and one popcount per disparity).
-WORD_BITS = 63
 #: Stored value of the cost where ``x - d < 0`` (uint8 volumes; float16 volumes store 1.0 there).
 INVALID = 255
 STORES = ("uint8", "float16")
@@ -159,26 +157,33 @@ def shear_shift(shear: float, dy: int) -> int:
     return int(math.floor(t + 0.5)) * (1 if shear * dy >= 0 else -1)
 
 
-def census_transform(gray: Tensor, window: int = 7, shear: float = 0) -> Tensor:
-    """Census codes of a (B, 1, H, W) gray image: (B, n_words, H, W) int64, :data:`WORD_BITS` bits per word.
+def census_transform(gray: Tensor, window: int = 7, shear: float = 0, step: int = 1) -> Tensor:
+    """Census codes of a (B, 1, H, W) gray image: (B, 1, H, W) int64 (``window`` 3, 5 or 7: up to 48 bits), or of
+    every ``step``-th row (B, 1, ceil(H / step), W).
 
     Bit k is 1 where the k-th window neighbour (row-major, centre skipped) is darker than the
-    centre; borders are replicated. ``n_bits = window^2 - 1``, ``n_words = ceil(n_bits / WORD_BITS)`` (1 up to
-    7x7; unused high bits are 0). With ``shear`` s the neighbour of offset (dy, dx) is read at (dy, dx - s dy)
+    centre; borders are replicated. With ``shear`` s the neighbour of offset (dy, dx) is read at (dy, dx - s dy)
     (``s dy`` rounded, :func:`shear_shift`):
     the right image's code at x - d then describes the left window matched at disparity d + s dy in row dy.
+    Bits are gathered 8 to a byte (uint8 work arrays), each byte shifted into the code once.
     """
     r = window // 2
+    if window * window - 1 > 63:
+        raise ValueError(f"a census window of {window}x{window} does not fit one int64 code")
     b, _, h, w = gray.shape
     rx = r + shear_shift(abs(shear), r)
     pad = F.pad(gray, (rx, rx, r, r), mode="replicate")
-    n_bits = window * window - 1
-    codes = torch.zeros(b, -(-n_bits // WORD_BITS), h, w, dtype=torch.int64, device=gray.device)
+    centre = gray[:, 0, ::step]
+    rows = centre.shape[-2]
+    codes = torch.zeros(b, 1, rows, w, dtype=torch.int64, device=gray.device)
     offsets = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if (dy, dx) != (0, 0)]
-    for k, (dy, dx) in enumerate(offsets):  # one neighbour at a time: memory of two words per pixel
-        x0 = rx + dx - shear_shift(shear, dy)
-        darker = (pad[:, 0, r + dy:r + dy + h, x0:x0 + w] < gray[:, 0]).to(torch.int64)
-        codes[:, k // WORD_BITS].bitwise_or_(darker.bitwise_left_shift_(k % WORD_BITS))
+    byte = torch.empty(b, rows, w, dtype=torch.uint8, device=gray.device)
+    for k0 in range(0, len(offsets), 8):  # one byte of neighbours at a time
+        for k, (dy, dx) in enumerate(offsets[k0:k0 + 8]):
+            x0 = rx + dx - shear_shift(shear, dy)
+            darker = torch.lt(pad[:, 0, r + dy:r + dy + h:step, x0:x0 + w], centre).view(torch.uint8)
+            byte.add_(darker, alpha=1 << k) if k else byte.copy_(darker)
+        codes[:, 0].bitwise_or_(byte.to(torch.int64).bitwise_left_shift_(k0))
     return codes
 
 
@@ -244,21 +249,22 @@ def feature_cost(fl: Tensor, fr: Tensor, d0: int, d1: int, step: int = 1) -> Ten
 
 @dataclass
 class _Features:
-    census: Tensor  # (B, n_words, H, W) int64
-    gray: Tensor  # (B, 1, H, W): the image the census and gx describe (a sheared census is made from it)
+    census: Tensor  # (B, 1, H, W) int64
+    gray: Tensor  # (B, 1, H, W): the rows the census and gx describe (all of them: a sheared census is made from it)
     gx: Tensor  # (B, 1, H, W)
     n_bits: int
     learned: Tensor | None = None  # (B, F, H, W) unit vectors of a MatchingFeatures net
     learned_weight: float = 0.0
 
 
-def _features(image: Tensor, config: CostConfig, net=None) -> _Features:
+def _features(image: Tensor, config: CostConfig, net=None, step: int = 1) -> _Features:
+    """The matching features of an image (B, C, H, W), of every ``step``-th row."""
     gray = to_gray(image.float())
     gx = torch.zeros_like(gray)
     gx[..., 1:-1] = 0.5 * (gray[..., 2:] - gray[..., :-2])
-    learned = None if net is None else net(image.float())
-    return _Features(census_transform(gray, config.census), gray, gx, config.census ** 2 - 1, learned,
-                     0.0 if net is None else float(net.weight))
+    learned = None if net is None else net(image.float())[..., ::step, :]
+    return _Features(census_transform(gray, config.census, 0, step), gray[..., ::step, :], gx[..., ::step, :],
+                     config.census ** 2 - 1, learned, 0.0 if net is None else float(net.weight))
 
 
 def _invalid(d0: int, d1: int, w: int, device, step: int = 1) -> Tensor:
@@ -272,11 +278,7 @@ def raw_cost_chunk(fl: _Features, fr: _Features, d0: int, d1: int, config: CostC
     (B, d1 - d0, H, ceil(W / step)); invalid = max_cost.
 
     With learned features of weight w, the census term is ``(1 - w) census + w feature_cost``."""
-    ham = None
-    for word in range(fl.census.shape[1]):  # one census word at a time: temporaries of B k H W int64
-        bits = popcount(shifted_op(torch.bitwise_xor, fl.census[:, word], fr.census[:, word], d0, d1, step))
-        ham = bits if ham is None else ham.add_(bits)
-        del bits
+    ham = popcount(shifted_op(torch.bitwise_xor, fl.census[:, 0], fr.census[:, 0], d0, d1, step))
     cost = ham.float().mul_(1.0 / fl.n_bits)
     if fl.learned is not None:
         w = fl.learned_weight
@@ -394,15 +396,15 @@ def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
         y1 = min(h, y0 + band)
         lo, hi = max(0, y0 - margin) // step * step, min(h, y1 + margin)
         band_left, band_right = left[..., lo:hi, :], right[..., lo:hi, :]
-        fl, fr = _features(band_left, config, features), _features(band_right, config, features)
-        fl_rows = _feature_rows(fl, 0, None, step)
+        fl, fr = _features(band_left, config, features, step), _features(band_right, config, features, step)
+        gray_right = to_gray(band_right.float())  # all rows: the sheared census reads the rows between
         chunk = config.chunk_for(band_left)
         for i, shear in enumerate((0,) + config.shears):
-            frs = _feature_rows(_sheared_features(fr, config, shear), 0, None, step)
+            frs = replace(fr, census=census_transform(gray_right, config.census, shear, step)) if shear else fr
             low = None
             for d0 in range(0, max_disp + 1, chunk):
                 d1 = min(d0 + chunk, max_disp + 1)
-                c = _sheared_chunk(fl_rows, frs, d0, d1, max_disp, shear, config, step)
+                c = _sheared_chunk(fl, frs, d0, d1, max_disp, shear, config, step)
                 c = c.masked_fill_(_invalid(d0, d1, w, c.device, step), float("inf")).amin(1)
                 low = c if low is None else torch.minimum(low, c)
             best[:, i, y0 // step:-(-y1 // step)] = low[:, (y0 - lo) // step:-(-(y1 - lo) // step)]
