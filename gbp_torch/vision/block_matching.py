@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..tiling import Tiling, map_tiles
+from .windows import window_sum
 
 
 @dataclass
@@ -67,22 +68,6 @@ def window_cells(radius: int, cell: int, exclude: int) -> tuple[Tensor, Tensor]:
     return off, torch.stack((cell_of(off), cell_of(-off)), 1)
 
 
-def _window_sum(x: Tensor, n: int, dim: int) -> Tensor:
-    """Sums of n consecutive entries along ``dim`` (valid part: length L -> L - n + 1), from doubling sums
-    ``s_2m(i) = s_m(i) + s_m(i + m)`` added by the binary digits of n (few roundings, no prefix sums)."""
-    length = x.shape[dim] - n + 1
-    out, start, s, m = None, 0, x, 1
-    while True:
-        if n & m:
-            part = s.narrow(dim, start, length)
-            out = part if out is None else out + part
-            start += m
-        if 2 * m > n:
-            return out
-        s = s.narrow(dim, 0, s.shape[dim] - m) + s.narrow(dim, m, s.shape[dim] - m)
-        m *= 2
-
-
 def _offset_distances(padded: Tensor, dy: int, dx: int, patch: int) -> tuple[Tensor, tuple[int, int, int, int]]:
     """Summed squared differences (channel mean) between the patches at i and i + o for o = (dy, dx), over the
     pixels i whose partner is inside the image: (B, y1 - y0, x1 - x0) and (y0, y1, x0, x1). ``padded``: the
@@ -94,7 +79,7 @@ def _offset_distances(padded: Tensor, dy: int, dx: int, patch: int) -> tuple[Ten
     diff = padded[:, :, y0:y1 + 2 * p, x0:x1 + 2 * p] - padded[:, :, y0 + dy:y1 + dy + 2 * p, x0 + dx:x1 + dx + 2 * p]
     sq = diff.square_()
     sq = sq[:, 0] if sq.shape[1] == 1 else sq.mean(1)
-    return _window_sum(_window_sum(sq, patch, -2), patch, -1), (y0, y1, x0, x1)
+    return window_sum(window_sum(sq, patch, -2), patch, -1), (y0, y1, x0, x1)
 
 
 #: integer dtype of the keys of each float dtype (same width, so a float tensor is viewed as its key)

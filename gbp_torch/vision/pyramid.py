@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_image
+from .windows import weighted_window_sum
 
 
 def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
@@ -35,11 +36,9 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    batch, channels, height, width = image.shape
-    x = image.reshape(batch * channels, 1, height, width)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-    return x.reshape(batch, channels, height, width)
+    weights = kernel.tolist()
+    x = weighted_window_sum(F.pad(image, (radius, radius, 0, 0), mode="replicate"), weights, -1)
+    return weighted_window_sum(F.pad(x, (0, 0, radius, radius), mode="replicate"), weights, -2)
 
 
 def pyramid_sizes(height: int, width: int, levels: int | None = None, ratio: float = 0.5,

@@ -18,6 +18,7 @@ from torch import Tensor
 from ...grid import GridConfig, GridRobust, solve
 from ...robust import RobustKernel
 from ...vision import disparity_data_term, gaussian_blur
+from ...vision.windows import window_sum
 from ..settings import check_int, check_number
 from .factors import StereoFactors, mahalanobis_threshold
 
@@ -64,10 +65,13 @@ class RefineConfig:
 def local_contrast(image: Tensor, radius: int = 3, eps: float = 0.01) -> Tensor:
     """(I - local mean) / (local std + eps) per channel over (2 radius + 1)^2 windows, (B, C, H, W)."""
     k = 2 * radius + 1
-    mean = F.avg_pool2d(F.pad(image, (radius,) * 4, mode="replicate"), k, stride=1)
-    sq = F.avg_pool2d(F.pad(image * image, (radius,) * 4, mode="replicate"), k, stride=1)
-    std = (sq - mean * mean).clamp_min(0).sqrt()
-    return (image - mean) / (std + eps)
+
+    def mean(x: Tensor) -> Tensor:  # over replicated borders
+        return window_sum(window_sum(F.pad(x, (radius,) * 4, mode="replicate"), k, -1), k, -2).div_(k * k)
+
+    mean_image = mean(image)
+    std = (mean(image * image) - mean_image * mean_image).clamp_min(0).sqrt()
+    return (image - mean_image) / (std + eps)
 
 
 def photometric_refine(left: Tensor, right: Tensor, u: Tensor, occluded: Tensor, factors: StereoFactors,
