@@ -21,8 +21,9 @@ Steps (one cost volume, then ``outer`` relinearisations):
    the search narrows around the smooth estimate u), a parabola fit at v (z, curvature), data
    precision = data_scale * curvature, occluded pixels' targets filled from the background side
    of their row; one robust multigrid GBP solve (Tukey data, Cauchy smoothness, warm start u);
-5. sub-pixel refinement by a few Gauss-Newton steps of brightness constancy on contrast-normalised
-   images (:mod:`.refine`), within 0.5 px of the census estimate, then another guided weighted median;
+5. sub-pixel refinement by Gauss-Newton steps of brightness constancy on contrast-normalised images
+   (:mod:`.refine`), within ``RefineConfig.max_step`` (0.15 px) of the census estimate, then another guided
+   weighted median;
 6. the disparity is the last mean; its variance GBP's marginal variance times ``var_scale``
    (fitted on synthetic pairs, see train/stereo/calibrate.py).
 """
