@@ -365,3 +365,25 @@ def test_taker_runs_cover_the_taken_rows_and_merge_short_gaps(seed):
             else:
                 expected.append([y, y + 1])
     assert cost_module.taker_runs(rows, gap) == [tuple(r) for r in expected]
+
+
+@pytest.mark.parametrize("n", [2, 7])
+def test_winner_searches_of_a_uint8_volume_equal_the_float_searches(n):
+    """Winner-take-all, second best (excluding +-1 of the winner) and the right view's winner compare the stored uint8
+    values: the same minima, and the same ties to the smallest disparity, as on the floats (where the invalid 255
+    and 254 are both max_cost); with two disparities the second best is +inf."""
+    g = torch.Generator().manual_seed(n)
+    stored = torch.randint(240, 256, (2, n, 5, 9), generator=g, dtype=torch.uint8)  # many ties, 254 against 255
+    stored[:, :, 0] = torch.randint(0, 256, (2, n, 9), generator=g, dtype=torch.uint8)
+    vol = CostVolume(stored, 1.3)
+    c = vol.as_float()
+    d = torch.arange(n).view(1, -1, 1, 1)
+    arg, val = coupled_search(vol, chunk=3)
+    assert torch.equal(val, c.min(1).values) and torch.equal(arg, c.argmin(1))
+    second = c.masked_fill((d - arg[:, None]).abs() <= 1, float("inf"))
+    arg2, val2 = coupled_search(vol, exclude=arg, chunk=3)
+    assert torch.equal(val2, second.min(1).values) and torch.equal(arg2, second.argmin(1))
+    assert bool(torch.isinf(val2).all()) == (n == 2)
+    x = torch.arange(9).view(1, 1, 1, -1)
+    right = c.gather(3, (x + d).clamp(max=8).expand_as(c)).masked_fill(x + d > 8, float("inf"))
+    assert torch.equal(right_winner(vol, chunk=3), right.argmin(1))

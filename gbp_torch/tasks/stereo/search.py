@@ -40,32 +40,52 @@ def coupled_search(volume: CostVolume, u: Tensor | None = None, theta: float = 0
     ``u`` (B, H, W) float and ``theta`` pull the search toward ``u`` (None or theta = 0: winner-take-all);
     then only disparities within :func:`coupling_reach` of u's nearest one are read (the others cannot win).
     With ``exclude`` (B, H, W) long, disparities within ``radius`` of it are skipped (the second-best minimum).
-    Ties go to the smallest disparity.
+    Ties go to the smallest disparity. Winner-take-all searches of a uint8 volume compare the stored values
+    (:func:`_comparable`), a quarter of the memory traffic of floats.
     """
     cost = volume.cost
     b, n, h, w = cost.shape
     coupled = u is not None and theta > 0
     reach = coupling_reach(volume.max_cost, theta) if coupled else n
     first = (u.round().clamp(0, n - 1).long() - reach).unsqueeze(1) if 2 * reach + 1 < n else None
-    best = torch.full((b, h, w), float("inf"), device=cost.device)
+    stored = not coupled and cost.dtype == torch.uint8
+    best = torch.full((b, h, w), NONE if stored else float("inf"), device=cost.device,
+                      dtype=torch.uint8 if stored else torch.float32)
     arg = torch.zeros((b, h, w), dtype=torch.long, device=cost.device)
     for k0 in range(0, n if first is None else 2 * reach + 1, chunk):  # chunk loop: bounded memory
         k1 = min(k0 + chunk, n if first is None else 2 * reach + 1)
         if first is None:  # the whole range: slices
             d = torch.arange(k0, k1, device=cost.device).view(1, -1, 1, 1)
-            c = volume.as_float(cost[:, k0:k1])
+            part = cost[:, k0:k1]
         else:  # the window around u: gathered (indices past the ends repeat an end: same value, same index)
             d = (first + torch.arange(k0, k1, device=cost.device).view(1, -1, 1, 1)).clamp_(0, n - 1)
-            c = volume.as_float(cost.gather(1, d))
+            part = cost.gather(1, d)
+        c = _comparable(part) if stored else volume.as_float(part)
         if coupled:
             c = c + theta * (d.to(c.dtype) - u.unsqueeze(1)) ** 2
         if exclude is not None:
-            c = c.masked_fill((d - exclude.unsqueeze(1)).abs() <= radius, float("inf"))
+            c = c.masked_fill((d - exclude.unsqueeze(1)).abs() <= radius, NONE if stored else float("inf"))
         val, idx = c.min(1)
         better = val < best
         best = torch.where(better, val, best)
         arg = torch.where(better, d.expand_as(c).gather(1, idx.unsqueeze(1)).squeeze(1), arg)
-    return arg, best
+    return arg, (_value(volume, best) if stored else best)
+
+
+#: In a winner-take-all search of a uint8 volume, the value that stands for "no candidate" (+inf): stored costs are
+#: compared after :func:`_comparable` maps them to 0..254.
+NONE = 255
+
+
+def _comparable(part: Tensor) -> Tensor:
+    """Stored uint8 costs as values that order (and tie) as their floats (:meth:`~.cost.CostVolume.as_float` clamps the
+    invalid 255 to max_cost, the float of 254): 255 -> 254, the rest kept."""
+    return part.clamp(max=NONE - 1)
+
+
+def _value(volume: CostVolume, best: Tensor) -> Tensor:
+    """The float costs of :func:`_comparable` values (B, H, W) uint8, inf where :data:`NONE`."""
+    return torch.where(best == NONE, float("inf"), volume.as_float(best))
 
 
 def coupling_reach(max_cost: float, theta: float) -> int:
@@ -99,11 +119,13 @@ def right_winner(volume: CostVolume, chunk: int = 16) -> Tensor:
     """Winner-take-all disparity of the right view, (B, H, W) long.
 
     The right pixel x_r at disparity d matches left pixel x_r + d: ``C_R(x_r, d) = C(x_r + d, d)``
-    (infinite where x_r + d >= W).
+    (infinite where x_r + d >= W). A uint8 volume is compared in its stored values (:func:`_comparable`).
     """
     cost = volume.cost
     b, n, h, w = cost.shape
-    best = torch.full((b, h, w), float("inf"), device=cost.device)
+    stored = cost.dtype == torch.uint8
+    none = NONE if stored else float("inf")
+    best = torch.full((b, h, w), none, device=cost.device, dtype=torch.uint8 if stored else torch.float32)
     arg = torch.zeros((b, h, w), dtype=torch.long, device=cost.device)
     xr = torch.arange(w, device=cost.device)
     for d0 in range(0, n, chunk):  # chunk loop: bounded memory
@@ -111,8 +133,9 @@ def right_winner(volume: CostVolume, chunk: int = 16) -> Tensor:
         d = torch.arange(d0, d1, device=cost.device).view(-1, 1)
         xl = xr.view(1, -1) + d  # (k, W)
         idx = xl.clamp(max=w - 1).view(1, d1 - d0, 1, w).expand(b, -1, h, -1)
-        c = volume.as_float(cost[:, d0:d1].gather(3, idx))
-        c = c.masked_fill((xl >= w).view(1, d1 - d0, 1, w), float("inf"))
+        part = cost[:, d0:d1].gather(3, idx)
+        c = _comparable(part) if stored else volume.as_float(part)
+        c = c.masked_fill((xl >= w).view(1, d1 - d0, 1, w), none)
         val, i = c.min(1)
         better = val < best
         best = torch.where(better, val, best)
