@@ -253,7 +253,7 @@ def test_wta_search_and_chunks(pair):
     assert torch.equal(arg, ref)
 
 
-@pytest.mark.parametrize("theta", [0.0005, 0.004, 0.05, 0.3, 2.0])  # the first: the whole range
+@pytest.mark.parametrize("theta", [0.0005, 0.004, 0.05, 0.3, 2.0])  # the first two: the whole range
 def test_coupled_search_window_equals_the_full_search(theta):
     """The coupled search reads only a window around u: its minimum and argmin (ties to the smallest disparity) are
     the brute-force ones over the whole range, also for u beyond either end and on quantised (tied) uint8 costs."""

@@ -38,7 +38,8 @@ def coupled_search(volume: CostVolume, u: Tensor | None = None, theta: float = 0
     """``v = argmin_d C(d) + theta (d - u)^2`` over all disparities: (index (B, H, W) long, value (B, H, W)).
 
     ``u`` (B, H, W) float and ``theta`` pull the search toward ``u`` (None or theta = 0: winner-take-all);
-    then only disparities within :func:`coupling_reach` of u's nearest one are read (the others cannot win).
+    then only disparities within :func:`coupling_reach` of u's nearest one are read (the others cannot win) when
+    they are under half the range.
     With ``exclude`` (B, H, W) long, disparities within ``radius`` of it are skipped (the second-best minimum).
     Ties go to the smallest disparity. Winner-take-all searches of a uint8 volume compare the stored values
     (:func:`_comparable`), a quarter of the memory traffic of floats.
@@ -47,7 +48,9 @@ def coupled_search(volume: CostVolume, u: Tensor | None = None, theta: float = 0
     b, n, h, w = cost.shape
     coupled = u is not None and theta > 0
     reach = coupling_reach(volume.max_cost, theta) if coupled else n
-    first = (u.round().clamp(0, n - 1).long() - reach).unsqueeze(1) if 2 * reach + 1 < n else None
+    # gathering a value costs about twice reading it in a slice (teddy, 65 disparities: 53 gathered 85 ms against 47
+    # for the whole range, 17 gathered 40 against 56): the window is gathered only when under half the range
+    first = (u.round().clamp(0, n - 1).long() - reach).unsqueeze(1) if 2 * (2 * reach + 1) < n else None
     stored = not coupled and cost.dtype == torch.uint8
     best = torch.full((b, h, w), NONE if stored else float("inf"), device=cost.device,
                       dtype=torch.uint8 if stored else torch.float32)
