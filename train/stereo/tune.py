@@ -35,9 +35,10 @@ GRID = {
     "sgm.p1": [0.01, 0.03, 0.06],
     "sgm.p2": [0.3, 0.6, 1.0],
     "sgm.edge_t": [0.0, 0.02, 0.05, 0.1],
-    "schedule.theta": [(0.0005, 0.005, 0.05, 0.2), (0.002, 0.01, 0.05, 0.2), (0.01, 0.03, 0.1, 0.3)],
-    "schedule.outer": [3, 4, 6],
-    "schedule.median": [(1, 1), (1, 11), (5, 11), (7, 11), (11, 11)],
+    "schedule.theta": [(0.0005, 0.005, 0.2), (0.002, 0.02, 0.2), (0.01, 0.05, 0.3)],
+    "schedule.outer": [2, 3, 4],
+    "schedule.median": [(1, 1), (1, 7), (5, 7), (7, 7), (9, 9)],  # samples per side, see median_dilation
+    "schedule.median_dilation": [1, 2, 3],
     "schedule.median_sigma": [0.02, 0.03, 0.05, 0.1],
 }
 
