@@ -7,6 +7,7 @@
 - :mod:`.constancy`: brightness / gradient constancy linearised into the
   per-pixel ``(z, a)`` data terms of :func:`gbp_torch.grid.solve`.
 - :mod:`.median`: plain and guide-weighted median filters of flow / disparity fields.
+- :mod:`.windows`: sliding-window sums by shifted adds (box and separable filters).
 
 Conventions: images (B, C, H, W); flow (B, 2, H, W) in pixels, u to the right,
 v down, pixel centres at integer coordinates; disparity (B, 1, H, W) or
