@@ -33,10 +33,9 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     if sigma <= 0:
         return image
     radius = max(1, math.ceil(3 * sigma))
-    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    taps = torch.arange(-radius, radius + 1, dtype=image.dtype)  # on the CPU: the taps are read as Python numbers
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    weights = kernel.tolist()
+    weights = (kernel / kernel.sum()).tolist()
     x = weighted_window_sum(F.pad(image, (radius, radius, 0, 0), mode="replicate"), weights, -1)
     return weighted_window_sum(F.pad(x, (0, 0, radius, radius), mode="replicate"), weights, -2)
 

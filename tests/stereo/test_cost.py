@@ -128,13 +128,15 @@ def test_raw_cost_of_sampled_columns_and_rows_is_the_full_cost_sampled(pair):
         torch.manual_seed(0)
         net = MatchingFeatures()
     cfg = CostConfig(census=5, gradient_weight=0.5)
-    fl, fr = cost_module._features(left, cfg, net), cost_module._features(right, cfg, net)
-    fr = cost_module._sheared_features(fr, cfg, 1.0)
+
+    def features(step: int):  # left, and right with the census of shear 1, of every step-th row
+        return (cost_module._features(left, cfg, net, step),
+                cost_module._sheared_features(cost_module._features(right, cfg, net, step), cfg, 1.0))
+
     with torch.no_grad():
-        full = cost_module.raw_cost_chunk(fl, fr, 1, 10, cfg)
+        full = cost_module.raw_cost_chunk(*features(1), 1, 10, cfg)
         for step in (2, 3):
-            rows = [cost_module._feature_rows(f, 0, None, step) for f in (fl, fr)]
-            sampled = cost_module.raw_cost_chunk(*rows, 1, 10, cfg, step)
+            sampled = cost_module.raw_cost_chunk(*features(step), 1, 10, cfg, step)
             torch.testing.assert_close(sampled, full[..., ::step, ::step], rtol=0, atol=1e-6)
 
 

@@ -250,11 +250,12 @@ def feature_cost(fl: Tensor, fr: Tensor, d0: int, d1: int, step: int = 1) -> Ten
 @dataclass
 class _Features:
     census: Tensor  # (B, 1, H, W) int64
-    gray: Tensor  # (B, 1, H, W): the rows the census and gx describe (all of them: a sheared census is made from it)
+    gray: Tensor  # (B, 1, H, W): all rows of the gray image the features describe (a sheared census is made from it)
     gx: Tensor  # (B, 1, H, W)
     n_bits: int
     learned: Tensor | None = None  # (B, F, H, W) unit vectors of a MatchingFeatures net
     learned_weight: float = 0.0
+    step: int = 1  # census, gx and learned hold every step-th row of gray's
 
 
 def _features(image: Tensor, config: CostConfig, net=None, step: int = 1) -> _Features:
@@ -263,8 +264,8 @@ def _features(image: Tensor, config: CostConfig, net=None, step: int = 1) -> _Fe
     gx = torch.zeros_like(gray)
     gx[..., 1:-1] = 0.5 * (gray[..., 2:] - gray[..., :-2])
     learned = None if net is None else net(image.float())[..., ::step, :]
-    return _Features(census_transform(gray, config.census, 0, step), gray[..., ::step, :], gx[..., ::step, :],
-                     config.census ** 2 - 1, learned, 0.0 if net is None else float(net.weight))
+    return _Features(census_transform(gray, config.census, 0, step), gray, gx[..., ::step, :], config.census ** 2 - 1,
+                     learned, 0.0 if net is None else float(net.weight), step)
 
 
 def _invalid(d0: int, d1: int, w: int, device, step: int = 1) -> Tensor:
@@ -356,17 +357,15 @@ def _sheared_chunk(fl: _Features, fr: _Features, d0: int, d1: int, max_disp: int
     return sheared_window_mean(raw_cost_chunk(fl, fr, first, last, config, step), first, d0, d1, radius, shear * step)
 
 
-def _feature_rows(f: _Features, lo: int, hi: int | None, step: int = 1) -> _Features:
-    """The features of rows [lo, hi) (computed on more rows: the same values as the whole image's), every
-    ``step``-th one."""
-    rows = slice(lo, hi, step)
-    return replace(f, census=f.census[..., rows, :], gray=f.gray[..., rows, :], gx=f.gx[..., rows, :],
-                   learned=None if f.learned is None else f.learned[..., rows, :])
+def _feature_rows(f: _Features, lo: int, hi: int) -> _Features:
+    """The features (of every row) of rows [lo, hi) (computed on more rows: the same values as the whole image's)."""
+    return replace(f, census=f.census[..., lo:hi, :], gray=f.gray[..., lo:hi, :], gx=f.gx[..., lo:hi, :],
+                   learned=None if f.learned is None else f.learned[..., lo:hi, :])
 
 
 def _sheared_features(fr: _Features, config: CostConfig, shear: float) -> _Features:
-    """``fr`` with the right census of ``shear``."""
-    return fr if shear == 0 else replace(fr, census=census_transform(fr.gray, config.census, shear))
+    """``fr`` with the right census of ``shear`` (of ``fr``'s rows)."""
+    return fr if shear == 0 else replace(fr, census=census_transform(fr.gray, config.census, shear, fr.step))
 
 
 def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig, features=None,
@@ -397,10 +396,9 @@ def shear_choice(left: Tensor, right: Tensor, max_disp: int, config: CostConfig,
         lo, hi = max(0, y0 - margin) // step * step, min(h, y1 + margin)
         band_left, band_right = left[..., lo:hi, :], right[..., lo:hi, :]
         fl, fr = _features(band_left, config, features, step), _features(band_right, config, features, step)
-        gray_right = to_gray(band_right.float())  # all rows: the sheared census reads the rows between
         chunk = config.chunk_for(band_left)
         for i, shear in enumerate((0,) + config.shears):
-            frs = replace(fr, census=census_transform(gray_right, config.census, shear, step)) if shear else fr
+            frs = _sheared_features(fr, config, shear)
             low = None
             for d0 in range(0, max_disp + 1, chunk):
                 d1 = min(d0 + chunk, max_disp + 1)
