@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from gbp_torch.tasks.stereo.metrics import bad_pixels, coverage, mean_abs_error, stereo_metrics
+from gbp_torch.tasks.stereo.metrics import (
+    bad_pixels,
+    coverage,
+    mean_abs_error,
+    sparsification_error,
+    stereo_metrics,
+)
 from gbp_torch.tasks.stereo.synthetic import SyntheticConfig, synthetic_pair
 from gbp_torch.vision import warp_disparity
 
@@ -44,7 +50,41 @@ def test_unknown_gt_excluded_without_mask(data):
 def test_stereo_metrics_keys(data):
     disp, gt, var, mask = data
     out = stereo_metrics(disp[:1], gt[:1], {"nonocc": mask[:1], "all": mask[:1] | True}, var[:1])
-    assert set(out) == {"bad1_nonocc", "bad2_nonocc", "bad1_all", "bad2_all", "mae", "coverage"}
+    assert set(out) == {"bad1_nonocc", "bad2_nonocc", "bad1_all", "bad2_all", "mae", "coverage", "ause"}
+
+
+def _ause_loop(err, var, steps):
+    """The sparsification error by its definition, one fraction at a time in numpy."""
+    gaps = []
+    for i in range(steps):
+        k = int(i * err.size / steps)
+        by_var = err[np.argsort(-var, kind="stable")][k:].mean()
+        by_err = np.sort(err)[::-1][k:].mean()
+        gaps.append(by_var - by_err)
+    return np.mean(gaps) / err.mean()
+
+
+def test_sparsification_error_matches_its_definition(data):
+    """Against a numpy loop over the fractions; 0 when the variance orders the errors; larger for a random
+    variance than for a noisy but informative one; NaN without evaluated pixels or errors."""
+    disp, gt, var, mask = data
+    for steps in (10, 7):
+        got = sparsification_error(disp, var, gt, mask, steps)
+        for b in range(2):
+            m = (mask[b] & (gt[b] > 0)).numpy()
+            err = np.abs((disp[b] - gt[b]).numpy())[m].astype(np.float64)
+            assert float(got[b]) == pytest.approx(_ause_loop(err, var[b].numpy()[m].astype(np.float64), steps),
+                                                  rel=1e-9)
+    err2 = (disp - gt).square()
+    assert torch.allclose(sparsification_error(disp, err2, gt, mask), torch.zeros(2, dtype=torch.float64),
+                          atol=1e-12)
+    g = torch.Generator().manual_seed(1)
+    noisy = err2 * torch.exp(0.5 * torch.randn(err2.shape, generator=g))
+    assert bool((sparsification_error(disp, noisy, gt, mask) < sparsification_error(disp, var, gt, mask)).all())
+    assert bool(sparsification_error(disp, var, gt, torch.zeros_like(mask)).isnan().all())
+    assert bool(sparsification_error(gt, var, gt, mask).isnan().all())
+    with pytest.raises(ValueError, match="var must have the shape"):
+        sparsification_error(disp, var[..., :-1], gt, mask)
 
 
 def test_metrics_bad_shapes():

@@ -55,6 +55,30 @@ def test_two_disparities_give_a_finite_subpixel_answer(model, d):
     assert float(err.mean()) < 0.1
 
 
+def test_a_flat_cost_curve_is_not_confident():
+    """A constant pair's census costs are 0 at d = 0 and differ from it by a uint8 step or two elsewhere (what
+    SGM carries in from the left border): the peak ratio with the floor calls that ambiguous (it was 1 without
+    it); on a textured pair, whose competitor costs lie above the floor, the confidence is the plain ratio
+    (C_2 - C_1) / C_2 of the two searches (the oracle)."""
+    from gbp_torch.tasks.stereo.cost import cost_volume
+    from gbp_torch.tasks.stereo.handset import cues_of
+    from gbp_torch.tasks.stereo.search import coupled_search
+
+    flat = torch.full((1, 3, 32, 48), 0.5)
+    volume = cost_volume(flat, flat, 8, CostConfig())
+    interior = (..., slice(None), slice(16, None))  # past the left border's invalid entries
+    assert float(cues_of(volume, 1.0, 8, 0.0)[0].confidence[interior].amin()) == 1.0  # the old ratio
+    assert float(cues_of(volume, 1.0, 8, 0.05)[0].confidence[interior].amax()) <= 0.25
+    left, right, _ = planar_pair(32, 64, 5.0, 0.0, 0.0)
+    volume = cost_volume(left, right, 12, CostConfig())
+    cues, v0 = cues_of(volume, 1.0, 8, 0.05)
+    c1 = coupled_search(volume, chunk=8)[1]
+    c2 = coupled_search(volume, exclude=v0, radius=1, chunk=8)[1]
+    above = c2 >= 0.05
+    assert float(above.float().mean()) > 0.9
+    assert torch.allclose(cues.confidence[above], ((c2 - c1) / c2).clamp(0, 1)[above])
+
+
 def _square_scene(h=48, w=80, d_bg=3.0, d_fg=11.0, x0=30, x1=54, y0=12, y1=36):
     """Background at d_bg, a fronto-parallel square [x0, x1) x [y0, y1) (left coordinates) at d_fg in front.
     Right view: the square covers right columns [x0 - d_fg, x1 - d_fg); elsewhere the background."""

@@ -10,7 +10,8 @@ from gbp_torch.tasks.stereo.refine import RefineConfig
     ("outer", 0), ("iters", 0), ("iters", 2.0), ("median_slope", -1), ("theta", ()), ("theta", (0.1, float("nan"))),
     ("curvature", (0.0, 1.0)), ("curvature", (1.0, 0.5)), ("curvature", (0.1,)), ("curvature", (True, True)),
     ("median", (4, 11)), ("median", (11,)), ("lr_threshold", 0.0), ("median_sigma", -0.03), ("slope_window", 4),
-    ("slope_window", -1), ("slope_shrink", -0.1), ("slope_shrink", float("nan")), ("irls", 0), ("median_dilation", 0),
+    ("confidence_floor", -0.1), ("slope_window", -1), ("slope_shrink", -0.1), ("slope_shrink", float("nan")),
+    ("irls", 0), ("median_dilation", 0),
 ])
 def test_a_bad_schedule_is_refused_naming_the_field(field, value):
     """outer=0 used to run without a single solve, theta=() to fail with an IndexError inside the loop."""

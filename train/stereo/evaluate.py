@@ -104,15 +104,15 @@ def _write_pngs(folder: Path, sc, method: str, out: StereoOutput) -> None:
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """The per-scene table (percent bad pixels, MAE px, coverage, seconds)."""
+    """The per-scene table (percent bad pixels, MAE px, coverage, AUSE, seconds)."""
     head = (f"{'scene':8s} {'method':9s} {'bad1 noc':>8s} {'bad1 all':>8s} {'bad1 disc':>9s} {'bad2 noc':>8s} "
-            f"{'MAE px':>7s} {'cover':>6s} {'time s':>7s}")
+            f"{'MAE px':>7s} {'cover':>6s} {'AUSE':>6s} {'time s':>7s}")
     lines = ["Middlebury 2003: bad > t px in percent (t = 1, 2), MAE on nonocc, coverage = fraction of nonocc "
-             "pixels with |err| < 1.96 std", head]
+             "pixels with |err| < 1.96 std, AUSE = sparsification error of the std (0: it orders the errors)", head]
     for r in rows:
-        cov = f"{r['coverage']:6.3f}" if r["coverage"] is not None else f"{'-':>6s}"
+        cov, ause = (f"{r[k]:6.3f}" if r.get(k) is not None else f"{'-':>6s}" for k in ("coverage", "ause"))
         lines.append(f"{r['scene']:8s} {r['method']:9s} {r['bad1_nonocc']:8.2f} {r['bad1_all']:8.2f} "
-                     f"{r['bad1_disc']:9.2f} {r['bad2_nonocc']:8.2f} {r['mae']:7.3f} {cov} {r['seconds']:7.2f}")
+                     f"{r['bad1_disc']:9.2f} {r['bad2_nonocc']:8.2f} {r['mae']:7.3f} {cov} {ause} {r['seconds']:7.2f}")
     methods = list(dict.fromkeys(r["method"] for r in rows))
     lines.append("mean bad1 nonocc: " + ", ".join(
         f"{m} {sum(r['bad1_nonocc'] for r in rows if r['method'] == m) / sum(r['method'] == m for r in rows):.2f}"
@@ -131,7 +131,7 @@ def manifest_metrics(rows: Sequence[dict]) -> dict:
     for r in rows:
         method = METHOD_KEYS[r["method"]]
         prefix = f"middlebury_{r['scene']}" + (f"_{method}" if method else "")
-        for key in ("bad1_nonocc", "bad1_all", "bad1_disc", "bad2_nonocc", "mae", "coverage", "seconds"):
+        for key in ("bad1_nonocc", "bad1_all", "bad1_disc", "bad2_nonocc", "mae", "coverage", "ause", "seconds"):
             if r.get(key) is not None:
                 out[f"{prefix}_{key}"] = round(float(r[key]), 4)
     return out

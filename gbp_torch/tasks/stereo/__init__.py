@@ -19,7 +19,7 @@ from .factors import HandsetFactors, StereoCues, StereoFactors
 from .features import MatchingFeatures
 from .handset import HandsetStereo, SolveSchedule
 from .learned import LearnedFactors, LearnedStereo
-from .metrics import bad_pixels, coverage, mean_abs_error, stereo_metrics
+from .metrics import bad_pixels, coverage, mean_abs_error, sparsification_error, stereo_metrics
 from .output import StereoOutput
 from .refine import RefineConfig
 from .sgm import SGMConfig
@@ -27,5 +27,5 @@ from .synthetic import SyntheticConfig, synthetic_pair
 
 __all__ = ["StereoOutput", "HandsetStereo", "LearnedStereo", "LearnedFactors", "SolveSchedule", "RefineConfig",
            "CostConfig", "CostVolume", "cost_volume", "SGMConfig", "HandsetFactors", "StereoCues", "StereoFactors",
-           "MatchingFeatures", "bad_pixels", "coverage", "mean_abs_error", "stereo_metrics", "SyntheticConfig",
-           "synthetic_pair"]
+           "MatchingFeatures", "bad_pixels", "coverage", "mean_abs_error", "sparsification_error", "stereo_metrics",
+           "SyntheticConfig", "synthetic_pair"]

@@ -24,7 +24,7 @@ class StereoCues:
     """What the model knows about each pixel before the solve, all (B, H, W).
 
     Attributes:
-        confidence: peak ratio of the cost, ``(C_2 - C_1) / C_2`` in [0, 1] (C_1 the best cost,
+        confidence: peak ratio of the cost, ``(C_2 - C_1) / max(C_2, floor)`` in [0, 1] (C_1 the best cost,
             C_2 the best outside +-1 px of it): near 0 = ambiguous.
         occluded: bool, failed the left-right check.
         cost: the best (winner-take-all) cost, C_1.

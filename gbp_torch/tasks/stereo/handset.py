@@ -63,6 +63,9 @@ class SolveSchedule:
         iters: multigrid FCG steps per GBP solve.
         curvature: (min, max) clamp of the fitted curvature before scaling.
         lr_threshold: left-right check threshold in px.
+        confidence_floor: the peak ratio's least denominator, ``(C_2 - C_1) / max(C_2, floor)`` (cost units; one
+            census bit of a 7x7 window is 1/48): a cost curve flat to a few bits is ambiguous, not confident (without
+            it a constant pair, whose SGM costs differ by one uint8 step, had full confidence everywhere).
         median: window sizes (samples per side) of the guided weighted medians (:func:`guided_median`) of the
             initial and of the final disparity (1: off).
         median_dilation: the medians' windows read every this-many-th pixel (7 samples dilated by 2: a 13x13 window).
@@ -91,6 +94,7 @@ class SolveSchedule:
     iters: int = 6
     curvature: tuple[float, float] = (0.01, 1.0)
     lr_threshold: float = 1.0
+    confidence_floor: float = 0.05
     median: tuple[int, int] = (7, 7)
     median_dilation: int = 2
     median_sigma: float = 0.03
@@ -118,6 +122,7 @@ class SolveSchedule:
                                    for m in median):
             raise ValueError(f"SolveSchedule.median must be two odd sizes >= 1, got {self.median!r}")
         check_number(self, "lr_threshold", lambda v: v > 0, "> 0")
+        check_number(self, "confidence_floor", lambda v: v >= 0, ">= 0")
         check_number(self, "median_sigma", lambda v: v > 0, "> 0")
         for name, value in (("theta", theta), ("curvature", curvature), ("median", median)):
             object.__setattr__(self, name, value)  # lists from a config file become tuples
@@ -134,12 +139,15 @@ def guided_median(u: Tensor, guide: Tensor, size: int, sigma: float, slope_windo
     return weighted_median_filter(field, guide, size, sigma, slopes=slopes, dilation=dilation).squeeze(1)
 
 
-def cues_of(volume: CostVolume, lr_threshold: float, chunk: int) -> tuple[StereoCues, Tensor]:
-    """(:class:`StereoCues`, WTA disparity v0 (B, H, W) long) of a cost volume."""
+def cues_of(volume: CostVolume, lr_threshold: float, chunk: int, confidence_floor: float
+            ) -> tuple[StereoCues, Tensor]:
+    """(:class:`StereoCues`, WTA disparity v0 (B, H, W) long) of a cost volume; the peak ratio's denominator is
+    at least ``confidence_floor`` (:class:`SolveSchedule`)."""
     v0, c1 = coupled_search(volume, chunk=chunk)
     _, c2 = coupled_search(volume, exclude=v0, radius=1, chunk=chunk)
     # with 2 disparities nothing lies outside +-1 px of the best (c2 = inf): no competitor, full confidence
-    conf = torch.where(torch.isfinite(c2), ((c2 - c1) / c2.clamp_min(1e-6)).clamp(0, 1), torch.ones_like(c1))
+    ratio = (c2 - c1) / c2.clamp_min(max(confidence_floor, 1e-6))
+    conf = torch.where(torch.isfinite(c2), ratio.clamp(0, 1), torch.ones_like(c1))
     winner_right = right_winner(volume, chunk).float()
     occ = left_right_check(v0.float(), winner_right, lr_threshold) | out_of_view(winner_right)
     return StereoCues(conf, occ, c1), v0
@@ -189,7 +197,8 @@ class HandsetStereo(nn.Module):
         bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         with torch.no_grad():
             volume = cost_volume(left, right, max_disp, self.cost, self.matching, self.progress)
-            cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left))
+            cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left),
+                               self.schedule.confidence_floor)
             cues = self.extend_cues(cues, volume, v0, left, right, max_disp)
             guide = colour_guide(left)
             u = guided_median(fill_background(quadratic_fit(volume, v0).z, ~cues.occluded), guide,

@@ -7,6 +7,7 @@ excluded. Each returns a (B,) tensor (NaN for an item with no evaluated pixel).
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -48,6 +49,34 @@ def coverage(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tensor | None = N
     return _mean(inside.double(), valid)
 
 
+def sparsification_error(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tensor | None = None,
+                         steps: int = 10) -> Tensor:
+    """How well the variance ranks the errors: the area between the sparsification curve and its oracle, (B,).
+
+    For each fraction f = 0, 1/steps, ..., (steps - 1)/steps of the evaluated pixels, the mean |error| of those
+    left after removing the f with the largest variance, minus the same after removing the f largest errors
+    (the oracle); averaged over f and divided by the mean |error| of all. 0: the variance orders the errors
+    perfectly; a variance unrelated to them scores about 0.5-1 (heavier-tailed errors more).
+    """
+    valid = _valid(disparity, gt, mask)
+    if var.shape != gt.shape:
+        raise ValueError(f"var must have the shape of gt {tuple(gt.shape)}, got {tuple(var.shape)}")
+    out = []
+    for err, v, keep in zip((disparity - gt).abs().double().flatten(1), var.double().flatten(1), valid.flatten(1)):
+        err, v = err[keep], v[keep]
+        if err.numel() == 0 or float(err.mean()) == 0.0:
+            out.append(err.new_tensor(float("nan")))
+            continue
+        by_var = err[v.argsort(descending=True, stable=True)].flip(0).cumsum(0).flip(0)  # sums of the k..n-1 kept
+        by_err = err.sort(descending=True).values.flip(0).cumsum(0).flip(0)
+        n = err.numel()
+        first = [int(i * n / steps) for i in range(steps)]
+        kept = err.new_tensor([n - k for k in first])
+        gap = (by_var[first] - by_err[first]) / kept
+        out.append(gap.mean() / err.mean())
+    return torch.stack(out)
+
+
 def near_depth_edge(gt: Tensor, radius: int = 3, jump: float = 1.0) -> Tensor:
     """Pixels within ``radius`` px (in x and y) of a depth edge of the ground truth: bool, gt's shape.
 
@@ -65,7 +94,7 @@ def near_depth_edge(gt: Tensor, radius: int = 3, jump: float = 1.0) -> Tensor:
 def pair_measures(disparity: Tensor, gt: Tensor, nonocc: Tensor, var: Tensor | None = None) -> dict[str, Tensor]:
     """Per item (B,) on the non-occluded pixels: ``bad1``, ``bad2``, ``mae``, ``bad1_edge`` and
     ``bad1_interior`` (bad > 1 px within 3 px of a depth edge and elsewhere, :func:`near_depth_edge`; NaN for
-    an item without such pixels) and, with ``var``, ``coverage``."""
+    an item without such pixels) and, with ``var``, ``coverage`` and ``ause`` (:func:`sparsification_error`)."""
     edge = near_depth_edge(gt)
     out = {"bad1": bad_pixels(disparity, gt, nonocc, 1.0), "bad2": bad_pixels(disparity, gt, nonocc, 2.0),
            "mae": mean_abs_error(disparity, gt, nonocc),
@@ -73,12 +102,14 @@ def pair_measures(disparity: Tensor, gt: Tensor, nonocc: Tensor, var: Tensor | N
            "bad1_interior": bad_pixels(disparity, gt, nonocc & ~edge, 1.0)}
     if var is not None:
         out["coverage"] = coverage(disparity, var, gt, nonocc)
+        out["ause"] = sparsification_error(disparity, var, gt, nonocc)
     return out
 
 
 def stereo_metrics(disparity: Tensor, gt: Tensor, masks: dict[str, Tensor], var: Tensor | None = None) -> dict:
-    """Item 0's measures as floats: ``bad1_<m>`` and ``bad2_<m>`` for each mask name m, ``mae`` and
-    ``coverage`` (None without var) on the ``nonocc`` mask (or all known pixels without one)."""
+    """Item 0's measures as floats: ``bad1_<m>`` and ``bad2_<m>`` for each mask name m, ``mae``, ``coverage`` and
+    ``ause`` (:func:`sparsification_error`; both None without var) on the ``nonocc`` mask (or all known pixels
+    without one)."""
     out = {}
     for name, m in masks.items():
         out[f"bad1_{name}"] = float(bad_pixels(disparity, gt, m, 1.0)[0])
@@ -86,5 +117,6 @@ def stereo_metrics(disparity: Tensor, gt: Tensor, masks: dict[str, Tensor], var:
     base = masks.get("nonocc")
     out["mae"] = float(mean_abs_error(disparity, gt, base)[0])
     out["coverage"] = None if var is None else float(coverage(disparity, var, gt, base)[0])
+    out["ause"] = None if var is None else float(sparsification_error(disparity, var, gt, base)[0])
     return out
 
