@@ -1,4 +1,4 @@
-"""Shared test helpers: independent numpy oracles for factor graphs.
+"""Shared test helpers: independent numpy oracles (factor graphs, the sparsification error).
 
 Everything here is float64 numpy built straight from the families' stored
 jacobian / z / precision tensors and slot indices, never from engine code.
@@ -173,3 +173,14 @@ def unclip_oracle(mean, var, sigma):
         x[here] = np.interp(mean[here], table, grid)  # clamps to 0 / 1 outside [E(0), E(1)]
     keep = norm.cdf((1 - x) / sigma) - norm.cdf(-x / sigma)
     return x, None if var is None else np.asarray(var, dtype=np.float64) / keep**2
+
+
+def sparsification_loop(err, unc, steps):
+    """The definition, in numpy: per fraction, the mean error left by each order; their mean gap over the MAE."""
+    gaps = []
+    for i in range(steps):
+        k = int(i * err.size / steps)
+        by_unc = err[np.argsort(-unc, kind="stable")][k:].mean()
+        by_err = np.sort(err)[::-1][k:].mean()
+        gaps.append(by_unc - by_err)
+    return np.mean(gaps) / err.mean()

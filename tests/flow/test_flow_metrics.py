@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import sparsification_loop
 
 from gbp_torch.tasks.flow.metrics import (
     angular_error,
@@ -12,6 +13,7 @@ from gbp_torch.tasks.flow.metrics import (
     known_flow_mask,
     mean_angular_error,
     std_coverage,
+    std_sparsification,
 )
 
 
@@ -69,6 +71,24 @@ def test_coverage_and_masks(fields):
     m4 = torch.from_numpy(mask)[:, None]
     assert torch.equal(epe(torch.from_numpy(flow), torch.from_numpy(gt), m4),
                        epe(torch.from_numpy(flow), torch.from_numpy(gt), m4[:, 0]))
+
+
+def test_std_sparsification_ranks_end_point_errors(fields):
+    """Against the numpy definition on the known pixels in the mask (EPE ranked by std_u^2 + std_v^2); a std that
+    grows with the EPE scores 0."""
+    flow, gt, mask = fields
+    std = np.random.default_rng(2).uniform(0.5, 3, flow.shape)
+    known = _np_known(gt) & mask
+    got = std_sparsification(*(torch.from_numpy(x) for x in (flow, std, gt, mask)))
+    for b in range(2):
+        err = np.hypot(*(flow[b] - gt[b]))[known[b]]
+        assert got[b].item() == pytest.approx(sparsification_loop(err, (std[b] ** 2).sum(0)[known[b]], 10), rel=1e-9)
+    err = torch.from_numpy(np.hypot(*(flow - gt).transpose(1, 0, 2, 3)))
+    ideal = torch.stack((err, err), 1) + 1e-3
+    perfect = std_sparsification(torch.from_numpy(flow), ideal, torch.from_numpy(gt), torch.from_numpy(mask))
+    assert torch.allclose(perfect, torch.zeros(2, dtype=torch.float64), atol=1e-12)
+    with pytest.raises(ValueError, match="std must"):
+        std_sparsification(torch.from_numpy(flow), torch.ones(2, 2, 3, 3), torch.from_numpy(gt))
 
 
 def test_bad_shapes_raise():

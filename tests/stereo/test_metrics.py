@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from helpers import sparsification_loop
 
 from gbp_torch.tasks.stereo.metrics import (
     bad_pixels,
@@ -53,27 +54,17 @@ def test_stereo_metrics_keys(data):
     assert set(out) == {"bad1_nonocc", "bad2_nonocc", "bad1_all", "bad2_all", "mae", "coverage", "ause"}
 
 
-def _ause_loop(err, var, steps):
-    """The sparsification error by its definition, one fraction at a time in numpy."""
-    gaps = []
-    for i in range(steps):
-        k = int(i * err.size / steps)
-        by_var = err[np.argsort(-var, kind="stable")][k:].mean()
-        by_err = np.sort(err)[::-1][k:].mean()
-        gaps.append(by_var - by_err)
-    return np.mean(gaps) / err.mean()
-
-
 def test_sparsification_error_matches_its_definition(data):
-    """Against a numpy loop over the fractions; 0 when the variance orders the errors; larger for a random
-    variance than for a noisy but informative one; NaN without evaluated pixels or errors."""
+    """Against a numpy loop over the fractions on the evaluated pixels (known ground truth, in the mask); 0 when
+    the variance orders the errors; larger for a random variance than for a noisy but informative one; NaN without
+    evaluated pixels or errors."""
     disp, gt, var, mask = data
     for steps in (10, 7):
         got = sparsification_error(disp, var, gt, mask, steps)
         for b in range(2):
             m = (mask[b] & (gt[b] > 0)).numpy()
             err = np.abs((disp[b] - gt[b]).numpy())[m].astype(np.float64)
-            assert float(got[b]) == pytest.approx(_ause_loop(err, var[b].numpy()[m].astype(np.float64), steps),
+            assert float(got[b]) == pytest.approx(sparsification_loop(err, var[b].numpy()[m].astype(np.float64), steps),
                                                   rel=1e-9)
     err2 = (disp - gt).square()
     assert torch.allclose(sparsification_error(disp, err2, gt, mask), torch.zeros(2, dtype=torch.float64),

@@ -22,7 +22,7 @@ import torch
 
 from gbp_torch.tasks.flow import datasets as flow_data
 from gbp_torch.tasks.flow.handset import HandsetFlow
-from gbp_torch.tasks.flow.metrics import epe, fl_all, mean_angular_error, std_coverage
+from gbp_torch.tasks.flow.metrics import epe, fl_all, mean_angular_error, std_coverage, std_sparsification
 
 from .baselines import available_baselines
 
@@ -41,7 +41,7 @@ def load(name: str, root: str | None = None) -> list[tuple[str, flow_data.FlowSa
 
 
 def score(out, sample: flow_data.FlowSample) -> dict[str, float]:
-    """EPE / AE over all valid pixels, EPE over non-occluded ones, Fl-all, coverage of the std."""
+    """EPE / AE over all valid pixels, EPE over non-occluded ones, Fl-all, coverage and AUSE of the std."""
     gt, valid = sample.flow[None], sample.valid[None]
     flow = out.flow.to(gt.dtype)
     row = {"epe": float(epe(flow, gt, valid)[0]), "ae": float(mean_angular_error(flow, gt, valid)[0]),
@@ -52,6 +52,7 @@ def score(out, sample: flow_data.FlowSample) -> dict[str, float]:
     if std is not None:
         mask = sample.nonocc if sample.nonocc is not None else sample.valid
         row["cov"] = float(std_coverage(flow, std.to(gt.dtype), gt, mask[None])[0])
+        row["ause"] = float(std_sparsification(flow, std.to(gt.dtype), gt, mask[None])[0])
     return row
 
 
@@ -117,6 +118,11 @@ def format_table(rows: list[dict], methods: Sequence[str]) -> str:
             per = "  ".join(f"{m} {_mean(c):.3f}" for m, c in covs.items())
             lines.append(f"{'std coverage':<14}{per}  (|error| < 1.96 std, "
                          f"{'non-occluded' if block[0]['scores'] and group != 'middlebury' else 'known'} pixels)")
+        auses = {m: [x["scores"][m]["ause"] for x in block if "ause" in x["scores"][m]] for m in methods}
+        auses = {m: a for m, a in auses.items() if a}
+        if auses:
+            per = "  ".join(f"{m} {_mean(a):.3f}" for m, a in auses.items())
+            lines.append(f"{'std AUSE':<14}{per}  (sparsification error of the std against the EPE; 0: it orders them)")
         secs = "  ".join(f"{m} {_mean([x['seconds'][m] for x in block]):.2f}" for m in methods)
         lines.append(f"{'s / pair':<14}{secs}")
     return "\n".join(lines)

@@ -20,11 +20,20 @@ A model maps ``(frame1 (B, C, H, W), frame2 (B, C, H, W))`` with images in [0, 1
 from .factors import FactorSource, FlowFactors, HandsetFactorConfig, HandsetFactors
 from .handset import HandsetFlow, HandsetFlowConfig
 from .learned import LearnedFactors, LearnedFlow
-from .metrics import angular_error, endpoint_error, epe, fl_all, known_flow_mask, mean_angular_error, std_coverage
+from .metrics import (
+    angular_error,
+    endpoint_error,
+    epe,
+    fl_all,
+    known_flow_mask,
+    mean_angular_error,
+    std_coverage,
+    std_sparsification,
+)
 from .output import FlowOutput
 from .synthetic import FlowPair, SyntheticFlowConfig, synthetic_flow_pair
 
 __all__ = ["HandsetFlow", "LearnedFlow", "LearnedFactors", "HandsetFlowConfig", "HandsetFactors",
            "HandsetFactorConfig", "FlowFactors", "FactorSource", "FlowOutput", "epe", "endpoint_error",
-           "angular_error", "mean_angular_error", "fl_all", "known_flow_mask", "std_coverage", "synthetic_flow_pair",
-           "SyntheticFlowConfig", "FlowPair"]
+           "angular_error", "mean_angular_error", "fl_all", "known_flow_mask", "std_coverage", "std_sparsification",
+           "synthetic_flow_pair", "SyntheticFlowConfig", "FlowPair"]

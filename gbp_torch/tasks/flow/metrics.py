@@ -6,13 +6,16 @@ counts. Means over an empty mask are NaN.
 - end-point error ``|f - g|``; angular error (Baker et al., IJCV 2011) the angle in degrees between
   the space-time vectors (u, v, 1) and (u_gt, v_gt, 1);
 - Fl-all (KITTI 2015): fraction of pixels with EPE > 3 px and EPE > 5 % of |g|;
-- coverage: fraction of the (u and v) components whose error lies within ``z`` standard deviations.
+- coverage: fraction of the (u and v) components whose error lies within ``z`` standard deviations;
+- std sparsification error (AUSE): how well the std ranks the end-point errors.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from ..sparsification import sparsification_error
 
 #: Middlebury's ``.flo`` files store unknown flow as 1.67e9; anything beyond this is unknown.
 UNKNOWN_FLOW = 1e9
@@ -123,3 +126,17 @@ def std_coverage(flow: Tensor, std: Tensor, gt: Tensor, mask: Tensor | None = No
     inside = ((flow - gt).abs() < z * std).to(flow.dtype).mean(1)
     return masked_mean(inside, mask)
 
+
+def std_sparsification(flow: Tensor, std: Tensor, gt: Tensor, mask: Tensor | None = None, steps: int = 10) -> Tensor:
+    """How well ``|std| = sqrt(std_u^2 + std_v^2)`` ranks the end-point errors over ``mask``, (B,): the
+    sparsification error (:func:`gbp_torch.tasks.sparsification.sparsification_error`; 0: a perfect ranking).
+
+    Args: as :func:`std_coverage`.
+    """
+    _check_pair(flow, gt)
+    _check_flow(std, "std")
+    if std.shape != flow.shape:
+        raise ValueError(f"std must have the shape of flow (B, 2, H, W) = {tuple(flow.shape)}, got {tuple(std.shape)}")
+    mask = _mask(mask, flow) & known_flow_mask(gt)
+    flow, gt = _safe(flow, gt, mask)
+    return sparsification_error(endpoint_error(flow, gt), std.square().sum(1), mask, steps)

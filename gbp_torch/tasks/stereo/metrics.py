@@ -7,9 +7,10 @@ excluded. Each returns a (B,) tensor (NaN for an item with no evaluated pixel).
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..sparsification import sparsification_error as ranking_error
 
 
 def _valid(disparity: Tensor, gt: Tensor, mask: Tensor | None) -> Tensor:
@@ -51,30 +52,13 @@ def coverage(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tensor | None = N
 
 def sparsification_error(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tensor | None = None,
                          steps: int = 10) -> Tensor:
-    """How well the variance ranks the errors: the area between the sparsification curve and its oracle, (B,).
-
-    For each fraction f = 0, 1/steps, ..., (steps - 1)/steps of the evaluated pixels, the mean |error| of those
-    left after removing the f with the largest variance, minus the same after removing the f largest errors
-    (the oracle); averaged over f and divided by the mean |error| of all. 0: the variance orders the errors
-    perfectly; a variance unrelated to them scores about 0.5-1 (heavier-tailed errors more).
-    """
+    """How well ``var`` ranks the absolute errors of the evaluated pixels, (B,): the area between the
+    sparsification curve and its oracle over the MAE (:func:`gbp_torch.tasks.sparsification.sparsification_error`;
+    0: the variance orders the errors perfectly)."""
     valid = _valid(disparity, gt, mask)
     if var.shape != gt.shape:
         raise ValueError(f"var must have the shape of gt {tuple(gt.shape)}, got {tuple(var.shape)}")
-    out = []
-    for err, v, keep in zip((disparity - gt).abs().double().flatten(1), var.double().flatten(1), valid.flatten(1)):
-        err, v = err[keep], v[keep]
-        if err.numel() == 0 or float(err.mean()) == 0.0:
-            out.append(err.new_tensor(float("nan")))
-            continue
-        by_var = err[v.argsort(descending=True, stable=True)].flip(0).cumsum(0).flip(0)  # sums of the k..n-1 kept
-        by_err = err.sort(descending=True).values.flip(0).cumsum(0).flip(0)
-        n = err.numel()
-        first = [int(i * n / steps) for i in range(steps)]
-        kept = err.new_tensor([n - k for k in first])
-        gap = (by_var[first] - by_err[first]) / kept
-        out.append(gap.mean() / err.mean())
-    return torch.stack(out)
+    return ranking_error((disparity - gt).abs(), var, valid, steps)
 
 
 def near_depth_edge(gt: Tensor, radius: int = 3, jump: float = 1.0) -> Tensor:
