@@ -108,6 +108,17 @@ def fl_all(flow: Tensor, gt: Tensor, mask: Tensor | None = None) -> Tensor:
     return masked_mean(bad.to(flow.dtype), mask)
 
 
+def _with_std(flow: Tensor, std: Tensor, gt: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Checked (flow, gt, mask) for a measure of ``std``: the mask restricted to known ground truth, unknown
+    values zeroed (:func:`_safe`)."""
+    _check_pair(flow, gt)
+    _check_flow(std, "std")
+    if std.shape != flow.shape:
+        raise ValueError(f"std must have the shape of flow (B, 2, H, W) = {tuple(flow.shape)}, got {tuple(std.shape)}")
+    mask = _mask(mask, flow) & known_flow_mask(gt)
+    return (*_safe(flow, gt, mask), mask)
+
+
 def std_coverage(flow: Tensor, std: Tensor, gt: Tensor, mask: Tensor | None = None, z: float = 1.96) -> Tensor:
     """Fraction of components with ``|flow_c - gt_c| < z std_c`` over ``mask``, u and v pooled, (B,).
 
@@ -117,12 +128,7 @@ def std_coverage(flow: Tensor, std: Tensor, gt: Tensor, mask: Tensor | None = No
         mask: (B, H, W) pixels that count (e.g. non-occluded); unknown ``gt`` is always excluded.
         z: 1.96 for a nominal 95 %.
     """
-    _check_pair(flow, gt)
-    _check_flow(std, "std")
-    if std.shape != flow.shape:
-        raise ValueError(f"std must have the shape of flow (B, 2, H, W) = {tuple(flow.shape)}, got {tuple(std.shape)}")
-    mask = _mask(mask, flow) & known_flow_mask(gt)
-    flow, gt = _safe(flow, gt, mask)
+    flow, gt, mask = _with_std(flow, std, gt, mask)
     inside = ((flow - gt).abs() < z * std).to(flow.dtype).mean(1)
     return masked_mean(inside, mask)
 
@@ -133,10 +139,5 @@ def std_sparsification(flow: Tensor, std: Tensor, gt: Tensor, mask: Tensor | Non
 
     Args: as :func:`std_coverage`.
     """
-    _check_pair(flow, gt)
-    _check_flow(std, "std")
-    if std.shape != flow.shape:
-        raise ValueError(f"std must have the shape of flow (B, 2, H, W) = {tuple(flow.shape)}, got {tuple(std.shape)}")
-    mask = _mask(mask, flow) & known_flow_mask(gt)
-    flow, gt = _safe(flow, gt, mask)
+    flow, gt, mask = _with_std(flow, std, gt, mask)
     return sparsification_error(endpoint_error(flow, gt), std.square().sum(1), mask, steps)
