@@ -276,7 +276,7 @@ def test_right_winner_matches_sheared_volume(pair):
     left, right = pair
     vol = cost_volume(left, right, 5, CostConfig(store="float16"))
     c = vol.as_float()[0].numpy()
-    arg = right_winner(vol, chunk=2)[0].numpy()
+    arg = right_winner(vol)[0].numpy()
     n, h, w = c.shape
     for y in range(h):
         for xr in range(w):
@@ -389,4 +389,4 @@ def test_winner_searches_of_a_uint8_volume_equal_the_float_searches(n):
     assert bool(torch.isinf(val2).all()) == (n == 2)
     x = torch.arange(9).view(1, 1, 1, -1)
     right = c.gather(3, (x + d).clamp(max=8).expand_as(c)).masked_fill(x + d > 8, float("inf"))
-    assert torch.equal(right_winner(vol, chunk=3), right.argmin(1))
+    assert torch.equal(right_winner(vol), right.argmin(1))

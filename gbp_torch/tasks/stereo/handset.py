@@ -148,7 +148,7 @@ def cues_of(volume: CostVolume, lr_threshold: float, chunk: int, confidence_floo
     # with 2 disparities nothing lies outside +-1 px of the best (c2 = inf): no competitor, full confidence
     ratio = (c2 - c1) / c2.clamp_min(max(confidence_floor, 1e-6))
     conf = torch.where(torch.isfinite(c2), ratio.clamp(0, 1), torch.ones_like(c1))
-    winner_right = right_winner(volume, chunk).float()
+    winner_right = right_winner(volume).float()
     occ = left_right_check(v0.float(), winner_right, lr_threshold) | out_of_view(winner_right)
     return StereoCues(conf, occ, c1), v0
 

@@ -55,6 +55,8 @@ def coupled_search(volume: CostVolume, u: Tensor | None = None, theta: float = 0
     best = torch.full((b, h, w), NONE if stored else float("inf"), device=cost.device,
                       dtype=torch.uint8 if stored else torch.float32)
     arg = torch.zeros((b, h, w), dtype=torch.long, device=cost.device)
+    if exclude is not None:  # skipped: lo <= d <= hi, compared per chunk in int32 (no int64 chunk temporaries)
+        lo, hi = ((exclude + r).unsqueeze(1).int() for r in (-radius, radius))
     for k0 in range(0, n if first is None else 2 * reach + 1, chunk):  # chunk loop: bounded memory
         k1 = min(k0 + chunk, n if first is None else 2 * reach + 1)
         if first is None:  # the whole range: slices
@@ -67,7 +69,8 @@ def coupled_search(volume: CostVolume, u: Tensor | None = None, theta: float = 0
         if coupled:
             c = c + theta * (d.to(c.dtype) - u.unsqueeze(1)) ** 2
         if exclude is not None:
-            c = c.masked_fill((d - exclude.unsqueeze(1)).abs() <= radius, NONE if stored else float("inf"))
+            d32 = d.int()
+            c = c.masked_fill((d32 >= lo) & (d32 <= hi), NONE if stored else float("inf"))
         val, idx = c.min(1)
         better = val < best
         best = torch.where(better, val, best)
@@ -118,29 +121,25 @@ def quadratic_fit(volume: CostVolume, v: Tensor) -> QuadraticFit:
     return QuadraticFit(v.to(c0.dtype) + offset, curv, c0)
 
 
-def right_winner(volume: CostVolume, chunk: int = 16) -> Tensor:
+def right_winner(volume: CostVolume) -> Tensor:
     """Winner-take-all disparity of the right view, (B, H, W) long.
 
-    The right pixel x_r at disparity d matches left pixel x_r + d: ``C_R(x_r, d) = C(x_r + d, d)``
-    (infinite where x_r + d >= W). A uint8 volume is compared in its stored values (:func:`_comparable`).
+    The right pixel x_r at disparity d matches left pixel x_r + d: ``C_R(x_r, d) = C(x_r + d, d)`` (no candidate
+    where x_r + d >= W), so disparity d's costs are the columns d.. of its slice, compared with the running minimum
+    of columns ..W - d - 1 (a slice per disparity: no gathered copy of the volume; ties go to the smallest
+    disparity). A uint8 volume is compared in its stored values (:func:`_comparable`).
     """
     cost = volume.cost
     b, n, h, w = cost.shape
     stored = cost.dtype == torch.uint8
-    none = NONE if stored else float("inf")
-    best = torch.full((b, h, w), none, device=cost.device, dtype=torch.uint8 if stored else torch.float32)
+    best = torch.full((b, h, w), NONE if stored else float("inf"), device=cost.device,
+                      dtype=torch.uint8 if stored else torch.float32)
     arg = torch.zeros((b, h, w), dtype=torch.long, device=cost.device)
-    xr = torch.arange(w, device=cost.device)
-    for d0 in range(0, n, chunk):  # chunk loop: bounded memory
-        d1 = min(d0 + chunk, n)
-        d = torch.arange(d0, d1, device=cost.device).view(-1, 1)
-        xl = xr.view(1, -1) + d  # (k, W)
-        idx = xl.clamp(max=w - 1).view(1, d1 - d0, 1, w).expand(b, -1, h, -1)
-        part = cost[:, d0:d1].gather(3, idx)
+    for d in range(min(n, w)):
+        part = cost[:, d, :, d:]
         c = _comparable(part) if stored else volume.as_float(part)
-        c = c.masked_fill((xl >= w).view(1, d1 - d0, 1, w), none)
-        val, i = c.min(1)
-        better = val < best
-        best = torch.where(better, val, best)
-        arg = torch.where(better, i + d0, arg)
+        head = best[..., : w - d]
+        better = c < head
+        torch.minimum(head, c, out=head)
+        arg[..., : w - d].masked_fill_(better, d)
     return arg
