@@ -157,3 +157,27 @@ def test_features_train_then_carry_into_the_learned_model_and_its_export(tmp_pat
     model = load("tiny_features", directory=tmp_path)
     assert model.matching is not None and model.matching.net[0].out_channels == feats["width"]
 
+
+
+def test_synth_bench_means_every_measure_over_the_pairs():
+    """train.stereo.synth_bench.evaluate_on: each measure the mean of pair_measures over the pairs (a measure a pair
+    lacks, NaN, left out), plus bad > 1 on all pixels and the seconds."""
+    from gbp_torch.tasks.stereo import HandsetStereo
+    from gbp_torch.tasks.stereo.metrics import bad_pixels, pair_measures
+    from gbp_torch.tasks.stereo.synthetic import SyntheticConfig, synthetic_pair
+    from train.stereo.synth_bench import evaluate_on
+
+    g = torch.Generator().manual_seed(4)
+    pairs = []
+    for _ in range(2):
+        left, right, gt, nonocc = synthetic_pair(torch.rand(48, 72, generator=g), g, 8, SyntheticConfig())
+        pairs.append((left[None], right[None], gt[None], nonocc[None], 8))
+    model = HandsetStereo()
+    got = evaluate_on(model, pairs)
+    outs = [model(p[0], p[1], 8) for p in pairs]
+    for name in ("bad1", "bad2", "mae", "coverage", "ause"):
+        values = [float(pair_measures(o.disparity, p[2], p[3], o.var)[name][0]) for o, p in zip(outs, pairs)]
+        assert got[name] == pytest.approx(sum(values) / 2, rel=1e-9)
+    everywhere = [float(bad_pixels(o.disparity, p[2], torch.ones_like(p[3]), 1.0)[0]) for o, p in zip(outs, pairs)]
+    assert got["bad1_all"] == pytest.approx(sum(everywhere) / 2, rel=1e-9)
+    assert got["seconds"] > 0 and all(math.isfinite(v) for v in got.values())
