@@ -33,7 +33,7 @@ MANIFEST = CHECKPOINT_DIR / "MANIFEST"
 #: non-local stage runs tile by tile, so a 24 MP photo stays within the local model's memory.
 DEFAULT_DENOISER = "gbp_denoiser_nonlocal"
 #: The hand-set stereo model is the default: the learned ``gbp_stereo`` has fewer pixels beyond 1 px on venus only
-#: of the four Middlebury scenes (3.37 % against 3.35 % on average; see its MANIFEST metrics).
+#: of the four Middlebury scenes (3.38 % against 3.33 % on average; see its MANIFEST metrics).
 DEFAULT_STEREO = "handset"
 #: The learned flow model is the default: lower EPE than the hand-set one on Middlebury, KITTI and synthetic
 #: pairs, higher on Sintel's three pairs (see its MANIFEST metrics).
