@@ -51,8 +51,9 @@ def score(out, sample: flow_data.FlowSample) -> dict[str, float]:
     std = getattr(out, "std", None)
     if std is not None:
         mask = sample.nonocc if sample.nonocc is not None else sample.valid
-        row["cov"] = float(std_coverage(flow, std.to(gt.dtype), gt, mask[None])[0])
-        row["ause"] = float(std_sparsification(flow, std.to(gt.dtype), gt, mask[None])[0])
+        std = std.to(gt.dtype)
+        row["cov"] = float(std_coverage(flow, std, gt, mask[None])[0])
+        row["ause"] = float(std_sparsification(flow, std, gt, mask[None])[0])
     return row
 
 

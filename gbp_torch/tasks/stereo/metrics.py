@@ -24,6 +24,14 @@ def _valid(disparity: Tensor, gt: Tensor, mask: Tensor | None) -> Tensor:
     return valid if mask is None else valid & mask.bool()
 
 
+def _valid_with_var(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tensor | None) -> Tensor:
+    """:func:`_valid` for a measure of ``var``, which must have gt's shape."""
+    valid = _valid(disparity, gt, mask)
+    if var.shape != gt.shape:
+        raise ValueError(f"var must have the shape of gt {tuple(gt.shape)}, got {tuple(var.shape)}")
+    return valid
+
+
 def _mean(values: Tensor, valid: Tensor) -> Tensor:
     v = valid.flatten(1).to(values.dtype)
     return (values.flatten(1) * v).sum(1) / v.sum(1)
@@ -43,9 +51,7 @@ def mean_abs_error(disparity: Tensor, gt: Tensor, mask: Tensor | None = None) ->
 
 def coverage(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tensor | None = None, z: float = 1.96) -> Tensor:
     """Fraction of evaluated pixels with ``|disparity - gt| < z sqrt(var)`` (0.95 = calibrated at z = 1.96), (B,)."""
-    valid = _valid(disparity, gt, mask)
-    if var.shape != gt.shape:
-        raise ValueError(f"var must have the shape of gt {tuple(gt.shape)}, got {tuple(var.shape)}")
+    valid = _valid_with_var(disparity, var, gt, mask)
     inside = (disparity - gt).abs() < z * var.clamp_min(0).sqrt()
     return _mean(inside.double(), valid)
 
@@ -55,9 +61,7 @@ def sparsification_error(disparity: Tensor, var: Tensor, gt: Tensor, mask: Tenso
     """How well ``var`` ranks the absolute errors of the evaluated pixels, (B,): the area between the
     sparsification curve and its oracle over the MAE (:func:`gbp_torch.tasks.sparsification.sparsification_error`;
     0: the variance orders the errors perfectly)."""
-    valid = _valid(disparity, gt, mask)
-    if var.shape != gt.shape:
-        raise ValueError(f"var must have the shape of gt {tuple(gt.shape)}, got {tuple(var.shape)}")
+    valid = _valid_with_var(disparity, var, gt, mask)
     return ranking_error((disparity - gt).abs(), var, valid, steps)
 
 
