@@ -181,3 +181,59 @@ def test_synth_bench_means_every_measure_over_the_pairs():
     everywhere = [float(bad_pixels(o.disparity, p[2], torch.ones_like(p[3]), 1.0)[0]) for o, p in zip(outs, pairs)]
     assert got["bad1_all"] == pytest.approx(sum(everywhere) / 2, rel=1e-9)
     assert got["seconds"] > 0 and all(math.isfinite(v) for v in got.values())
+
+
+def test_scene_options_of_the_tuning_scripts_build_the_synthetic_config():
+    """train.stereo.synth_bench.add_scene_options / scene_config (synth_bench, tune): the command line's scene options
+    replace :data:`TUNING`'s fields, and their defaults leave it as it is."""
+    import argparse
+    import dataclasses
+
+    from train.stereo.synth_bench import EDGES, TUNING, add_scene_options, scene_config
+
+    ap = argparse.ArgumentParser()
+    add_scene_options(ap)
+    assert scene_config(ap.parse_args([])) == TUNING
+    edges = ap.parse_args("--tint 0.3 --layers 2 8 --camouflage 0.7 --thin 0.5 --supersample 3 --floor 0.3".split())
+    assert scene_config(edges) == EDGES
+    assert EDGES == dataclasses.replace(TUNING, tint=0.3, layers=(2, 8), camouflage=0.7, thin=0.5, supersample=3,
+                                        floor=0.3)
+
+
+def test_recalibrating_a_shipped_stereo_model_refits_its_factor_only(tmp_path):
+    """train.stereo.calibrate.recalibrate: the shipped model's var_scale becomes the fit of a var_scale-1 copy on
+    EDGES pairs (the fit computed here independently), its disparities stay the same, and the file and manifest record
+    the rewrite (new hash, the old one and the reason in ``reexports``)."""
+    import json
+
+    from gbp_torch.pretrained import load, sha256
+    from train.export import atomic_save, write_manifest_entry
+    from train.stereo.calibrate import fit_var_scale, recalibrate
+    from train.stereo.synth_bench import EDGES, synthetic_set
+
+    kwargs = {"factors": {"width": 4, "depth": 2, "context_width": 4, "context_depth": 2}, "var_scale": 1e3}
+    net = LearnedStereo(**kwargs)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    path = tmp_path / "old_stereo.pt"
+    atomic_save({"target": "gbp_torch.tasks.stereo.learned.LearnedStereo", "kwargs": kwargs,
+                 "state_dict": net.state_dict()}, path)
+    old_sha = sha256(path)
+    write_manifest_entry("old_stereo", {"task": "stereo", "file": path.name, "sha256": old_sha,
+                                        "class": "gbp_torch.tasks.stereo.learned.LearnedStereo", "kwargs": kwargs},
+                         tmp_path)
+    entry = recalibrate("old_stereo", "test", n=1, directory=tmp_path)
+    model = load("old_stereo", directory=tmp_path)
+    unit = LearnedStereo(**{**kwargs, "var_scale": 1.0})
+    unit.load_state_dict(net.state_dict())
+    expected = fit_var_scale(unit.eval(), synthetic_set(1, 200, config=EDGES))
+    assert model.var_scale == entry["calibration"]["var_scale"] == pytest.approx(expected, rel=1e-6) != 1e3
+    assert "EDGES" in entry["calibration"]["data"]
+    left, right = torch.rand(2, 1, 1, 24, 40, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(model(left, right, 6).disparity, net.eval()(left, right, 6).disparity, rtol=0, atol=0)
+    manifest = json.loads((tmp_path / "MANIFEST").read_text())["old_stereo"]
+    assert manifest["reexports"] == [{"previous_sha256": old_sha, "reason": "test"}]
+    assert manifest["sha256"] == sha256(path) != old_sha and manifest["kwargs"]["var_scale"] == model.var_scale

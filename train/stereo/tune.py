@@ -1,9 +1,11 @@
 """Coordinate-descent tuning of the hand-set stereo model on synthetic pairs (never Middlebury).
 
-    python -m train.stereo.tune [--n 8] [--seed 100] [--rounds 1]
+    python -m train.stereo.tune [--n 8] [--seed 100] [--rounds 1] [--keys cost.census ...] [scene options]
 
 Each round sweeps one setting at a time over a short list, keeps the value with the lowest mean
-bad > 1 px (nonocc) on the pairs of :func:`train.stereo.synth_bench.synthetic_set`, and prints it.
+bad > 1 px (nonocc) on the pairs of :func:`train.stereo.synth_bench.synthetic_set`, and prints it. The scene
+options (``--tint``, ``--floor``, ``--layers``, ``--camouflage``, ``--thin``, ``--supersample``) are
+:func:`train.stereo.synth_bench.add_scene_options`'.
 """
 
 from __future__ import annotations
@@ -18,22 +20,23 @@ from gbp_torch.tasks.stereo.factors import HandsetFactors
 from gbp_torch.tasks.stereo.handset import HandsetStereo, SolveSchedule
 from gbp_torch.tasks.stereo.sgm import SGMConfig
 
-from .synth_bench import evaluate_on, synthetic_set
+from .synth_bench import add_scene_options, evaluate_on, scene_config, synthetic_set
 
 GRID = {
-    "factors.smooth": [0.03, 0.06, 0.1, 0.2, 0.4],
-    "factors.edge_t": [0.01, 0.02, 0.04],
+    "factors.smooth": [0.03, 0.06, 0.1, 0.2, 0.4, 0.8],
+    "factors.edge_t": [0.01, 0.02, 0.04, 0.08],
     "factors.data_k_px": [0.75, 1.5, 3.0],
-    "factors.smooth_k_px": [0.25, 0.5, 1.0],
+    "factors.smooth_k_px": [0.125, 0.25, 0.5, 1.0],
     "factors.conf_power": [0.5, 1.0, 2.0],
-    "factors.floor": [0.02, 0.05, 0.15],
+    "factors.floor": [0.005, 0.02, 0.05, 0.15],
     "cost.aggregate_radius": [2, 3, 4],
     "cost.census": [5, 7],
     "cost.gradient_weight": [0.0, 0.5, 1.0],
-    "cost.guided_eps": [0.0, 0.0003, 0.001, 0.003],
+    "cost.guided_eps": [0.0, 0.0003, 0.001, 0.003, 0.01],
+    "cost.window_shift": [0, 1, 2],
     "sgm.paths": [0, 4, 8],
-    "sgm.p1": [0.01, 0.03, 0.06],
-    "sgm.p2": [0.3, 0.6, 1.0],
+    "sgm.p1": [0.005, 0.01, 0.03, 0.06],
+    "sgm.p2": [0.15, 0.3, 0.6, 1.0],
     "sgm.edge_t": [0.0, 0.02, 0.05, 0.1],
     "schedule.theta": [(0.0005, 0.005, 0.2), (0.002, 0.02, 0.2), (0.01, 0.05, 0.3)],
     "schedule.outer": [2, 3, 4],
@@ -67,14 +70,12 @@ def defaults() -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=100)
+    add_scene_options(ap)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--keys", nargs="*", default=None, help="settings to sweep (default: all)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: no OpenMP spinning on a shared machine)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    pairs = synthetic_set(args.n, args.seed)
+    pairs = synthetic_set(args.n, args.seed, config=scene_config(args))
     best = defaults()
     score = evaluate_on(build(best), pairs)
     print("start", score, flush=True)

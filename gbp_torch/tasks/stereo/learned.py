@@ -37,7 +37,7 @@ from ...nets import ContextBranch, body_plus_context, conv_stack
 from .cost import CostConfig, to_gray
 from .factors import HandsetFactors, StereoCues, StereoFactors
 from .features import MatchingFeatures
-from .handset import HandsetStereo, SolveSchedule
+from .handset import VAR_SCALE, HandsetStereo, SolveSchedule
 from .refine import RefineConfig
 from .robust_solve import TRAIN_BACKWARD, weighted_solve
 from .search import quadratic_fit
@@ -120,8 +120,9 @@ class LearnedStereo(HandsetStereo):
 
     Args:
         factors: a :class:`LearnedFactors` or the keyword arguments of one (default: the default net).
-        var_scale: calibration factor of GBP's variances (fit on synthetic pairs,
-            ``python -m train.stereo.calibrate --model learned``).
+        var_scale: calibration factor of GBP's variances (the hand-set model's by default; a trained model's is fitted
+            at export, ``python -m train.export ... --calibrate 16``, or refitted with ``python -m
+            train.stereo.calibrate --pretrained NAME --rewrite REASON``).
         cost, schedule, grid, refine: as :class:`~.handset.HandsetStereo` (the shipped factor net was trained with
             the default schedule: slope offsets, two IRLS solves per round, the last one recorded).
         backward: gradient mode of the recorded (last) solve, a :class:`~gbp_torch.modes.BackwardConfig`
@@ -135,7 +136,7 @@ class LearnedStereo(HandsetStereo):
 
     def __init__(self, factors: LearnedFactors | dict | None = None, cost: CostConfig | None = None,
                  schedule: SolveSchedule | None = None, grid=None, refine: RefineConfig | None = None,
-                 var_scale: float = 0.144, backward: BackwardConfig | dict | None = None,
+                 var_scale: float = VAR_SCALE, backward: BackwardConfig | dict | None = None,
                  features: MatchingFeatures | dict | None = None):
         if not isinstance(factors, nn.Module):
             factors = LearnedFactors(**(factors or {}))
