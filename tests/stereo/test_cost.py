@@ -10,17 +10,15 @@ from gbp_torch.tasks.stereo.cost import (
     CostConfig,
     CostVolume,
     box_mean,
-    census_transform,
     cost_volume,
-    popcount,
     shear_choice,
     sheared_window_mean,
     shifted_op,
-    swar_popcount,
 )
 from gbp_torch.tasks.stereo.features import MatchingFeatures
 from gbp_torch.tasks.stereo.search import coupled_search, quadratic_fit, right_winner
 from gbp_torch.tasks.stereo.sgm import SGMConfig
+from gbp_torch.vision.census import census_transform, popcount, swar_popcount
 
 
 def _shift(shear, dy):

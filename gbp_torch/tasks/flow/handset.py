@@ -11,6 +11,9 @@ Per pyramid level (coarse to fine, ratio ~0.75) and per warp:
 4. a median filter of the flow weighted by the frame's similarity and the data term's robust weight
    (:func:`~gbp_torch.vision.weighted_median_filter`), the cheap form of the non-local term.
 
+At one coarse level, before its warps, a discrete search (:mod:`.search`) moves pixels to integer displacements
+that clearly match better than the incoming flow: motions too large or too fast for the coarse levels to follow.
+
 The flow goes up the pyramid with :func:`gbp_torch.vision.upsample_flow`. The covariance is GBP's
 marginal 2x2 covariance of the last solve times ``var_scale`` plus a motion-boundary term (``boundary_var``
 times the square of the flow's local range), both fitted on synthetic pairs (:mod:`.calibrate`); pixels
@@ -57,6 +60,7 @@ from .calibrate import boundary_variance
 from .factors import FactorSource, FlowFactors, HandsetFactors
 from .output import FlowOutput
 from .penalty import charbonnier_weight, gnc_weight
+from .search import displacement_search, search_level
 
 _LUMA = (0.299, 0.587, 0.114)
 #: interpolations of the warp (:func:`~gbp_torch.vision.sample`)
@@ -112,6 +116,13 @@ class HandsetFlowConfig:
             :data:`~.synthetic.LARGE_MOTION`, covering 95 % of each half: held-out coverage 0.971 on pairs of the
             default motions and 0.923 on large ones, 0.940 / 0.730 near motion boundaries, where one factor alone
             (426.9, 0) gave 0.980 / 0.926 and 0.849 / 0.599).
+        search_reach: the largest motion (full-resolution pixels, per component) that the discrete displacement search
+            covers (:mod:`.search`; 0: no search); it runs at the finest level whose scale is at most
+            ``search_radius / search_reach`` (none on frames whose pyramid has no such level).
+        search_radius: the search window at that level, +- pixels (a (2 r + 1)^2 set of displacements).
+        search_margin: a pixel takes its best displacement only if that one's cost is below ``1 - margin`` times its
+            incoming flow's. Reach, radius and margin were chosen on synthetic pairs of Train400 textures upscaled 2x
+            (docs/flow.md).
     """
 
     ratio: float = 0.75
@@ -137,10 +148,13 @@ class HandsetFlowConfig:
     var_scale: float = 35.89
     boundary_var: float = 0.9374
     normalise: float = 0.0
+    search_reach: float = 56.0
+    search_radius: int = 10
+    search_margin: float = 0.25
 
     def __post_init__(self) -> None:
         for name, least in (("min_size", 1), ("warps", 1), ("irls", 1), ("solve_iters", 1), ("median", 1),
-                            ("gnc_warps", 0)):
+                            ("gnc_warps", 0), ("search_radius", 1)):
             check_int(self, name, least)
         if self.fine_warps is not None:
             check_int(self, "fine_warps", 1)
@@ -151,7 +165,8 @@ class HandsetFlowConfig:
         check_number(self, "alpha", lambda v: 0 < v <= 1, "in (0, 1]")
         for name in ("occlusion_residual", "texture_sigma", "var_scale"):
             check_number(self, name, lambda v: v > 0, "> 0")
-        for name in ("gradient_weight", "presmooth", "texture", "boundary_var", "normalise"):
+        check_number(self, "search_margin", lambda v: 0 <= v < 1, "in [0, 1)")
+        for name in ("gradient_weight", "presmooth", "texture", "boundary_var", "normalise", "search_reach"):
             check_number(self, name, lambda v: v >= 0, ">= 0")
         if self.median_sigma is not None:
             check_number(self, "median_sigma", lambda v: v > 0, "> 0 or None")
@@ -215,11 +230,16 @@ class HandsetFlow(nn.Module):
             guides = gaussian_pyramid(colour_guide(frame1), ratio=c.ratio, min_size=floor) \
                 if c.median > 1 and c.median_sigma is not None else pyr1
         flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
+        searched = search_level([p.shape[-1] for p in pyr1], c.search_radius, c.search_reach) \
+            if c.search_reach > 0 else None
         sequence = []
         count = 0
         bar = progress_bar(self.total_warps(len(pyr1)), "flow", "warp", self.progress)
         for level in range(len(pyr1) - 1, -1, -1):
             flow = upsample_flow(flow.detach(), tuple(pyr1[level].shape[-2:]))
+            if level == searched:
+                with torch.no_grad():
+                    flow = displacement_search(pyr1[level], pyr2[level], flow, c.search_radius, c.search_margin)[0]
             warps = c.warps if level > 0 or c.fine_warps is None else c.fine_warps
             for w in range(warps):
                 result = data = factors = undetermined = None  # drop the last warp's full-size fields first
