@@ -233,7 +233,8 @@ def test_recalibrating_a_shipped_stereo_model_refits_its_factor_only(tmp_path):
     assert "EDGES" in entry["calibration"]["data"]
     left, right = torch.rand(2, 1, 1, 24, 40, generator=g)
     with torch.no_grad():
-        torch.testing.assert_close(model(left, right, 6).disparity, net.eval()(left, right, 6).disparity, rtol=0, atol=0)
+        expected = net.eval()(left, right, 6).disparity
+        torch.testing.assert_close(model(left, right, 6).disparity, expected, rtol=0, atol=0)
     manifest = json.loads((tmp_path / "MANIFEST").read_text())["old_stereo"]
     assert manifest["reexports"] == [{"previous_sha256": old_sha, "reason": "test"}]
     assert manifest["sha256"] == sha256(path) != old_sha and manifest["kwargs"]["var_scale"] == model.var_scale

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from gbp_torch.pretrained import CHECKPOINT_DIR
-
 from gbp_torch.tasks.stereo.handset import HandsetStereo
 
 from .synth_bench import EDGES, synthetic_set
