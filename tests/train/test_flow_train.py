@@ -132,25 +132,18 @@ def test_recalibrating_a_shipped_model_keeps_its_weights_and_refits_the_calibrat
     hash kept."""
     import json
 
+    from train_helpers import ship_random_model
+
     from gbp_torch.pretrained import load, sha256
     from gbp_torch.tasks.flow.calibrate import fit_variance_model
-    from train.export import atomic_save, write_manifest_entry
     from train.flow.export import calibration_pairs, recalibrate
 
     kwargs = {"factors": {"width": 8, "depth": 3, "context_width": 8, "context_depth": 2},
               "config": {"warps": 1, "var_scale": 1e6, "boundary_var": 5.0}}
     net = LearnedFlow(**kwargs)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    old_sha = ship_random_model(tmp_path, "old_flow", "flow", net, kwargs)
     path = tmp_path / "old_flow.pt"
-    atomic_save({"target": "gbp_torch.tasks.flow.learned.LearnedFlow", "kwargs": kwargs,
-                 "state_dict": net.state_dict()}, path)
-    old_sha = sha256(path)
-    write_manifest_entry("old_flow", {"task": "flow", "file": path.name, "sha256": old_sha,
-                                      "class": "gbp_torch.tasks.flow.learned.LearnedFlow", "kwargs": kwargs},
-                         tmp_path)
+    g = torch.Generator().manual_seed(1)
     entry = recalibrate("old_flow", "test", pairs=1, directory=tmp_path)
     model = load("old_flow", directory=tmp_path)
     f1, f2 = torch.rand(2, 1, 1, 32, 40, generator=g)

@@ -206,24 +206,17 @@ def test_recalibrating_a_shipped_stereo_model_refits_its_factor_only(tmp_path):
     the rewrite (new hash, the old one and the reason in ``reexports``)."""
     import json
 
+    from train_helpers import ship_random_model
+
     from gbp_torch.pretrained import load, sha256
-    from train.export import atomic_save, write_manifest_entry
     from train.stereo.calibrate import fit_var_scale, recalibrate
     from train.stereo.synth_bench import EDGES, synthetic_set
 
     kwargs = {"factors": {"width": 4, "depth": 2, "context_width": 4, "context_depth": 2}, "var_scale": 1e3}
     net = LearnedStereo(**kwargs)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    old_sha = ship_random_model(tmp_path, "old_stereo", "stereo", net, kwargs)
     path = tmp_path / "old_stereo.pt"
-    atomic_save({"target": "gbp_torch.tasks.stereo.learned.LearnedStereo", "kwargs": kwargs,
-                 "state_dict": net.state_dict()}, path)
-    old_sha = sha256(path)
-    write_manifest_entry("old_stereo", {"task": "stereo", "file": path.name, "sha256": old_sha,
-                                        "class": "gbp_torch.tasks.stereo.learned.LearnedStereo", "kwargs": kwargs},
-                         tmp_path)
+    g = torch.Generator().manual_seed(1)
     entry = recalibrate("old_stereo", "test", n=1, directory=tmp_path)
     model = load("old_stereo", directory=tmp_path)
     unit = LearnedStereo(**{**kwargs, "var_scale": 1.0})

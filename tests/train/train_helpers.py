@@ -49,3 +49,24 @@ class RecordPrecision(L.Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         RecordPrecision.seen.append(str(trainer.precision))
+
+
+def ship_random_model(directory: Path, name: str, task: str, net, kwargs: dict) -> str:
+    """Write ``net`` (its parameters drawn N(0, 0.05^2), seed 0) as shipped model ``name`` of ``task`` in
+    ``directory``, as ``train.export`` would (file and manifest entry); returns the file's sha256."""
+    import torch
+
+    from gbp_torch.pretrained import sha256
+    from train.export import atomic_save, write_manifest_entry
+
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    target = f"{type(net).__module__}.{type(net).__name__}"
+    path = directory / f"{name}.pt"
+    atomic_save({"target": target, "kwargs": kwargs, "state_dict": net.state_dict()}, path)
+    digest = sha256(path)
+    write_manifest_entry(name, {"task": task, "file": path.name, "sha256": digest, "class": target, "kwargs": kwargs},
+                         directory)
+    return digest
