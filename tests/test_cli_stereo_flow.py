@@ -260,6 +260,10 @@ FLOW_BAD = {
     "unsupported output": (["a.png", "b.png", "-o", "f.pfm"], "unsupported extension"),
     "uncertainty as pfm": (["a.png", "b.png", "-o", "f.flo", "--uncertainty", "s.pfm"], "unsupported"),
     "png not png": (["a.png", "b.png", "-o", "f.flo", "--png", "c.jpg"], "unsupported"),
+    "negative max motion": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "-1"], "--max-motion must be >= 0"),
+    "max motion nan": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "nan"], "--max-motion must be >= 0"),
+    "max motion, model without a search": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "10"],
+                                           "has no displacement search"),
 }
 
 
@@ -269,6 +273,24 @@ def test_flow_bad_input_is_one_line_and_touches_nothing(pair, fakes, capsys, cas
     monkeypatch.chdir(pair)
     assert match in _fails(cli.flow_main, argv, capsys, pair, "gbp-flow")
     assert fakes[1].calls == []
+
+
+def test_flow_max_motion_sets_the_models_search_reach(pair, monkeypatch):
+    """--max-motion replaces the model's HandsetFlowConfig.search_reach (every other field kept) before it runs."""
+    from gbp_torch.tasks.flow.handset import HandsetFlowConfig
+
+    seen = []
+
+    class Searching(FakeFlow):
+        config = HandsetFlowConfig(warps=3)
+
+        def __call__(self, f1, f2):
+            seen.append(self.config)
+            return super().__call__(f1, f2)
+
+    monkeypatch.setattr(cli.flow, "_flow_model", lambda name, device: Searching())
+    cli.flow_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "f.flo"), "--max-motion", "120"])
+    assert seen == [HandsetFlowConfig(warps=3, search_reach=120.0)]
 
 
 def test_flow_resolver_without_any_model_says_so(pair, capsys, monkeypatch):

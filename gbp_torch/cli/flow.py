@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from .common import CLIError, check_device, check_outputs, pair, read_input, resolve_model, run
@@ -21,12 +22,13 @@ _FLOW_EPILOG = """output formats (by extension): .flo Middlebury (u right, v dow
 frame2(x + flow)), .npy float32 (H, W, 2), .png the colour coding (torchvision flow_to_image; for
 viewing only). --uncertainty writes the per-pixel standard deviations (std_u, std_v) as .flo or .npy,
 or as .png a black-red-yellow-white map of sqrt(std_u^2 + std_v^2), white at its 99th percentile (printed), for
-viewing."""
+viewing. --max-motion sets how far (pixels per component) the discrete displacement search looks for motions that the
+coarse-to-fine warps lose (default 56; 0: no search); raise it for frames that move more, e.g. high-resolution video."""
 
 
 def flow_main(argv: list[str] | None = None) -> None:
     """``gbp-flow FRAME1 FRAME2 -o FLOW.{flo,npy,png} [--png FLOW.png] [--uncertainty STD.{flo,npy,png}]
-    [--model NAME] [--device cuda]``."""
+    [--model NAME] [--device cuda] [--max-motion PX]``."""
     run("gbp-flow", _flow, argv)
 
 
@@ -43,7 +45,11 @@ def _flow(argv: list[str] | None) -> None:
     ap.add_argument("--model", default=None, help="model name: a pretrained flow model, or 'handset' "
                     "(default: the default pretrained model, else the hand-set one)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--max-motion", type=float, default=None, metavar="PX",
+                    help="reach of the displacement search, px (default: the model's, 56; 0: no search)")
     args = ap.parse_args(argv)
+    if args.max_motion is not None and not args.max_motion >= 0:
+        raise CLIError(f"--max-motion must be >= 0 (pixels; 0: no search), got {args.max_motion:g}")
     inputs = [args.frame1, args.frame2]
     check_outputs([("-o", args.output, FLOW_OUTPUTS), ("--png", args.png, (".png",)),
                     ("--uncertainty", args.uncertainty, FLOW_STD_OUTPUTS)], inputs)
@@ -53,6 +59,11 @@ def _flow(argv: list[str] | None) -> None:
     device = check_device(args.device)
     model = _flow_model(args.model, device)
     model.progress = True  # a bar over the warps: big frames take minutes
+    if args.max_motion is not None:
+        config = getattr(model, "config", None)
+        if not hasattr(config, "search_reach"):
+            raise CLIError(f"--max-motion: the model {args.model or 'default'!r} has no displacement search")
+        model.config = dataclasses.replace(config, search_reach=args.max_motion)
 
     import torch
 
