@@ -124,3 +124,17 @@ def test_a_motion_beyond_the_pyramid_is_recovered_with_the_search_only():
 def test_a_bad_search_setting_is_refused(field, value):
     with pytest.raises(ValueError, match=field):
         HandsetFlowConfig(**{field: value})
+
+
+def test_a_batch_searches_each_pair_as_alone():
+    """Two pairs in one batch give each pair's own result (decisions and flows), float32 as the models run it."""
+    g = torch.Generator().manual_seed(7)
+    img1 = gaussian_blur(torch.rand(2, 1, 30, 36, generator=g), 1.0)
+    img2 = torch.stack([torch.roll(img1[0], (1, -3), (-2, -1)), torch.roll(img1[1], (-2, 2), (-2, -1))])
+    flow = torch.zeros(2, 2, 30, 36)
+    both, take = displacement_search(img1, img2, flow, radius=4, margin=0.25)
+    for i in range(2):
+        one, one_take = displacement_search(img1[i:i + 1], img2[i:i + 1], flow[i:i + 1], radius=4, margin=0.25)
+        assert torch.equal(both[i:i + 1], one) and torch.equal(take[i:i + 1], one_take)
+    assert take[0].float().mean() > 0.5 and take[1].float().mean() > 0.5  # both moved pairs found
+    assert (both[0, :, 8:-8, 8:-8] == torch.tensor([-3.0, 1.0]).view(2, 1, 1)).all()
