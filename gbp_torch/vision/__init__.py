@@ -8,6 +8,7 @@
   per-pixel ``(z, a)`` data terms of :func:`gbp_torch.grid.solve`.
 - :mod:`.median`: plain and guide-weighted median filters of flow / disparity fields.
 - :mod:`.windows`: sliding-window sums by shifted adds (box and separable filters).
+- :mod:`.census`: census transforms and their Hamming distances (popcounts).
 
 Conventions: images (B, C, H, W); flow (B, 2, H, W) in pixels, u to the right,
 v down, pixel centres at integer coordinates; disparity (B, 1, H, W) or
