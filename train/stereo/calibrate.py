@@ -60,7 +60,10 @@ def recalibrate(name: str, reason: str, n: int = 16, seed: int = 200, directory:
     entry."""
     from ..export import rewrite_shipped
 
-    entry = json.loads((directory / "MANIFEST").read_text())[name]
+    entries = json.loads((directory / "MANIFEST").read_text())
+    if name not in entries:
+        raise ValueError(f"no shipped model {name!r} in {directory / 'MANIFEST'} (there: {sorted(entries)})")
+    entry = entries[name]
     blob = torch.load(directory / entry["file"], map_location="cpu", weights_only=True)
     entry["calibration"] = calibrate_network(blob["target"], blob["kwargs"], blob["state_dict"], n, seed)
     blob["kwargs"]["var_scale"] = entry["calibration"]["var_scale"]
@@ -81,7 +84,10 @@ def main(argv=None) -> None:
     if args.rewrite:
         if not args.pretrained:
             ap.error("--rewrite needs --pretrained NAME (the hand-set default is set in the code)")
-        entry = recalibrate(args.pretrained, args.rewrite, args.n, args.seed)
+        try:
+            entry = recalibrate(args.pretrained, args.rewrite, args.n, args.seed)
+        except ValueError as e:
+            ap.error(str(e))
         print(f"var_scale = {entry['calibration']['var_scale']:.4f} (written to {entry['file']})")
         return
     if args.pretrained:
