@@ -91,6 +91,7 @@ def test_search_level_is_the_finest_that_covers_the_reach():
     assert search_level(widths, 10, 56.0) == 6  # 104 / 584 = 0.178 <= 10 / 56
     assert search_level(widths, 10, 20.0) == 3  # 328 / 584 = 0.56 > 0.5; 246 / 584 = 0.42 <= 0.5
     assert search_level(widths, 10, 1000.0) is None  # no level is coarse enough
+    assert search_level(widths, 10, 0.0) is None  # reach 0: no search
 
 
 def _moved_pair(shift, size=(160, 200)):

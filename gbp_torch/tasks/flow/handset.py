@@ -230,8 +230,7 @@ class HandsetFlow(nn.Module):
             guides = gaussian_pyramid(colour_guide(frame1), ratio=c.ratio, min_size=floor) \
                 if c.median > 1 and c.median_sigma is not None else pyr1
         flow = frame1.new_zeros(frame1.shape[0], 2, *pyr1[-1].shape[-2:])
-        searched = search_level([p.shape[-1] for p in pyr1], c.search_radius, c.search_reach) \
-            if c.search_reach > 0 else None
+        searched = search_level([p.shape[-1] for p in pyr1], c.search_radius, c.search_reach)
         sequence = []
         count = 0
         bar = progress_bar(self.total_warps(len(pyr1)), "flow", "warp", self.progress)

@@ -26,7 +26,9 @@ AGGREGATE_RADIUS = 3
 def search_level(widths: list[int], radius: int, reach: float) -> int | None:
     """The pyramid level to search: the finest whose scale (its width over the finest width, ``widths`` fine to
     coarse) is at most ``radius / reach``, so that ``radius`` level pixels cover ``reach`` full-resolution
-    pixels; None if no level is that coarse."""
+    pixels; None if no level is that coarse, or for ``reach`` 0 (no search)."""
+    if reach <= 0:
+        return None
     levels = [i for i, w in enumerate(widths) if w <= widths[0] * radius / reach]
     return min(levels) if levels else None
 
