@@ -262,6 +262,7 @@ FLOW_BAD = {
     "png not png": (["a.png", "b.png", "-o", "f.flo", "--png", "c.jpg"], "unsupported"),
     "negative max motion": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "-1"], "--max-motion must be >= 0"),
     "max motion nan": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "nan"], "--max-motion must be >= 0"),
+    "max motion inf": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "inf"], "--max-motion must be >= 0"),
     "max motion, model without a search": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "10"],
                                            "has no displacement search"),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 
 from .common import CLIError, check_device, check_outputs, pair, read_input, resolve_model, run
@@ -48,8 +49,8 @@ def _flow(argv: list[str] | None) -> None:
     ap.add_argument("--max-motion", type=float, default=None, metavar="PX",
                     help="reach of the displacement search, px (default: the model's, 56; 0: no search)")
     args = ap.parse_args(argv)
-    if args.max_motion is not None and not args.max_motion >= 0:
-        raise CLIError(f"--max-motion must be >= 0 (pixels; 0: no search), got {args.max_motion:g}")
+    if args.max_motion is not None and not (math.isfinite(args.max_motion) and args.max_motion >= 0):
+        raise CLIError(f"--max-motion must be >= 0 and finite (pixels; 0: no search), got {args.max_motion:g}")
     inputs = [args.frame1, args.frame2]
     check_outputs([("-o", args.output, FLOW_OUTPUTS), ("--png", args.png, (".png",)),
                     ("--uncertainty", args.uncertainty, FLOW_STD_OUTPUTS)], inputs)
