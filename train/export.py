@@ -122,12 +122,20 @@ def write_manifest_entry(name: str, entry: dict, directory: Path = CHECKPOINT_DI
     os.replace(tmp, manifest_path)
 
 
+def load_shipped(name: str, directory: Path = CHECKPOINT_DIR) -> tuple[dict, dict]:
+    """Shipped model ``name``'s manifest entry and file contents (target, kwargs, state_dict), to rewrite with
+    :func:`rewrite_shipped`; a ValueError naming the shipped models for an unknown name."""
+    entries = json.loads((directory / "MANIFEST").read_text())
+    if name not in entries:
+        raise ValueError(f"no shipped model {name!r} in {directory / 'MANIFEST'} (there: {sorted(entries)})")
+    entry = entries[name]
+    return entry, torch.load(directory / entry["file"], map_location="cpu", weights_only=True)
+
+
 def retarget(name: str, target: str, reason: str, directory: Path = CHECKPOINT_DIR) -> dict:
     """Rewrite shipped model ``name`` so that it names class ``target`` (weights unchanged) and
     record the old hash and ``reason`` in its manifest entry (``reexports``). Returns the entry."""
-    entry = json.loads((directory / "MANIFEST").read_text())[name]
-    path = directory / entry["file"]
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    entry, blob = load_shipped(name, directory)
     blob["target"] = target
     entry["class"] = target
     return rewrite_shipped(name, entry, blob, reason, directory)

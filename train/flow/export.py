@@ -27,7 +27,14 @@ from gbp_torch.tasks.flow.calibrate import BOUNDARY_WINDOW, fit_variance_model
 from gbp_torch.tasks.flow.handset import HandsetFlowConfig
 from gbp_torch.tasks.flow.synthetic import LARGE_MOTION
 
-from ..export import _run_config, atomic_save, best_checkpoint_score, rewrite_shipped, write_manifest_entry
+from ..export import (
+    _run_config,
+    atomic_save,
+    best_checkpoint_score,
+    load_shipped,
+    rewrite_shipped,
+    write_manifest_entry,
+)
 from .datamodule import load_textures, validation_pairs
 
 #: seed of the calibration pairs (the validation pairs use 5000)
@@ -104,8 +111,7 @@ def recalibrate(name: str, reason: str, pairs: int = 256, directory: Path = CHEC
     unknown = sorted(set(config or {}) - fields)
     if unknown:
         raise ValueError(f"config: {unknown} are not settable HandsetFlowConfig fields (those are {sorted(fields)})")
-    entry = json.loads((directory / "MANIFEST").read_text())[name]
-    blob = torch.load(directory / entry["file"], map_location="cpu", weights_only=True)
+    entry, blob = load_shipped(name, directory)
     blob["kwargs"]["config"] = {**(blob["kwargs"].get("config") or {}), **(config or {})}
     entry["calibration"] = calibrate(blob["target"], blob["kwargs"], blob["state_dict"],
                                      entry.get("training", {}).get("data"), pairs, root)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 from pathlib import Path
 
 import torch
@@ -58,13 +57,9 @@ def recalibrate(name: str, reason: str, n: int = 16, seed: int = 200, directory:
     """Refit ``var_scale`` of shipped stereo model ``name`` (weights unchanged) as :func:`calibrate_network` does at
     export, and rewrite its file and manifest entry (the old hash and ``reason`` kept in ``reexports``). Returns the
     entry."""
-    from ..export import rewrite_shipped
+    from ..export import load_shipped, rewrite_shipped
 
-    entries = json.loads((directory / "MANIFEST").read_text())
-    if name not in entries:
-        raise ValueError(f"no shipped model {name!r} in {directory / 'MANIFEST'} (there: {sorted(entries)})")
-    entry = entries[name]
-    blob = torch.load(directory / entry["file"], map_location="cpu", weights_only=True)
+    entry, blob = load_shipped(name, directory)
     entry["calibration"] = calibrate_network(blob["target"], blob["kwargs"], blob["state_dict"], n, seed)
     blob["kwargs"]["var_scale"] = entry["calibration"]["var_scale"]
     entry["kwargs"] = blob["kwargs"]
