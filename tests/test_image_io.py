@@ -180,3 +180,70 @@ def test_palette_png_alpha_comes_from_its_transparency_chunk(tmp_path):
     expected = np.asarray(Image.open(tmp_path / "p.png").convert("RGBA"))[..., 3]
     assert (expected == 0).any() and (expected == 255).any()
     assert np.array_equal((read_alpha(tmp_path / "p.png")[0] * 255).round().numpy().astype(np.uint8), expected)
+
+
+def _saved(image: Image.Image, fmt: str, **options) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+# JPEG stores gray or RGB only; torchvision's GIF decoder refuses a GIF with a transparent palette entry
+DECODED = [(mode, fmt) for mode in ("1", "L", "LA", "P", "P+tRNS", "RGB", "RGBA")
+           for fmt in ("PNG", "JPEG", "WEBP", "GIF")
+           if (fmt != "JPEG" or mode in ("L", "RGB")) and (fmt, mode) != ("GIF", "P+tRNS")]
+
+
+@pytest.mark.parametrize(("mode", "fmt"), DECODED)
+def test_read_image_decodes_as_torchvision_does(tmp_path, mode, fmt):
+    """The readers decode through Pillow (torchvision's import costs a CLI run 2 s); torchvision's decoder is the
+    oracle for the samples of every 8-bit PNG colour type, JPEG, lossless WEBP and GIF."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    if mode == "1":
+        image = Image.fromarray(GRAY > 127)
+    elif mode.startswith("P"):
+        image = Image.fromarray(RGB).quantize(16)
+        if mode == "P+tRNS":
+            image.info["transparency"] = 3
+    elif mode in ("L", "LA"):
+        image = Image.fromarray(GRAY) if mode == "L" else Image.fromarray(np.dstack([GRAY, ALPHA]), "LA")
+    else:
+        image = Image.fromarray(RGB if mode == "RGB" else np.dstack([RGB, ALPHA]))
+    data = _saved(image, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    path = tmp_path / f"x.{fmt.lower()}"
+    path.write_bytes(data)
+    oracle = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    got = read_samples(path)
+    assert torch.equal(got.expand_as(oracle), oracle)
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_16_bit_colour_or_alpha_pngs_keep_16_bits(tmp_path, channels):
+    """Pillow cuts these to 8 bits; they go to torchvision's decoder: the samples come back exactly."""
+    from gbp_torch.io import encode_png
+
+    samples = torch.from_numpy(RNG.integers(0, 65536, (channels, 9, 7)).astype(np.int32))
+    (tmp_path / "x.png").write_bytes(encode_png(samples, 16))
+    got, bits = read_image(tmp_path / "x.png", return_bits=True)
+    colour = samples[:1].expand(3, -1, -1) if channels == 2 else samples[:3]
+    assert bits == 16 and torch.equal((got * 65535).round().to(torch.int32), colour if channels > 2 else samples[:1])
+
+
+def test_reading_and_writing_8_bit_images_does_not_import_torchvision(tmp_path):
+    """Importing torchvision takes about 2 s, a third of a CLI run on a 584 x 388 pair: the readers and the 8-bit
+    writer must not need it (a fresh interpreter, so that no other test has imported it)."""
+    import subprocess
+    import sys
+
+    Image.fromarray(RGB).save(tmp_path / "x.png")
+    Image.fromarray(RGB).save(tmp_path / "x.jpg")
+    code = ("import sys; from gbp_torch.io import read_image, read_alpha, write_image, write_flow_color; "
+            f"x = read_image({str(tmp_path / 'x.png')!r}); read_image({str(tmp_path / 'x.jpg')!r}); "
+            f"read_alpha({str(tmp_path / 'x.png')!r}); write_image({str(tmp_path / 'y.png')!r}, x); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "y.png")), RGB)

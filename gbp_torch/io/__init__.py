@@ -1,4 +1,4 @@
-"""Reading and writing images, disparity and flow maps (torchvision.io decoders, numpy).
+"""Reading and writing images, disparity and flow maps (Pillow, torchvision for 16-bit colour PNGs, numpy).
 
 Images: :func:`read_image` / :func:`read_gray` (float32 in [0, 1]; 8-bit / 255, 16-bit / 65535),
 :func:`write_image` (8- or 16-bit PNG, optionally with the alpha channel that :func:`read_alpha` reads).

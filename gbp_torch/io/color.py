@@ -109,6 +109,6 @@ def flow_to_color(flow: Tensor) -> Tensor:
 
 def write_flow_color(path: str | os.PathLike, flow: Tensor) -> None:
     """The colour-coded flow as an 8-bit PNG (see :func:`flow_to_color`)."""
-    from torchvision.io import write_png
+    from .image import write_png8
 
-    write_png(flow_to_color(flow), str(path))
+    write_png8(path, flow_to_color(flow))

@@ -1,7 +1,10 @@
-"""Image reading and writing (torchvision.io decoders; a small PNG encoder of our own for 16-bit and alpha).
+"""Image reading and writing (Pillow, torchvision for 16-bit colour PNGs; a small PNG encoder of our own for 16-bit
+and alpha).
 
-PNG, JPEG, GIF and WEBP are decoded by torchvision; BMP, TIFF and PNM (PGM / PPM), which it does not
-decode, by Pillow (installed with torchvision). Readers return float32 in [0, 1] scaled by the range
+Pillow (installed with torchvision) decodes PNG, JPEG, GIF, WEBP, BMP, TIFF and PNM (PGM / PPM) and writes 8-bit
+PNGs: importing torchvision takes about 2 s (it imports ``torch._dynamo``), a third of a CLI run on a
+584 x 388 pair, so the readers and writers import it only for the 16-bit colour PNGs that Pillow cuts to 8 bits,
+and :func:`read_png_raw`. Readers return float32 in [0, 1] scaled by the range
 of the file's sample type: 8-bit files by 255, 16-bit PNGs, TIFFs and PGMs by 65535.
 ``return_bits=True`` also gives the bit depth (8 or 16) so that a writer can keep it
 (``write_image(..., bits=16)``). The readers drop alpha; :func:`read_alpha` reads it and
@@ -22,63 +25,80 @@ from torch import Tensor
 from .png_check import SIGNATURE, check_png, png_has_alpha
 
 
-def _read_bytes(path: str | os.PathLike) -> Tensor:
-    """The file's bytes as a uint8 tensor; a clear error if it is missing or empty."""
-    from torchvision.io import read_file
-
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes; a clear error if it is missing or empty."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
-    if path.stat().st_size == 0:
+    data = path.read_bytes()
+    if not data:
         raise ValueError(f"image file is empty: {path}")
-    return read_file(str(path))
+    return data
 
 
-#: Leading bytes of the formats read with Pillow: BMP, TIFF (little- and big-endian), binary and ASCII PNM.
-PILLOW_MAGIC = (b"BM", b"II*\x00", b"MM\x00*", b"P2", b"P3", b"P5", b"P6")
 FORMATS = "PNG, JPEG, GIF, WEBP, BMP, TIFF, PGM/PPM"
 
 
-def _decode(path: str | os.PathLike, mode_name: str, data: Tensor | None = None) -> Tensor:
-    """Decode with torchvision (or Pillow, see :data:`PILLOW_MAGIC`); a one-line ValueError for a file that
-    is not a readable image. ``data``: the file's bytes when already read (:func:`_read_bytes`)."""
+def _is_png(data: bytes) -> bool:
+    return data.startswith(SIGNATURE) or data[1:4] == b"PNG"
+
+
+def _is_colour_png16(data: bytes) -> bool:
+    """A 16-bit PNG with colour or alpha (IHDR bit depth 16, colour type 2, 4 or 6): Pillow would cut it to 8 bits."""
+    return data.startswith(SIGNATURE) and len(data) > 25 and data[24] == 16 and data[25] in (2, 4, 6)
+
+
+def _decode(path: str | os.PathLike, mode_name: str, data: bytes | None = None) -> Tensor:
+    """(C, H, W) uint8 or uint16 samples of an image file (``mode_name`` ``"GRAY"``: C = 1; ``"RGB"``: C = 3); a
+    one-line ValueError for a file that is not a readable image. ``data``: the file's bytes when already read.
+
+    Pillow decodes (importing torchvision costs a CLI run about 2 s); 16-bit colour PNGs, which Pillow reads as
+    8-bit, go to torchvision (:func:`_decode_torchvision`). PNGs are checked first (:func:`~.png_check.check_png`)."""
+    data = _read_bytes(path) if data is None else data
+    if _is_png(data):
+        _check_png(path, data)
+        if _is_colour_png16(data):
+            return _decode_torchvision(path, mode_name, data)
+    return _decode_pillow(path, mode_name, data)
+
+
+def _check_png(path: str | os.PathLike, data: bytes) -> None:
+    try:
+        check_png(data)
+    except ValueError as e:
+        raise ValueError(f"not a readable image: {path} ({e})") from None
+
+
+def _decode_torchvision(path: str | os.PathLike, mode_name: str, data: bytes) -> Tensor:
+    """torchvision's decoder (``ImageReadMode`` ``mode_name``), orientation tags applied."""
     from torchvision.io import ImageReadMode, decode_image
 
-    data = _read_bytes(path) if data is None else data
-    head = bytes(data[:8].tolist())
-    if head.startswith(PILLOW_MAGIC):
-        return _decode_pillow(path, mode_name)
-    if head == SIGNATURE or head[1:4] == b"PNG":  # torchvision would crash on a damaged PNG: check it first
-        try:
-            check_png(data.numpy().tobytes())
-        except ValueError as e:
-            raise ValueError(f"not a readable image: {path} ({e})") from None
     try:
-        # JPEG and PNG orientation tags applied (a phone photo taken upright reads upright, and the written
-        # result, which carries no tag, shows as the input did)
-        return decode_image(data, mode=getattr(ImageReadMode, mode_name), apply_exif_orientation=True)
+        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                            mode=getattr(ImageReadMode, mode_name), apply_exif_orientation=True)
     except (RuntimeError, ValueError) as e:
         raise ValueError(f"not a readable image ({FORMATS}) or truncated: {path} ({first_line(e)})") from None
 
 
-def _decode_pillow(path: str | os.PathLike, mode_name: str) -> Tensor:
-    """A BMP / TIFF / PNM file as (C, H, W) uint8, or uint16 for 16-bit gray files (C = 1 for ``GRAY``, 3 for
-    ``RGB``: gray repeated; ``UNCHANGED`` keeps gray as 1 channel and colour as RGB)."""
+def _decode_pillow(path: str | os.PathLike, mode_name: str, data: bytes) -> Tensor:
+    """Pillow's reading of ``data`` as (C, H, W) uint8, or uint16 for 16-bit gray files (C = 1 for ``GRAY``, 3 for
+    ``RGB``: gray repeated), its orientation tag applied (a phone photo taken upright reads upright, and the written
+    result, which carries no tag, shows as the input did); palettes expanded, alpha dropped."""
+    import io
+
     import numpy as np
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
         with warnings.catch_warnings():  # corrupt files: warnings, then an error
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                im.load()
+            with Image.open(io.BytesIO(data)) as im:
+                im = ImageOps.exif_transpose(im)
                 mode = im.mode
                 if mode.startswith("I"):  # 16-bit (I;16, I;16B) or 32-bit integer gray
                     arr = np.asarray(im).astype(np.int64)
                 elif mode != "F":
-                    colour = mode not in ("1", "L", "LA", "P") or (mode == "P" and mode_name != "GRAY")
-                    target = "L" if mode_name == "GRAY" or (mode_name == "UNCHANGED" and not colour) else "RGB"
-                    arr = np.asarray(im.convert(target))
+                    arr = np.asarray(im.convert("L" if mode_name == "GRAY" else "RGB"))
         if mode == "F":
             raise ValueError("32-bit float samples are not supported; save as 8- or 16-bit")
         if mode.startswith("I"):
@@ -138,35 +158,57 @@ def read_alpha(path: str | os.PathLike) -> Tensor | None:
     """The alpha channel of an image file, (1, H, W) float32 in [0, 1], or None when the file has none or it is
     opaque everywhere (the image readers drop it; :func:`write_image` can store it again)."""
     data = _read_bytes(path)
-    head = bytes(data[:8].tolist())
-    if head.startswith(PILLOW_MAGIC):
-        alpha = _pillow_alpha(path)
-    elif head == SIGNATURE or head.startswith(b"RIFF"):  # PNG or WEBP: the formats torchvision decodes with alpha
-        # torchvision invents an alpha (and garbles the colours) decoding a palette PNG without tRNS as RGB_ALPHA
-        if head == SIGNATURE and not png_has_alpha(data.numpy().tobytes()):
+    if _is_png(data):
+        _check_png(path, data)
+        if not png_has_alpha(data):
             return None
-        alpha = _decode(path, "RGB_ALPHA", data)[3:]
+    if _is_colour_png16(data):
+        alpha = _decode_torchvision(path, "RGB_ALPHA", data)[3:]
     else:
-        return None
+        alpha = _pillow_alpha(path, data)
     if alpha is None or bool((alpha == torch.iinfo(alpha.dtype).max).all()):
         return None
     return to_unit_float(alpha)[0]
 
 
-def _pillow_alpha(path: str | os.PathLike) -> Tensor | None:
-    """The alpha band (1, H, W) uint8 of a BMP / TIFF read by Pillow, or None."""
-    import numpy as np
-    from PIL import Image
+def _pillow_alpha(path: str | os.PathLike, data: bytes) -> Tensor | None:
+    """The alpha (1, H, W) uint8 that Pillow reads from ``data`` (an alpha band or a transparency key), oriented as
+    :func:`_decode_pillow` orients the image; None without one."""
+    import io
 
-    with Image.open(path) as im:
-        if "A" not in im.getbands():
-            return None
-        return torch.from_numpy(np.asarray(im.getchannel("A")).copy())[None]
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                im = ImageOps.exif_transpose(im)
+                if "A" not in im.getbands() and "transparency" not in im.info:
+                    return None
+                return torch.from_numpy(np.asarray(im.convert("RGBA").getchannel("A")).copy())[None]
+    except Exception as e:  # noqa: BLE001 - as in _decode_pillow
+        raise ValueError(f"not a readable image ({FORMATS}) or truncated: {path} ({first_line(e)})") from None
 
 
 def read_png_raw(path: str | os.PathLike) -> Tensor:
-    """A PNG's samples unchanged, (C, H, W) uint8 or uint16 (C = 1, 2, 3 or 4 as stored)."""
-    return _decode(path, "UNCHANGED")
+    """A PNG's samples unchanged, (C, H, W) uint8 or uint16 (C = 1, 2, 3 or 4 as stored; torchvision decodes)."""
+    data = _read_bytes(path)
+    if _is_png(data):
+        _check_png(path, data)
+    return _decode_torchvision(path, "UNCHANGED", data)
+
+
+def write_png8(path: str | os.PathLike, samples: Tensor) -> None:
+    """Write uint8 samples (C, H, W), C = 1 (gray) or 3 (RGB), as an 8-bit PNG (Pillow's encoder)."""
+    import numpy as np
+    from PIL import Image
+
+    if samples.dim() != 3 or samples.shape[0] not in (1, 3) or samples.dtype != torch.uint8:
+        raise ValueError(f"8-bit PNG samples must be uint8 (C, H, W) with C = 1 or 3, got {samples.dtype} "
+                         f"{tuple(samples.shape)}")
+    arr = np.ascontiguousarray(samples.detach().cpu().permute(1, 2, 0).numpy())
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path, format="PNG")
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -213,8 +255,6 @@ def write_image(path: str | os.PathLike, image: Tensor, bits: int = 8, alpha: Te
     """Write an image in [0, 1] (clipped; NaN becomes 0), (H, W) gray or (C, H, W) with C = 1 or 3,
     as an 8-bit PNG (``bits=8``) or a 16-bit one (``bits=16``); creates parent folders. ``alpha``: an
     alpha channel (H, W) or (1, H, W) in [0, 1] to store with it (e.g. the input's, :func:`read_alpha`)."""
-    from torchvision.io import write_png
-
     if image.dim() == 2:
         image = image.unsqueeze(0)
     if image.dim() != 3 or image.shape[0] not in (1, 3):
@@ -234,4 +274,4 @@ def write_image(path: str | os.PathLike, image: Tensor, bits: int = 8, alpha: Te
     if bits == 16 or alpha is not None:
         path.write_bytes(encode_png((x * top).round().to(torch.int32), bits))
         return
-    write_png((x * 255.0).round().to(torch.uint8), str(path))
+    write_png8(path, (x * 255.0).round().to(torch.uint8))

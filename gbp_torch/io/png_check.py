@@ -1,7 +1,7 @@
-"""Structural check of a PNG before torchvision decodes it.
+"""Structural check of a PNG before it is decoded.
 
-torchvision's PNG decoder (0.29) crashes the whole process (segmentation fault) on many damaged
-files: a wrong chunk length, a damaged IDAT stream with a valid checksum, too little image data.
+torchvision's PNG decoder (0.29; it decodes the 16-bit colour PNGs) crashes the whole process (segmentation
+fault) on many damaged files: a wrong chunk length, a damaged IDAT stream with a valid checksum, too little image data.
 :func:`check_png` walks the chunks (lengths, CRCs, a sane IHDR), inflates the image data and
 checks its size (and each row's filter byte) against the header, so that a broken file becomes a
 one-line ValueError instead. It costs one zlib inflation of the image data.
