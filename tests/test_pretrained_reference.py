@@ -9,6 +9,10 @@ was 2e-5 away from it, again when new weights of that model shipped (the joint f
 keys (distances rounded to 6e-5 relative, where float32 prefix sums had erred by up to 7e-4; 54 of the
 1920 pixels moved by up to 3e-4), and when the multigrid's coarse data term became P^T a (2026-12-06: 80 of the
 1920 pixels moved by up to 4e-5; the 10-step solve is as close to the 80-step one as before, 5.8e-4 against 5.9e-4).
+The record was made on an AMD EPYC; on an Intel Xeon the non-local model's block matching ranked a few candidates
+differently (float rounding of other kernels), and 2 of the 1920 pixels moved by 4e-5 (their variance by 5 %): so
+the tight tolerances must hold for all but 0.5 % of the pixels, and loose ones (1e-4; 10 % of the variance) for
+every pixel.
 """
 
 import sys
@@ -39,8 +43,16 @@ def test_shipped_model_reproduces_recorded_outputs(name):
     with torch.no_grad():
         for key, s in (("known", sigma), ("blind", None)):
             res = model(noisy, s)
-            torch.testing.assert_close(res.mean, rec[key + "_mean"], rtol=0, atol=1e-5)
+            assert_close_but_few(res.mean, rec[key + "_mean"], (0, 1e-5), (0, 1e-4))
             if rec[key + "_var"] is None:
                 assert getattr(res, "var", None) is None
             else:
-                torch.testing.assert_close(res.var, rec[key + "_var"], rtol=1e-5, atol=1e-7)
+                assert_close_but_few(res.var, rec[key + "_var"], (1e-5, 1e-7), (0.1, 1e-7))
+
+
+def assert_close_but_few(got, want, tight, loose, few=0.005):
+    """``|got - want| <= atol + rtol |want|`` with ``tight = (rtol, atol)`` for all but ``few`` of the elements,
+    with ``loose`` for every one."""
+    torch.testing.assert_close(got, want, rtol=loose[0], atol=loose[1])
+    outside = (got - want).abs() > tight[1] + tight[0] * want.abs()
+    assert float(outside.float().mean()) <= few, f"{int(outside.sum())} of {outside.numel()} elements off"

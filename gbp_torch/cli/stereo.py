@@ -77,6 +77,10 @@ def _stereo(argv: list[str] | None) -> None:
     if disp is None or tuple(disp.shape[-2:]) != tuple(left.shape[-2:]):
         raise RuntimeError(f"the model returned a disparity of shape "
                            f"{None if disp is None else tuple(disp.shape)}, expected (1, 1, {left.shape[1]}, {width})")
+    offset = getattr(out, "row_offset", None)
+    if offset is not None and float(offset[0]) != 0:
+        print(f"stereo: the right image's rows are {float(offset[0]):+.2f} px off the left's (imperfect "
+              "rectification): resampled before matching")
     disp = disp[0, 0].float().cpu()
     write_disparity(args.output, disp)
     print(f"wrote {args.output}")

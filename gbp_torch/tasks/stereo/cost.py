@@ -92,13 +92,15 @@ class CostConfig:
     shears: tuple[float, ...] = (-1.0, -0.5, 0.5, 1.0)
     shear_radius: int = 7
     shear_margin: float = 0.08
+    row_reach: int = 3
 
     def __post_init__(self) -> None:
         if self.census not in (3, 5, 7):
             raise ValueError(f"CostConfig.census must be 3, 5 or 7, got {self.census!r}")
         check_number(self, "gradient_weight", lambda v: v >= 0, ">= 0")
         check_number(self, "gradient_trunc", lambda v: v > 0, "> 0")
-        for name, least in (("aggregate_radius", 0), ("window_shift", 0), ("chunk", 1), ("shear_radius", 0)):
+        for name, least in (("aggregate_radius", 0), ("window_shift", 0), ("chunk", 1), ("shear_radius", 0),
+                            ("row_reach", 0)):
             check_int(self, name, least)
         check_choice(self, "store", STORES)
         check_number(self, "shear_margin", lambda v: 0 <= v < 1, "in [0, 1)")

@@ -40,12 +40,13 @@ from ...heap import release_free_memory
 from ...progress import progress_bar
 from ...vision import as_unit_float, colour_guide, field_slopes, weighted_median_filter
 from ..settings import check_int, check_number, is_real
-from .cost import CostConfig, CostVolume, cost_volume
+from .cost import CostConfig, CostVolume, check_pair, cost_volume
 from .factors import HandsetFactors, StereoCues, StereoFactors
 from .occlusion import fill_background, left_right_check, out_of_view
 from .output import StereoOutput
 from .refine import RefineConfig, photometric_refine
 from .robust_solve import weighted_solve
+from .rows import align_rows
 from .search import coupled_search, quadratic_fit, right_winner
 from .slopes import edge_slopes
 
@@ -206,6 +207,8 @@ class HandsetStereo(nn.Module):
         record = self.records_gradients and torch.is_grad_enabled()
         bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         with torch.no_grad():
+            check_pair(left, right, max_disp)
+            right, row_offset = align_rows(left, right, max_disp, self.cost.row_reach)
             volume = cost_volume(left, right, max_disp, self.cost, self.matching, self.progress)
             cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left),
                                self.schedule.confidence_floor)
@@ -242,7 +245,7 @@ class HandsetStereo(nn.Module):
         bar.close()
         res = res_refine if res_refine is not None else res
         var = None if res is None else (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)
-        return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1))
+        return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1), row_offset)
 
     def extend_cues(self, cues: StereoCues, volume: CostVolume, v0: Tensor, left: Tensor, right: Tensor,
                     max_disp: int) -> StereoCues:

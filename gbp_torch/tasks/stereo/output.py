@@ -15,8 +15,11 @@ class StereoOutput:
         disparity: (B, 1, H, W).
         var: (B, 1, H, W) calibrated variance of the disparity (std = sqrt(var)), or None.
         occluded: (B, 1, H, W) bool, pixels found occluded / mismatched (left-right check), or None.
+        row_offset: (B,) the rows by which the right view was found off and resampled before matching (0: left
+            alone; :mod:`.rows`), or None.
     """
 
     disparity: Tensor
     var: Tensor | None = None
     occluded: Tensor | None = None
+    row_offset: Tensor | None = None
