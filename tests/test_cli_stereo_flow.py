@@ -108,6 +108,19 @@ def test_stereo_default_max_disp_is_a_quarter_of_the_width_and_gray_meets_colour
     assert stereo.calls == [((1, 3, H, W), (1, 3, H, W), W // 4)]
 
 
+@pytest.mark.parametrize("offset", [0.0, -1.25])
+def test_stereo_says_when_it_resampled_the_right_images_rows(pair, monkeypatch, capsys, offset):
+    def model(left, right, max_disp):
+        d = torch.full((1, 1, *left.shape[-2:]), 2.0)
+        return StereoOutput(d, None, None, torch.tensor([offset]))
+
+    monkeypatch.setattr(cli.stereo, "_stereo_model", lambda name, device: model)
+    cli.stereo_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "d.pfm"), "--max-disp", "6"])
+    said = [line for line in capsys.readouterr().out.splitlines() if "rows are" in line]
+    assert said == ([] if offset == 0 else ["stereo: the right image's rows are -1.25 px off the left's (imperfect "
+                                            "rectification): resampled before matching"])
+
+
 def test_stereo_without_variance_writes_the_disparity_then_says_so(pair, monkeypatch, capsys):
     monkeypatch.setattr(cli.stereo, "_stereo_model", lambda name, device: FakeStereo(var=False))
     with pytest.raises(SystemExit) as e:
