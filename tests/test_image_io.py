@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gbp_torch.io import read_gray, read_image, read_samples, write_image
+from gbp_torch.io import read_alpha, read_gray, read_image, read_samples, write_image
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (9, 7, 3), dtype=np.uint8)
@@ -230,6 +230,11 @@ def test_16_bit_colour_or_alpha_pngs_keep_16_bits(tmp_path, channels):
     got, bits = read_image(tmp_path / "x.png", return_bits=True)
     colour = samples[:1].expand(3, -1, -1) if channels == 2 else samples[:3]
     assert bits == 16 and torch.equal((got * 65535).round().to(torch.int32), colour if channels > 2 else samples[:1])
+    alpha = read_alpha(tmp_path / "x.png")
+    if channels == 3:
+        assert alpha is None
+    else:
+        assert torch.equal((alpha * 65535).round().to(torch.int32), samples[-1:])
 
 
 def test_reading_and_writing_8_bit_images_does_not_import_torchvision(tmp_path):

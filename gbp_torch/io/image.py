@@ -162,7 +162,7 @@ def read_alpha(path: str | os.PathLike) -> Tensor | None:
         _check_png(path, data)
         if not png_has_alpha(data):
             return None
-    if _is_colour_png16(data):
+    if _is_png(data) and len(data) > 24 and data[24] == 16:  # Pillow cuts 16-bit alpha to 8 bits (or fails)
         alpha = _decode_torchvision(path, "RGB_ALPHA", data)[3:]
     else:
         alpha = _pillow_alpha(path, data)
