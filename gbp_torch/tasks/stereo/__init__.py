@@ -10,7 +10,8 @@ A model maps ``(left (B, C, H, W), right (B, C, H, W), max_disp)`` with images i
   same :class:`StereoFactors`); :mod:`.occlusion`: left-right check and background filling;
 - :mod:`.handset`: :class:`HandsetStereo`; :mod:`.learned`: :class:`LearnedStereo` (a CNN's corrections of
   the hand-set factors, :class:`LearnedFactors`, trained end to end through the implicit backward);
-  :mod:`.refine`: sub-pixel photometric refinement;
+  :mod:`.refine`: sub-pixel photometric refinement; :mod:`.rows`: the right view's row offset (imperfect
+  rectification), estimated and resampled away first;
 - :mod:`.metrics`, :mod:`.middlebury`, :mod:`.synthetic` (training / tuning pairs), :mod:`.colormap`.
 """
 

@@ -5,6 +5,8 @@
 
 Steps (one cost volume, then ``outer`` relinearisations):
 
+0. the right view's row offset (up to ``CostConfig.row_reach`` rows) estimated and, from 0.1 px on, resampled away
+   (:mod:`.rows`: pairs whose rectification is off by a fraction of a row);
 1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8; optionally
    mixed with the cost of learned matching features, ``features``), aggregated by a guided filter of
    each slice (or, in regions where a window sheared by +-0.5 or +-1 px of disparity per row matches
