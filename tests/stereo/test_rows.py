@@ -1,12 +1,14 @@
 """The right view's row offset (gbp_torch.tasks.stereo.rows): its costs against a loop, the offsets of pairs rendered
 with known ones, and the stereo model on a pair whose rectification is a row off."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from gbp_torch.tasks.stereo import rows
+from gbp_torch.tasks.stereo import SwappedViewsWarning, rows
 from gbp_torch.tasks.stereo.cost import CostConfig
 from gbp_torch.tasks.stereo.handset import HandsetStereo
 from gbp_torch.vision.census import census_transform
@@ -84,3 +86,14 @@ def test_a_pair_a_row_off_is_matched_after_resampling():
 def test_a_negative_row_reach_is_refused():
     with pytest.raises(ValueError, match="row_reach"):
         CostConfig(row_reach=-1)
+
+
+def test_swapped_views_are_recognised_item_by_item_and_the_model_warns():
+    left, right = offset_pair(64, 96, 5.0, 0.0, seed=5)
+    assert rows.looks_swapped(torch.cat([left, right]), torch.cat([right, left]), 12).tolist() == [False, True]
+    model = HandsetStereo()
+    with pytest.warns(SwappedViewsWarning, match="swapped"):
+        model(right, left, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SwappedViewsWarning)
+        model(left, right, 12)

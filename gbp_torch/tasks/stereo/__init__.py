@@ -23,10 +23,11 @@ from .learned import LearnedFactors, LearnedStereo
 from .metrics import bad_pixels, coverage, mean_abs_error, sparsification_error, stereo_metrics
 from .output import StereoOutput
 from .refine import RefineConfig
+from .rows import SwappedViewsWarning
 from .sgm import SGMConfig
 from .synthetic import SyntheticConfig, synthetic_pair
 
 __all__ = ["StereoOutput", "HandsetStereo", "LearnedStereo", "LearnedFactors", "SolveSchedule", "RefineConfig",
            "CostConfig", "CostVolume", "cost_volume", "SGMConfig", "HandsetFactors", "StereoCues", "StereoFactors",
            "MatchingFeatures", "bad_pixels", "coverage", "mean_abs_error", "sparsification_error", "stereo_metrics",
-           "SyntheticConfig", "synthetic_pair"]
+           "SyntheticConfig", "synthetic_pair", "SwappedViewsWarning"]

@@ -6,7 +6,8 @@
 Steps (one cost volume, then ``outer`` relinearisations):
 
 0. the right view's row offset (up to ``CostConfig.row_reach`` rows) estimated and, from 0.1 px on, resampled away
-   (:mod:`.rows`: pairs whose rectification is off by a fraction of a row);
+   (:mod:`.rows`: pairs whose rectification is off by a fraction of a row); a :class:`~.rows.SwappedViewsWarning`
+   when the pair matches better at negative disparities (left and right given swapped);
 1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8; optionally
    mixed with the cost of learned matching features, ``features``), aggregated by a guided filter of
    each slice (or, in regions where a window sheared by +-0.5 or +-1 px of disparity per row matches
@@ -32,6 +33,7 @@ Steps (one cost volume, then ``outer`` relinearisations):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +50,7 @@ from .occlusion import fill_background, left_right_check, out_of_view
 from .output import StereoOutput
 from .refine import RefineConfig, photometric_refine
 from .robust_solve import weighted_solve
-from .rows import align_rows
+from .rows import SwappedViewsWarning, align_rows, looks_swapped
 from .search import coupled_search, quadratic_fit, right_winner
 from .slopes import edge_slopes
 
@@ -207,10 +209,17 @@ class HandsetStereo(nn.Module):
     def forward(self, left: Tensor, right: Tensor, max_disp: int) -> StereoOutput:
         left, right = as_unit_float(left, "left").float(), as_unit_float(right, "right").float()
         record = self.records_gradients and torch.is_grad_enabled()
-        bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
         with torch.no_grad():
             check_pair(left, right, max_disp)
+            swapped = looks_swapped(left, right, max_disp)
             right, row_offset = align_rows(left, right, max_disp, self.cost.row_reach)
+        if bool(swapped.any()):
+            which = "" if len(swapped) == 1 else f" (items {swapped.nonzero()[:, 0].tolist()})"
+            warnings.warn(f"stereo: the pair matches better at negative disparities than at 0..max_disp{which}: are "
+                          "left and right swapped? (left(x) matches right(x - d), d >= 0)", SwappedViewsWarning,
+                          stacklevel=2)
+        bar = progress_bar(self.schedule.outer + 2, "stereo", "stage", self.progress)
+        with torch.no_grad():
             volume = cost_volume(left, right, max_disp, self.cost, self.matching, self.progress)
             cues, v0 = cues_of(volume, self.schedule.lr_threshold, self.cost.chunk_for(left),
                                self.schedule.confidence_floor)
