@@ -33,40 +33,48 @@ def offset_pair(h: int, w: int, d: float, e: float, seed: int = 0, blur: float =
     return sample(0.0, 0.0), sample(d, -e)
 
 
-def test_offset_costs_equal_a_loop():
+def test_match_costs_equal_a_loop():
     g = torch.Generator().manual_seed(3)
     left, right = torch.rand(2, 1, 1, 14, 21, generator=g)
     max_disp, reach = 4, 2
-    got = rows.offset_costs(left, right, max_disp, reach)
+    got = rows.match_costs(left, right, max_disp, reach)
     cl = census_transform(left, rows.CENSUS_WINDOW)[0, 0].numpy()
     cr = census_transform(right, rows.CENSUS_WINDOW)[0, 0].numpy()
     h, w = cl.shape
-    expected = []
-    for e in range(-reach, reach + 1):
-        costs = [min(bin(int(cl[y, x]) ^ int(cr[min(max(y + e, 0), h - 1), x - d])).count("1")
-                     for d in range(max_disp + 1))
-                 for y in range(reach, h - reach) for x in range(max_disp, w)]
-        expected.append(np.mean(costs))
-    np.testing.assert_allclose(got[0].numpy(), expected, rtol=1e-12)
+
+    def least(y, x, e, sign):
+        return min(bin(int(cl[y, x]) ^ int(cr[min(max(y + e, 0), h - 1), x - sign * d])).count("1")
+                   for d in range(max_disp + 1))
+
+    expected = [np.mean([least(y, x, e, 1) for y in range(reach, h - reach) for x in range(max_disp, w)])
+                for e in range(-reach, reach + 1)]
+    mirrored = np.mean([least(y, x, 0, -1) for y in range(reach, h - reach) for x in range(w - max_disp)])
+    np.testing.assert_allclose(got.offsets[0].numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(float(got.mirrored[0]), mirrored, rtol=1e-12)
+
+
+def _offset(left, right, max_disp, reach=3):
+    return rows.row_offset(rows.match_costs(left, right, max_disp, reach))
 
 
 @pytest.mark.parametrize("e", [0.0, 0.5, -1.0, 1.5, -2.0])
 def test_row_offset_recovers_the_rendered_offset(e):
     left, right = offset_pair(96, 128, 5.0, e)
-    got = float(rows.row_offset(left, right, 12)[0])
+    got = float(_offset(left, right, 12)[0])
     assert abs(got - e) < (0.05 if e == int(e) else 0.12)
 
 
 def test_a_rectified_pair_is_left_alone_and_a_batch_is_aligned_item_by_item():
     left0, right0 = offset_pair(64, 96, 4.0, 0.0, seed=1)
-    same, offset = rows.align_rows(left0, right0, 10)
+    same, offset = rows.align_rows(right0, _offset(left0, right0, 10))
     assert same is right0 and offset.tolist() == [0.0]
     left1, right1 = offset_pair(64, 96, 4.0, 1.0, seed=2)
-    both, offsets = rows.align_rows(torch.cat([left0, left1]), torch.cat([right0, right1]), 10)
-    alone, offset1 = rows.align_rows(left1, right1, 10)
-    assert offsets[0] == 0 and offsets[1] == offset1[0] and abs(float(offset1[0]) - 1.0) < 0.05
+    offsets = _offset(torch.cat([left0, left1]), torch.cat([right0, right1]), 10)
+    both, applied = rows.align_rows(torch.cat([right0, right1]), offsets)
+    alone, offset1 = rows.align_rows(right1, _offset(left1, right1, 10))
+    assert applied[0] == 0 and applied[1] == offset1[0] and abs(float(offset1[0]) - 1.0) < 0.05
     assert torch.equal(both[0], right0[0]) and torch.allclose(both[1], alone[0], atol=1e-6)
-    assert rows.row_offset(left1, right1, 10, reach=0).tolist() == [0.0]
+    assert _offset(left1, right1, 10, reach=0).tolist() == [0.0]
 
 
 def test_a_pair_a_row_off_is_matched_after_resampling():
@@ -90,7 +98,8 @@ def test_a_negative_row_reach_is_refused():
 
 def test_swapped_views_are_recognised_item_by_item_and_the_model_warns():
     left, right = offset_pair(64, 96, 5.0, 0.0, seed=5)
-    assert rows.looks_swapped(torch.cat([left, right]), torch.cat([right, left]), 12).tolist() == [False, True]
+    costs = rows.match_costs(torch.cat([left, right]), torch.cat([right, left]), 12, 0)
+    assert rows.looks_swapped(costs).tolist() == [False, True]
     model = HandsetStereo()
     with pytest.warns(SwappedViewsWarning, match="swapped"):
         model(right, left, 12)

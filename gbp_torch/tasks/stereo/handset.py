@@ -50,7 +50,7 @@ from .occlusion import fill_background, left_right_check, out_of_view
 from .output import StereoOutput
 from .refine import RefineConfig, photometric_refine
 from .robust_solve import weighted_solve
-from .rows import SwappedViewsWarning, align_rows, looks_swapped
+from .rows import SwappedViewsWarning, align_rows, looks_swapped, match_costs, row_offset
 from .search import coupled_search, quadratic_fit, right_winner
 from .slopes import edge_slopes
 
@@ -211,8 +211,9 @@ class HandsetStereo(nn.Module):
         record = self.records_gradients and torch.is_grad_enabled()
         with torch.no_grad():
             check_pair(left, right, max_disp)
-            swapped = looks_swapped(left, right, max_disp)
-            right, row_offset = align_rows(left, right, max_disp, self.cost.row_reach)
+            costs = match_costs(left, right, max_disp, self.cost.row_reach)
+            swapped = looks_swapped(costs)
+            right, offset = align_rows(right, row_offset(costs))
         if bool(swapped.any()):
             which = "" if len(swapped) == 1 else f" (items {swapped.nonzero()[:, 0].tolist()})"
             warnings.warn(f"stereo: the pair matches better at negative disparities than at 0..max_disp{which}: are "
@@ -256,7 +257,7 @@ class HandsetStereo(nn.Module):
         bar.close()
         res = res_refine if res_refine is not None else res
         var = None if res is None else (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)
-        return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1), row_offset)
+        return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1), offset)
 
     def extend_cues(self, cues: StereoCues, volume: CostVolume, v0: Tensor, left: Tensor, right: Tensor,
                     max_disp: int) -> StereoCues:

@@ -6,7 +6,8 @@ Matching compares ``left(x, y)`` with ``right(x - d, y)``: a pair whose rectific
 Middlebury's teddy and cones, the right view shifted down by half a pixel doubles the hand-set model's bad > 1 px
 (4.9 -> 8.9 %, 3.2 -> 6.1 %) and a whole pixel gives 25 %, more than OpenCV's SGBM then (docs/stereo.md).
 
-:func:`row_offset` finds the offset ``e`` at which ``left(x, y)`` matches ``right(x - d, y + e)``: for every integer
+:func:`match_costs` computes what both decisions read (one census transform of each view); :func:`row_offset`
+finds the offset ``e`` at which ``left(x, y)`` matches ``right(x - d, y + e)``: for every integer
 ``e`` within ``reach`` rows it takes each sampled pixel's best census cost over the disparities (winner take all) and
 averages it; the least mean and its two neighbours give the sub-row offset by an equiangular (V-shaped) fit, the
 shape that a census cost has around its minimum. :func:`align_rows` resamples the right view by that offset (cubic
@@ -14,12 +15,14 @@ B-spline interpolation) where it is at least :data:`MIN_OFFSET`; smaller offsets
 the view a little.
 
 :func:`looks_swapped` compares the same mean cost over negative disparities (``right(x + d)``) with the one over the
-searched, positive ones: on 32 synthetic pairs the ratio was 1.28-2.40 as given and 0.42-0.79 with the views swapped
-(Middlebury 2003: 1.60-1.85 and 0.54-0.62), so a ratio below :data:`SWAPPED_RATIO` means the views came in the wrong
+searched, positive ones: on 32 synthetic pairs the ratio was 1.29-2.48 as given and 0.41-0.79 with the views swapped
+(Middlebury 2003: 1.61-1.86 and 0.54-0.62), so a ratio below :data:`SWAPPED_RATIO` means the views came in the wrong
 order (a pair that matches nowhere, such as one a row off with the row alignment off, gives about 1).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -44,37 +47,52 @@ def _gray(image: Tensor) -> Tensor:
     return 0.299 * image[:, :1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
 
 
-def offset_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> Tensor:
-    """(B, 2 reach + 1): for each row offset ``e = k - reach``, the mean over sampled pixels of the least census
-    Hamming distance between ``left(x, y)`` and ``right(x - d, y + e)`` over ``d`` in ``[0, max_disp]`` (pixels
-    with ``x >= max_disp``, where every disparity is compared, when at least 16 columns are such; else all)."""
+class MatchCosts(NamedTuple):
+    """Mean winner-take-all census costs of a pair (:func:`match_costs`).
+
+    Attributes:
+        offsets: (B, 2 reach + 1), for each row offset ``e = k - reach`` the mean over sampled pixels of the least
+            Hamming distance between ``left(x, y)`` and ``right(x - d, y + e)`` over ``d`` in ``[0, max_disp]``.
+        mirrored: (B,) the same at ``e = 0`` over negative disparities, ``right(x + d)``.
+    """
+
+    offsets: Tensor
+    mirrored: Tensor
+
+
+def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> MatchCosts:
+    """:class:`MatchCosts` of ``left``, ``right`` (B, C, H, W) over up to :data:`MAX_ROWS` evenly spaced rows, each
+    mean over the pixels where every disparity is compared (``x >= max_disp``; ``x < W - max_disp`` for the mirrored
+    one) when at least 16 columns are such, else over all."""
     cl, cr = census_transform(_gray(left), CENSUS_WINDOW), census_transform(_gray(right), CENSUS_WINDOW)
     b, _, h, w = cl.shape
     rows = torch.arange(reach, h - reach, max(1, -(-(h - 2 * reach) // MAX_ROWS)), device=cl.device)
     if rows.numel() == 0:
         rows = torch.arange(h, device=cl.device)
-    codes = cl[:, 0, rows]  # (B, R, W)
-    start = min(max_disp, max(0, w - 16))
-    out = []
-    for e in range(-reach, reach + 1):
-        shifted = cr[:, 0, (rows + e).clamp(0, h - 1)]
-        best = torch.full(codes.shape, 255, dtype=torch.uint8, device=cl.device)
-        for d in range(min(max_disp, w - 1) + 1):
-            cost = popcount(codes[..., d:] ^ shifted[..., :w - d]).to(torch.uint8)
-            best[..., d:] = torch.minimum(best[..., d:], cost)
-        out.append(best[..., start:].double().mean((1, 2)))
-    return torch.stack(out, 1)
+    codes = cl[:, 0, rows][:, None]  # (B, 1, R, W)
+    shifted = torch.stack([cr[:, 0, (rows + e).clamp(0, h - 1)] for e in range(-reach, reach + 1)], 1)  # (B, E, R, W)
+    mirror = cr[:, 0, rows][:, None]
+    best = torch.full(shifted.shape, 255, dtype=torch.uint8, device=cl.device)
+    best_mirrored = torch.full(codes.shape, 255, dtype=torch.uint8, device=cl.device)
+    for d in range(min(max_disp, w - 1) + 1):  # one pass over the disparities for every offset and the mirror
+        cost = popcount(codes[..., d:] ^ shifted[..., :w - d]).to(torch.uint8)
+        best[..., d:] = torch.minimum(best[..., d:], cost)
+        cost = popcount(codes[..., :w - d] ^ mirror[..., d:]).to(torch.uint8)
+        best_mirrored[..., :w - d] = torch.minimum(best_mirrored[..., :w - d], cost)
+    inner = min(max_disp, max(0, w - 16))
+    return MatchCosts(best[..., inner:].double().mean((2, 3)), best_mirrored[..., :w - inner].double().mean((1, 2, 3)))
 
 
-def row_offset(left: Tensor, right: Tensor, max_disp: int, reach: int = 3) -> Tensor:
-    """The row offset (B,) float64 at which ``left(x, y)`` matches ``right(x - d, y + e)``, within ``reach`` rows
-    (module docstring); 0 for ``reach`` 0."""
+def row_offset(costs: MatchCosts) -> Tensor:
+    """The row offset (B,) float64 at which ``left(x, y)`` matches ``right(x - d, y + e)`` (module docstring): the
+    least of ``costs.offsets`` refined by an equiangular fit; 0 without offsets to compare (reach 0)."""
+    offsets = costs.offsets
+    reach = (offsets.shape[1] - 1) // 2
     if reach <= 0:
-        return torch.zeros(left.shape[0], dtype=torch.float64, device=left.device)
-    costs = offset_costs(left, right, max_disp, reach)
-    k = costs.argmin(1)
+        return torch.zeros(offsets.shape[0], dtype=torch.float64, device=offsets.device)
+    k = offsets.argmin(1)
     inner = k.clamp(1, 2 * reach - 1)  # the fit needs both neighbours; at the window's edge the offset stays integer
-    at = lambda j: costs.gather(1, j[:, None])[:, 0]  # noqa: E731
+    at = lambda j: offsets.gather(1, j[:, None])[:, 0]  # noqa: E731
     before, centre, after = at(inner - 1), at(inner), at(inner + 1)
     rise = torch.maximum(before, after) - centre
     frac = torch.where(rise > 0, 0.5 * (before - after) / rise.clamp_min(1e-12), torch.zeros_like(rise))
@@ -82,11 +100,10 @@ def row_offset(left: Tensor, right: Tensor, max_disp: int, reach: int = 3) -> Te
     return (k - reach).double() + frac
 
 
-def align_rows(left: Tensor, right: Tensor, max_disp: int, reach: int = 3) -> tuple[Tensor, Tensor]:
-    """``right`` (B, C, H, W) with each item's rows resampled by its :func:`row_offset` where that is at least
-    :data:`MIN_OFFSET` (``right(x, y + e)``, cubic B-spline, borders replicated), and the offsets (B,) (0 where
+def align_rows(right: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
+    """``right`` (B, C, H, W) with each item's rows resampled by its ``offset`` (B,) where that is at least
+    :data:`MIN_OFFSET` (``right(x, y + e)``, cubic B-spline, borders replicated), and the offsets applied (0 where
     left alone)."""
-    offset = row_offset(left, right, max_disp, reach)
     offset = torch.where(offset.abs() >= MIN_OFFSET, offset, torch.zeros_like(offset))
     if not bool((offset != 0).any()):
         return right, offset
@@ -101,12 +118,12 @@ class SwappedViewsWarning(UserWarning):
     """A stereo pair that matches better at negative disparities, as when left and right are given swapped."""
 
 
-def looks_swapped(left: Tensor, right: Tensor, max_disp: int) -> Tensor:
-    """(B,) bool: the pair matches better at negative disparities (``left(x)`` with ``right(x + d)``) than at the
-    searched ones, as when left and right are given in the wrong order (module docstring)."""
-    searched = offset_costs(left, right, max_disp, 0)[:, 0]
-    mirrored = offset_costs(left.flip(-1), right.flip(-1), max_disp, 0)[:, 0]  # right(x + d) for d in [0, max_disp]
-    return mirrored < SWAPPED_RATIO * searched
+def looks_swapped(costs: MatchCosts) -> Tensor:
+    """(B,) bool: the pair matches better at negative disparities than at the searched ones (row offset 0), as when
+    left and right are given in the wrong order (module docstring)."""
+    reach = (costs.offsets.shape[1] - 1) // 2
+    return costs.mirrored < SWAPPED_RATIO * costs.offsets[:, reach]
 
 
-__all__ = ["row_offset", "align_rows", "offset_costs", "looks_swapped", "SwappedViewsWarning", "MIN_OFFSET"]
+__all__ = ["MatchCosts", "match_costs", "row_offset", "align_rows", "looks_swapped", "SwappedViewsWarning",
+           "MIN_OFFSET", "SWAPPED_RATIO"]
