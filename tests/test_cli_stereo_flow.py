@@ -121,6 +121,27 @@ def test_stereo_says_when_it_resampled_the_right_images_rows(pair, monkeypatch, 
                                             "rectification): resampled before matching"])
 
 
+@pytest.mark.parametrize("top_rows", [0, 1, 3])
+def test_stereo_warns_when_the_disparity_reaches_the_top_of_the_range(pair, monkeypatch, capsys, top_rows):
+    """Rows of pixels at max_disp: 1 row of 24 (4 %) and 3 rows warn (the limit is 2 % of the visible pixels); occluded
+    pixels at the top do not count."""
+    def model(left, right, max_disp):
+        d = torch.full((1, 1, *left.shape[-2:]), 2.0)
+        d[..., :top_rows, :] = max_disp
+        occluded = torch.zeros_like(d, dtype=torch.bool)
+        occluded[..., -2:, :] = True
+        d[..., -2:, :] = max_disp  # occluded: ignored
+        return StereoOutput(d, None, occluded)
+
+    monkeypatch.setattr(cli.stereo, "_stereo_model", lambda name, device: model)
+    cli.stereo_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "d.pfm"), "--max-disp", "6"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "largest disparity" in line]
+    share = round(100 * top_rows / (H - 2))
+    assert err == ([] if top_rows == 0 else [f"gbp-stereo: warning: {share} % of the pixels lie at the largest "
+                                             "disparity searched (6): nearer surfaces may lie beyond it; raise "
+                                             "--max-disp"])
+
+
 def test_stereo_without_variance_writes_the_disparity_then_says_so(pair, monkeypatch, capsys):
     monkeypatch.setattr(cli.stereo, "_stereo_model", lambda name, device: FakeStereo(var=False))
     with pytest.raises(SystemExit) as e:

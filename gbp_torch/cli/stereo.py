@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .common import CLIError, check_device, check_outputs, pair, read_input, resolve_model, run
@@ -82,6 +83,7 @@ def _stereo(argv: list[str] | None) -> None:
         print(f"stereo: the right image's rows are {float(offset[0]):+.2f} px off the left's (imperfect "
               "rectification): resampled before matching")
     disp = disp[0, 0].float().cpu()
+    _warn_if_range_reached(disp, getattr(out, "occluded", None), max_disp, args.max_disp is None)
     write_disparity(args.output, disp)
     print(f"wrote {args.output}")
     if args.color is not None:
@@ -92,3 +94,21 @@ def _stereo(argv: list[str] | None) -> None:
             raise CLIError("this model gives no uncertainty (--uncertainty not written)")
         write_disparity(args.uncertainty, out.var[0, 0].float().cpu().clamp_min(0).sqrt())
         print(f"wrote {args.uncertainty} (std, px)")
+
+
+#: warn when more than this share of the visible pixels lies within half a pixel of --max-disp
+RANGE_SHARE = 0.02
+
+
+def _warn_if_range_reached(disp, occluded, max_disp: int, default: bool) -> None:
+    """A warning line when the disparity reaches the top of the searched range on more than :data:`RANGE_SHARE` of
+    the visible pixels: nearer surfaces may lie beyond it (hand-set model on Middlebury 2003: 0-0.16 % of the visible
+    pixels with the scenes' own ranges, 3.3-25 % with ranges cut to 60-80 % of the true one)."""
+    import torch
+
+    visible = torch.ones_like(disp, dtype=torch.bool) if occluded is None else ~occluded[0, 0].cpu()
+    share = float(((disp >= max_disp - 0.5) & visible).sum()) / max(1, int(visible.sum()))
+    if share > RANGE_SHARE:
+        print(f"gbp-stereo: warning: {100 * share:.0f} % of the pixels lie at the largest disparity searched "
+              f"({max_disp}{', the default' if default else ''}): nearer surfaces may lie beyond it; raise --max-disp",
+              file=sys.stderr)
