@@ -106,3 +106,17 @@ def test_swapped_views_are_recognised_item_by_item_and_the_model_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error", SwappedViewsWarning)
         model(left, right, 12)
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (8, 8), (40, 64)])
+def test_tiny_or_blank_pairs_are_left_as_they_are(shape):
+    """Too few pixels to estimate from (a 1-row image crashed the row sampling; an 8 x 8 noise pair read 0.18 rows) or
+    blank views (equal costs everywhere read -3 rows): no offset, no swapped-views verdict, and the model runs."""
+    h, w = shape
+    g = torch.Generator().manual_seed(7)
+    left = torch.rand(1, 1, h, w, generator=g) if h < 40 else torch.zeros(1, 1, h, w)
+    right = left.roll(-2, -1)
+    costs = rows.match_costs(left, right, 4, 3)
+    assert rows.row_offset(costs).tolist() == [0.0] and rows.looks_swapped(costs).tolist() == [False]
+    out = HandsetStereo()(left, right, 4)
+    assert out.row_offset.tolist() == [0.0] and torch.isfinite(out.disparity).all()

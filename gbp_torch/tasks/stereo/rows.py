@@ -36,6 +36,8 @@ CENSUS_WINDOW = 5
 MIN_OFFSET = 0.1
 #: the most image rows the estimate samples (evenly spaced)
 MAX_ROWS = 64
+#: fewer pixels per mean cost than this (tiny images) give no offset and no swapped-views verdict
+MIN_PIXELS = 1024
 #: :func:`looks_swapped` below this ratio of the mean costs (negative over searched disparities)
 SWAPPED_RATIO = 0.9
 
@@ -54,10 +56,12 @@ class MatchCosts(NamedTuple):
         offsets: (B, 2 reach + 1), for each row offset ``e = k - reach`` the mean over sampled pixels of the least
             Hamming distance between ``left(x, y)`` and ``right(x - d, y + e)`` over ``d`` in ``[0, max_disp]``.
         mirrored: (B,) the same at ``e = 0`` over negative disparities, ``right(x + d)``.
+        pixels: how many pixels each mean covers (below :data:`MIN_PIXELS` the pair is left as it is).
     """
 
     offsets: Tensor
     mirrored: Tensor
+    pixels: int
 
 
 def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> MatchCosts:
@@ -66,8 +70,9 @@ def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> Match
     one) when at least 16 columns are such, else over all."""
     cl, cr = census_transform(_gray(left), CENSUS_WINDOW), census_transform(_gray(right), CENSUS_WINDOW)
     b, _, h, w = cl.shape
-    rows = torch.arange(reach, h - reach, max(1, -(-(h - 2 * reach) // MAX_ROWS)), device=cl.device)
-    if rows.numel() == 0:
+    if h > 2 * reach:
+        rows = torch.arange(reach, h - reach, max(1, -(-(h - 2 * reach) // MAX_ROWS)), device=cl.device)
+    else:
         rows = torch.arange(h, device=cl.device)
     codes = cl[:, 0, rows][:, None]  # (B, 1, R, W)
     shifted = torch.stack([cr[:, 0, (rows + e).clamp(0, h - 1)] for e in range(-reach, reach + 1)], 1)  # (B, E, R, W)
@@ -80,7 +85,8 @@ def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> Match
         cost = popcount(codes[..., :w - d] ^ mirror[..., d:]).to(torch.uint8)
         best_mirrored[..., :w - d] = torch.minimum(best_mirrored[..., :w - d], cost)
     inner = min(max_disp, max(0, w - 16))
-    return MatchCosts(best[..., inner:].double().mean((2, 3)), best_mirrored[..., :w - inner].double().mean((1, 2, 3)))
+    return MatchCosts(best[..., inner:].double().mean((2, 3)), best_mirrored[..., :w - inner].double().mean((1, 2, 3)),
+                      rows.numel() * (w - inner))
 
 
 def row_offset(costs: MatchCosts) -> Tensor:
@@ -88,7 +94,7 @@ def row_offset(costs: MatchCosts) -> Tensor:
     least of ``costs.offsets`` refined by an equiangular fit; 0 without offsets to compare (reach 0)."""
     offsets = costs.offsets
     reach = (offsets.shape[1] - 1) // 2
-    if reach <= 0:
+    if reach <= 0 or costs.pixels < MIN_PIXELS:
         return torch.zeros(offsets.shape[0], dtype=torch.float64, device=offsets.device)
     k = offsets.argmin(1)
     inner = k.clamp(1, 2 * reach - 1)  # the fit needs both neighbours; at the window's edge the offset stays integer
@@ -97,7 +103,8 @@ def row_offset(costs: MatchCosts) -> Tensor:
     rise = torch.maximum(before, after) - centre
     frac = torch.where(rise > 0, 0.5 * (before - after) / rise.clamp_min(1e-12), torch.zeros_like(rise))
     frac = torch.where(k == inner, frac.clamp(-0.5, 0.5), torch.zeros_like(frac))
-    return (k - reach).double() + frac
+    flat = offsets.amax(1) - offsets.amin(1) <= 1e-3 * offsets.mean(1)  # e.g. blank views: no offset to find
+    return torch.where(flat, torch.zeros_like(frac), (k - reach).double() + frac)
 
 
 def align_rows(right: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
@@ -122,8 +129,8 @@ def looks_swapped(costs: MatchCosts) -> Tensor:
     """(B,) bool: the pair matches better at negative disparities than at the searched ones (row offset 0), as when
     left and right are given in the wrong order (module docstring)."""
     reach = (costs.offsets.shape[1] - 1) // 2
-    return costs.mirrored < SWAPPED_RATIO * costs.offsets[:, reach]
+    return (costs.mirrored < SWAPPED_RATIO * costs.offsets[:, reach]) & (costs.pixels >= MIN_PIXELS)
 
 
 __all__ = ["MatchCosts", "match_costs", "row_offset", "align_rows", "looks_swapped", "SwappedViewsWarning",
-           "MIN_OFFSET", "SWAPPED_RATIO"]
+           "MIN_OFFSET", "MIN_PIXELS", "SWAPPED_RATIO"]
