@@ -298,7 +298,9 @@ FLOW_BAD = {
     "max motion nan": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "nan"], "--max-motion must be >= 0"),
     "max motion inf": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "inf"], "--max-motion must be >= 0"),
     "max motion, model without a search": (["a.png", "b.png", "-o", "f.flo", "--max-motion", "10"],
-                                           "has no displacement search"),
+                                           "--max-motion: the model 'default' has no setting search_reach"),
+    "match exposure, model without it": (["a.png", "b.png", "-o", "f.flo", "--match-exposure"],
+                                         "--match-exposure: the model 'default' has no setting match_exposure"),
 }
 
 
@@ -310,8 +312,9 @@ def test_flow_bad_input_is_one_line_and_touches_nothing(pair, fakes, capsys, cas
     assert fakes[1].calls == []
 
 
-def test_flow_max_motion_sets_the_models_search_reach(pair, monkeypatch):
-    """--max-motion replaces the model's HandsetFlowConfig.search_reach (every other field kept) before it runs."""
+def test_flow_max_motion_and_match_exposure_set_the_models_config(pair, monkeypatch):
+    """--max-motion replaces the model's HandsetFlowConfig.search_reach, --match-exposure its match_exposure (every
+    other field kept) before it runs; without them the model's config is used as it is."""
     from gbp_torch.tasks.flow.handset import HandsetFlowConfig
 
     seen = []
@@ -325,7 +328,10 @@ def test_flow_max_motion_sets_the_models_search_reach(pair, monkeypatch):
 
     monkeypatch.setattr(cli.flow, "_flow_model", lambda name, device: Searching())
     cli.flow_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "f.flo"), "--max-motion", "120"])
-    assert seen == [HandsetFlowConfig(warps=3, search_reach=120.0)]
+    cli.flow_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "f.flo"), "--match-exposure"])
+    cli.flow_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "f.flo")])
+    assert seen == [HandsetFlowConfig(warps=3, search_reach=120.0), HandsetFlowConfig(warps=3, match_exposure=True),
+                    HandsetFlowConfig(warps=3)]
 
 
 def test_flow_resolver_without_any_model_says_so(pair, capsys, monkeypatch):

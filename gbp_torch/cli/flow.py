@@ -24,12 +24,14 @@ frame2(x + flow)), .npy float32 (H, W, 2), .png the colour coding (torchvision f
 viewing only). --uncertainty writes the per-pixel standard deviations (std_u, std_v) as .flo or .npy,
 or as .png a black-red-yellow-white map of sqrt(std_u^2 + std_v^2), white at its 99th percentile (printed), for
 viewing. --max-motion sets how far (pixels per component) the discrete displacement search looks for motions that the
-coarse-to-fine warps lose (default 56; 0: no search); raise it for frames that move more, e.g. high-resolution video."""
+coarse-to-fine warps lose (default 56; 0: no search); raise it for frames that move more, e.g. high-resolution video.
+--match-exposure maps frame 2 to frame 1's brightness and contrast (per channel, where they differ by 5 % or more)
+before matching: for frames whose exposure changes (auto exposure, flashes, clouds)."""
 
 
 def flow_main(argv: list[str] | None = None) -> None:
     """``gbp-flow FRAME1 FRAME2 -o FLOW.{flo,npy,png} [--png FLOW.png] [--uncertainty STD.{flo,npy,png}]
-    [--model NAME] [--device cuda] [--max-motion PX]``."""
+    [--model NAME] [--device cuda] [--max-motion PX] [--match-exposure]``."""
     run("gbp-flow", _flow, argv)
 
 
@@ -48,6 +50,8 @@ def _flow(argv: list[str] | None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--max-motion", type=float, default=None, metavar="PX",
                     help="reach of the displacement search, px (default: the model's, 56; 0: no search)")
+    ap.add_argument("--match-exposure", action="store_true",
+                    help="match frame 2's brightness and contrast to frame 1's first (exposure changes)")
     args = ap.parse_args(argv)
     if args.max_motion is not None and not (math.isfinite(args.max_motion) and args.max_motion >= 0):
         raise CLIError(f"--max-motion must be >= 0 and finite (pixels; 0: no search), got {args.max_motion:g}")
@@ -60,11 +64,13 @@ def _flow(argv: list[str] | None) -> None:
     device = check_device(args.device)
     model = _flow_model(args.model, device)
     model.progress = True  # a bar over the warps: big frames take minutes
-    if args.max_motion is not None:
-        config = getattr(model, "config", None)
-        if not hasattr(config, "search_reach"):
-            raise CLIError(f"--max-motion: the model {args.model or 'default'!r} has no displacement search")
-        model.config = dataclasses.replace(config, search_reach=args.max_motion)
+    for option, field, value in (("--max-motion", "search_reach", args.max_motion),
+                                 ("--match-exposure", "match_exposure", args.match_exposure or None)):
+        if value is not None:
+            config = getattr(model, "config", None)
+            if not hasattr(config, field):
+                raise CLIError(f"{option}: the model {args.model or 'default'!r} has no setting {field}")
+            model.config = dataclasses.replace(config, **{field: value})
 
     import torch
 

@@ -9,6 +9,7 @@
 - :mod:`.median`: plain and guide-weighted median filters of flow / disparity fields.
 - :mod:`.windows`: sliding-window sums by shifted adds (box and separable filters).
 - :mod:`.census`: census transforms and their Hamming distances (popcounts).
+- :mod:`.exposure`: one image's exposure matched to another's (a gain and a bias per channel, where they differ).
 
 Conventions: images (B, C, H, W); flow (B, 2, H, W) in pixels, u to the right,
 v down, pixel centres at integer coordinates; disparity (B, 1, H, W) or
@@ -17,6 +18,7 @@ v down, pixel centres at integer coordinates; disparity (B, 1, H, W) or
 
 from ._checks import as_unit_float
 from .constancy import DataTerm, disparity_data_term, flow_data_term
+from .exposure import match_exposure
 from .gradients import image_gradients
 from .median import colour_guide, field_slopes, median_filter, weighted_median_filter
 from .pyramid import gaussian_blur, gaussian_pyramid, pyramid_sizes, upsample_disparity, upsample_flow
@@ -24,4 +26,5 @@ from .warp import Warped, pixel_grid, warp, warp_disparity
 
 __all__ = ["warp", "warp_disparity", "pixel_grid", "Warped", "gaussian_pyramid", "pyramid_sizes", "gaussian_blur",
            "upsample_flow", "upsample_disparity", "image_gradients", "flow_data_term", "disparity_data_term",
-           "DataTerm", "median_filter", "weighted_median_filter", "field_slopes", "colour_guide", "as_unit_float"]
+           "DataTerm", "median_filter", "weighted_median_filter", "field_slopes", "colour_guide", "as_unit_float",
+           "match_exposure"]

@@ -327,3 +327,20 @@ def test_small_frames_get_a_pyramid_and_their_motion(height, width):
     torch.testing.assert_close(flow[..., 2:-5].mean((0, 2, 3)), torch.tensor([3.0, 0.0]), rtol=0, atol=0.05)
     assert model.coarsest_size(height, width) < 16
     assert model.coarsest_size(32, 500) == model.coarsest_size(388, 584) == HandsetFlowConfig().min_size
+
+
+def test_an_exposure_change_of_frame_2_is_matched_before_the_constancy_terms(model):
+    """frame 2 times 1.3 plus 0.02 (nothing clipped): with the exposure matched (``match_exposure``) the flow is the
+    unchanged pair's to 0.02 px; without (the default), brightness constancy pulls it off by more."""
+    frame1, frame2, gt = _pair([[1, 0], [0, 1]], [1.5, -0.5])
+    frame1, frame2 = 0.1 + 0.6 * frame1, 0.1 + 0.6 * frame2
+    brighter = 1.3 * frame2 + 0.02
+    assert brighter.max() <= 1
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    on = HandsetFlow(HandsetFlowConfig(match_exposure=True))
+    with torch.no_grad():
+        same = on(frame1, frame2).flow
+        matched = on(frame1, brighter).flow
+        unmatched = model(frame1, brighter).flow
+    assert float((matched - same)[inner].abs().max()) < 0.02
+    assert float((unmatched - gt)[inner].norm(dim=1).mean()) > 2 * float((matched - gt)[inner].norm(dim=1).mean())
