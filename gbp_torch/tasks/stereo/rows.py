@@ -69,7 +69,7 @@ def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> Match
     mean over the pixels where every disparity is compared (``x >= max_disp``; ``x < W - max_disp`` for the mirrored
     one) when at least 16 columns are such, else over all."""
     cl, cr = census_transform(_gray(left), CENSUS_WINDOW), census_transform(_gray(right), CENSUS_WINDOW)
-    b, _, h, w = cl.shape
+    _, _, h, w = cl.shape
     if h > 2 * reach:
         rows = torch.arange(reach, h - reach, max(1, -(-(h - 2 * reach) // MAX_ROWS)), device=cl.device)
     else:
