@@ -51,6 +51,7 @@ from ...vision import (
     flow_data_term,
     gaussian_blur,
     gaussian_pyramid,
+    luma,
     match_exposure,
     median_filter,
     upsample_flow,
@@ -63,7 +64,6 @@ from .output import FlowOutput
 from .penalty import charbonnier_weight, gnc_weight
 from .search import displacement_search, search_level
 
-_LUMA = (0.299, 0.587, 0.114)
 #: interpolations of the warp (:func:`~gbp_torch.vision.sample`)
 WARP_MODES = ("bicubic", "bspline", "bilinear", "nearest")
 
@@ -300,12 +300,7 @@ class HandsetFlow(nn.Module):
     def preprocess(self, frame: Tensor) -> Tensor:
         """Luma (B, 1, H, W) of an RGB / gray frame, blurred by ``presmooth``, optionally its texture part."""
         c = self.config
-        if frame.shape[1] == 3:
-            weights = frame.new_tensor(_LUMA).view(1, 3, 1, 1)
-            frame = (frame * weights).sum(1, keepdim=True)
-        elif frame.shape[1] != 1:
-            frame = frame.mean(1, keepdim=True)
-        frame = gaussian_blur(frame, c.presmooth)
+        frame = gaussian_blur(luma(frame), c.presmooth)
         if c.texture > 0:
             frame = frame - c.texture * gaussian_blur(frame, c.texture_sigma)
         return frame

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ...vision.census import census_transform, popcount
+from ...vision.luma import luma
 from ...vision.warp import warp
 
 #: the census window of the offset estimate
@@ -40,13 +41,6 @@ MAX_ROWS = 64
 MIN_PIXELS = 1024
 #: :func:`looks_swapped` below this ratio of the mean costs (negative over searched disparities)
 SWAPPED_RATIO = 0.9
-
-
-def _gray(image: Tensor) -> Tensor:
-    """(B, C, H, W) -> (B, 1, H, W): the ITU-R 601 luma of colour images, gray ones unchanged."""
-    if image.shape[1] == 1:
-        return image
-    return 0.299 * image[:, :1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
 
 
 class MatchCosts(NamedTuple):
@@ -68,7 +62,7 @@ def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> Match
     """:class:`MatchCosts` of ``left``, ``right`` (B, C, H, W) over up to :data:`MAX_ROWS` evenly spaced rows, each
     mean over the pixels where every disparity is compared (``x >= max_disp``; ``x < W - max_disp`` for the mirrored
     one) when at least 16 columns are such, else over all."""
-    cl, cr = census_transform(_gray(left), CENSUS_WINDOW), census_transform(_gray(right), CENSUS_WINDOW)
+    cl, cr = census_transform(luma(left), CENSUS_WINDOW), census_transform(luma(right), CENSUS_WINDOW)
     _, _, h, w = cl.shape
     if h > 2 * reach:
         rows = torch.arange(reach, h - reach, max(1, -(-(h - 2 * reach) // MAX_ROWS)), device=cl.device)
