@@ -120,3 +120,16 @@ def test_tiny_or_blank_pairs_are_left_as_they_are(shape):
     assert rows.row_offset(costs).tolist() == [0.0] and rows.looks_swapped(costs).tolist() == [False]
     out = HandsetStereo()(left, right, 4)
     assert out.row_offset.tolist() == [0.0] and torch.isfinite(out.disparity).all()
+
+
+def test_swapped_views_are_not_resampled():
+    """Swapped views do not match at the searched disparities whatever the offset: their least offset is noise (this
+    pair read -3 rows) and was resampled by it."""
+    left, right = offset_pair(64, 96, 5.0, 0.0, seed=8)
+    costs = rows.match_costs(torch.cat([left, right]), torch.cat([right, left]), 12, 3)
+    assert rows.looks_swapped(costs).tolist() == [False, True]
+    offsets = rows.row_offset(costs)
+    assert abs(float(offsets[0])) < 0.05 and float(offsets[1]) == 0.0
+    assert abs(int(costs.offsets[1].argmin()) - 3) > 1  # what the offset was: the rule is needed here
+    with pytest.warns(SwappedViewsWarning):
+        assert HandsetStereo()(right, left, 12).row_offset.tolist() == [0.0]

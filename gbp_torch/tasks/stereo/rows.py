@@ -10,7 +10,9 @@ Middlebury's teddy and cones, the right view shifted down by half a pixel double
 finds the offset ``e`` at which ``left(x, y)`` matches ``right(x - d, y + e)``: for every integer
 ``e`` within ``reach`` rows it takes each sampled pixel's best census cost over the disparities (winner take all) and
 averages it; the least mean and its two neighbours give the sub-row offset by an equiangular (V-shaped) fit, the
-shape that a census cost has around its minimum. :func:`align_rows` resamples the right view by that offset (cubic
+shape that a census cost has around its minimum; a pair that :func:`looks_swapped` gets offset 0 (it does not match at
+the searched disparities, whatever the offset: swapped Middlebury and synthetic pairs had read -2.1 to 2.3 rows).
+:func:`align_rows` resamples the right view by that offset (cubic
 B-spline interpolation) where it is at least :data:`MIN_OFFSET`; smaller offsets are left alone, as resampling blurs
 the view a little.
 
@@ -85,7 +87,8 @@ def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> Match
 
 def row_offset(costs: MatchCosts) -> Tensor:
     """The row offset (B,) float64 at which ``left(x, y)`` matches ``right(x - d, y + e)`` (module docstring): the
-    least of ``costs.offsets`` refined by an equiangular fit; 0 without offsets to compare (reach 0)."""
+    least of ``costs.offsets`` refined by an equiangular fit; 0 without offsets to compare (reach 0), for blank views
+    and for a pair that :func:`looks_swapped`."""
     offsets = costs.offsets
     reach = (offsets.shape[1] - 1) // 2
     if reach <= 0 or costs.pixels < MIN_PIXELS:
@@ -98,7 +101,7 @@ def row_offset(costs: MatchCosts) -> Tensor:
     frac = torch.where(rise > 0, 0.5 * (before - after) / rise.clamp_min(1e-12), torch.zeros_like(rise))
     frac = torch.where(k == inner, frac.clamp(-0.5, 0.5), torch.zeros_like(frac))
     flat = offsets.amax(1) - offsets.amin(1) <= 1e-3 * offsets.mean(1)  # e.g. blank views: no offset to find
-    return torch.where(flat, torch.zeros_like(frac), (k - reach).double() + frac)
+    return torch.where(flat | looks_swapped(costs), torch.zeros_like(frac), (k - reach).double() + frac)
 
 
 def align_rows(right: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
