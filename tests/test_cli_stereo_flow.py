@@ -55,6 +55,7 @@ def pair(tmp_path):
     write_image(tmp_path / "a.png", left[..., 2:])
     write_image(tmp_path / "b.png", left[..., :-2])
     write_image(tmp_path / "small.png", torch.rand(3, H - 4, W, generator=g))
+    write_image(tmp_path / "thin.png", torch.rand(3, 5, W, generator=g))
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image\n")
     (tmp_path / "cut.png").write_bytes((tmp_path / "a.png").read_bytes()[:200])
@@ -285,6 +286,8 @@ FLOW_BAD = {
     "non-image": (["text.png", "b.png", "-o", "f.flo"], "not a readable image"),
     "truncated": (["a.png", "cut.png", "-o", "f.flo"], "not a readable image"),
     "sizes differ": (["a.png", "small.png", "-o", "f.flo"], "same size"),
+    "frames under 8 px": (["thin.png", "thin.png", "-o", "f.flo"],
+                          f"the frames are {W}x5 px (WxH); flow needs at least 8"),
     "output is frame1": (["a.png", "b.png", "-o", "a.png"], "refusing to overwrite an input"),
     "png is frame2": (["a.png", "b.png", "-o", "f.flo", "--png", "b.png"], "refusing to overwrite"),
     "uncertainty is output": (["a.png", "b.png", "-o", "f.flo", "--uncertainty", "f.flo"], "same file"),

@@ -63,6 +63,11 @@ def _flow(argv: list[str] | None) -> None:
     f1, f2 = pair(f1, f2, ("frame1", "frame2"), (args.frame1, args.frame2))
     device = check_device(args.device)
     model = _flow_model(args.model, device)
+    from ..tasks.flow.handset import MIN_FRAME  # the models' own limit (imported with them)
+
+    if min(f1.shape[-2:]) < MIN_FRAME:
+        raise CLIError(f"the frames are {f1.shape[-1]}x{f1.shape[-2]} px (WxH); flow needs at least {MIN_FRAME} px "
+                       "on each side")
     model.progress = True  # a bar over the warps: big frames take minutes
     for option, field, value in (("--max-motion", "search_reach", args.max_motion),
                                  ("--match-exposure", "match_exposure", args.match_exposure or None)):

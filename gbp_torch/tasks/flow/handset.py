@@ -66,6 +66,8 @@ from .search import displacement_search, search_level
 
 #: interpolations of the warp (:func:`~gbp_torch.vision.sample`)
 WARP_MODES = ("bicubic", "bspline", "bilinear", "nearest")
+#: the smallest frame side (pixels) the models take
+MIN_FRAME = 8
 
 
 @dataclass(frozen=True)
@@ -400,8 +402,8 @@ def checked_frames(frame1: Tensor, frame2: Tensor) -> tuple[Tensor, Tensor]:
     if frame1.shape != frame2.shape:
         raise ValueError(f"frame2 must have frame1's shape (B, C, H, W) = {tuple(frame1.shape)}, "
                          f"got {tuple(frame2.shape)}")
-    if min(frame1.shape[-2:]) < 8:
-        raise ValueError(f"frames must be at least 8 x 8 pixels, got {tuple(frame1.shape[-2:])}")
+    if min(frame1.shape[-2:]) < MIN_FRAME:
+        raise ValueError(f"frames must be at least {MIN_FRAME} x {MIN_FRAME} pixels, got {tuple(frame1.shape[-2:])}")
     if frame1.shape[0] == 0:
         raise ValueError("frame1 and frame2 hold no pair (B = 0)")
     return frame1, frame2
