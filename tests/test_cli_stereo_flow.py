@@ -102,6 +102,24 @@ def test_stereo_writes_disparity_std_and_colour_in_each_format(pair, fakes, ext,
     assert "wrote" in capsys.readouterr().out
 
 
+def test_stereo_uncertainty_colour_is_a_colour_map_of_the_std(pair, fakes, capsys, monkeypatch):
+    """Black at std 0, white at the 99th percentile of the stds and above (a model whose std is 0 on the left half,
+    0.5 on the right one)."""
+    stereo, _ = fakes
+
+    def half_certain(left, right, max_disp):
+        out = stereo(left, right, max_disp)
+        out.var[..., : W // 2] = 0.0
+        return out
+
+    monkeypatch.setattr(cli.stereo, "_stereo_model", lambda name, device: half_certain)
+    cli.stereo_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "d.pfm"), "--max-disp", "6",
+                     "--uncertainty-color", str(pair / "s.png")])
+    image = np.asarray(Image.open(pair / "s.png"))
+    assert image.shape == (H, W, 3) and (image[:, : W // 2] == 0).all() and (image[:, W // 2:] == 255).all()
+    assert "white = 0.5 px, the 99th percentile" in capsys.readouterr().out
+
+
 def test_stereo_default_max_disp_is_a_quarter_of_the_width_and_gray_meets_colour(pair, fakes):
     stereo, _ = fakes
     write_image(pair / "gray.png", read_image(pair / "b.png").mean(0))
@@ -171,6 +189,9 @@ STEREO_BAD = {
     "unsupported output": (["a.png", "b.png", "-o", "d.jpg"], "unsupported extension"),
     "unsupported uncertainty": (["a.png", "b.png", "-o", "d.pfm", "--uncertainty", "s.flo"], "unsupported"),
     "colour not png": (["a.png", "b.png", "-o", "d.pfm", "--color", "c.pfm"], "unsupported"),
+    "uncertainty colour not png": (["a.png", "b.png", "-o", "d.pfm", "--uncertainty-color", "s.pfm"], "unsupported"),
+    "uncertainty colour is left": (["a.png", "b.png", "-o", "d.pfm", "--uncertainty-color", "a.png"],
+                                   "refusing to overwrite"),
     "max-disp 0": (["a.png", "b.png", "-o", "d.pfm", "--max-disp", "0"], "> 0"),
     "max-disp negative": (["a.png", "b.png", "-o", "d.pfm", "--max-disp", "-4"], "> 0"),
     "max-disp >= width": (["a.png", "b.png", "-o", "d.pfm", "--max-disp", str(W)], "smaller than the image width"),

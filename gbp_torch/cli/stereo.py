@@ -23,12 +23,13 @@ _STEREO_EPILOG = """output formats (by extension): .pfm float32 (Middlebury: bot
 .png 16-bit with disparity x 256 (KITTI; 0 = unknown; up to 255.99 px), .npy float32 (H, W).
 Disparity is in pixels of the input: left(x, y) matches right(x - d, y).
 --uncertainty writes the per-pixel standard deviation in the same formats; --color a turbo-coded
-8-bit PNG (0 dark blue ... max-disp dark red, unknown black)."""
+8-bit PNG (0 dark blue ... max-disp dark red, unknown black); --uncertainty-color a black-red-yellow-white PNG of
+the std, white at its 99th percentile (printed), for viewing."""
 
 
 def stereo_main(argv: list[str] | None = None) -> None:
     """``gbp-stereo LEFT RIGHT -o DISP.{pfm,png,npy} [--max-disp N] [--uncertainty STD] [--color DISP.png]
-    [--model NAME] [--device cuda]``."""
+    [--uncertainty-color STD.png] [--model NAME] [--device cuda]``."""
     run("gbp-stereo", _stereo, argv)
 
 
@@ -44,6 +45,7 @@ def _stereo(argv: list[str] | None) -> None:
                          f"{MAX_DISP_CAP}; give it when you know the scene's range)")
     ap.add_argument("--uncertainty", type=Path, help="per-pixel disparity std: .pfm, .png or .npy")
     ap.add_argument("--color", type=Path, help="colour-coded disparity for viewing (.png)")
+    ap.add_argument("--uncertainty-color", type=Path, help="colour map of the per-pixel std for viewing (.png)")
     ap.add_argument("--model", default=None, help="model name: a pretrained stereo model, or 'handset' "
                     "(default: the default pretrained model, else the hand-set one)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -52,7 +54,8 @@ def _stereo(argv: list[str] | None) -> None:
         raise CLIError(f"--max-disp must be > 0, got {args.max_disp}")
     inputs = [args.left, args.right]
     check_outputs([("-o", args.output, STEREO_OUTPUTS), ("--uncertainty", args.uncertainty, STEREO_OUTPUTS),
-                    ("--color", args.color, (".png",))], inputs)
+                    ("--color", args.color, (".png",)), ("--uncertainty-color", args.uncertainty_color, (".png",))],
+                   inputs)
     left, _ = read_input(args.left, "left image")
     right, _ = read_input(args.right, "right image")
     left, right = pair(left, right, ("left image", "right image"), (args.left, args.right))
@@ -68,7 +71,7 @@ def _stereo(argv: list[str] | None) -> None:
 
     import torch
 
-    from ..io import write_disparity, write_disparity_color
+    from ..io import write_disparity, write_disparity_color, write_std_map
 
     print(f"stereo: {width}x{left.shape[1]}, disparities 0..{max_disp}"
           + ("" if args.max_disp is not None else " (default: width // 4; set --max-disp)"))
@@ -89,11 +92,18 @@ def _stereo(argv: list[str] | None) -> None:
     if args.color is not None:
         write_disparity_color(args.color, disp, vmin=0.0, vmax=float(max_disp))
         print(f"wrote {args.color} (0 .. {max_disp} px)")
+    if args.uncertainty is None and args.uncertainty_color is None:
+        return
+    if getattr(out, "var", None) is None:
+        raise CLIError("this model gives no uncertainty (--uncertainty / --uncertainty-color not written)")
+    std = out.var[0, 0].float().cpu().clamp_min(0).sqrt()
     if args.uncertainty is not None:
-        if getattr(out, "var", None) is None:
-            raise CLIError("this model gives no uncertainty (--uncertainty not written)")
-        write_disparity(args.uncertainty, out.var[0, 0].float().cpu().clamp_min(0).sqrt())
+        write_disparity(args.uncertainty, std)
         print(f"wrote {args.uncertainty} (std, px)")
+    if args.uncertainty_color is not None:
+        top = write_std_map(args.uncertainty_color, std)
+        print(f"wrote {args.uncertainty_color} (std, black-red-yellow-white; white = {top:.3g} px, the 99th "
+              "percentile, and above)")
 
 
 #: warn when more than this share of the visible pixels lies within half a pixel of --max-disp
