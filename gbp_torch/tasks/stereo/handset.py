@@ -27,8 +27,9 @@ Steps (one cost volume, then ``outer`` relinearisations):
 5. sub-pixel refinement by Gauss-Newton steps of brightness constancy on contrast-normalised images
    (:mod:`.refine`), within ``RefineConfig.max_step`` (0.15 px) of the census estimate, then another guided
    weighted median;
-6. the disparity is the last mean; its variance GBP's marginal variance times ``var_scale``
-   (fitted on synthetic pairs, see train/stereo/calibrate.py).
+6. the disparity is the last mean; its variance the last census round's GBP marginal variance times ``var_scale``
+   (fitted on synthetic pairs, see train/stereo/calibrate.py): it reads the cost's curvature and the data scales,
+   so it ranks the errors far better than the refinement's variance, which it replaced (2026-12-07; docs/stereo.md).
 """
 
 from __future__ import annotations
@@ -139,11 +140,11 @@ class SolveSchedule:
 #: MAE 0.6026 -> 0.6028, 4 % less time per pair (docs/stereo.md).
 STEREO_GRID = GridConfig(levels=None, multigrid=MultigridConfig(smoother="jacobi"))
 
-#: The hand-set model's variance calibration: 95 % of the non-occluded pixels of 16 synthetic pairs with depth edges as
-#: hard as real scenes' (``train.stereo.synth_bench.EDGES``, seed 200) within 1.96 std (``python -m
-#: train.stereo.calibrate``). Fitted on the easy tuning pairs, whose errors are far smaller relative to GBP's variance,
-#: the factor was 0.044 (8 gray pairs; 0.144 shipped from an older fit), and the Middlebury 2003 coverage 0.91-0.99.
-VAR_SCALE = 0.2372
+#: The hand-set model's variance calibration: the last census round's GBP variance times this covers 95 % of the
+#: non-occluded pixels of 16 synthetic pairs with depth edges as hard as real scenes'
+#: (``train.stereo.synth_bench.EDGES``, seed 200) within 1.96 std (``python -m train.stereo.calibrate``; 0.2372 for the
+#: photometric refinement's variance, reported until 2026-12-07, which ranks the errors far less well: docs/stereo.md).
+VAR_SCALE = 0.2580
 
 
 def guided_median(u: Tensor, guide: Tensor, size: int, sigma: float, slope_window: int = 0,
@@ -246,17 +247,16 @@ class HandsetStereo(nn.Module):
                     u, res = self.relinearise(volume, u, theta, cues, frozen)
             bar.update()
         del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
-        release_free_memory()  # what the cost volume's bands left in the heap goes before the refinement
+        release_free_memory()  # what the cost volume's bands left in the heap goes before the variance and refinement
+        var = (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)  # the last census round's
+        res = None
         with torch.no_grad():
-            refined, res_refine = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine,
-                                                     self.grid)
+            refined = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine, self.grid)
             refined = guided_median(refined, guide, self.schedule.median[1], self.schedule.median_sigma,
                                     self.schedule.median_slope, self.schedule.median_dilation)
         u = u + (refined - u.detach()) if record else refined  # straight-through: the refinement is a constant
         bar.update()
         bar.close()
-        res = res_refine if res_refine is not None else res
-        var = None if res is None else (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)
         return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1), offset)
 
     def extend_cues(self, cues: StereoCues, volume: CostVolume, v0: Tensor, left: Tensor, right: Tensor,

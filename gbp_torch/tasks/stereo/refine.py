@@ -76,12 +76,12 @@ def local_contrast(image: Tensor, radius: int = 3, eps: float = 0.01) -> Tensor:
 
 def photometric_refine(left: Tensor, right: Tensor, u: Tensor, occluded: Tensor, factors: StereoFactors,
                        config: RefineConfig, grid: GridConfig):
-    """Refine u (B, H, W) with left, right (B, C, H, W); returns (u (B, H, W), last GridResult or None)."""
+    """Refine u (B, H, W) with left, right (B, C, H, W); returns the refined u (B, H, W)."""
     if config.steps == 0:
-        return u, None
+        return u
     fl = local_contrast(gaussian_blur(left, config.blur), config.radius)
     fr = local_contrast(gaussian_blur(right, config.blur), config.radius)
-    u0, res = u, None
+    u0 = u
     smooth = RobustKernel("cauchy", (mahalanobis_threshold(factors.wh, factors.smooth_k_px),
                                      mahalanobis_threshold(factors.wv, factors.smooth_k_px)))
     for _ in range(config.steps):  # a few Gauss-Newton steps
@@ -94,4 +94,4 @@ def photometric_refine(left: Tensor, right: Tensor, u: Tensor, occluded: Tensor,
         res = solve(z, a_tot, (factors.wh, factors.wv), iters=config.iters, x0=u, robust=robust, config=grid,
                     validate=False)
         u = u0 + (res.mean.reshape(u.shape) - u0).clamp(-config.max_step, config.max_step)
-    return u, res
+    return u
