@@ -41,17 +41,19 @@ def texture(h: int, w: int, seed: int) -> torch.Tensor:
 
 
 def stereo_pair(h: int, w: int, max_disp: int, folder: Path) -> tuple[Path, Path]:
-    """A slanted plane: disparity from 0.2 to 0.8 of max_disp across the width."""
-    left = texture(h, w + max_disp, 0)
+    """A slanted plane: disparity from 0.2 to 0.8 of max_disp across the width, in the models' convention (left(x)
+    matches right(x - d)). Until 2026-12-07 the views were rendered the other way round (right(x) = left(x - d)),
+    which the models' swapped-views check then flagged; the memory figures before that date are of that pair."""
+    scene = texture(h, w + max_disp, 0)
     xs = torch.arange(w, dtype=torch.float32)
     d = max_disp * (0.2 + 0.6 * xs / (w - 1))
-    grid_x = (xs + max_disp - d) / (w + max_disp - 1) * 2 - 1  # right(x) = left(x + d): sample
+    grid_x = (xs + d) / (w + max_disp - 1) * 2 - 1  # right(x) = scene(x + d(x)), left(x) = scene(x)
     gx = grid_x.expand(h, w)
     gy = torch.linspace(-1, 1, h)[:, None].expand(h, w)
-    right = F.grid_sample(left[None], torch.stack((gx, gy), -1)[None], align_corners=True)[0]
+    right = F.grid_sample(scene[None], torch.stack((gx, gy), -1)[None], align_corners=True)[0]
     folder = Path(folder)
     paths = folder / "left.png", folder / "right.png"
-    write_image(paths[0], left[:, :, max_disp:])
+    write_image(paths[0], scene[:, :, :w])
     write_image(paths[1], right)
     return paths
 
