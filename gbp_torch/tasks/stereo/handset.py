@@ -248,9 +248,9 @@ class HandsetStereo(nn.Module):
             bar.update()
         del volume  # the largest array (B, D + 1, H, W); the photometric refinement does not read it
         release_free_memory()  # what the cost volume's bands left in the heap goes before the variance and refinement
-        var = (res.var.detach().reshape(u.shape) * self.var_scale).unsqueeze(1)  # the last census round's
-        res = None
-        with torch.no_grad():
+        with torch.no_grad():  # the variance and the refinement are constants
+            var = (res.var.reshape(u.shape) * self.var_scale).unsqueeze(1)  # the last census round's
+            res = None
             refined = photometric_refine(left, right, u.detach(), cues.occluded, frozen, self.refine, self.grid)
             refined = guided_median(refined, guide, self.schedule.median[1], self.schedule.median_sigma,
                                     self.schedule.median_slope, self.schedule.median_dilation)
