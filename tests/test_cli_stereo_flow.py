@@ -120,6 +120,18 @@ def test_stereo_uncertainty_colour_is_a_colour_map_of_the_std(pair, fakes, capsy
     assert "white = 0.5 px, the 99th percentile" in capsys.readouterr().out
 
 
+def test_stereo_says_when_it_resampled_tilted_rows(pair, monkeypatch, capsys):
+    def model(left, right, max_disp):
+        d = torch.full((1, 1, *left.shape[-2:]), 2.0)
+        return StereoOutput(d, None, None, torch.tensor([0.0]), torch.tensor([-1.5]))
+
+    monkeypatch.setattr(cli.stereo, "_stereo_model", lambda name, device: model)
+    cli.stereo_main([str(pair / "a.png"), str(pair / "b.png"), "-o", str(pair / "d.pfm"), "--max-disp", "6"])
+    said = [line for line in capsys.readouterr().out.splitlines() if "rows are" in line]
+    assert said == ["stereo: the right image's rows are +0.00 px off the left's, changing by -1.50 px from the left "
+                    "edge to the right (imperfect rectification): resampled before matching"]
+
+
 def test_stereo_default_max_disp_is_a_quarter_of_the_width_and_gray_meets_colour(pair, fakes):
     stereo, _ = fakes
     write_image(pair / "gray.png", read_image(pair / "b.png").mean(0))

@@ -81,9 +81,11 @@ def _stereo(argv: list[str] | None) -> None:
     if disp is None or tuple(disp.shape[-2:]) != tuple(left.shape[-2:]):
         raise RuntimeError(f"the model returned a disparity of shape "
                            f"{None if disp is None else tuple(disp.shape)}, expected (1, 1, {left.shape[1]}, {width})")
-    offset = getattr(out, "row_offset", None)
-    if offset is not None and float(offset[0]) != 0:
-        print(f"stereo: the right image's rows are {float(offset[0]):+.2f} px off the left's (imperfect "
+    offset, tilt = getattr(out, "row_offset", None), getattr(out, "row_tilt", None)
+    tilted = tilt is not None and float(tilt[0]) != 0
+    if tilted or (offset is not None and float(offset[0]) != 0):
+        across = f", changing by {float(tilt[0]):+.2f} px from the left edge to the right" if tilted else ""
+        print(f"stereo: the right image's rows are {float(offset[0]):+.2f} px off the left's{across} (imperfect "
               "rectification): resampled before matching")
     disp = disp[0, 0].float().cpu()
     _warn_if_range_reached(disp, getattr(out, "occluded", None), max_disp, args.max_disp is None)

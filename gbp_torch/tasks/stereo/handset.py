@@ -5,8 +5,9 @@
 
 Steps (one cost volume, then ``outer`` relinearisations):
 
-0. the right view's row offset (up to ``CostConfig.row_reach`` rows) estimated and, from 0.1 px on, resampled away
-   (:mod:`.rows`: pairs whose rectification is off by a fraction of a row); a :class:`~.rows.SwappedViewsWarning`
+0. the right view's row offset (up to ``CostConfig.row_reach`` rows) and its change across the width (a small
+   rotation) estimated and, from 0.1 px (0.4 px across the width) on, resampled away (:mod:`.rows`: pairs whose
+   rectification is off by a fraction of a row); a :class:`~.rows.SwappedViewsWarning`
    when the pair matches better at negative disparities (left and right given swapped);
 1. the census cost volume over all disparities (:func:`~.cost.cost_volume`, chunked, uint8; optionally
    mixed with the cost of learned matching features, ``features``), aggregated by a guided filter of
@@ -51,7 +52,7 @@ from .occlusion import fill_background, left_right_check, out_of_view
 from .output import StereoOutput
 from .refine import RefineConfig, photometric_refine
 from .robust_solve import weighted_solve
-from .rows import SwappedViewsWarning, align_rows, looks_swapped, match_costs, row_offset
+from .rows import SwappedViewsWarning, align_rows, looks_swapped, match_costs, row_offset, row_tilt
 from .search import coupled_search, quadratic_fit, right_winner
 from .slopes import edge_slopes
 
@@ -214,7 +215,8 @@ class HandsetStereo(nn.Module):
             check_pair(left, right, max_disp)
             costs = match_costs(left, right, max_disp, self.cost.row_reach)
             swapped = looks_swapped(costs)
-            right, offset = align_rows(right, row_offset(costs))
+            centre = 0.0 if costs.strip_columns is None else float(costs.strip_columns.mean())
+            right, offset, tilt = align_rows(right, row_offset(costs), row_tilt(costs, right.shape[-1]), centre)
         if bool(swapped.any()):
             which = "" if len(swapped) == 1 else f" (items {swapped.nonzero()[:, 0].tolist()})"
             warnings.warn(f"stereo: the pair matches better at negative disparities than at 0..max_disp{which}: are "
@@ -257,7 +259,7 @@ class HandsetStereo(nn.Module):
         u = u + (refined - u.detach()) if record else refined  # straight-through: the refinement is a constant
         bar.update()
         bar.close()
-        return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1), offset)
+        return StereoOutput(u.unsqueeze(1), var, cues.occluded.unsqueeze(1), offset, tilt * right.shape[-1])
 
     def extend_cues(self, cues: StereoCues, volume: CostVolume, v0: Tensor, left: Tensor, right: Tensor,
                     max_disp: int) -> StereoCues:
