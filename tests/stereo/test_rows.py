@@ -138,7 +138,7 @@ def test_swapped_views_are_not_resampled():
     costs = rows.match_costs(torch.cat([left, right]), torch.cat([right, left]), 12, 3)
     assert rows.looks_swapped(costs).tolist() == [False, True]
     offsets = rows.row_offset(costs)
-    assert abs(float(offsets[0])) < 0.05 and float(offsets[1]) == 0.0
+    assert abs(float(offsets[0])) < 0.05 and float(offsets[1]) == 0.0 and float(rows.row_tilt(costs, 96)[1]) == 0.0
     assert abs(int(costs.offsets[1].argmin()) - 3) > 1  # what the offset was: the rule is needed here
     with pytest.warns(SwappedViewsWarning):
         assert HandsetStereo()(right, left, 12).row_offset.tolist() == [0.0]
