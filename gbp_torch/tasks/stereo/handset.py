@@ -215,8 +215,8 @@ class HandsetStereo(nn.Module):
             check_pair(left, right, max_disp)
             costs = match_costs(left, right, max_disp, self.cost.row_reach)
             swapped = looks_swapped(costs)
-            centre = 0.0 if costs.strip_columns is None else float(costs.strip_columns.mean())
-            right, offset, tilt = align_rows(right, row_offset(costs), row_tilt(costs, right.shape[-1]), centre)
+            right, offset, tilt = align_rows(right, row_offset(costs), row_tilt(costs, right.shape[-1]),
+                                             float(costs.strip_columns.mean()))
         if bool(swapped.any()):
             which = "" if len(swapped) == 1 else f" (items {swapped.nonzero()[:, 0].tolist()})"
             warnings.warn(f"stereo: the pair matches better at negative disparities than at 0..max_disp{which}: are "

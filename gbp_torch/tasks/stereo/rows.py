@@ -67,8 +67,8 @@ class MatchCosts(NamedTuple):
     offsets: Tensor
     mirrored: Tensor
     pixels: int
-    strips: Tensor | None = None
-    strip_columns: Tensor | None = None
+    strips: Tensor
+    strip_columns: Tensor
 
 
 def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> MatchCosts:
@@ -96,7 +96,7 @@ def match_costs(left: Tensor, right: Tensor, max_disp: int, reach: int) -> Match
     bounds = torch.linspace(0, w - inner, STRIPS + 1, dtype=torch.float64).round().long().tolist()
     strips = torch.stack([per_column[..., a:b].mean(-1) for a, b in zip(bounds, bounds[1:])], -1)
     columns = torch.tensor([inner + (a + b - 1) / 2 for a, b in zip(bounds, bounds[1:])], dtype=torch.float64)
-    return MatchCosts(best[..., inner:].double().mean((2, 3)), best_mirrored[..., :w - inner].double().mean((1, 2, 3)),
+    return MatchCosts(per_column.mean(-1), best_mirrored[..., :w - inner].double().mean((1, 2, 3)),
                       rows.numel() * (w - inner), strips, columns)
 
 
@@ -135,7 +135,7 @@ def row_tilt(costs: MatchCosts, width: int) -> Tensor:
     rows so."""
     zero = torch.zeros(costs.offsets.shape[0], dtype=torch.float64, device=costs.offsets.device)
     reach = (costs.offsets.shape[1] - 1) // 2
-    if costs.strips is None or reach <= 0 or costs.pixels < STRIPS * MIN_PIXELS:
+    if reach <= 0 or costs.pixels < STRIPS * MIN_PIXELS:
         return zero
     ends = torch.stack([_least_offset(costs.strips[..., i]) for i in range(STRIPS)], -1)  # (B, STRIPS)
     x = costs.strip_columns.to(ends.device) - costs.strip_columns.mean()
