@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .png_check import SIGNATURE, check_png, png_has_alpha
+from .png_check import SIGNATURE, check_png, png_depth_and_colour, png_has_alpha
 
 
 def _read_bytes(path: str | os.PathLike) -> bytes:
@@ -44,8 +44,9 @@ def _is_png(data: bytes) -> bool:
 
 
 def _is_colour_png16(data: bytes) -> bool:
-    """A 16-bit PNG with colour or alpha (IHDR bit depth 16, colour type 2, 4 or 6): Pillow would cut it to 8 bits."""
-    return data.startswith(SIGNATURE) and len(data) > 25 and data[24] == 16 and data[25] in (2, 4, 6)
+    """A (checked) 16-bit PNG with colour or alpha (colour type 2, 4 or 6): Pillow would cut it to 8 bits."""
+    depth, colour = png_depth_and_colour(data)
+    return depth == 16 and colour in (2, 4, 6)
 
 
 def _decode(path: str | os.PathLike, mode_name: str, data: bytes | None = None) -> Tensor:
@@ -158,11 +159,12 @@ def read_alpha(path: str | os.PathLike) -> Tensor | None:
     """The alpha channel of an image file, (1, H, W) float32 in [0, 1], or None when the file has none or it is
     opaque everywhere (the image readers drop it; :func:`write_image` can store it again)."""
     data = _read_bytes(path)
-    if _is_png(data):
+    png = _is_png(data)
+    if png:
         _check_png(path, data)
         if not png_has_alpha(data):
             return None
-    if _is_png(data) and len(data) > 24 and data[24] == 16:  # Pillow cuts 16-bit alpha to 8 bits (or fails)
+    if png and png_depth_and_colour(data)[0] == 16:  # Pillow cuts 16-bit alpha to 8 bits (or fails)
         alpha = _decode_torchvision(path, "RGB_ALPHA", data)[3:]
     else:
         alpha = _pillow_alpha(path, data)

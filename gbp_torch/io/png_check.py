@@ -64,10 +64,15 @@ def check_png(data: bytes) -> None:
     _check_image_data(header, b"".join(idat))
 
 
+def png_depth_and_colour(data: bytes) -> tuple[int, int]:
+    """The bit depth and colour type of a (checked) PNG, from its IHDR chunk, which comes first."""
+    return data[24], data[25]
+
+
 def png_has_alpha(data: bytes) -> bool:
     """Whether a (checked) PNG stores transparency: a colour type with alpha (gray + alpha, RGBA) or a tRNS chunk
     (palette or single-colour transparency), which precedes the image data. A file too short to say: False."""
-    if len(data) > 25 and data[25] in (4, 6):
+    if len(data) > 25 and png_depth_and_colour(data)[1] in (4, 6):
         return True
     pos = len(SIGNATURE)
     while pos + 8 <= len(data):
